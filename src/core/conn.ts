@@ -1,0 +1,241 @@
+/**
+ * The byte-carrier contract every layer shares.
+ *
+ * A {@link Conn} is Deno-shaped (`readable`/`writable` Web Streams, addresses, `close`) and also
+ * offers Go-style `read`/`write`/`closeWrite`, which the hot copy path uses: a read/write loop
+ * with one reused buffer moves about twice the bytes of `readable.pipeTo(writable)` here.
+ * TCP, TLS, WebSocket, smux streams, KCP sessions and bundle streams all implement it, so layers
+ * stack by wrapping.
+ * @module
+ */
+
+/** An endpoint address. `transport` is informative ("tcp", "udp", "smux", "ws", ...). */
+export interface NetAddr {
+  transport: string;
+  hostname: string;
+  port: number;
+}
+
+/** The minimal duplex shape: the shape of `Deno.Conn`. */
+export interface Duplex {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  readonly localAddr: NetAddr;
+  readonly remoteAddr: NetAddr;
+  /** Tears down both directions; idempotent; never throws. */
+  close(): void;
+}
+
+/** A duplex with direct reads and writes. */
+export interface Conn extends Duplex {
+  /** Reads into `p`; resolves the byte count, or `null` at end of stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /**
+   * Writes all of `p` (never a short write). The caller may reuse `p` once this resolves.
+   * For datagram conns one write is one datagram.
+   */
+  write(p: Uint8Array): Promise<number>;
+  /** Half-close: the peer reads end of stream; reading here goes on. */
+  closeWrite(): Promise<void>;
+  /** True when each read/write carries one whole message (UDP-like). */
+  readonly datagram?: boolean;
+}
+
+/** An unspecified address, for conns that have none (pipes, in-memory). */
+export const NO_ADDR: NetAddr = Object.freeze({ transport: "none", hostname: "", port: 0 });
+
+/**
+ * Base class: implement `read`, `write`, `closeWrite`, `close` and get the Web Streams
+ * lazily. Use either the streams or `read`/`write` for one direction, not both at once.
+ */
+export abstract class ConnBase implements Conn {
+  abstract readonly localAddr: NetAddr;
+  abstract readonly remoteAddr: NetAddr;
+  abstract read(p: Uint8Array): Promise<number | null>;
+  abstract write(p: Uint8Array): Promise<number>;
+  abstract closeWrite(): Promise<void>;
+  abstract close(): void;
+  #readable?: ReadableStream<Uint8Array>;
+  #writable?: WritableStream<Uint8Array>;
+
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#readable ??= readableFromConn(this);
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= writableFromConn(this);
+  }
+}
+
+const STREAM_CHUNK = 32 * 1024;
+
+/** A ReadableStream pulling from `conn.read`. Cancel closes the conn. */
+export function readableFromConn(conn: Conn): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      const buf = new Uint8Array(STREAM_CHUNK);
+      const n = await conn.read(buf);
+      if (n === null) ctrl.close();
+      else ctrl.enqueue(buf.subarray(0, n));
+    },
+    cancel() {
+      conn.close();
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** A WritableStream pushing into `conn.write`; closing it half-closes the conn. */
+export function writableFromConn(conn: Conn): WritableStream<Uint8Array> {
+  return new WritableStream<Uint8Array>({
+    async write(chunk) {
+      await conn.write(chunk);
+    },
+    async close() {
+      await conn.closeWrite();
+    },
+    abort() {
+      conn.close();
+    },
+  });
+}
+
+/**
+ * Adapts any {@link Duplex} to a {@link Conn}. A value that already is a Conn is returned
+ * as is. Reads keep the leftover of a chunk larger than the caller's buffer.
+ */
+export function toConn(d: Duplex): Conn {
+  if (isConn(d)) return d;
+  return new StreamConn(d);
+}
+
+/** True when `d` has the direct read/write methods. */
+export function isConn(d: Duplex): d is Conn {
+  const c = d as Partial<Conn>;
+  return typeof c.read === "function" && typeof c.write === "function" &&
+    typeof c.closeWrite === "function";
+}
+
+class StreamConn extends ConnBase {
+  #d: Duplex;
+  #reader?: ReadableStreamDefaultReader<Uint8Array>;
+  #writer?: WritableStreamDefaultWriter<Uint8Array>;
+  #left: Uint8Array | null = null;
+
+  constructor(d: Duplex) {
+    super();
+    this.#d = d;
+  }
+  get localAddr(): NetAddr {
+    return this.#d.localAddr;
+  }
+  get remoteAddr(): NetAddr {
+    return this.#d.remoteAddr;
+  }
+  override get readable(): ReadableStream<Uint8Array> {
+    return this.#reader ? super.readable : this.#d.readable;
+  }
+  override get writable(): WritableStream<Uint8Array> {
+    return this.#writer ? super.writable : this.#d.writable;
+  }
+  async read(p: Uint8Array): Promise<number | null> {
+    let chunk = this.#left;
+    this.#left = null;
+    while (!chunk || chunk.length === 0) {
+      this.#reader ??= this.#d.readable.getReader();
+      const r = await this.#reader.read();
+      if (r.done) return null;
+      chunk = r.value;
+    }
+    const n = Math.min(p.length, chunk.length);
+    p.set(chunk.subarray(0, n));
+    if (n < chunk.length) this.#left = chunk.subarray(n);
+    return n;
+  }
+  async write(p: Uint8Array): Promise<number> {
+    this.#writer ??= this.#d.writable.getWriter();
+    // Streams may hold the chunk after write resolves: hand over a copy.
+    await this.#writer.write(p.slice());
+    return p.length;
+  }
+  async closeWrite(): Promise<void> {
+    this.#writer ??= this.#d.writable.getWriter();
+    await this.#writer.close().catch(() => {});
+  }
+  close(): void {
+    try {
+      this.#d.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/**
+ * A Conn that first replays bytes already read (a peeked prefix), then reads from `inner`.
+ * Handlers that sniff a protocol use it to hand the connection on without losing bytes.
+ */
+export class PrefixedConn extends ConnBase {
+  #inner: Conn;
+  #prefix: Uint8Array | null;
+
+  constructor(inner: Conn, prefix: Uint8Array) {
+    super();
+    this.#inner = inner;
+    this.#prefix = prefix.length > 0 ? prefix : null;
+  }
+  get localAddr(): NetAddr {
+    return this.#inner.localAddr;
+  }
+  get remoteAddr(): NetAddr {
+    return this.#inner.remoteAddr;
+  }
+  get datagram(): boolean | undefined {
+    return this.#inner.datagram;
+  }
+  read(p: Uint8Array): Promise<number | null> {
+    const pre = this.#prefix;
+    if (pre) {
+      const n = Math.min(pre.length, p.length);
+      p.set(pre.subarray(0, n));
+      this.#prefix = n < pre.length ? pre.subarray(n) : null;
+      return Promise.resolve(n);
+    }
+    return this.#inner.read(p);
+  }
+  write(p: Uint8Array): Promise<number> {
+    return this.#inner.write(p);
+  }
+  closeWrite(): Promise<void> {
+    return this.#inner.closeWrite();
+  }
+  close(): void {
+    this.#inner.close();
+  }
+}
+
+/** Reads exactly `p.length` bytes; throws `UnexpectedEof` if the stream ends first. */
+export async function readFull(conn: Conn, p: Uint8Array): Promise<Uint8Array> {
+  let off = 0;
+  while (off < p.length) {
+    const n = await conn.read(p.subarray(off));
+    if (n === null) throw new UnexpectedEofError(off, p.length);
+    off += n;
+  }
+  return p;
+}
+
+/** Reads exactly `n` bytes into a new buffer. */
+export function readN(conn: Conn, n: number): Promise<Uint8Array> {
+  return readFull(conn, new Uint8Array(n));
+}
+
+/** The stream ended in the middle of a structure. */
+export class UnexpectedEofError extends Error {
+  constructor(got: number, want: number) {
+    super(`unexpected end of stream (${got} of ${want} bytes)`);
+    this.name = "UnexpectedEofError";
+  }
+}
+
+/** Formats an address as `host:port` (IPv6 in brackets). */
+export function formatAddr(a: NetAddr): string {
+  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+}

@@ -1,0 +1,85 @@
+/**
+ * One JSON object per line on stderr, GOST's field names (gost.md §6.1):
+ * `time`, `level`, `msg`, then context fields (`kind`, `service`, `remote`, `local`, ...).
+ * @module
+ */
+
+/** Log levels, least to most severe. */
+export type Level = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "none";
+const RANK: Record<Level, number> = {
+  trace: 0,
+  debug: 1,
+  info: 2,
+  warn: 3,
+  error: 4,
+  fatal: 5,
+  none: 9,
+};
+
+/** Context fields carried by a logger. */
+export type Fields = Record<string, unknown>;
+
+/** Where lines go: defaults to stderr. */
+export type Sink = (line: string) => void;
+
+const encoder = new TextEncoder();
+const stderrSink: Sink = (line) => {
+  try {
+    Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  } catch { /* stderr gone: nothing to do */ }
+};
+
+function timestamp(d = new Date()): string {
+  const off = -d.getTimezoneOffset();
+  const pad = (n: number, w = 2) => String(Math.abs(n)).padStart(w, "0");
+  const local = new Date(d.getTime() + off * 60_000);
+  const base = local.toISOString().slice(0, 23);
+  const zone = off === 0 ? "Z" : `${off > 0 ? "+" : "-"}${pad(Math.trunc(off / 60))}:${pad(off % 60)}`;
+  return base + zone;
+}
+
+/** A leveled logger with fields; `with()` derives a child carrying more fields. */
+export class Logger {
+  readonly level: Level;
+  readonly fields: Fields;
+  readonly #sink: Sink;
+
+  constructor(level: Level = "info", fields: Fields = {}, sink: Sink = stderrSink) {
+    this.level = level;
+    this.fields = fields;
+    this.#sink = sink;
+  }
+
+  with(fields: Fields): Logger {
+    return new Logger(this.level, { ...this.fields, ...fields }, this.#sink);
+  }
+
+  enabled(level: Level): boolean {
+    return RANK[level] >= RANK[this.level];
+  }
+
+  log(level: Level, msg: string, fields?: Fields): void {
+    if (!this.enabled(level)) return;
+    const rec: Fields = { time: timestamp(), level, msg, ...this.fields, ...fields };
+    this.#sink(JSON.stringify(rec, (_k, v) => v instanceof Error ? v.message : v));
+  }
+
+  trace(msg: string, fields?: Fields): void {
+    this.log("trace", msg, fields);
+  }
+  debug(msg: string, fields?: Fields): void {
+    this.log("debug", msg, fields);
+  }
+  info(msg: string, fields?: Fields): void {
+    this.log("info", msg, fields);
+  }
+  warn(msg: string, fields?: Fields): void {
+    this.log("warn", msg, fields);
+  }
+  error(msg: string, fields?: Fields): void {
+    this.log("error", msg, fields);
+  }
+}
+
+/** A logger that drops everything (library default, tests). */
+export const silentLogger: Logger = new Logger("none");

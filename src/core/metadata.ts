@@ -1,0 +1,126 @@
+/**
+ * GOST metadata: a case-insensitive string-keyed map with typed getters that accept several
+ * alias keys. Parse it once into a typed options object at init; hot paths never look keys up.
+ * @module
+ */
+import { parseDuration } from "./duration.ts";
+import { ConfigError } from "./errors.ts";
+
+/** Raw metadata as it comes from the CLI (strings) or a config file (any JSON value). */
+export type MetadataRecord = Record<string, unknown>;
+
+/** Case-insensitive metadata with GOST's value typing. */
+export class Metadata {
+  readonly #map = new Map<string, unknown>();
+  /** Field path for error messages, e.g. `services[0].listener.metadata`. */
+  readonly path: string;
+
+  constructor(record: MetadataRecord = {}, path = "metadata") {
+    this.path = path;
+    for (const [k, v] of Object.entries(record)) this.#map.set(k.toLowerCase(), v);
+  }
+
+  /** The raw value under the first present alias (GOST: the last present alias wins). */
+  get(...keys: string[]): unknown {
+    let out: unknown;
+    for (const k of keys) {
+      const v = this.#map.get(k.toLowerCase());
+      if (v !== undefined) out = v;
+    }
+    return out;
+  }
+
+  /** Which of `keys` is present (last one wins), for error messages. */
+  #keyOf(keys: string[]): string {
+    let out = keys[0] ?? "";
+    for (const k of keys) if (this.#map.has(k.toLowerCase())) out = k;
+    return out;
+  }
+
+  has(...keys: string[]): boolean {
+    return keys.some((k) => this.#map.has(k.toLowerCase()));
+  }
+
+  string(keys: string | string[], def = ""): string {
+    const ks = typeof keys === "string" ? [keys] : keys;
+    const v = this.get(...ks);
+    if (v === undefined || v === null) return def;
+    return typeof v === "string" ? v : String(v);
+  }
+
+  bool(keys: string | string[], def = false): boolean {
+    const ks = typeof keys === "string" ? [keys] : keys;
+    const v = this.get(...ks);
+    if (v === undefined || v === null) return def;
+    if (typeof v === "boolean") return v;
+    if (typeof v === "number") return v !== 0;
+    const s = String(v).trim().toLowerCase();
+    if (["1", "t", "true", "yes", "on"].includes(s)) return true;
+    if (["0", "f", "false", "no", "off", ""].includes(s)) return false;
+    if (/^-?\d+$/.test(s)) return Number(s) !== 0;
+    throw new ConfigError(`${this.path}.${this.#keyOf(ks)}`, `expected a boolean, got ${JSON.stringify(v)}`);
+  }
+
+  int(keys: string | string[], def = 0): number {
+    const ks = typeof keys === "string" ? [keys] : keys;
+    const v = this.get(...ks);
+    if (v === undefined || v === null || v === "") return def;
+    if (typeof v === "boolean") return v ? 1 : 0;
+    const n = typeof v === "number" ? v : Number(String(v).trim());
+    if (!Number.isInteger(n)) {
+      throw new ConfigError(`${this.path}.${this.#keyOf(ks)}`, `expected an integer, got ${JSON.stringify(v)}`);
+    }
+    return n;
+  }
+
+  /** A duration in milliseconds: Go duration text, or a number of seconds. */
+  duration(keys: string | string[], defMs = 0): number {
+    const ks = typeof keys === "string" ? [keys] : keys;
+    const v = this.get(...ks);
+    if (v === undefined || v === null || v === "") return defMs;
+    if (typeof v === "number") return v * 1000;
+    const ms = parseDuration(String(v));
+    if (ms === undefined) {
+      throw new ConfigError(`${this.path}.${this.#keyOf(ks)}`, `expected a duration such as "30s", got ${JSON.stringify(v)}`);
+    }
+    return ms;
+  }
+
+  /** A list: a YAML array, or comma-separated text. */
+  strings(keys: string | string[]): string[] {
+    const ks = typeof keys === "string" ? [keys] : keys;
+    const v = this.get(...ks);
+    if (v === undefined || v === null || v === "") return [];
+    if (Array.isArray(v)) return v.map(String);
+    return String(v).split(",").map((s) => s.trim()).filter((s) => s !== "");
+  }
+
+  /** A string map: a YAML mapping, or `k1:v1,k2:v2` text. */
+  map(keys: string | string[]): Record<string, string> {
+    const ks = typeof keys === "string" ? [keys] : keys;
+    const v = this.get(...ks);
+    if (v === undefined || v === null || v === "") return {};
+    if (typeof v === "object" && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as object).map(([k, x]) => [k, String(x)]));
+    }
+    const out: Record<string, string> = {};
+    for (const part of String(v).split(",")) {
+      const i = part.indexOf(":");
+      if (i > 0) out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+    }
+    return out;
+  }
+
+  /** Keys with the given dotted prefix, prefix removed (e.g. "kcp." → {crypt: ...}). */
+  withPrefix(prefix: string): Metadata {
+    const p = prefix.toLowerCase();
+    const out: MetadataRecord = {};
+    for (const [k, v] of this.#map) if (k.startsWith(p)) out[k.slice(p.length)] = v;
+    return new Metadata(out, `${this.path}.${prefix.replace(/\.$/, "")}`);
+  }
+
+  /** All entries, keys lower-cased. */
+  entries(): [string, unknown][] {
+    return [...this.#map];
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * `relay(a, b)`: copies bytes both ways until both directions end.
+ *
+ * End of stream on one side half-closes the other (`closeWrite`), so request/response
+ * protocols that rely on half-close work through a tunnel. An error in either direction
+ * closes both conns. The copy loop reuses one buffer per direction (no per-chunk allocation).
+ * @module
+ */
+import type { Conn } from "./conn.ts";
+
+/** Bytes moved by {@link relay}. */
+export interface RelayResult {
+  /** Bytes read from `a` and written to `b`. */
+  aToB: number;
+  /** Bytes read from `b` and written to `a`. */
+  bToA: number;
+  /** The first error that ended the relay, if any. */
+  error?: unknown;
+}
+
+export interface RelayOptions {
+  /** Copy buffer size per direction. Default 64 KiB. */
+  bufferSize?: number;
+  /** Aborting closes both conns. */
+  signal?: AbortSignal;
+  /** Close both conns when no byte moved for this long (ms). 0 = never. */
+  idleTimeout?: number;
+}
+
+const DEFAULT_BUFFER = 64 * 1024;
+
+/** Copies `src` to `dst` until EOF, then half-closes `dst`. Returns the byte count. */
+export async function copy(
+  src: Conn,
+  dst: Conn,
+  buf: Uint8Array = new Uint8Array(DEFAULT_BUFFER),
+  onProgress?: () => void,
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = await src.read(buf);
+    if (n === null) break;
+    if (n === 0) continue;
+    await dst.write(n === buf.length ? buf : buf.subarray(0, n));
+    total += n;
+    onProgress?.();
+  }
+  await dst.closeWrite();
+  return total;
+}
+
+/** Relays `a` ⇄ `b`; resolves when both directions are done and both conns are closed. */
+export async function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<RelayResult> {
+  const size = opts.bufferSize ?? DEFAULT_BUFFER;
+  const result: RelayResult = { aToB: 0, bToA: 0 };
+  let closed = false;
+  const closeBoth = () => {
+    if (closed) return;
+    closed = true;
+    a.close();
+    b.close();
+  };
+  const onAbort = () => closeBoth();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  if (opts.signal?.aborted) closeBoth();
+
+  let last = Date.now();
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const idle = opts.idleTimeout ?? 0;
+  const touch = idle > 0 ? () => void (last = Date.now()) : undefined;
+  if (idle > 0) {
+    timer = setInterval(() => {
+      if (Date.now() - last >= idle) closeBoth();
+    }, Math.min(idle, 1000));
+  }
+
+  const fail = (e: unknown) => {
+    result.error ??= e;
+    closeBoth();
+  };
+  try {
+    await Promise.all([
+      copy(a, b, new Uint8Array(size), touch).then((n) => void (result.aToB = n), fail),
+      copy(b, a, new Uint8Array(size), touch).then((n) => void (result.bToA = n), fail),
+    ]);
+  } finally {
+    if (timer !== undefined) clearInterval(timer);
+    opts.signal?.removeEventListener("abort", onAbort);
+    closeBoth();
+  }
+  return result;
+}

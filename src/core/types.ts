@@ -1,0 +1,167 @@
+/**
+ * The plugin contracts: Listener → Handler → Router → (Dialer → Connector per hop).
+ * Each is a small interface; factories receive wired dependencies plus typed metadata.
+ * @module
+ */
+import type { Conn, NetAddr } from "./conn.ts";
+import type { Logger } from "./log.ts";
+import type { Metadata } from "./metadata.ts";
+
+/** "tcp" for streams; "udp" for datagram conns (one read/write = one datagram). */
+export type Network = "tcp" | "udp";
+
+/** TLS settings of a listener, dialer or handler (gost.md §2 TLSConfig). */
+export interface TlsOptions {
+  certFile?: string;
+  keyFile?: string;
+  caFile?: string;
+  /** Client: verify the server certificate (default false, as GOST). */
+  secure?: boolean;
+  serverName?: string;
+  options?: { minVersion?: string; maxVersion?: string; alpn?: string[] };
+}
+
+/** Checks credentials. Implementations compare in constant time and never log passwords. */
+export interface Auther {
+  authenticate(username: string, password: string): boolean;
+}
+
+/** Username and password a connector or dialer presents upstream. */
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+// ---------------------------------------------------------------- listener
+
+/** Accepts connections; a multiplexing listener yields its streams. */
+export interface Listener extends AsyncDisposable {
+  readonly addr: NetAddr;
+  /** Next connection, or `null` once the listener is closed. */
+  accept(): Promise<Conn | null>;
+  /** Stops accepting and releases the socket (and any sessions it owns). */
+  close(): Promise<void>;
+}
+
+export interface ListenerOptions {
+  /** Listen address, `host:port` (`:port` for all interfaces). */
+  addr: string;
+  metadata: Metadata;
+  tls?: TlsOptions;
+  auther?: Auther;
+  log: Logger;
+  service: string;
+}
+
+export type ListenerFactory = (opts: ListenerOptions) => Promise<Listener>;
+
+// ---------------------------------------------------------------- handler
+
+/** Per-connection context handed to a handler. */
+export interface HandleContext {
+  /** Session id (for logs). */
+  sid: string;
+  log: Logger;
+  /** Aborted when the service shuts down. */
+  signal: AbortSignal;
+}
+
+/** Speaks the inbound protocol on one connection and relays it. */
+export interface Handler {
+  handle(conn: Conn, ctx: HandleContext): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** What the router offers a handler. */
+export interface Router {
+  /** An upstream conn to `address` (through the chain, if any). */
+  dial(network: Network, address: string, opts?: DialRequest): Promise<Conn>;
+}
+
+export interface DialRequest {
+  signal?: AbortSignal;
+  /** Client address, the default hash source for the `hash` strategy. */
+  client?: string;
+  log?: Logger;
+}
+
+/** A node a forwarding handler may pick (a `forwarder` target). */
+export interface ForwardTarget {
+  name: string;
+  addr: string;
+  network?: Network;
+}
+
+/** Picks forward targets and records their failures (selector + fail marks). */
+export interface TargetSelector {
+  select(client?: string): ForwardTarget | undefined;
+  markFailed(t: ForwardTarget): void;
+  markOk(t: ForwardTarget): void;
+}
+
+export interface HandlerOptions {
+  metadata: Metadata;
+  router: Router;
+  log: Logger;
+  service: string;
+  auther?: Auther;
+  tls?: TlsOptions;
+  /** Set when the service forwards (`-L tcp://:p/target`, `forwarder:` in YAML). */
+  forwarder?: TargetSelector;
+  /** Resolves a nested handler (auto → http/socks4/socks5). */
+  handlerOf?(type: string): Promise<Handler>;
+}
+
+export type HandlerFactory = (opts: HandlerOptions) => Promise<Handler> | Handler;
+
+// ---------------------------------------------------------------- dialer
+
+/** What a dialer gets for each dial. */
+export interface DialContext {
+  /**
+   * Opens the raw byte connection to `addr`: a direct TCP dial for the first hop, or a
+   * connection through the previous hops. Transports layer on top of it (TLS, WebSocket, smux).
+   */
+  netDial(addr: string): Promise<Conn>;
+  signal?: AbortSignal;
+  log: Logger;
+}
+
+/**
+ * A transport's client side. One dialer instance exists per chain node, so multiplexing
+ * dialers (mtcp, mws, kcp, mtmux) keep their session per node and open a stream per dial.
+ */
+export interface Dialer {
+  dial(addr: string, ctx: DialContext): Promise<Conn>;
+  close?(): Promise<void>;
+}
+
+export interface DialerOptions {
+  metadata: Metadata;
+  tls?: TlsOptions;
+  auth?: Credentials;
+  log: Logger;
+}
+
+export type DialerFactory = (opts: DialerOptions) => Promise<Dialer> | Dialer;
+
+// ---------------------------------------------------------------- connector
+
+/** A proxy protocol's client side: asks the node at the other end of `conn` for `address`. */
+export interface Connector {
+  connect(conn: Conn, network: Network, address: string, ctx: ConnectContext): Promise<Conn>;
+}
+
+export interface ConnectContext {
+  signal?: AbortSignal;
+  log: Logger;
+}
+
+export interface ConnectorOptions {
+  metadata: Metadata;
+  auth?: Credentials;
+  tls?: TlsOptions;
+  log: Logger;
+}
+
+export type ConnectorFactory = (opts: ConnectorOptions) => Promise<Connector> | Connector;

@@ -1,0 +1,114 @@
+/** Shared test helpers: random payloads, digests, loopback listeners, timeouts. */
+import type { Conn } from "../src/core/conn.ts";
+
+/** `n` random bytes (crypto.getRandomValues caps at 64 KiB per call). */
+export function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  return out;
+}
+
+/** Hex SHA-256. */
+export async function sha256(data: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Reads `conn` to EOF and returns all bytes. */
+export async function readAll(conn: Conn, limit = 1 << 30): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const buf = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    parts.push(buf.slice(0, n));
+    total += n;
+    if (total > limit) throw new Error("readAll: limit exceeded");
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) out.set(p, off), off += p.length;
+  return out;
+}
+
+/** Writes `data` in chunks of `chunk` bytes. */
+export async function writeChunks(conn: Conn, data: Uint8Array, chunk = 16 * 1024): Promise<void> {
+  for (let i = 0; i < data.length; i += chunk) await conn.write(data.subarray(i, i + chunk));
+}
+
+/** Rejects if `p` does not settle within `ms`. Clears its timer either way. */
+export async function withTimeout<T>(p: Promise<T>, ms: number, what = "operation"): Promise<T> {
+  let t: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, rej) => {
+        t = setTimeout(() => rej(new Error(`${what} timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+/** Resolves after `ms`. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** True when `cmd` is on PATH. */
+export function hasCommand(cmd: string): boolean {
+  try {
+    const r = new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null", stderr: "null" })
+      .outputSync();
+    return r.success;
+  } catch {
+    return false;
+  }
+}
+
+/** A TCP echo server on 127.0.0.1:0; returns its port and a closer. */
+export function echoServer(): { port: number; close: () => Promise<void> } {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const tasks = new Set<Promise<void>>();
+  const loop = (async () => {
+    for await (const c of l) {
+      conns.add(c);
+      const t = (async () => {
+        const buf = new Uint8Array(64 * 1024);
+        try {
+          for (;;) {
+            const n = await c.read(buf);
+            if (n === null) break;
+            let off = 0;
+            while (off < n) off += await c.write(buf.subarray(off, n));
+          }
+          await c.closeWrite().catch(() => {});
+          while ((await c.read(buf)) !== null) { /* drain until the peer closes */ }
+        } catch { /* peer reset */ } finally {
+          try {
+            c.close();
+          } catch { /* closed */ }
+          conns.delete(c);
+        }
+      })();
+      tasks.add(t);
+      t.finally(() => tasks.delete(t));
+    }
+  })().catch(() => {});
+  return {
+    port: (l.addr as Deno.NetAddr).port,
+    close: async () => {
+      l.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      await loop;
+      await Promise.all(tasks);
+    },
+  };
+}
