@@ -4,7 +4,9 @@ import type { Conn } from "../src/core/conn.ts";
 /** `n` random bytes (crypto.getRandomValues caps at 64 KiB per call). */
 export function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  for (let i = 0; i < n; i += 65536) {
+    crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
+  }
   return out;
 }
 
@@ -60,7 +62,11 @@ export function delay(ms: number): Promise<void> {
 /** True when `cmd` is on PATH. */
 export function hasCommand(cmd: string): boolean {
   try {
-    const r = new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null", stderr: "null" })
+    const r = new Deno.Command("sh", {
+      args: ["-c", `command -v ${cmd}`],
+      stdout: "null",
+      stderr: "null",
+    })
       .outputSync();
     return r.success;
   } catch {
@@ -87,7 +93,9 @@ export function echoServer(): { port: number; close: () => Promise<void> } {
           }
           await c.closeWrite().catch(() => {});
           while ((await c.read(buf)) !== null) { /* drain until the peer closes */ }
-        } catch { /* peer reset */ } finally {
+        } catch {
+          /* peer reset */
+        } finally {
           try {
             c.close();
           } catch { /* closed */ }

@@ -34,7 +34,9 @@ function timestamp(d = new Date()): string {
   const pad = (n: number, w = 2) => String(Math.abs(n)).padStart(w, "0");
   const local = new Date(d.getTime() + off * 60_000);
   const base = local.toISOString().slice(0, 23);
-  const zone = off === 0 ? "Z" : `${off > 0 ? "+" : "-"}${pad(Math.trunc(off / 60))}:${pad(off % 60)}`;
+  const zone = off === 0
+    ? "Z"
+    : `${off > 0 ? "+" : "-"}${pad(Math.trunc(off / 60))}:${pad(off % 60)}`;
   return base + zone;
 }
 

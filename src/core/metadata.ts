@@ -58,7 +58,10 @@ export class Metadata {
     if (["1", "t", "true", "yes", "on"].includes(s)) return true;
     if (["0", "f", "false", "no", "off", ""].includes(s)) return false;
     if (/^-?\d+$/.test(s)) return Number(s) !== 0;
-    throw new ConfigError(`${this.path}.${this.#keyOf(ks)}`, `expected a boolean, got ${JSON.stringify(v)}`);
+    throw new ConfigError(
+      `${this.path}.${this.#keyOf(ks)}`,
+      `expected a boolean, got ${JSON.stringify(v)}`,
+    );
   }
 
   int(keys: string | string[], def = 0): number {
@@ -68,7 +71,10 @@ export class Metadata {
     if (typeof v === "boolean") return v ? 1 : 0;
     const n = typeof v === "number" ? v : Number(String(v).trim());
     if (!Number.isInteger(n)) {
-      throw new ConfigError(`${this.path}.${this.#keyOf(ks)}`, `expected an integer, got ${JSON.stringify(v)}`);
+      throw new ConfigError(
+        `${this.path}.${this.#keyOf(ks)}`,
+        `expected an integer, got ${JSON.stringify(v)}`,
+      );
     }
     return n;
   }
@@ -81,7 +87,10 @@ export class Metadata {
     if (typeof v === "number") return v * 1000;
     const ms = parseDuration(String(v));
     if (ms === undefined) {
-      throw new ConfigError(`${this.path}.${this.#keyOf(ks)}`, `expected a duration such as "30s", got ${JSON.stringify(v)}`);
+      throw new ConfigError(
+        `${this.path}.${this.#keyOf(ks)}`,
+        `expected a duration such as "30s", got ${JSON.stringify(v)}`,
+      );
     }
     return ms;
   }

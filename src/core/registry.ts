@@ -3,12 +3,7 @@
  * @module
  */
 import { UnsupportedError } from "./errors.ts";
-import type {
-  ConnectorFactory,
-  DialerFactory,
-  HandlerFactory,
-  ListenerFactory,
-} from "./types.ts";
+import type { ConnectorFactory, DialerFactory, HandlerFactory, ListenerFactory } from "./types.ts";
 
 /** A name → value map that refuses duplicates. */
 export class Registry<T> {
