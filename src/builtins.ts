@@ -4,11 +4,17 @@
  * @module
  */
 import { createRegistries, type Registries } from "./core/registry.ts";
+import * as tcp from "./transport/tcp/mod.ts";
+import * as udp from "./transport/udp/mod.ts";
+import * as forward from "./proxy/forward/mod.ts";
 
 /** Registers every built-in listener, handler, dialer and connector into `reg`. */
 export function registerBuiltins(reg: Registries): Registries {
   // -- transports (listener + dialer) --
+  tcp.register(reg);
+  udp.register(reg);
   // -- proxy protocols (handler + connector) --
+  forward.register(reg);
   return reg;
 }
 

@@ -105,6 +105,8 @@ export interface HandlerOptions {
   log: Logger;
   service: string;
   auther?: Auther;
+  /** The handler's own single user (`-L ss://method:pass@`, `handler.auth`), as configured. */
+  auth?: Credentials;
   tls?: TlsOptions;
   /** Set when the service forwards (`-L tcp://:p/target`, `forwarder:` in YAML). */
   forwarder?: TargetSelector;

@@ -1,0 +1,39 @@
+/**
+ * Burrow as a library: the byte-carrier contract, the plugin registries, config parsing and the
+ * runtime that serves GOST-style services and chains.
+ *
+ * @example Forward a local port
+ * ```ts
+ * import { cliConfig, Runtime } from "./mod.ts";
+ * const rt = await Runtime.start(cliConfig(["tcp://127.0.0.1:0/127.0.0.1:9"], []));
+ * console.log(rt.services[0]!.listener.addr.port);
+ * await rt.close();
+ * ```
+ * @module
+ */
+export type { Conn, Duplex, NetAddr } from "./src/core/conn.ts";
+export { ConnBase, PrefixedConn, readFull, toConn } from "./src/core/conn.ts";
+export { copy, relay, type RelayOptions, type RelayResult } from "./src/core/relay.ts";
+export { pipe } from "./src/core/pipe.ts";
+export {
+  AuthError,
+  ClosedError,
+  ConfigError,
+  ProtocolError,
+  TimeoutError,
+  TunnelError,
+  UnsupportedError,
+} from "./src/core/errors.ts";
+export { Logger, silentLogger } from "./src/core/log.ts";
+export { Metadata } from "./src/core/metadata.ts";
+export { createRegistries, type Registries, Registry } from "./src/core/registry.ts";
+export type * from "./src/core/types.ts";
+export { builtinRegistries, registerBuiltins } from "./src/builtins.ts";
+export type * from "./src/config/model.ts";
+export { mergeConfigs, normalizeConfig } from "./src/config/model.ts";
+export { cliConfig, parseNodeUrl, parseServiceUrl } from "./src/config/cli.ts";
+export { formatConfig, loadConfigSource } from "./src/config/file.ts";
+export { Runtime, type RuntimeOptions } from "./src/runtime.ts";
+export { Service } from "./src/service.ts";
+export { Chain, ChainRouter, routeDial } from "./src/chain/router.ts";
+export { SocketConn } from "./src/transport/tcp/conn.ts";

@@ -1,0 +1,62 @@
+/**
+ * Authers: user lists from config (`auth`, `authers[].auths`) and files of `user pass` lines.
+ * Passwords are compared in constant time and never logged.
+ * @module
+ */
+import type { Auther, Credentials } from "./core/types.ts";
+import { ConfigError } from "./core/errors.ts";
+
+const enc = new TextEncoder();
+
+/** Compares two strings in time independent of where they differ. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const x = enc.encode(a);
+  const y = enc.encode(b);
+  let diff = x.length ^ y.length;
+  const n = Math.max(x.length, y.length);
+  for (let i = 0; i < n; i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}
+
+/** Authenticates against a fixed user list. */
+export class UserAuther implements Auther {
+  readonly #users = new Map<string, string>();
+
+  constructor(users: Credentials[]) {
+    for (const u of users) this.#users.set(u.username, u.password);
+  }
+
+  get size(): number {
+    return this.#users.size;
+  }
+
+  authenticate(username: string, password: string): boolean {
+    const want = this.#users.get(username);
+    // Compare against something even for unknown users, so timing does not reveal names.
+    const ok = constantTimeEqual(password, want ?? "\u0000never");
+    return want !== undefined && ok;
+  }
+}
+
+/** Parses an auth file: `user pass` per line, `#` comments, blank lines ignored. */
+export function parseAuthFile(text: string, path = "auth file"): Credentials[] {
+  const out: Credentials[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.replace(/#.*$/, "").trim();
+    if (line === "") return;
+    const m = /^(\S+)(?:\s+(.*))?$/.exec(line);
+    if (!m) throw new ConfigError(`${path}:${i + 1}`, "expected `user password`");
+    out.push({ username: m[1]!, password: (m[2] ?? "").trim() });
+  });
+  return out;
+}
+
+/** Any of several authers accepting. */
+export class AnyAuther implements Auther {
+  constructor(readonly authers: Auther[]) {}
+  authenticate(username: string, password: string): boolean {
+    let ok = false;
+    for (const a of this.authers) ok = a.authenticate(username, password) || ok;
+    return ok;
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * Chains and the router (gost.md §5.2–5.4). A route is one node per hop. Dialing through it is
+ * recursive: the last node's dialer gets a `netDial` that reaches its address through the nodes
+ * before it, so a multiplexing dialer (mtcp, kcp, ...) only dials the earlier hops when it needs
+ * a new session — GOST's route splitting falls out of that.
+ * @module
+ */
+import type { Conn } from "../core/conn.ts";
+import { errorText, TimeoutError, TunnelError } from "../core/errors.ts";
+import { type Logger, silentLogger } from "../core/log.ts";
+import type {
+  Connector,
+  Dialer,
+  DialRequest,
+  ForwardTarget,
+  Network,
+  Router,
+  TargetSelector,
+} from "../core/types.ts";
+import { directDialTcp } from "../transport/tcp/dialer.ts";
+import { dialUdp } from "../transport/udp/conn.ts";
+import { FailMarker, type Selectable, Selector } from "./selector.ts";
+import type { SelectorConfig } from "../config/model.ts";
+
+/** One node of a hop: an address plus the dialer and connector that reach through it. */
+export class ChainNode implements Selectable {
+  readonly marker = new FailMarker();
+  constructor(
+    readonly name: string,
+    readonly addr: string,
+    readonly dialer: Dialer,
+    readonly connector: Connector,
+    readonly weight = 1,
+  ) {}
+}
+
+/** A hop: nodes and how to pick one. */
+export class Hop {
+  constructor(
+    readonly name: string,
+    readonly nodes: ChainNode[],
+    readonly selector: Selector<ChainNode>,
+  ) {}
+  select(hashKey?: string): ChainNode | undefined {
+    return this.selector.select(this.nodes, hashKey);
+  }
+}
+
+/** An ordered list of hops. */
+export class Chain {
+  constructor(readonly name: string, readonly hops: Hop[]) {}
+
+  /** Picks one node per hop. */
+  route(hashKey?: string): ChainNode[] {
+    const out: ChainNode[] = [];
+    for (const h of this.hops) {
+      const n = h.select(hashKey);
+      if (!n) break;
+      out.push(n);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.hops.flatMap((h) => h.nodes.map((n) => n.dialer.close?.())));
+  }
+}
+
+/** A dial failure attributed to the node where it happened. */
+export class RouteError extends TunnelError {
+  constructor(readonly node: ChainNode, cause: unknown) {
+    super(`${node.name}@${node.addr}: ${errorText(cause)}`, {
+      cause,
+      temporary: cause instanceof TunnelError ? cause.temporary : true,
+    });
+    this.name = "RouteError";
+  }
+}
+
+/** Direct dial with no chain. */
+export function directDial(network: Network, address: string, signal?: AbortSignal): Promise<Conn> {
+  return network === "udp" ? dialUdp(address) : directDialTcp(address, signal);
+}
+
+/** Dials `address` through every node of `route` (the last node's connector asks for it). */
+export async function routeDial(
+  route: readonly ChainNode[],
+  network: Network,
+  address: string,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<Conn> {
+  if (route.length === 0) return directDial(network, address, signal);
+  const node = route[route.length - 1]!;
+  const prefix = route.slice(0, -1);
+  let conn: Conn;
+  try {
+    conn = await node.dialer.dial(node.addr, {
+      netDial: (a) => routeDial(prefix, "tcp", a, log, signal),
+      signal,
+      log,
+    });
+  } catch (e) {
+    throw e instanceof RouteError ? e : new RouteError(node, e);
+  }
+  try {
+    return await node.connector.connect(conn, network, address, { signal, log });
+  } catch (e) {
+    conn.close();
+    throw e instanceof RouteError ? e : new RouteError(node, e);
+  }
+}
+
+/** Router options (handler `retries`, service `dialTimeout`). */
+export interface RouterOptions {
+  chain?: Chain;
+  /** Extra attempts after the first. */
+  retries?: number;
+  /** Per-attempt timeout in ms (default 15 s). */
+  dialTimeout?: number;
+  log?: Logger;
+}
+
+/** The router handlers dial through. */
+export class ChainRouter implements Router {
+  readonly #chain?: Chain;
+  readonly #retries: number;
+  readonly #timeout: number;
+  readonly #log: Logger;
+
+  constructor(opts: RouterOptions = {}) {
+    this.#chain = opts.chain;
+    this.#retries = opts.retries ?? 0;
+    this.#timeout = opts.dialTimeout ?? 15_000;
+    this.#log = opts.log ?? silentLogger;
+  }
+
+  async dial(network: Network, address: string, req: DialRequest = {}): Promise<Conn> {
+    const log = req.log ?? this.#log;
+    let last: unknown;
+    for (let attempt = 0; attempt <= this.#retries; attempt++) {
+      const route = this.#chain?.route(req.client) ?? [];
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(new TimeoutError("dial timeout")), this.#timeout);
+      const onAbort = () => ac.abort(req.signal?.reason);
+      req.signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        const conn = await routeDial(route, network, address, log, ac.signal);
+        for (const n of route) n.marker.reset();
+        return conn;
+      } catch (e) {
+        last = e;
+        if (e instanceof RouteError) e.node.marker.mark();
+        const path = [...route.map((n) => `${n.name}@${n.addr}`), address].join(" > ");
+        log.warn(`route(retry=${attempt}) ${errorText(e)}`, { kind: "router", route: path });
+        if (req.signal?.aborted) break;
+      } finally {
+        clearTimeout(timer);
+        req.signal?.removeEventListener("abort", onAbort);
+      }
+    }
+    throw last instanceof Error ? last : new TunnelError(String(last));
+  }
+}
+
+class TargetNode implements Selectable {
+  readonly marker = new FailMarker();
+  constructor(readonly target: ForwardTarget, readonly weight: number) {}
+  get name(): string {
+    return this.target.name;
+  }
+}
+
+/** Forward targets with a selector and fail marks (`forwarder:` / `-L ...:/target`). */
+export class ForwardTargets implements TargetSelector {
+  readonly #nodes: TargetNode[];
+  readonly #selector: Selector<TargetNode>;
+
+  constructor(targets: ForwardTarget[], selector?: SelectorConfig) {
+    this.#nodes = targets.map((t) => new TargetNode(t, 1));
+    this.#selector = new Selector(selector);
+  }
+  select(client?: string): ForwardTarget | undefined {
+    return this.#selector.select(this.#nodes, client)?.target;
+  }
+  markFailed(t: ForwardTarget): void {
+    this.#nodes.find((n) => n.target === t)?.marker.mark();
+  }
+  markOk(t: ForwardTarget): void {
+    this.#nodes.find((n) => n.target === t)?.marker.reset();
+  }
+}

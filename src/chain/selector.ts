@@ -1,0 +1,91 @@
+/**
+ * Node selection (gost.md §5.5): strategies round/rand/fifo/hash over the candidates that are
+ * not marked failed, and fail marks (`maxFails` within `failTimeout`).
+ * @module
+ */
+import { parseDuration } from "../core/duration.ts";
+import type { SelectorConfig } from "../config/model.ts";
+
+/** Fail bookkeeping of one node. */
+export class FailMarker {
+  count = 0;
+  last = 0;
+  mark(now = Date.now()): void {
+    this.count++;
+    this.last = now;
+  }
+  reset(): void {
+    this.count = 0;
+  }
+  isFailed(maxFails: number, failTimeoutMs: number, now = Date.now()): boolean {
+    return maxFails > 0 && this.count >= maxFails && now - this.last < failTimeoutMs;
+  }
+}
+
+/** Anything a selector can pick. */
+export interface Selectable {
+  readonly name: string;
+  readonly marker: FailMarker;
+  /** `weight` metadata for the random strategy (≤0 ⇒ 1). */
+  readonly weight: number;
+}
+
+const crcTable = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC32-IEEE, used by the `hash` strategy like GOST. */
+export function crc32(s: string): number {
+  let c = 0xffffffff;
+  for (const b of new TextEncoder().encode(s)) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** A selection strategy with fail filtering. */
+export class Selector<T extends Selectable> {
+  readonly strategy: string;
+  readonly maxFails: number;
+  readonly failTimeout: number;
+  #counter = 0;
+
+  constructor(cfg: SelectorConfig | undefined) {
+    this.strategy = (cfg?.strategy ?? "round").toLowerCase();
+    this.maxFails = cfg?.maxFails ?? 1;
+    this.failTimeout = cfg?.failTimeout ? parseDuration(cfg.failTimeout) ?? 10_000 : 10_000;
+  }
+
+  /** Picks one of `items`; `hashKey` feeds the hash strategy (client IP by default). */
+  select(items: readonly T[], hashKey?: string): T | undefined {
+    if (items.length === 0) return undefined;
+    const alive = items.filter((n) => !n.marker.isFailed(this.maxFails, this.failTimeout));
+    // Every node failed: try one anyway rather than refusing (GOST's last resort).
+    const cands = alive.length > 0 ? alive : items;
+    if (cands.length === 1) return cands[0];
+    switch (this.strategy) {
+      case "random":
+      case "rand": {
+        const total = cands.reduce((s, n) => s + (n.weight > 0 ? n.weight : 1), 0);
+        let r = Math.random() * total;
+        for (const n of cands) {
+          r -= n.weight > 0 ? n.weight : 1;
+          if (r < 0) return n;
+        }
+        return cands[cands.length - 1];
+      }
+      case "fifo":
+      case "ha":
+        return cands[0];
+      case "hash":
+        if (hashKey) return cands[crc32(hashKey) % cands.length];
+        return cands[Math.floor(Math.random() * cands.length)];
+      default:
+        return cands[this.#counter++ % cands.length];
+    }
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The command-line program behind `main.ts`: flags → config → runtime, signals → clean exit.
+ * @module
+ */
+import { asUsage, cliConfig, parseArgs, UsageError } from "./config/cli.ts";
+import { formatConfig, loadConfigSource } from "./config/file.ts";
+import { type Config, mergeConfigs } from "./config/model.ts";
+import { ConfigError, errorText } from "./core/errors.ts";
+import { type Level, Logger } from "./core/log.ts";
+import { Runtime } from "./runtime.ts";
+import { VERSION } from "./version.ts";
+
+const USAGE = `Usage: burrow [-L service]... [-F node]... [-C config]... [-D] [-O yaml|json] [-V]
+  -L  service, e.g. -L :8080 (auto proxy), -L socks5://u:p@:1080, -L tcp://:2222/host:22
+  -F  chain node (each -F is one hop), e.g. -F socks5://host:1080, -F forward+mtcp://srv:8443
+  -C  config file (YAML or JSON; several allowed, merged), "-" for stdin
+  -D  debug logging (-DD: trace)
+  -O  print the normalised config as yaml or json and exit
+  -V  print the version and exit`;
+
+/** How long live conns get to finish after SIGINT/SIGTERM. */
+const GRACE_MS = 3000;
+
+function levelOf(cfg: Config, debug: boolean, trace: boolean): Level {
+  if (trace) return "trace";
+  if (debug) return "debug";
+  const l = cfg.log?.level ?? Deno.env.get("GOST_LOGGER_LEVEL") ?? "info";
+  return (l === "warning" ? "warn" : l) as Level;
+}
+
+/** Runs the CLI; resolves the process exit code. */
+export async function runCli(argv: string[]): Promise<number> {
+  let cfg: Config;
+  let args;
+  try {
+    args = parseArgs(argv);
+    if (args.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    if (args.version) {
+      console.log(
+        `burrow ${VERSION} (deno ${Deno.version.deno} ${Deno.build.os}/${Deno.build.arch})`,
+      );
+      return 0;
+    }
+    const files: Config[] = [];
+    for (const c of args.configs) files.push(await loadConfigSource(c));
+    let fromCli: Config;
+    try {
+      fromCli = cliConfig(args.services, args.nodes);
+    } catch (e) {
+      asUsage(e);
+    }
+    cfg = mergeConfigs(...files, fromCli);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof ConfigError) {
+      console.error(`burrow: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  if (args.output) {
+    await Deno.stdout.write(new TextEncoder().encode(formatConfig(cfg, args.output)));
+    return 0;
+  }
+  if (!cfg.services?.length) {
+    console.error(`burrow: no services (give -L or -C)\n${USAGE}`);
+    return 2;
+  }
+  const log = new Logger(levelOf(cfg, args.debug, args.trace));
+  let rt: Runtime;
+  try {
+    rt = await Runtime.start(cfg, { log });
+  } catch (e) {
+    console.error(`burrow: ${errorText(e)}`);
+    return 1;
+  }
+  const stop = Promise.withResolvers<string>();
+  const onSig = (name: string) => () => stop.resolve(name);
+  const handlers: [Deno.Signal, () => void][] = [["SIGINT", onSig("SIGINT")], [
+    "SIGTERM",
+    onSig("SIGTERM"),
+  ]];
+  for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
+  const sig = await stop.promise;
+  log.info(`${sig}: shutting down`, { kind: "process" });
+  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  await rt.close(GRACE_MS);
+  return 0;
+}

@@ -1,0 +1,482 @@
+/**
+ * GOST's command line: `-L` service URLs and `-F` node URLs normalised into a {@link Config}
+ * (gost.md §1.2–1.4), plus the flag parser for `-L -F -C -D -DD -V -O`.
+ * @module
+ */
+import { ConfigError } from "../core/errors.ts";
+import type {
+  AuthConfig,
+  Config,
+  ForwardNodeConfig,
+  HopConfig,
+  MetadataMap,
+  NodeConfig,
+  SelectorConfig,
+  ServiceConfig,
+  TLSConfig,
+} from "./model.ts";
+import { GOST_NAMES, type KnownNames } from "./names.ts";
+import { parseDuration } from "../core/duration.ts";
+
+/** Parsed process flags. */
+export interface CliArgs {
+  services: string[];
+  nodes: string[];
+  configs: string[];
+  debug: boolean;
+  trace: boolean;
+  version: boolean;
+  output?: "yaml" | "json";
+  help: boolean;
+}
+
+/** A command-line mistake; the CLI prints it on one line and exits 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+const VALUE_FLAGS = new Set(["L", "F", "C", "O", "api", "metrics", "R"]);
+const BOOL_FLAGS = new Set(["D", "DD", "V", "h", "help"]);
+
+/** Parses argv the way Go's `flag` package does (`-L x`, `-L=x`, `--L x`). */
+export function parseArgs(argv: string[]): CliArgs {
+  const out: CliArgs = {
+    services: [],
+    nodes: [],
+    configs: [],
+    debug: false,
+    trace: false,
+    version: false,
+    help: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("-") || arg === "-") {
+      throw new UsageError(
+        `unexpected argument ${JSON.stringify(arg)} (flags are -L, -F, -C, -D, -O, -V)`,
+      );
+    }
+    const body = arg.replace(/^--?/, "");
+    const eq = body.indexOf("=");
+    const name = eq >= 0 ? body.slice(0, eq) : body;
+    if (BOOL_FLAGS.has(name)) {
+      const v = eq >= 0 ? body.slice(eq + 1) : "true";
+      if (!["true", "false", "1", "0"].includes(v)) {
+        throw new UsageError(`flag -${name}: bad value ${JSON.stringify(v)}`);
+      }
+      const on = v === "true" || v === "1";
+      if (name === "D") out.debug = on;
+      else if (name === "DD") out.trace = on;
+      else if (name === "V") out.version = on;
+      else out.help = on;
+      continue;
+    }
+    if (!VALUE_FLAGS.has(name)) throw new UsageError(`flag provided but not defined: -${name}`);
+    let value: string;
+    if (eq >= 0) value = body.slice(eq + 1);
+    else {
+      if (i + 1 >= argv.length) throw new UsageError(`flag needs an argument: -${name}`);
+      value = argv[++i]!;
+    }
+    switch (name) {
+      case "L":
+        out.services.push(value);
+        break;
+      case "F":
+        out.nodes.push(value);
+        break;
+      case "C":
+        out.configs.push(value);
+        break;
+      case "O":
+        if (value !== "yaml" && value !== "json") {
+          throw new UsageError(`flag -O: expected yaml or json, got ${JSON.stringify(value)}`);
+        }
+        out.output = value;
+        break;
+      default:
+        throw new UsageError(`flag -${name} is not supported by burrow`);
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ URL cutting
+
+interface CutUrl {
+  scheme: string;
+  user?: string;
+  pass?: string;
+  /** Raw userinfo without a colon (SIP002 base64 form). */
+  rawUser?: string;
+  host: string;
+  path: string;
+  query: [string, string][];
+}
+
+function decode(s: string, what: string, url: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new UsageError(`bad ${what} escape in ${JSON.stringify(url)}`);
+  }
+}
+
+/** Cuts a GOST URL by hand (so port ranges and `:port` hosts survive). */
+function cutUrl(input: string, kind: "-L" | "-F"): CutUrl {
+  let s = input.trim();
+  if (s === "") throw new UsageError(`${kind}: empty value`);
+  if (s.startsWith(":") || !s.includes("://")) s = "auto://" + s;
+  const sep = s.indexOf("://");
+  let scheme = s.slice(0, sep).toLowerCase();
+  if (!/^[a-z0-9][a-z0-9+.-]*$/.test(scheme)) {
+    throw new UsageError(`${kind} ${JSON.stringify(input)}: bad scheme ${JSON.stringify(scheme)}`);
+  }
+  if (scheme === "https") scheme = "http+tls";
+  let rest = s.slice(sep + 3);
+  let query = "";
+  const q = rest.indexOf("?");
+  if (q >= 0) {
+    query = rest.slice(q + 1);
+    rest = rest.slice(0, q);
+  }
+  const out: CutUrl = { scheme, host: "", path: "", query: [] };
+  const at = rest.lastIndexOf("@");
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    rest = rest.slice(at + 1);
+    const c = userinfo.indexOf(":");
+    if (c >= 0) {
+      out.user = decode(userinfo.slice(0, c), "username", input);
+      out.pass = decode(userinfo.slice(c + 1), "password", input);
+    } else {
+      out.user = decode(userinfo, "username", input);
+      out.rawUser = userinfo;
+    }
+  }
+  const slash = rest.indexOf("/");
+  out.host = slash >= 0 ? rest.slice(0, slash) : rest;
+  out.path = slash >= 0 ? rest.slice(slash) : "";
+  if (query) {
+    for (const part of query.split("&")) {
+      if (part === "") continue;
+      const e = part.indexOf("=");
+      const k = decode(e >= 0 ? part.slice(0, e) : part, "query", input);
+      const v = decode((e >= 0 ? part.slice(e + 1) : "").replace(/\+/g, " "), "query", input);
+      // Go's url.Values.Get takes the first value.
+      if (!out.query.some(([x]) => x === k)) out.query.push([k, v]);
+    }
+  }
+  return out;
+}
+
+/** `host:8000-8010` → the 11 addresses; `host:port` → itself. */
+export function expandPortRange(addr: string, what: string): string[] {
+  const m = /^(.*):(\d+)-(\d+)$/.exec(addr);
+  if (!m) {
+    const p = /^(.*):(\d*)$/.exec(addr);
+    if (!p || p[2] === "" || Number(p[2]) > 65535) {
+      throw new UsageError(`${what}: bad address ${JSON.stringify(addr)} (expected host:port)`);
+    }
+    return [addr];
+  }
+  const [lo, hi] = [Number(m[2]), Number(m[3])];
+  if (lo > hi || hi > 65535) {
+    throw new UsageError(`${what}: bad port range ${JSON.stringify(addr)}`);
+  }
+  const out: string[] = [];
+  for (let p = lo; p <= hi; p++) out.push(`${m[1]}:${p}`);
+  return out;
+}
+
+const TLS_KEYS: Record<string, keyof TLSConfig> = {
+  "tls.certfile": "certFile",
+  certfile: "certFile",
+  cert: "certFile",
+  "tls.keyfile": "keyFile",
+  keyfile: "keyFile",
+  key: "keyFile",
+  "tls.cafile": "caFile",
+  cafile: "caFile",
+  ca: "caFile",
+};
+const TLS_CLIENT_KEYS: Record<string, keyof TLSConfig> = {
+  ...TLS_KEYS,
+  secure: "secure",
+  "tls.secure": "secure",
+  servername: "serverName",
+  "tls.servername": "serverName",
+};
+const SELECTOR_KEYS = new Set(["strategy", "maxfails", "max_fails", "failtimeout", "fail_timeout"]);
+
+function selectorFrom(q: [string, string][], what: string): SelectorConfig | undefined {
+  const sel: SelectorConfig = {};
+  let any = false;
+  for (const [k, v] of q) {
+    const lk = k.toLowerCase();
+    if (lk === "strategy") sel.strategy = v, any = true;
+    else if (lk === "maxfails" || lk === "max_fails") {
+      if (!/^\d+$/.test(v)) {
+        throw new UsageError(`${what}: ${k}: expected an integer, got ${JSON.stringify(v)}`);
+      }
+      sel.maxFails = Number(v), any = true;
+    } else if (lk === "failtimeout" || lk === "fail_timeout") {
+      if (parseDuration(v) === undefined) {
+        throw new UsageError(`${what}: ${k}: expected a duration, got ${JSON.stringify(v)}`);
+      }
+      sel.failTimeout = /^\d+$/.test(v) ? `${v}s` : v, any = true;
+    }
+  }
+  if (!any) return undefined;
+  // GOST's CLI defaults once any selector key is present: round, 1, 30s.
+  return {
+    strategy: sel.strategy ?? "round",
+    maxFails: sel.maxFails ?? 1,
+    failTimeout: sel.failTimeout ?? "30s",
+  };
+}
+
+function decodeBase64Auth(v: string, what: string): AuthConfig {
+  let text: string;
+  try {
+    const std = v.replace(/-/g, "+").replace(/_/g, "/");
+    text = atob(std + "=".repeat((4 - (std.length % 4)) % 4));
+  } catch {
+    throw new UsageError(`${what}: auth is not valid base64`);
+  }
+  const c = text.indexOf(":");
+  return c >= 0
+    ? { username: text.slice(0, c), password: text.slice(c + 1) }
+    : { username: text, password: "" };
+}
+
+function authOf(u: CutUrl, what: string): AuthConfig | undefined {
+  const isSs = u.scheme.split("+")[0]!.startsWith("ss");
+  if (u.user !== undefined) {
+    if (u.pass === undefined && isSs && u.rawUser) {
+      // SIP002: ss://base64(method:password)@host:port
+      try {
+        return decodeBase64Auth(u.rawUser, what);
+      } catch { /* not base64: a plain username */ }
+    }
+    return { username: u.user, password: u.pass ?? "" };
+  }
+  const a = u.query.find(([k]) => k.toLowerCase() === "auth");
+  return a ? decodeBase64Auth(a[1], what) : undefined;
+}
+
+const FORCED_SELF = new Set([
+  "tcp",
+  "udp",
+  "rtcp",
+  "rudp",
+  "tun",
+  "tap",
+  "dns",
+  "unix",
+  "runix",
+  "serial",
+]);
+const SERVICE_SPECIAL = new Set(["auth", "retries", ...Object.keys(TLS_KEYS), ...SELECTOR_KEYS]);
+
+function put(m: MetadataMap | undefined, k: string, v: string): MetadataMap {
+  const o = m ?? {};
+  o[k] = v;
+  return o;
+}
+
+/** Normalises one `-L` value into its services (several for a port range). */
+export function parseServiceUrl(
+  input: string,
+  index: number,
+  names: KnownNames = GOST_NAMES,
+): ServiceConfig[] {
+  const what = `-L ${JSON.stringify(input)}`;
+  const u = cutUrl(input, "-L");
+  const parts = u.scheme.split("+");
+  if (parts.length > 2 || parts.some((p) => p === "")) {
+    throw new UsageError(`${what}: bad scheme ${JSON.stringify(u.scheme)}`);
+  }
+  let handler = parts[0]!;
+  let listener = parts[1] ?? parts[0]!;
+  if (!names.handlers.has(handler)) handler = "auto";
+  if (!names.listeners.has(listener)) listener = handler === "ssu" ? "udp" : "tcp";
+
+  const addrs = expandPortRange(u.host, what);
+  const targets: string[] = [];
+  const p = u.path.replace(/^\/+|\/+$/g, "");
+  if (p !== "") {
+    for (const t of p.split(",")) {
+      const tt = t.trim();
+      if (tt === "") continue;
+      targets.push(...expandPortRange(tt, `${what} target`));
+    }
+    if (handler !== "relay") handler = FORCED_SELF.has(listener) ? listener : "forward";
+  }
+
+  const svcMd: MetadataMap = {};
+  let handlerMd: MetadataMap | undefined;
+  let listenerMd: MetadataMap | undefined;
+  const tls: TLSConfig = {};
+  let retries: number | undefined;
+  for (const [k, v] of u.query) {
+    const lk = k.toLowerCase();
+    if (TLS_KEYS[lk]) {
+      (tls as Record<string, unknown>)[TLS_KEYS[lk]!] = v;
+      continue;
+    }
+    if (lk === "retries") {
+      if (!/^\d+$/.test(v)) {
+        throw new UsageError(`${what}: retries: expected an integer, got ${JSON.stringify(v)}`);
+      }
+      retries = Number(v);
+      continue;
+    }
+    if (SERVICE_SPECIAL.has(lk)) continue;
+    if (lk.startsWith("service.")) svcMd[k.slice(8)] = v;
+    else if (lk.startsWith("handler.")) handlerMd = put(handlerMd, k.slice(8), v);
+    else if (lk.startsWith("listener.")) listenerMd = put(listenerMd, k.slice(9), v);
+    else {
+      svcMd[k] = v;
+      handlerMd = put(handlerMd, k, v);
+      listenerMd = put(listenerMd, k, v);
+    }
+  }
+  const auth = authOf(u, what);
+  const selector = selectorFrom(u.query, what);
+
+  return addrs.map((addr, i) => {
+    const svc: ServiceConfig = {
+      name: `service-${index + i}`,
+      addr,
+      handler: { type: handler },
+      listener: { type: listener },
+    };
+    if (retries !== undefined) svc.handler.retries = retries;
+    if (auth) {
+      if (listener === "ssh" || listener === "sshd") svc.listener.auth = auth;
+      else svc.handler.auth = auth;
+    }
+    if (handlerMd) svc.handler.metadata = { ...handlerMd };
+    if (tls.certFile) svc.listener.tls = { ...tls };
+    if (listenerMd) svc.listener.metadata = { ...listenerMd };
+    if (targets.length > 0) {
+      const mine = targets.length === 1 ? targets : targets[i] !== undefined ? [targets[i]!] : [];
+      const list = targets.length === 1 || addrs.length === 1 ? targets : mine;
+      const nodes: ForwardNodeConfig[] = list.map((addr, j) => ({ name: `target-${j}`, addr }));
+      svc.forwarder = { nodes };
+      if (selector) svc.forwarder.selector = selector;
+    }
+    if (Object.keys(svcMd).length > 0) svc.metadata = { ...svcMd };
+    return svc;
+  });
+}
+
+/** Normalises one `-F` value into a hop (comma-separated hosts become its nodes). */
+export function parseNodeUrl(
+  input: string,
+  index: number,
+  names: KnownNames = GOST_NAMES,
+): HopConfig {
+  const what = `-F ${JSON.stringify(input)}`;
+  const u = cutUrl(input, "-F");
+  const parts = u.scheme.split("+");
+  if (parts.length > 2 || parts.some((p) => p === "")) {
+    throw new UsageError(`${what}: bad scheme ${JSON.stringify(u.scheme)}`);
+  }
+  let connector = parts[0]!;
+  let dialer = parts[1] ?? parts[0]!;
+  if (!names.connectors.has(connector)) connector = "http";
+  if (!names.dialers.has(dialer)) dialer = connector === "ssu" ? "udp" : "tcp";
+  if (u.path.replace(/\//g, "") !== "") throw new UsageError(`${what}: a -F node takes no path`);
+
+  const hosts = u.host.split(",").map((h) => h.trim()).filter((h) => h !== "");
+  if (hosts.length === 0) throw new UsageError(`${what}: missing host:port`);
+  for (const h of hosts) {
+    if (!/^(\[[^\]]*\]|[^:]*):\d{1,5}$/.test(h)) {
+      throw new UsageError(`${what}: bad address ${JSON.stringify(h)} (expected host:port)`);
+    }
+  }
+
+  let hopMd: MetadataMap | undefined;
+  let nodeMd: MetadataMap | undefined;
+  let connMd: MetadataMap | undefined;
+  let dialMd: MetadataMap | undefined;
+  const tls: TLSConfig = {};
+  for (const [k, v] of u.query) {
+    const lk = k.toLowerCase();
+    if (TLS_CLIENT_KEYS[lk]) {
+      const f = TLS_CLIENT_KEYS[lk]!;
+      (tls as Record<string, unknown>)[f] = f === "secure" ? v === "true" || v === "1" : v;
+      continue;
+    }
+    if (lk === "auth" || SELECTOR_KEYS.has(lk)) continue;
+    if (lk.startsWith("hop.")) hopMd = put(hopMd, k.slice(4), v);
+    else if (lk.startsWith("node.")) nodeMd = put(nodeMd, k.slice(5), v);
+    else if (lk.startsWith("connector.")) connMd = put(connMd, k.slice(10), v);
+    else if (lk.startsWith("dialer.")) dialMd = put(dialMd, k.slice(7), v);
+    else {
+      hopMd = put(hopMd, k, v);
+      nodeMd = put(nodeMd, k, v);
+      connMd = put(connMd, k, v);
+      dialMd = put(dialMd, k, v);
+    }
+  }
+  const auth = authOf(u, what);
+  const nodes: NodeConfig[] = hosts.map((addr, i) => {
+    const host = addr.startsWith("[")
+      ? addr.slice(1, addr.indexOf("]"))
+      : addr.slice(0, addr.lastIndexOf(":"));
+    const n: NodeConfig = {
+      name: `node-${i}`,
+      addr,
+      connector: { type: connector },
+      dialer: { type: dialer },
+    };
+    if (auth) {
+      if (dialer === "ssh" || dialer === "sshd") n.dialer.auth = auth;
+      else n.connector.auth = auth;
+    }
+    if (connMd) n.connector.metadata = { ...connMd };
+    const dtls: TLSConfig = { ...tls };
+    if (!dtls.serverName && host) dtls.serverName = host;
+    if (Object.keys(dtls).length > 0) n.dialer.tls = dtls;
+    if (dialMd) n.dialer.metadata = { ...dialMd };
+    if (nodeMd) n.metadata = { ...nodeMd };
+    return n;
+  });
+  const hop: HopConfig = { name: `hop-${index}`, nodes };
+  const sel = selectorFrom(u.query, what);
+  if (sel) hop.selector = sel;
+  if (hopMd) hop.metadata = hopMd;
+  return hop;
+}
+
+/** Builds the config the CLI describes: services from `-L`, one chain `chain-0` from `-F`. */
+export function cliConfig(
+  services: string[],
+  nodes: string[],
+  names: KnownNames = GOST_NAMES,
+): Config {
+  const cfg: Config = {};
+  const svcs: ServiceConfig[] = [];
+  for (const s of services) svcs.push(...parseServiceUrl(s, svcs.length, names));
+  if (nodes.length > 0) {
+    cfg.chains = [{ name: "chain-0", hops: nodes.map((n, i) => parseNodeUrl(n, i, names)) }];
+    for (const s of svcs) {
+      if (["rtcp", "rudp", "runix"].includes(s.listener.type)) s.listener.chain = "chain-0";
+      else s.handler.chain = "chain-0";
+    }
+  }
+  if (svcs.length > 0) cfg.services = svcs;
+  return cfg;
+}
+
+/** Re-throws config errors from the CLI as usage errors (exit 2). */
+export function asUsage(e: unknown): never {
+  if (e instanceof ConfigError) throw new UsageError(e.message);
+  throw e;
+}

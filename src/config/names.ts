@@ -1,0 +1,46 @@
+/**
+ * GOST's registered type names (gost.md §1.5). The CLI's fallbacks (unknown handler ⇒ `auto`,
+ * unknown listener ⇒ `tcp`, unknown connector ⇒ `http`, unknown dialer ⇒ `tcp`) are decided
+ * against these lists, exactly as GOST decides them, so `-L kcp://...` means the kcp listener
+ * even in a build without it (which then fails with a clear "unknown listener type").
+ * @module
+ */
+
+export const GOST_HANDLERS: ReadonlySet<string> = new Set(
+  ("api auto dns file tcp udp forward rtcp rudp runix http http2 http3 masque metrics red redir " +
+    "redirect redu relay router serial sni socks4 socks4a socks5 socks ss ssu sshd tap tun tungo " +
+    "tunnel unix").split(" "),
+);
+
+export const GOST_LISTENERS: ReadonlySet<string> = new Set(
+  ("dns dtls ftcp grpc h2c h2 http2 h3 http3 wt icmp icmp6 kcp mtcp mtls mws mwss ohttp otls pht " +
+    "phts quic red redir redirect redu rtcp rudp runix serial ssh sshd stdio tap tcp tls tun tungo " +
+    "udp unix ws wss mtmux").split(" "),
+);
+
+export const GOST_CONNECTORS: ReadonlySet<string> = new Set(
+  ("direct virtual forward http http2 masque relay router serial sni socks4 socks4a socks5 socks " +
+    "ss ssu sshd tcp tunnel unix").split(" "),
+);
+
+export const GOST_DIALERS: ReadonlySet<string> = new Set(
+  ("direct virtual dtls ftcp grpc http2 h2 h2c http3 h3 h3-masque wt icmp icmp6 kcp mtcp mtls mws " +
+    "mwss ohttp ohttps otls pht phts quic serial ssh sshd tcp tls udp unix utls ws wss mtmux")
+    .split(" "),
+);
+
+/** Which names count as registered when the CLI applies its fallbacks. */
+export interface KnownNames {
+  handlers: ReadonlySet<string>;
+  listeners: ReadonlySet<string>;
+  connectors: ReadonlySet<string>;
+  dialers: ReadonlySet<string>;
+}
+
+/** GOST's lists plus Burrow's own additions (`mtmux`). */
+export const GOST_NAMES: KnownNames = {
+  handlers: GOST_HANDLERS,
+  listeners: GOST_LISTENERS,
+  connectors: GOST_CONNECTORS,
+  dialers: GOST_DIALERS,
+};

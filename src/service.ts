@@ -1,0 +1,136 @@
+/**
+ * A service: one listener + one handler. Every accepted conn is owned by exactly one task that
+ * closes it in `finally`; closing the service stops accepting, gives live conns a grace period
+ * to finish, then closes them.
+ * @module
+ */
+import { type Conn, formatAddr } from "./core/conn.ts";
+import { errorText } from "./core/errors.ts";
+import type { Logger } from "./core/log.ts";
+import type { Handler, Listener } from "./core/types.ts";
+
+const SID_ALPHABET = "0123456789abcdefghijklmnopqrstuv";
+
+/** A 20-character session id, like GOST's xid. */
+export function newSid(): string {
+  const b = crypto.getRandomValues(new Uint8Array(20));
+  return Array.from(b, (x) => SID_ALPHABET[x & 31]).join("");
+}
+
+/** Runs one listener + handler pair. */
+export class Service implements AsyncDisposable {
+  readonly name: string;
+  readonly listener: Listener;
+  readonly handler: Handler;
+  readonly #log: Logger;
+  readonly #conns = new Set<Conn>();
+  readonly #tasks = new Set<Promise<void>>();
+  readonly #abort = new AbortController();
+  #loop?: Promise<void>;
+  #closing?: Promise<void>;
+
+  constructor(name: string, listener: Listener, handler: Handler, log: Logger) {
+    this.name = name;
+    this.listener = listener;
+    this.handler = handler;
+    this.#log = log.with({ service: name });
+  }
+
+  /** Live connections now. */
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  /** Starts the accept loop (idempotent). */
+  start(): this {
+    if (!this.#loop) {
+      const a = this.listener.addr;
+      this.#log.info(`listening on ${formatAddr(a)}/${a.transport}`, { kind: "service" });
+      this.#loop = this.#acceptLoop();
+    }
+    return this;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    let backoff = 0;
+    for (;;) {
+      let conn: Conn | null;
+      try {
+        conn = await this.listener.accept();
+        backoff = 0;
+      } catch (e) {
+        if (this.#abort.signal.aborted) return;
+        // Temporary accept errors back off 1 s doubling to 5 s (GOST).
+        backoff = Math.min(backoff ? backoff * 2 : 1000, 5000);
+        this.#log.warn(`accept: ${errorText(e)}; retrying in ${backoff} ms`, { kind: "service" });
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, backoff);
+          this.#abort.signal.addEventListener("abort", () => (clearTimeout(t), r()), {
+            once: true,
+          });
+        });
+        if (this.#abort.signal.aborted) return;
+        continue;
+      }
+      if (conn === null) return;
+      if (this.#abort.signal.aborted) {
+        conn.close();
+        return;
+      }
+      const task = this.#serve(conn);
+      this.#tasks.add(task);
+      task.finally(() => this.#tasks.delete(task));
+    }
+  }
+
+  async #serve(conn: Conn): Promise<void> {
+    this.#conns.add(conn);
+    const remote = formatAddr(conn.remoteAddr);
+    const local = formatAddr(conn.localAddr);
+    const log = this.#log.with({ kind: "handler", remote, local, sid: newSid() });
+    const t0 = performance.now();
+    log.info(`${remote} <> ${local}`);
+    try {
+      await this.handler.handle(conn, {
+        sid: String(log.fields.sid),
+        log,
+        signal: this.#abort.signal,
+      });
+    } catch (e) {
+      log.error(errorText(e));
+    } finally {
+      conn.close();
+      this.#conns.delete(conn);
+      log.info(`${remote} >< ${local}`, { duration: Math.round((performance.now() - t0) * 1e6) });
+    }
+  }
+
+  /**
+   * Stops accepting, waits up to `graceMs` for live conns, then closes them and waits for
+   * their tasks to end.
+   */
+  close(graceMs = 0): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.listener.close();
+      await this.#loop;
+      if (this.#tasks.size > 0 && graceMs > 0) {
+        let t: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          Promise.all(this.#tasks),
+          new Promise<void>((r) => (t = setTimeout(r, graceMs))),
+        ]);
+        clearTimeout(t);
+      }
+      this.#abort.abort();
+      for (const c of this.#conns) c.close();
+      await Promise.all(this.#tasks);
+      await this.handler.close?.();
+      this.#log.info("closed", { kind: "service" });
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * The `tcp` listener: plain TCP accept.
+ * @module
+ */
+import type { Conn, NetAddr } from "../../core/conn.ts";
+import { listenHost, splitHostPort } from "../../core/addr.ts";
+import type { Listener, ListenerOptions } from "../../core/types.ts";
+import { SocketConn } from "./conn.ts";
+
+/** Accepts TCP connections on `host:port`. */
+export class TcpListener implements Listener {
+  readonly addr: NetAddr;
+  readonly #l: Deno.Listener;
+  #closed = false;
+
+  constructor(l: Deno.Listener) {
+    this.#l = l;
+    const a = l.addr as Deno.NetAddr;
+    this.addr = { transport: "tcp", hostname: a.hostname, port: a.port };
+  }
+
+  /** Binds `host:port` ("" host = all interfaces). */
+  static listen(addr: string): TcpListener {
+    const { host, port } = splitHostPort(addr);
+    return new TcpListener(Deno.listen({ hostname: listenHost(host), port, transport: "tcp" }));
+  }
+
+  async accept(): Promise<Conn | null> {
+    for (;;) {
+      if (this.#closed) return null;
+      try {
+        const c = await this.#l.accept();
+        const conn = new SocketConn(c);
+        conn.setNoDelay(true);
+        return conn;
+      } catch (e) {
+        if (this.#closed || e instanceof Deno.errors.BadResource) return null;
+        // A connection reset before accept completed: not the listener's failure.
+        if (
+          e instanceof Deno.errors.ConnectionAborted || e instanceof Deno.errors.ConnectionReset
+        ) continue;
+        throw e;
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      try {
+        this.#l.close();
+      } catch { /* closed */ }
+    }
+    return Promise.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+export function createTcpListener(opts: ListenerOptions): Promise<Listener> {
+  return Promise.resolve(TcpListener.listen(opts.addr));
+}

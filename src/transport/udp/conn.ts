@@ -1,0 +1,89 @@
+/**
+ * Datagram conns: one `read` returns one datagram, one `write` sends one.
+ * @module
+ */
+import { ConnBase, type NetAddr } from "../../core/conn.ts";
+import { isIPv4, isIPv6, splitHostPort } from "../../core/addr.ts";
+import { TunnelError } from "../../core/errors.ts";
+
+/** Resolves a hostname to an IP literal for UDP sends ("" and localhost ⇒ loopback). */
+export async function resolveHost(host: string): Promise<string> {
+  if (host === "" || host === "localhost") return "127.0.0.1";
+  if (isIPv4(host) || isIPv6(host)) return host;
+  try {
+    const [ip] = await Deno.resolveDns(host, "A");
+    if (ip) return ip;
+  } catch (e) {
+    throw new TunnelError(`cannot resolve ${host}`, { cause: e, temporary: true });
+  }
+  throw new TunnelError(`cannot resolve ${host}`, { temporary: true });
+}
+
+/** A UDP socket "connected" to one peer: datagrams from other sources are ignored. */
+export class UdpConn extends ConnBase {
+  readonly datagram = true;
+  readonly localAddr: NetAddr;
+  readonly remoteAddr: NetAddr;
+  readonly #sock: Deno.DatagramConn;
+  readonly #peer: Deno.NetAddr;
+  readonly #buf = new Uint8Array(65536);
+  #closed = false;
+
+  constructor(sock: Deno.DatagramConn, peer: Deno.NetAddr) {
+    super();
+    this.#sock = sock;
+    this.#peer = peer;
+    const la = sock.addr as Deno.NetAddr;
+    this.localAddr = { transport: "udp", hostname: la.hostname, port: la.port };
+    this.remoteAddr = { transport: "udp", hostname: peer.hostname, port: peer.port };
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    for (;;) {
+      if (this.#closed) return null;
+      let data: Uint8Array;
+      let from: Deno.Addr;
+      try {
+        [data, from] = await this.#sock.receive(this.#buf);
+      } catch (e) {
+        if (this.#closed) return null;
+        throw e;
+      }
+      const f = from as Deno.NetAddr;
+      if (f.port !== this.#peer.port || f.hostname !== this.#peer.hostname) continue;
+      const n = Math.min(p.length, data.length);
+      p.set(data.subarray(0, n));
+      return n;
+    }
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    if (this.#closed) throw new TunnelError("udp conn closed");
+    await this.#sock.send(p, this.#peer);
+    return p.length;
+  }
+
+  closeWrite(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#sock.close();
+    } catch { /* closed */ }
+  }
+}
+
+/** Opens a UDP socket on an ephemeral port and "connects" it to `addr`. */
+export async function dialUdp(addr: string): Promise<UdpConn> {
+  const { host, port } = splitHostPort(addr);
+  const ip = await resolveHost(host);
+  const sock = Deno.listenDatagram({
+    transport: "udp",
+    hostname: ip.includes(":") ? "::" : ip.startsWith("127.") ? "127.0.0.1" : "0.0.0.0",
+    port: 0,
+  });
+  return new UdpConn(sock, { transport: "udp", hostname: ip, port });
+}
