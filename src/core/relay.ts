@@ -78,10 +78,16 @@ export async function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<
     result.error ??= e;
     closeBoth();
   };
+  // Datagram conns have no half-close: when one direction ends, the association is over.
+  const ended = a.datagram || b.datagram ? closeBoth : () => {};
   try {
     await Promise.all([
-      copy(a, b, new Uint8Array(size), touch).then((n) => void (result.aToB = n), fail),
-      copy(b, a, new Uint8Array(size), touch).then((n) => void (result.bToA = n), fail),
+      copy(a, b, new Uint8Array(size), touch).then((n) => void (result.aToB = n), fail).finally(
+        ended,
+      ),
+      copy(b, a, new Uint8Array(size), touch).then((n) => void (result.bToA = n), fail).finally(
+        ended,
+      ),
     ]);
   } finally {
     if (timer !== undefined) clearInterval(timer);

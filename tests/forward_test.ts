@@ -1,0 +1,201 @@
+import assert from "node:assert/strict";
+import { cliConfig } from "../src/config/cli.ts";
+import { Runtime } from "../src/runtime.ts";
+import { dialTcp } from "../src/transport/tcp/conn.ts";
+import { echoServer, randomBytes, readAll, sha256, withTimeout, writeChunks } from "./_helpers.ts";
+
+function port(rt: Runtime, i = 0): number {
+  return rt.services[i]!.listener.addr.port;
+}
+
+async function roundTrip(p: number, size: number): Promise<void> {
+  const c = await dialTcp("127.0.0.1", p);
+  try {
+    const data = randomBytes(size);
+    const [, got] = await Promise.all([
+      writeChunks(c, data).then(() => c.closeWrite()),
+      readAll(c),
+    ]);
+    assert.equal(got.length, data.length);
+    assert.equal(await sha256(got), await sha256(data));
+  } finally {
+    c.close();
+  }
+}
+
+Deno.test("tcp forward: 1 MiB byte-exact on 8 concurrent connections", async () => {
+  const echo = echoServer();
+  await using rt = await Runtime.start(cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`], []));
+  try {
+    await withTimeout(
+      Promise.all(Array.from({ length: 8 }, () => roundTrip(port(rt), 1 << 20))),
+      20_000,
+    );
+  } finally {
+    await rt.close();
+    await echo.close();
+  }
+});
+
+Deno.test("two-hop chain of our own forward nodes delivers byte-exact", async () => {
+  const echo = echoServer();
+  // C forwards to echo, B forwards to C; A's chain is B then C (forward connectors).
+  const c = await Runtime.start(cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`], []));
+  const b = await Runtime.start(cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${port(c)}`], []));
+  const a = await Runtime.start(
+    cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`], [
+      `forward://127.0.0.1:${port(b)}`,
+      `forward://127.0.0.1:${port(c)}`,
+    ]),
+  );
+  try {
+    await withTimeout(
+      Promise.all([roundTrip(port(a), 1 << 20), roundTrip(port(a), 100_000)]),
+      20_000,
+    );
+    assert.equal(a.chains.get("chain-0")!.hops.length, 2);
+  } finally {
+    await a.close();
+    await b.close();
+    await c.close();
+    await echo.close();
+  }
+});
+
+Deno.test("tcp forward: several targets round-robin; a dead target is marked and skipped", async () => {
+  const echo = echoServer();
+  const dead = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = (dead.addr as Deno.NetAddr).port;
+  dead.close(); // nothing listens there now: dials are refused
+  await using rt = await Runtime.start(
+    cliConfig([
+      `tcp://127.0.0.1:0/127.0.0.1:${deadPort},127.0.0.1:${echo.port}?maxFails=1&failTimeout=30s`,
+    ], []),
+  );
+  try {
+    // The first connection may hit the dead target and be closed; afterwards all succeed.
+    for (let i = 0; i < 4; i++) {
+      const c = await dialTcp("127.0.0.1", port(rt));
+      await c.write(new Uint8Array([i]));
+      await c.closeWrite();
+      const got = await withTimeout(readAll(c), 5000);
+      c.close();
+      if (i >= 2) assert.deepEqual([...got], [i]);
+    }
+  } finally {
+    await rt.close();
+    await echo.close();
+  }
+});
+
+Deno.test("udp forward with keepalive: many datagrams round-trip byte-exact", async () => {
+  const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const echoPort = (echo.addr as Deno.NetAddr).port;
+  const echoing = (async () => {
+    try {
+      for (;;) {
+        const [d, from] = await echo.receive();
+        await echo.send(d, from);
+      }
+    } catch { /* closed */ }
+  })();
+  await using rt = await Runtime.start(
+    cliConfig([`udp://127.0.0.1:0/127.0.0.1:${echoPort}?keepalive=true&ttl=2s`], []),
+  );
+  const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: port(rt) };
+    for (let i = 0; i < 20; i++) {
+      const msg = randomBytes(1 + i * 50);
+      await client.send(msg, to);
+      const [back] = await withTimeout(client.receive(), 3000, `datagram ${i}`);
+      assert.equal(await sha256(back), await sha256(msg));
+    }
+  } finally {
+    client.close();
+    await rt.close();
+    echo.close();
+    await echoing;
+  }
+});
+
+Deno.test("udp forward without keepalive: one reply per session, then a new session works", async () => {
+  const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const echoPort = (echo.addr as Deno.NetAddr).port;
+  const echoing = (async () => {
+    try {
+      for (;;) {
+        const [d, from] = await echo.receive();
+        await echo.send(d, from);
+      }
+    } catch { /* closed */ }
+  })();
+  await using rt = await Runtime.start(cliConfig([`udp://127.0.0.1:0/127.0.0.1:${echoPort}`], []));
+  const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: port(rt) };
+    for (let i = 0; i < 3; i++) {
+      await client.send(new Uint8Array([i, i]), to);
+      const [back] = await withTimeout(client.receive(), 3000);
+      assert.deepEqual([...back], [i, i]);
+    }
+  } finally {
+    client.close();
+    await rt.close();
+    echo.close();
+    await echoing;
+  }
+});
+
+Deno.test("garbage and abrupt closes on a forward port do not disturb healthy connections", async () => {
+  const echo = echoServer();
+  await using rt = await Runtime.start(cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`], []));
+  try {
+    const healthy = roundTrip(port(rt), 1 << 20);
+    for (let i = 0; i < 10; i++) {
+      const c = await dialTcp("127.0.0.1", port(rt));
+      await c.write(randomBytes(100));
+      c.close(); // reset mid-stream
+    }
+    await withTimeout(healthy, 10_000);
+  } finally {
+    await rt.close();
+    await echo.close();
+  }
+});
+
+Deno.test("udp forward: an expired session releases its upstream socket", async () => {
+  const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const echoPort = (echo.addr as Deno.NetAddr).port;
+  const echoing = (async () => {
+    try {
+      for (;;) {
+        const [d, from] = await echo.receive();
+        await echo.send(d, from);
+      }
+    } catch { /* closed */ }
+  })();
+  const rt = await Runtime.start(
+    cliConfig([`udp://127.0.0.1:0/127.0.0.1:${echoPort}?keepalive=true&ttl=200ms`], []),
+  );
+  const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    await client.send(new Uint8Array([7]), {
+      transport: "udp",
+      hostname: "127.0.0.1",
+      port: port(rt),
+    });
+    await withTimeout(client.receive(), 3000);
+    assert.equal(rt.services[0]!.connections, 1);
+    const t0 = Date.now();
+    while (rt.services[0]!.connections > 0 && Date.now() - t0 < 3000) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(rt.services[0]!.connections, 0, "session should end after ttl");
+  } finally {
+    client.close();
+    await rt.close();
+    echo.close();
+    await echoing;
+  }
+});
