@@ -1,0 +1,82 @@
+/** Helpers for benchmarks that run Burrow in a child process, as users do. */
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** A free loopback TCP port (bound and released). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+/** Starts `main.ts` with `args`; resolves once `probePort` accepts connections. */
+export async function startBurrow(
+  args: string[],
+  probePort: number,
+): Promise<{ stop: () => Promise<void> }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--unstable-net", MAIN, ...args],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  for (let i = 0; i < 200; i++) {
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: probePort });
+      c.close();
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    stop: async () => {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+    },
+  };
+}
+
+/** A sink counting the bytes of every connection; `next()` resolves the count of the next one. */
+export function countingSink(): { port: number; next: () => Promise<number>; close: () => void } {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return {
+    port: (l.addr as Deno.NetAddr).port,
+    next: async () => {
+      const c = await l.accept();
+      const buf = new Uint8Array(256 * 1024);
+      let n = 0;
+      for (;;) {
+        const r = await c.read(buf);
+        if (r === null) break;
+        n += r;
+      }
+      c.close();
+      return n;
+    },
+    close: () => l.close(),
+  };
+}
+
+/** Pushes `total` bytes into `port` (one connection), waits for `counted`; returns MB/s. */
+export async function pushThrough(
+  port: number,
+  total: number,
+  counted: Promise<number>,
+): Promise<number> {
+  const c = await Deno.connect({ hostname: "127.0.0.1", port });
+  c.setNoDelay(true);
+  const buf = new Uint8Array(64 * 1024);
+  const t0 = performance.now();
+  for (let sent = 0; sent < total;) {
+    sent += await c.write(buf);
+  }
+  await c.closeWrite();
+  const got = await counted;
+  const ms = performance.now() - t0;
+  c.close();
+  if (got < total) throw new Error(`sink got ${got} of ${total} bytes`);
+  return total / 1e6 / (ms / 1000);
+}

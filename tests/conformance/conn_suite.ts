@@ -1,0 +1,155 @@
+/**
+ * The Conn contract, run against every implementation: ordered bytes both ways, half-close
+ * (where the transport has it), close wakes a blocked reader, write-after-close fails, and
+ * back-pressure (a writer to a stalled reader does not run away).
+ *
+ * `makePair` returns two connected conns and a cleanup; the suite closes the conns itself.
+ */
+import assert from "node:assert/strict";
+import type { Conn } from "../../src/core/conn.ts";
+import { randomBytes, readAll, sha256, withTimeout, writeChunks } from "../_helpers.ts";
+
+export interface ConnPair {
+  a: Conn;
+  b: Conn;
+  cleanup?: () => Promise<void>;
+}
+
+export interface SuiteOptions {
+  /** The transport ends both directions on closeWrite (smux FIN). */
+  noHalfClose?: boolean;
+  /** Bytes per direction for the ordered-bytes test. Default 1 MiB. */
+  size?: number;
+  /** Skip the back-pressure check (transports with unbounded kernel buffering). */
+  noBackPressure?: boolean;
+  /** Buffering allowed before a writer to a stalled reader must block. Default 16 MiB. */
+  maxBuffered?: number;
+}
+
+export function runConnSuite(
+  name: string,
+  makePair: () => Promise<ConnPair>,
+  opts: SuiteOptions = {},
+): void {
+  const size = opts.size ?? 1 << 20;
+
+  Deno.test(`${name}: bytes arrive in order, byte-exact, both directions at once`, async () => {
+    const { a, b, cleanup } = await makePair();
+    try {
+      const up = randomBytes(size);
+      const down = randomBytes(size / 2);
+      const [gotB, gotA] = await withTimeout(
+        Promise.all([
+          (async () => {
+            const r = readAll(b);
+            await writeChunks(b, down, 3000);
+            if (!opts.noHalfClose) await b.closeWrite();
+            return r;
+          })().then((p) => p),
+          (async () => {
+            await writeChunks(a, up, 5000);
+            if (opts.noHalfClose) {
+              // Without half-close, read the reply first, then close.
+              return null;
+            }
+            await a.closeWrite();
+            return readAll(a);
+          })(),
+        ]).then(async ([rb, ra]) => {
+          if (opts.noHalfClose) {
+            const buf = new Uint8Array(down.length);
+            let off = 0;
+            while (off < buf.length) {
+              const n = await a.read(buf.subarray(off));
+              if (n === null) break;
+              off += n;
+            }
+            await a.closeWrite();
+            return [await rb, buf.subarray(0, off)] as const;
+          }
+          return [await rb, ra!] as const;
+        }),
+        20_000,
+        "transfer",
+      );
+      assert.equal(await sha256(gotB), await sha256(up));
+      assert.equal(await sha256(gotA), await sha256(down));
+    } finally {
+      a.close();
+      b.close();
+      await cleanup?.();
+    }
+  });
+
+  if (!opts.noHalfClose) {
+    Deno.test(`${name}: half-close — the peer reads EOF and can still answer`, async () => {
+      const { a, b, cleanup } = await makePair();
+      try {
+        await a.write(new TextEncoder().encode("question"));
+        await a.closeWrite();
+        const q = await withTimeout(readAll(b), 5000);
+        assert.equal(new TextDecoder().decode(q), "question");
+        await b.write(new TextEncoder().encode("answer"));
+        await b.closeWrite();
+        assert.equal(new TextDecoder().decode(await withTimeout(readAll(a), 5000)), "answer");
+      } finally {
+        a.close();
+        b.close();
+        await cleanup?.();
+      }
+    });
+  }
+
+  Deno.test(`${name}: close ends the peer's read and fails later writes`, async () => {
+    const { a, b, cleanup } = await makePair();
+    try {
+      await a.write(new Uint8Array([1]));
+      const buf = new Uint8Array(8);
+      assert.equal(await withTimeout(b.read(buf), 5000), 1);
+      const pending = b.read(buf);
+      a.close();
+      assert.equal(await withTimeout(pending.catch(() => null), 5000), null);
+      await assert.rejects(
+        (async () => {
+          for (let i = 0; i < 50; i++) {
+            await a.write(new Uint8Array(1024));
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        })(),
+      );
+    } finally {
+      a.close();
+      b.close();
+      await cleanup?.();
+    }
+  });
+
+  if (!opts.noBackPressure) {
+    Deno.test(`${name}: a writer to a stalled reader blocks instead of buffering without bound`, async () => {
+      const { a, b, cleanup } = await makePair();
+      const limit = opts.maxBuffered ?? 16 << 20;
+      try {
+        let written = 0;
+        const chunk = new Uint8Array(64 * 1024);
+        let stalled = false;
+        const writer = (async () => {
+          while (written < limit * 2) {
+            await a.write(chunk);
+            written += chunk.length;
+          }
+        })().catch(() => {});
+        const t = setTimeout(() => (stalled = true), 1500);
+        while (!stalled && written < limit * 2) await new Promise((r) => setTimeout(r, 50));
+        clearTimeout(t);
+        assert.ok(written <= limit, `writer got ${written} bytes ahead of a stalled reader`);
+        a.close();
+        b.close();
+        await writer;
+      } finally {
+        a.close();
+        b.close();
+        await cleanup?.();
+      }
+    });
+  }
+}
