@@ -5,9 +5,37 @@
  */
 import { parse as parseYamlText, stringify } from "yaml";
 
-/** Parses YAML text; errors carry the line and column. */
+/** Expands tabs in leading whitespace to 4-column stops (Markdown's tab width). */
+function expandIndentTabs(text: string): string {
+  return text.replace(/^[ \t]+/gm, (ws) => {
+    let col = 0;
+    for (const ch of ws) col = ch === "\t" ? col + 4 - (col % 4) : col + 1;
+    return " ".repeat(col);
+  });
+}
+
+/** GOST's docs write `addr: :` (any port); quote such bare-colon values. */
+function quoteBareColons(text: string): string {
+  return text.replace(/^(\s*(?:- )?[\w.-]+):[ \t]+(:[0-9]*)[ \t]*$/gm, '$1: "$2"');
+}
+
+/**
+ * Parses YAML text; errors carry the line and column. Two slips common in GOST's own docs are
+ * forgiven when strict parsing fails: tabs in indentation (read with 4-column stops, as the
+ * rendered page shows them) and unquoted `addr: :`.
+ */
 export function parseYaml(text: string): unknown {
-  return parseYamlText(text);
+  try {
+    return parseYamlText(text);
+  } catch (e) {
+    const fixed = quoteBareColons(expandIndentTabs(text));
+    if (fixed === text) throw e;
+    try {
+      return parseYamlText(fixed);
+    } catch {
+      throw e;
+    }
+  }
 }
 
 /** Formats a value as YAML. */

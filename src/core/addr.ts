@@ -9,7 +9,7 @@ export interface HostPort {
   port: number;
 }
 
-/** Splits `host:port`, `[v6]:port` or `:port`. Throws on a missing or bad port. */
+/** Splits `host:port`, `[v6]:port`, `:port` or `:` (port 0). Throws on a missing or bad port. */
 export function splitHostPort(addr: string): HostPort {
   let host: string;
   let portText: string;
@@ -25,6 +25,8 @@ export function splitHostPort(addr: string): HostPort {
     portText = addr.slice(i + 1);
     if (host.includes(":")) throw new Error(`IPv6 address must be bracketed: ${addr}`);
   }
+  // Go accepts an empty port (`:` or `host:`) and means "any free port" when listening.
+  if (portText === "") return { host, port: 0 };
   if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) {
     throw new Error(`bad port in address ${JSON.stringify(addr)}`);
   }
