@@ -6,7 +6,7 @@ import { asUsage, cliConfig, parseArgs, UsageError } from "./config/cli.ts";
 import { formatConfig, loadConfigSource } from "./config/file.ts";
 import { type Config, mergeConfigs } from "./config/model.ts";
 import { ConfigError, errorText } from "./core/errors.ts";
-import { type Level, Logger } from "./core/log.ts";
+import { type Level, Logger, sinkFor } from "./core/log.ts";
 import { Runtime } from "./runtime.ts";
 import { VERSION } from "./version.ts";
 
@@ -68,7 +68,17 @@ export async function runCli(argv: string[]): Promise<number> {
     console.error(`burrow: no services (give -L or -C)\n${USAGE}`);
     return 2;
   }
-  const log = new Logger(levelOf(cfg, args.debug, args.trace));
+  let log: Logger;
+  try {
+    log = new Logger(
+      levelOf(cfg, args.debug, args.trace),
+      {},
+      sinkFor(cfg.log?.output, cfg.log?.format),
+    );
+  } catch (e) {
+    console.error(`burrow: log.output: ${errorText(e)}`);
+    return 1;
+  }
   let rt: Runtime;
   try {
     rt = await Runtime.start(cfg, { log });

@@ -42,6 +42,8 @@ export class Runtime implements AsyncDisposable {
   readonly services: Service[] = [];
   readonly chains = new Map<string, Chain>();
   readonly #log: Logger;
+  /** Top-level `tls:`: the default certificate for TLS listeners without their own. */
+  #defaultTls?: TLSConfig;
 
   private constructor(log: Logger) {
     this.#log = log;
@@ -64,6 +66,7 @@ export class Runtime implements AsyncDisposable {
 
   async #build(cfg: Config, reg: Registries): Promise<void> {
     const log = this.#log;
+    this.#defaultTls = cfg.tls;
     const authers = new Map<string, Auther>();
     for (const [i, a] of (cfg.authers ?? []).entries()) {
       const users = [...(a.auths ?? []).map((x) => creds(x)!)];
@@ -196,7 +199,7 @@ export class Runtime implements AsyncDisposable {
         service: s.name,
         auther,
         auth,
-        tls: tlsOpts(s.handler.tls ?? s.listener.tls),
+        tls: tlsOpts(s.handler.tls ?? s.listener.tls ?? this.#defaultTls),
         forwarder,
         handlerOf: makeHandler,
       });
@@ -205,7 +208,7 @@ export class Runtime implements AsyncDisposable {
       reg.listeners.get(s.listener.type)({
         addr: s.addr,
         metadata: new Metadata(s.listener.metadata ?? {}, `${path}.listener.metadata`),
-        tls: tlsOpts(s.listener.tls),
+        tls: tlsOpts(s.listener.tls ?? this.#defaultTls),
         auther,
         log: log.with({ kind: "listener", listener: s.listener.type }),
         service: s.name,

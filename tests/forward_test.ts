@@ -199,3 +199,30 @@ Deno.test("udp forward: an expired session releases its upstream socket", async 
     await echoing;
   }
 });
+
+Deno.test("close(grace) lets a live connection finish, then closes stragglers", async () => {
+  const echo = echoServer();
+  const rt = await Runtime.start(cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`], []));
+  const c = await dialTcp("127.0.0.1", port(rt));
+  const idle = await dialTcp("127.0.0.1", port(rt));
+  try {
+    await c.write(new Uint8Array([1, 2, 3]));
+    const buf = new Uint8Array(3);
+    assert.equal(await withTimeout(c.read(buf), 3000), 3);
+    const closing = rt.close(400);
+    // Still served during the grace period: finish this one properly.
+    await c.write(new Uint8Array([4]));
+    assert.equal(await withTimeout(c.read(buf), 3000), 1);
+    await c.closeWrite();
+    assert.equal(await withTimeout(c.read(buf), 3000), null);
+    // The idle one is cut when the grace period ends.
+    assert.equal(await withTimeout(idle.read(buf), 3000), null);
+    await closing;
+    await assert.rejects(dialTcp("127.0.0.1", port(rt)));
+  } finally {
+    c.close();
+    idle.close();
+    await rt.close();
+    await echo.close();
+  }
+});

@@ -83,5 +83,42 @@ export class Logger {
   }
 }
 
+/** Formats a record as GOST's text format: `time level msg key=value ...`. */
+export function textLine(rec: Fields): string {
+  const { time, level, msg, ...rest } = rec;
+  const kv = Object.entries(rest).map(([k, v]) => {
+    const s = typeof v === "string" ? v : JSON.stringify(v);
+    return `${k}=${/[\s"=]/.test(s) ? JSON.stringify(s) : s}`;
+  });
+  return [time, level, JSON.stringify(msg), ...kv].join(" ");
+}
+
+/**
+ * A sink for GOST's `log.output` (`stderr` default, `stdout`, `none`/`null`, or a file path,
+ * appended) and `log.format` (`json` default, `text`).
+ */
+export function sinkFor(output = "stderr", format = "json"): Sink {
+  let write: (line: string) => void;
+  if (output === "none" || output === "null") return () => {};
+  if (output === "stdout") {
+    write = (line) => {
+      try {
+        Deno.stdout.writeSync(encoder.encode(line + "\n"));
+      } catch { /* stdout gone */ }
+    };
+  } else if (output === "stderr" || output === "") {
+    write = stderrSink;
+  } else {
+    const file = Deno.openSync(output, { append: true, create: true });
+    write = (line) => {
+      try {
+        file.writeSync(encoder.encode(line + "\n"));
+      } catch { /* disk full: drop the line rather than the process */ }
+    };
+  }
+  if (format !== "text") return write;
+  return (line) => write(textLine(JSON.parse(line)));
+}
+
 /** A logger that drops everything (library default, tests). */
 export const silentLogger: Logger = new Logger("none");
