@@ -2,7 +2,7 @@
  * The command-line program behind `main.ts`: flags → config → runtime, signals → clean exit.
  * @module
  */
-import { asUsage, cliConfig, parseArgs, UsageError } from "./config/cli.ts";
+import { asUsage, type CliArgs, cliConfig, parseArgs, UsageError } from "./config/cli.ts";
 import { formatConfig, loadConfigSource } from "./config/file.ts";
 import { type Config, mergeConfigs } from "./config/model.ts";
 import { ConfigError, errorText } from "./core/errors.ts";
@@ -28,12 +28,44 @@ function levelOf(cfg: Config, debug: boolean, trace: boolean): Level {
   return (l === "warning" ? "warn" : l) as Level;
 }
 
+/** Splits argv on `--` into independent groups. */
+function splitGroups(argv: string[]): string[][] {
+  const out: string[][] = [[]];
+  for (const a of argv) {
+    if (a === "--") out.push([]);
+    else out[out.length - 1]!.push(a);
+  }
+  return out.filter((g, i) => i === 0 || g.length > 0);
+}
+
+/** The config of group `g`: services numbered after `offset`, its chain named `chain-g`. */
+function groupConfig(a: CliArgs, g: number, offset: number): Config {
+  const cfg = cliConfig(a.services, a.nodes);
+  const chain = `chain-${g}`;
+  for (const c of cfg.chains ?? []) c.name = chain;
+  for (const [i, s] of (cfg.services ?? []).entries()) {
+    s.name = `service-${offset + i}`;
+    if (s.handler.chain) s.handler.chain = chain;
+    if (s.listener.chain) s.listener.chain = chain;
+  }
+  return cfg;
+}
+
 /** Runs the CLI; resolves the process exit code. */
 export async function runCli(argv: string[]): Promise<number> {
   let cfg: Config;
   let args;
   try {
-    args = parseArgs(argv);
+    // GOST runs each ` -- `-separated group as its own worker with its own chain; here the
+    // groups share one process, and group g's chain is named chain-g.
+    const groups = splitGroups(argv);
+    args = parseArgs(groups[0]!);
+    const extra = groups.slice(1).map(parseArgs);
+    for (const a of extra) {
+      args.output ??= a.output;
+      args.debug ||= a.debug;
+      args.trace ||= a.trace;
+    }
     if (args.help) {
       console.log(USAGE);
       return 0;
@@ -49,6 +81,10 @@ export async function runCli(argv: string[]): Promise<number> {
     let fromCli: Config;
     try {
       fromCli = cliConfig(args.services, args.nodes);
+      for (const [g, a] of extra.entries()) {
+        for (const c of a.configs) files.push(await loadConfigSource(c));
+        fromCli = mergeConfigs(fromCli, groupConfig(a, g + 1, fromCli.services?.length ?? 0));
+      }
     } catch (e) {
       asUsage(e);
     }

@@ -85,3 +85,29 @@ Deno.test("a running forwarder serves, then SIGTERM stops it cleanly with exit 0
     await echo.close();
   }
 });
+
+Deno.test("` -- ` splits independent groups, each with its own chain", async () => {
+  const o = await run([
+    "-L",
+    "tcp://:1/a:1",
+    "-F",
+    "forward://h:1",
+    "--",
+    "-L",
+    "tcp://:2/b:2",
+    "-F",
+    "forward://g:2",
+    "-O",
+    "json",
+  ]);
+  assert.equal(o.code, 0);
+  const cfg = JSON.parse(new TextDecoder().decode(o.stdout));
+  assert.deepEqual(cfg.services.map((s: { handler: { chain: string } }) => s.handler.chain), [
+    "chain-0",
+    "chain-1",
+  ]);
+  assert.deepEqual(
+    cfg.chains.map((c: { hops: { nodes: { addr: string }[] }[] }) => c.hops[0]!.nodes[0]!.addr),
+    ["h:1", "g:2"],
+  );
+});
