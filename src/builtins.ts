@@ -7,6 +7,10 @@ import { createRegistries, type Registries } from "./core/registry.ts";
 import * as tcp from "./transport/tcp/mod.ts";
 import * as udp from "./transport/udp/mod.ts";
 import * as forward from "./proxy/forward/mod.ts";
+import * as http from "./proxy/http/mod.ts";
+import * as socks from "./proxy/socks/mod.ts";
+import * as relay from "./proxy/relay/mod.ts";
+import * as auto from "./proxy/auto.ts";
 
 /** Registers every built-in listener, handler, dialer and connector into `reg`. */
 export function registerBuiltins(reg: Registries): Registries {
@@ -15,6 +19,10 @@ export function registerBuiltins(reg: Registries): Registries {
   udp.register(reg);
   // -- proxy protocols (handler + connector) --
   forward.register(reg);
+  http.register(reg);
+  socks.register(reg);
+  relay.register(reg);
+  auto.register(reg);
   return reg;
 }
 

@@ -1,0 +1,131 @@
+/**
+ * A small buffered reader over a {@link Conn} for parsing handshakes (HTTP heads, SOCKS and relay
+ * requests). When parsing is done, {@link BufReader.conn} hands back a Conn that replays whatever
+ * was read ahead, so no byte is lost to the parser.
+ * @module
+ */
+import { type Conn, PrefixedConn, UnexpectedEofError } from "./conn.ts";
+import { ProtocolError } from "./errors.ts";
+
+export class BufReader {
+  readonly #conn: Conn;
+  #buf: Uint8Array;
+  #start = 0;
+  #end = 0;
+
+  constructor(conn: Conn, size = 4096) {
+    this.#conn = conn;
+    this.#buf = new Uint8Array(size);
+  }
+
+  /** Bytes read ahead and not consumed yet. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Reads more into the buffer; false at EOF. */
+  async #fill(): Promise<boolean> {
+    if (this.#start > 0 && this.#start === this.#end) this.#start = this.#end = 0;
+    if (this.#end === this.#buf.length) {
+      if (this.#start > 0) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+        this.#end -= this.#start;
+        this.#start = 0;
+      } else {
+        const bigger = new Uint8Array(this.#buf.length * 2);
+        bigger.set(this.#buf.subarray(0, this.#end));
+        this.#buf = bigger;
+      }
+    }
+    const n = await this.#conn.read(this.#buf.subarray(this.#end));
+    if (n === null) return false;
+    this.#end += n;
+    return true;
+  }
+
+  /** Waits until at least `n` bytes are buffered; returns a view (valid until the next read). */
+  async peek(n: number): Promise<Uint8Array> {
+    while (this.buffered < n) {
+      if (!(await this.#fill())) throw new UnexpectedEofError(this.buffered, n);
+    }
+    return this.#buf.subarray(this.#start, this.#start + n);
+  }
+
+  /** Reads exactly `n` bytes into a new array. */
+  async readN(n: number): Promise<Uint8Array> {
+    const v = (await this.peek(n)).slice();
+    this.#start += n;
+    return v;
+  }
+
+  async readByte(): Promise<number> {
+    const v = (await this.peek(1))[0]!;
+    this.#start += 1;
+    return v;
+  }
+
+  async readU16(): Promise<number> {
+    const v = await this.peek(2);
+    this.#start += 2;
+    return (v[0]! << 8) | v[1]!;
+  }
+
+  /**
+   * Reads through the next `\r\n\r\n` (an HTTP head) and returns it as text, without the
+   * blank line. Refuses heads longer than `max` bytes.
+   */
+  async readHead(max = 64 * 1024): Promise<string | null> {
+    let scanned = 0;
+    for (;;) {
+      const view = this.#buf.subarray(this.#start, this.#end);
+      for (let i = Math.max(0, scanned - 3); i + 3 < view.length; i++) {
+        if (view[i] === 13 && view[i + 1] === 10 && view[i + 2] === 13 && view[i + 3] === 10) {
+          const text = new TextDecoder("latin1").decode(view.subarray(0, i));
+          this.#start += i + 4;
+          return text;
+        }
+      }
+      scanned = view.length;
+      if (scanned > max) throw new ProtocolError(`header larger than ${max} bytes`);
+      if (!(await this.#fill())) {
+        if (this.buffered === 0) return null;
+        throw new UnexpectedEofError(this.buffered, this.buffered + 1);
+      }
+    }
+  }
+
+  /** Reads one `\n`-terminated line (CR stripped). */
+  async readLine(max = 8192): Promise<string> {
+    let scanned = 0;
+    for (;;) {
+      const view = this.#buf.subarray(this.#start, this.#end);
+      const i = view.indexOf(10, scanned);
+      if (i >= 0) {
+        const end = i > 0 && view[i - 1] === 13 ? i - 1 : i;
+        const text = new TextDecoder("latin1").decode(view.subarray(0, end));
+        this.#start += i + 1;
+        return text;
+      }
+      scanned = view.length;
+      if (scanned > max) throw new ProtocolError(`line longer than ${max} bytes`);
+      if (!(await this.#fill())) throw new UnexpectedEofError(this.buffered, this.buffered + 1);
+    }
+  }
+
+  /** Takes up to `p.length` bytes: buffered ones first, else one read from the conn. */
+  async read(p: Uint8Array): Promise<number | null> {
+    if (this.buffered === 0) return await this.#conn.read(p);
+    const n = Math.min(p.length, this.buffered);
+    p.set(this.#buf.subarray(this.#start, this.#start + n));
+    this.#start += n;
+    return n;
+  }
+
+  /** The conn with the read-ahead bytes put back in front. */
+  conn(): Conn {
+    if (this.buffered === 0) return this.#conn;
+    const rest = this.#buf.slice(this.#start, this.#end);
+    this.#start = this.#end = 0;
+    return new PrefixedConn(this.#conn, rest);
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * The HTTP proxy handler (gost.md §3.2): CONNECT tunnels, absolute-URI forwarding of plain HTTP
+ * with client keep-alive (several requests, different hosts, on one connection), Basic proxy
+ * auth with 407, hop-by-hop headers removed, and GOST's UDP over HTTP (`X-Gost-Protocol: udp`).
+ * Upstream failures answer 502 (504 on timeout) as the issue asks; GOST itself answers 503.
+ * @module
+ */
+import { BufReader } from "../../core/bufio.ts";
+import type { Conn } from "../../core/conn.ts";
+import { errorText, ProtocolError } from "../../core/errors.ts";
+import { joinHostPort } from "../../core/addr.ts";
+import type { HandleContext, Handler, HandlerOptions } from "../../core/types.ts";
+import { classifyDialError, pipeLogged, withDeadline } from "../common.ts";
+import { serveUdpOverTcp } from "../socks/udp.ts";
+import {
+  copyBody,
+  getHeader,
+  hasToken,
+  type Headers,
+  parseRequestHead,
+  parseResponseHead,
+  removeHeaders,
+  requestFraming,
+  type RequestHead,
+  responseFraming,
+  serializeHead,
+  stripHopByHop,
+} from "./codec.ts";
+
+const enc = new TextEncoder();
+
+interface HttpOptions {
+  readTimeout: number;
+  proxyAgent: string;
+  realm: string;
+  udp: boolean;
+  header: Record<string, string>;
+  idleTimeout: number;
+  knock: string[];
+  probeResist?: { type: string; value: string };
+}
+
+/** Splits an absolute or origin-form request target into `host:port` and the origin path. */
+export function requestTarget(
+  req: RequestHead,
+): { addr: string; path: string; host: string } | null {
+  const m = /^http:\/\/([^/?#]+)(.*)$/i.exec(req.target);
+  let authority: string;
+  let path: string;
+  if (m) {
+    authority = m[1]!;
+    path = m[2] || "/";
+  } else if (req.target.startsWith("/")) {
+    // Origin form: proxied to its Host (GOST does the same).
+    const h = getHeader(req.headers, "host");
+    if (!h) return null;
+    authority = h;
+    path = req.target;
+  } else {
+    return null;
+  }
+  authority = authority.replace(/^[^@]*@/, "");
+  const hasPort = /^\[.*\]:\d+$/.test(authority) || /^[^:\]]+:\d+$/.test(authority);
+  const addr = hasPort ? authority : joinHostPort(authority.replace(/^\[|\]$/g, ""), 80);
+  return { addr, path, host: authority };
+}
+
+export class HttpHandler implements Handler {
+  readonly #o: HandlerOptions;
+  readonly #md: HttpOptions;
+
+  constructor(opts: HandlerOptions) {
+    this.#o = opts;
+    const md = opts.metadata;
+    const pr = md.string(["probeResist", "probe_resist"]);
+    const i = pr.indexOf(":");
+    this.#md = {
+      readTimeout: md.duration("readTimeout", 15_000),
+      proxyAgent: md.string(["proxyAgent", "http.proxyAgent"], "gost/3.0"),
+      realm: md.string("authBasicRealm", "gost"),
+      udp: md.bool("udp"),
+      header: md.map(["header", "http.header"]),
+      idleTimeout: md.duration("idleTimeout", 0),
+      knock: md.strings("knock").map((s) => s.toLowerCase()),
+      ...(i > 0 ? { probeResist: { type: pr.slice(0, i), value: pr.slice(i + 1) } } : {}),
+    };
+  }
+
+  #simple(status: string, extra: Headers = []): Uint8Array {
+    const h: Headers = [
+      ["Proxy-Agent", this.#md.proxyAgent],
+      ...Object.entries(this.#md.header),
+      ...extra,
+    ];
+    return serializeHead(`HTTP/1.1 ${status}`, [...h, ["Content-Length", "0"], [
+      "Connection",
+      "close",
+    ]]);
+  }
+
+  async handle(conn: Conn, ctx: HandleContext): Promise<void> {
+    const br = new BufReader(conn, 4096);
+    let first = true;
+    for (;;) {
+      // The first request gets the handshake deadline; later ones may idle (keep-alive).
+      const head = first
+        ? await withDeadline(conn, this.#md.readTimeout, () => br.readHead())
+        : await br.readHead();
+      first = false;
+      if (head === null) return;
+      let req: RequestHead;
+      try {
+        req = parseRequestHead(head);
+      } catch (e) {
+        await conn.write(
+          serializeHead("HTTP/1.1 400 Bad Request", [["Content-Length", "0"], [
+            "Connection",
+            "close",
+          ]]),
+        );
+        throw e;
+      }
+      if (!(await this.#authorize(conn, br, req, ctx))) return;
+      req.headers = removeHeaders(req.headers, ["Gost-Target", "X-Gost-Target", "Gost-Record"]);
+      if (req.method === "CONNECT") return await this.#connect(br, conn, req, ctx);
+      if (!(await this.#forward(br, conn, req, ctx))) return;
+    }
+  }
+
+  async #authorize(
+    conn: Conn,
+    br: BufReader,
+    req: RequestHead,
+    ctx: HandleContext,
+  ): Promise<boolean> {
+    const auther = this.#o.auther;
+    if (!auther) return true;
+    const h = getHeader(req.headers, "proxy-authorization") ?? "";
+    const m = /^Basic\s+(\S+)$/i.exec(h);
+    let user = "";
+    if (m) {
+      try {
+        const text = atob(m[1]!);
+        const i = text.indexOf(":");
+        user = i >= 0 ? text.slice(0, i) : text;
+        if (auther.authenticate(user, i >= 0 ? text.slice(i + 1) : "")) {
+          req.headers = removeHeaders(req.headers, ["Proxy-Authorization"]);
+          return true;
+        }
+      } catch { /* not base64: a failure like any other */ }
+    }
+    const host = requestTarget(req)?.host.replace(/:\d+$/, "").toLowerCase() ??
+      req.target.replace(/:\d+$/, "").toLowerCase();
+    if (this.#md.probeResist && !this.#md.knock.includes(host)) {
+      await this.#decoy(conn, br, req, ctx);
+      return false;
+    }
+    ctx.log.warn(`http: authentication failed${user ? ` for user ${JSON.stringify(user)}` : ""}`);
+    await conn.write(serializeHead("HTTP/1.1 407 Proxy Authentication Required", [
+      ["Proxy-Authenticate", `Basic realm="${this.#md.realm}"`],
+      ["Proxy-Agent", this.#md.proxyAgent],
+      ["Content-Length", "0"],
+      ["Connection", "close"],
+      ...(hasToken(req.headers, "proxy-connection", "keep-alive")
+        ? [["Proxy-Connection", "close"] as [string, string]]
+        : []),
+    ]));
+    return false;
+  }
+
+  /** Probe resistance: answer as something that is not a proxy (gost.md §3.2). */
+  async #decoy(conn: Conn, br: BufReader, req: RequestHead, ctx: HandleContext): Promise<void> {
+    const pr = this.#md.probeResist!;
+    if (pr.type === "code") {
+      const code = /^\d{3}$/.test(pr.value) ? pr.value : "404";
+      await conn.write(
+        serializeHead(`HTTP/1.1 ${code} ${code === "404" ? "Not Found" : "Error"}`, [[
+          "Content-Length",
+          "0",
+        ], ["Connection", "close"]]),
+      );
+    } else if (pr.type === "file") {
+      const body = await Deno.readFile(pr.value).catch(() => new Uint8Array(0));
+      await conn.write(
+        serializeHead("HTTP/1.1 200 OK", [["Content-Type", "text/html"], [
+          "Content-Length",
+          String(body.length),
+        ], ["Connection", "close"]]),
+      );
+      await conn.write(body);
+    } else if (pr.type === "host") {
+      try {
+        const up = await this.#o.router.dial("tcp", pr.value, { signal: ctx.signal, log: ctx.log });
+        await up.write(serializeHead(`${req.method} ${req.target} ${req.version}`, req.headers));
+        await pipeLogged(br.conn(), up, pr.value, ctx);
+      } catch { /* decoy unreachable: just close */ }
+    } else {
+      await conn.write(
+        serializeHead("HTTP/1.1 404 Not Found", [["Content-Length", "0"], ["Connection", "close"]]),
+      );
+    }
+  }
+
+  #failure(e: unknown): string {
+    return classifyDialError(e) === "timeout" ? "504 Gateway Timeout" : "502 Bad Gateway";
+  }
+
+  async #connect(br: BufReader, conn: Conn, req: RequestHead, ctx: HandleContext): Promise<void> {
+    const udp = (getHeader(req.headers, "x-gost-protocol") ?? "").toLowerCase() === "udp";
+    if (udp) {
+      if (!this.#md.udp) {
+        await conn.write(this.#simple("403 Forbidden"));
+        return;
+      }
+      await conn.write(
+        enc.encode(`HTTP/1.1 200 OK\r\nProxy-Agent: ${this.#md.proxyAgent}\r\n\r\n`),
+      );
+      return await serveUdpOverTcp(br, conn, this.#o.router, ctx.log);
+    }
+    const addr = /:\d+$/.test(req.target) ? req.target : joinHostPort(req.target, 443);
+    let up: Conn;
+    try {
+      up = await this.#o.router.dial("tcp", addr, {
+        signal: ctx.signal,
+        client: conn.remoteAddr.hostname,
+        log: ctx.log,
+      });
+    } catch (e) {
+      ctx.log.error(`http: connect ${addr}: ${errorText(e)}`, { dst: addr });
+      await conn.write(this.#simple(this.#failure(e))).catch(() => {});
+      return;
+    }
+    await conn.write(
+      enc.encode(
+        `HTTP/1.1 200 Connection established\r\nProxy-Agent: ${this.#md.proxyAgent}\r\n\r\n`,
+      ),
+    );
+    await pipeLogged(br.conn(), up, addr, ctx, this.#md.idleTimeout);
+  }
+
+  /** Forwards one plain HTTP request; resolves whether the client connection stays open. */
+  async #forward(
+    br: BufReader,
+    conn: Conn,
+    req: RequestHead,
+    ctx: HandleContext,
+  ): Promise<boolean> {
+    const t = requestTarget(req);
+    if (!t || req.method === "PRI") {
+      await conn.write(this.#simple("400 Bad Request"));
+      return false;
+    }
+    const clientKeep = req.version === "HTTP/1.1"
+      ? !hasToken(req.headers, "connection", "close") &&
+        !hasToken(req.headers, "proxy-connection", "close")
+      : hasToken(req.headers, "connection", "keep-alive") ||
+        hasToken(req.headers, "proxy-connection", "keep-alive");
+    const upgrade = hasToken(req.headers, "connection", "upgrade")
+      ? getHeader(req.headers, "upgrade")
+      : undefined;
+    let up: Conn;
+    try {
+      up = await this.#o.router.dial("tcp", t.addr, {
+        signal: ctx.signal,
+        client: conn.remoteAddr.hostname,
+        log: ctx.log,
+      });
+    } catch (e) {
+      ctx.log.error(`http: ${req.method} ${t.addr}: ${errorText(e)}`, { dst: t.addr });
+      await conn.write(this.#simple(this.#failure(e))).catch(() => {});
+      return false;
+    }
+    ctx.log.debug(`${req.method} ${req.target}`, { dst: t.addr });
+    try {
+      let headers = stripHopByHop(req.headers);
+      if (!getHeader(headers, "host")) headers = [["Host", t.host], ...headers];
+      headers.push(upgrade ? ["Connection", "Upgrade"] : ["Connection", "close"]);
+      if (upgrade) headers.push(["Upgrade", upgrade]);
+      await up.write(serializeHead(`${req.method} ${t.path} ${req.version}`, headers));
+      await copyBody(br, up, requestFraming(req.headers));
+      const ubr = new BufReader(up, 4096);
+      const rhead = await ubr.readHead();
+      if (rhead === null) throw new ProtocolError("http: upstream closed without a response");
+      const res = parseResponseHead(rhead);
+      if (res.status === 101) {
+        await conn.write(serializeHead(`${res.version} 101 ${res.reason}`, res.headers));
+        await pipeLogged(br.conn(), ubr.conn(), t.addr, ctx);
+        return false;
+      }
+      const framing = responseFraming(req.method, res);
+      const keep = clientKeep && framing.kind !== "close";
+      const out = stripHopByHop(res.headers);
+      if (!keep) out.push(["Connection", "close"]);
+      else if (req.version === "HTTP/1.0") out.push(["Connection", "keep-alive"]);
+      await conn.write(serializeHead(`${res.version} ${res.status} ${res.reason}`.trimEnd(), out));
+      await copyBody(ubr, conn, framing);
+      return keep;
+    } catch (e) {
+      ctx.log.error(`http: ${req.method} ${t.addr}: ${errorText(e)}`, { dst: t.addr });
+      await conn.write(this.#simple("502 Bad Gateway")).catch(() => {});
+      return false;
+    } finally {
+      up.close();
+    }
+  }
+}

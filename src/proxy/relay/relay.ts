@@ -1,0 +1,312 @@
+/**
+ * GOST relay handler and connector (gost.md §3.5). By default the response travels lazily:
+ * the server sends it with the first bytes from the target, and the client sends its request
+ * with its first write. Unlike GOST's connector, ours also sends the request when the app reads
+ * first, so server-speaks-first protocols (SSH banners, VNC) work without `nodelay=true`.
+ * @module
+ */
+import { BufReader } from "../../core/bufio.ts";
+import { type Conn, ConnBase, type NetAddr, UnexpectedEofError } from "../../core/conn.ts";
+import { AuthError, errorText, ProtocolError, TunnelError } from "../../core/errors.ts";
+import type {
+  ConnectContext,
+  Connector,
+  ConnectorOptions,
+  Credentials,
+  HandleContext,
+  Handler,
+  HandlerOptions,
+  Network,
+} from "../../core/types.ts";
+import { classifyDialError, pipeLogged, withDeadline } from "../common.ts";
+import { serveUdpOverTcp } from "../socks/udp.ts";
+import {
+  addrFeature,
+  CMD_BIND,
+  CMD_CONNECT,
+  decodeRequest,
+  encodeMessage,
+  FLAG_UDP,
+  NETWORK_UDP,
+  networkFeature,
+  readMessage,
+  STATUS,
+  statusText,
+  userAuthFeature,
+} from "./codec.ts";
+
+/** A conn whose first write (or closeWrite) is preceded by `head`. */
+class HeadFirstConn extends ConnBase {
+  #head: Uint8Array | null;
+  constructor(readonly inner: Conn, head: Uint8Array) {
+    super();
+    this.#head = head;
+  }
+  get localAddr(): NetAddr {
+    return this.inner.localAddr;
+  }
+  get remoteAddr(): NetAddr {
+    return this.inner.remoteAddr;
+  }
+  /** Sends the head now if it is still pending. */
+  async flush(): Promise<void> {
+    const h = this.#head;
+    if (h) {
+      this.#head = null;
+      await this.inner.write(h);
+    }
+  }
+  read(p: Uint8Array): Promise<number | null> {
+    return this.inner.read(p);
+  }
+  async write(p: Uint8Array): Promise<number> {
+    const h = this.#head;
+    if (!h) return await this.inner.write(p);
+    this.#head = null;
+    const both = new Uint8Array(h.length + p.length);
+    both.set(h);
+    both.set(p, h.length);
+    await this.inner.write(both);
+    return p.length;
+  }
+  async closeWrite(): Promise<void> {
+    await this.flush();
+    await this.inner.closeWrite();
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
+
+/** Datagrams as `LEN(2) payload` on a stream (relay UDP CONNECT). */
+class LengthFramedUdpConn extends ConnBase {
+  readonly datagram = true;
+  constructor(readonly inner: Conn, readonly br: BufReader) {
+    super();
+  }
+  get localAddr(): NetAddr {
+    return this.inner.localAddr;
+  }
+  get remoteAddr(): NetAddr {
+    return this.inner.remoteAddr;
+  }
+  async read(p: Uint8Array): Promise<number | null> {
+    let n: number;
+    try {
+      n = await this.br.readU16();
+    } catch (e) {
+      if (e instanceof UnexpectedEofError) return null;
+      throw e;
+    }
+    const d = await this.br.readN(n);
+    const k = Math.min(n, p.length);
+    p.set(d.subarray(0, k));
+    return k;
+  }
+  async write(p: Uint8Array): Promise<number> {
+    if (p.length > 0xffff) throw new ProtocolError("relay: datagram larger than 65535 bytes");
+    const out = new Uint8Array(2 + p.length);
+    out[0] = p.length >> 8;
+    out[1] = p.length & 0xff;
+    out.set(p, 2);
+    await this.inner.write(out);
+    return p.length;
+  }
+  closeWrite(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
+
+function response(status: number, features: Uint8Array[] = []): Uint8Array {
+  return encodeMessage(status, features);
+}
+
+export class RelayHandler implements Handler {
+  readonly #o: HandlerOptions;
+  readonly #readTimeout: number;
+  readonly #nodelay: boolean;
+  readonly #bind: boolean;
+
+  constructor(opts: HandlerOptions) {
+    this.#o = opts;
+    this.#readTimeout = opts.metadata.duration("readTimeout", 15_000);
+    this.#nodelay = opts.metadata.bool("nodelay");
+    this.#bind = opts.metadata.bool("bind");
+  }
+
+  async handle(conn: Conn, ctx: HandleContext): Promise<void> {
+    const br = new BufReader(conn, 512);
+    let req;
+    try {
+      req = await withDeadline(
+        conn,
+        this.#readTimeout,
+        async () => decodeRequest(await readMessage(br)),
+      );
+    } catch (e) {
+      if (e instanceof ProtocolError) await conn.write(response(STATUS.badRequest)).catch(() => {});
+      throw e;
+    }
+    const auther = this.#o.auther;
+    if (auther && !auther.authenticate(req.user ?? "", req.pass ?? "")) {
+      await conn.write(response(STATUS.unauthorized));
+      throw new AuthError(
+        `relay: authentication failed${req.user ? ` for user ${JSON.stringify(req.user)}` : ""}`,
+      );
+    }
+    const network: Network = req.udp ? "udp" : "tcp";
+    if (req.cmd === CMD_BIND) {
+      // UDP association (a GOST client relaying UDP with no fixed target).
+      if (!this.#bind || network !== "udp") {
+        await conn.write(response(STATUS.forbidden));
+        throw new TunnelError(
+          `relay: ${network} bind refused (needs bind=true; tcp bind unsupported)`,
+        );
+      }
+      await conn.write(response(STATUS.ok, [addrFeature(`${conn.localAddr.hostname}:0`)]));
+      return await serveUdpOverTcp(br, conn, this.#o.router, ctx.log);
+    }
+    if (req.cmd !== CMD_CONNECT && req.cmd !== 0) {
+      await conn.write(response(STATUS.badRequest));
+      throw new ProtocolError(`relay: unknown command ${req.cmd}`);
+    }
+    let target = req.addr;
+    const fw = this.#o.forwarder;
+    const node = fw?.select(conn.remoteAddr.hostname);
+    if (fw) {
+      if (!node) {
+        await conn.write(response(STATUS.serviceUnavailable));
+        throw new TunnelError("relay: no forward target");
+      }
+      target = node.addr;
+    } else if (target === "") {
+      await conn.write(response(STATUS.badRequest));
+      throw new ProtocolError("relay: no target address");
+    }
+    let up: Conn;
+    try {
+      up = await this.#o.router.dial(network, target, {
+        signal: ctx.signal,
+        client: conn.remoteAddr.hostname,
+        log: ctx.log,
+      });
+      if (node) fw!.markOk(node);
+    } catch (e) {
+      if (node) fw!.markFailed(node);
+      const st = node
+        ? STATUS.hostUnreachable
+        : classifyDialError(e) === "timeout"
+        ? STATUS.timeout
+        : STATUS.networkUnreachable;
+      await conn.write(response(st)).catch(() => {});
+      ctx.log.error(`relay: connect ${target}: ${errorText(e)}`, { dst: target });
+      return;
+    }
+    const ok = response(STATUS.ok);
+    let client: Conn;
+    if (network === "udp") {
+      await conn.write(ok);
+      client = new LengthFramedUdpConn(br.conn(), new BufReader(br.conn(), 4096));
+    } else if (this.#nodelay) {
+      await conn.write(ok);
+      client = br.conn();
+    } else {
+      client = new HeadFirstConn(br.conn(), ok);
+    }
+    await pipeLogged(client, up, target, ctx);
+    if (client instanceof HeadFirstConn) await client.flush().catch(() => {});
+  }
+}
+
+/** The client side: a conn that carries the relay request/response around the app's bytes. */
+class RelayClientConn extends ConnBase {
+  readonly #inner: Conn;
+  readonly #br: BufReader;
+  #request: Uint8Array | null;
+  #responded = false;
+  readonly #address: string;
+
+  constructor(inner: Conn, request: Uint8Array, address: string) {
+    super();
+    this.#inner = inner;
+    this.#br = new BufReader(inner, 512);
+    this.#request = request;
+    this.#address = address;
+  }
+  get localAddr(): NetAddr {
+    return this.#inner.localAddr;
+  }
+  get remoteAddr(): NetAddr {
+    return this.#inner.remoteAddr;
+  }
+  async #sendRequest(data?: Uint8Array): Promise<void> {
+    const r = this.#request;
+    if (!r) {
+      if (data) await this.#inner.write(data);
+      return;
+    }
+    this.#request = null;
+    if (!data) return await this.#inner.write(r).then(() => {});
+    const both = new Uint8Array(r.length + data.length);
+    both.set(r);
+    both.set(data, r.length);
+    await this.#inner.write(both);
+  }
+  /** Reads and checks the response once. */
+  async handshake(): Promise<void> {
+    if (this.#responded) return;
+    await this.#sendRequest();
+    const m = await readMessage(this.#br);
+    this.#responded = true;
+    if (m.code !== STATUS.ok) {
+      throw new TunnelError(`relay: ${m.code} ${statusText(m.code)} (${this.#address})`);
+    }
+  }
+  async read(p: Uint8Array): Promise<number | null> {
+    if (!this.#responded) await this.handshake();
+    return await this.#br.read(p);
+  }
+  async write(p: Uint8Array): Promise<number> {
+    await this.#sendRequest(p);
+    return p.length;
+  }
+  async closeWrite(): Promise<void> {
+    await this.#sendRequest();
+    await this.#inner.closeWrite();
+  }
+  close(): void {
+    this.#inner.close();
+  }
+}
+
+export class RelayConnector implements Connector {
+  readonly #auth?: Credentials;
+  readonly #nodelay: boolean;
+  constructor(opts: ConnectorOptions) {
+    this.#auth = opts.auth;
+    this.#nodelay = opts.metadata.bool("nodelay");
+  }
+
+  async connect(
+    conn: Conn,
+    network: Network,
+    address: string,
+    _ctx: ConnectContext,
+  ): Promise<Conn> {
+    const features: Uint8Array[] = [];
+    if (network === "udp") features.push(networkFeature(NETWORK_UDP));
+    if (this.#auth) features.push(userAuthFeature(this.#auth.username, this.#auth.password));
+    if (address) features.push(addrFeature(address));
+    const req = encodeMessage(network === "udp" ? CMD_CONNECT | FLAG_UDP : CMD_CONNECT, features);
+    const c = new RelayClientConn(conn, req, address);
+    if (network === "udp") {
+      await c.handshake();
+      return new LengthFramedUdpConn(c, new BufReader(c, 4096));
+    }
+    if (this.#nodelay) await c.handshake();
+    return c;
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * SOCKS4 and SOCKS4a (gost.md §3.4) — handler and connector. Request
+ * `04 CD PORT(2) IP(4) USERID NUL [HOST NUL]`; reply `00 CD 0000 00000000` with CD 90 granted,
+ * 91 failed, 92 rejected, 93 user id rejected. BIND is not implemented (as in GOST): refused
+ * with 91.
+ * @module
+ */
+import { BufReader } from "../../core/bufio.ts";
+import type { Conn } from "../../core/conn.ts";
+import { isIPv4, joinHostPort, splitHostPort } from "../../core/addr.ts";
+import {
+  AuthError,
+  errorText,
+  ProtocolError,
+  TunnelError,
+  UnsupportedError,
+} from "../../core/errors.ts";
+import type {
+  ConnectContext,
+  Connector,
+  ConnectorOptions,
+  HandleContext,
+  Handler,
+  HandlerOptions,
+  Network,
+} from "../../core/types.ts";
+import { pipeLogged, withDeadline } from "../common.ts";
+
+export const GRANTED = 90;
+export const FAILED = 91;
+export const REJECTED = 92;
+export const REJECTED_USERID = 93;
+
+function reply(cd: number): Uint8Array {
+  return new Uint8Array([0, cd, 0, 0, 0, 0, 0, 0]);
+}
+
+async function readCString(br: BufReader, max = 255): Promise<string> {
+  const bytes: number[] = [];
+  for (;;) {
+    const b = await br.readByte();
+    if (b === 0) break;
+    if (bytes.length >= max) throw new ProtocolError("socks4: string too long");
+    bytes.push(b);
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
+}
+
+/** The SOCKS4/4a server side. */
+export class Socks4Handler implements Handler {
+  readonly #o: HandlerOptions;
+  readonly #readTimeout: number;
+  constructor(opts: HandlerOptions) {
+    this.#o = opts;
+    this.#readTimeout = opts.metadata.duration("readTimeout", 15_000);
+  }
+
+  async handle(conn: Conn, ctx: HandleContext): Promise<void> {
+    const br = new BufReader(conn, 512);
+    const req = await withDeadline(conn, this.#readTimeout, async () => {
+      const h = await br.readN(8);
+      if (h[0] !== 4) throw new ProtocolError("socks4: bad version");
+      const port = (h[2]! << 8) | h[3]!;
+      let host = `${h[4]}.${h[5]}.${h[6]}.${h[7]}`;
+      const user = await readCString(br);
+      // 0.0.0.x with x != 0: SOCKS4a, the host name follows.
+      if (h[4] === 0 && h[5] === 0 && h[6] === 0 && h[7] !== 0) host = await readCString(br);
+      return { cmd: h[1]!, addr: joinHostPort(host, port), user };
+    });
+    if (this.#o.auther && !this.#o.auther.authenticate(req.user, "")) {
+      await conn.write(reply(REJECTED_USERID));
+      throw new AuthError(`socks4: user id ${JSON.stringify(req.user)} rejected`);
+    }
+    if (req.cmd !== 1) {
+      await conn.write(reply(FAILED));
+      throw new UnsupportedError(`socks4: command ${req.cmd} not supported`);
+    }
+    let up: Conn;
+    try {
+      up = await this.#o.router.dial("tcp", req.addr, {
+        signal: ctx.signal,
+        client: conn.remoteAddr.hostname,
+        log: ctx.log,
+      });
+    } catch (e) {
+      await conn.write(reply(FAILED)).catch(() => {});
+      ctx.log.error(`socks4: connect ${req.addr}: ${errorText(e)}`, { dst: req.addr });
+      return;
+    }
+    await conn.write(reply(GRANTED));
+    await pipeLogged(br.conn(), up, req.addr, ctx);
+  }
+}
+
+/** The SOCKS4a client side (`disable4a=true` sends resolved IPv4 only). */
+export class Socks4Connector implements Connector {
+  readonly #user: string;
+  readonly #no4a: boolean;
+  constructor(opts: ConnectorOptions) {
+    this.#user = opts.auth?.username ?? "";
+    this.#no4a = opts.metadata.bool("disable4a");
+  }
+
+  async connect(
+    conn: Conn,
+    network: Network,
+    address: string,
+    _ctx: ConnectContext,
+  ): Promise<Conn> {
+    if (network !== "tcp") throw new UnsupportedError("socks4: only tcp");
+    const { host, port } = splitHostPort(address);
+    const h = host === "" ? "127.0.0.1" : host;
+    let ip = h;
+    let name = "";
+    if (!isIPv4(h)) {
+      if (this.#no4a) {
+        const [a] = await Deno.resolveDns(h, "A");
+        if (!a) throw new TunnelError(`socks4: cannot resolve ${h}`);
+        ip = a;
+      } else {
+        ip = "0.0.0.1";
+        name = h;
+      }
+    }
+    const enc = new TextEncoder();
+    const user = enc.encode(this.#user);
+    const nameB = enc.encode(name);
+    const req = new Uint8Array(8 + user.length + 1 + (name ? nameB.length + 1 : 0));
+    req.set([4, 1, port >> 8, port & 0xff, ...ip.split(".").map(Number)]);
+    req.set(user, 8);
+    if (name) req.set(nameB, 9 + user.length);
+    await conn.write(req);
+    const br = new BufReader(conn, 64);
+    const r = await br.readN(8);
+    if (r[1] !== GRANTED) throw new TunnelError(`socks4: server replied ${r[1]} for ${address}`);
+    return br.conn();
+  }
+}
