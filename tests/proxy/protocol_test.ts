@@ -1,0 +1,244 @@
+/** Wire-level tests: byte vectors from gost.md §6.4, refusals, garbage, UDP. */
+import assert from "node:assert/strict";
+import { cliConfig } from "../../src/config/cli.ts";
+import { Runtime } from "../../src/runtime.ts";
+import { BufReader } from "../../src/core/bufio.ts";
+import { pipe } from "../../src/core/pipe.ts";
+import { dialTcp } from "../../src/transport/tcp/conn.ts";
+import {
+  addrFeature,
+  decodeRequest,
+  encodeMessage,
+  networkFeature,
+  readMessage,
+  userAuthFeature,
+} from "../../src/proxy/relay/codec.ts";
+import { encodeUdpFrame } from "../../src/proxy/socks/udp.ts";
+import { encodeSocksAddr, ipv6Text, parseSocksAddr } from "../../src/proxy/socks/addr.ts";
+import { echoServer, randomBytes, readAll, withTimeout } from "../_helpers.ts";
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
+
+Deno.test("relay request vectors (gost.md §6.4)", () => {
+  assert.equal(
+    hex(encodeMessage(0x01, [addrFeature("example.com:80")])),
+    "01 01 00 12 02 00 0f 03 0b 65 78 61 6d 70 6c 65 2e 63 6f 6d 00 50",
+  );
+  const withAuth = encodeMessage(0x01, [userAuthFeature("u", "p"), addrFeature("example.com:80")]);
+  assert.equal(hex(withAuth.subarray(0, 11)), "01 01 00 19 01 00 04 01 75 01 70");
+  assert.equal(
+    hex(encodeMessage(0x81, [networkFeature(1), addrFeature("8.8.8.8:53")])),
+    "01 81 00 0f 04 00 02 00 01 02 00 07 01 08 08 08 08 00 35",
+  );
+  assert.equal(hex(encodeMessage(0, [])), "01 00 00 00");
+});
+
+Deno.test("relay decoder skips unknown features; last Addr wins", async () => {
+  const [a, b] = pipe();
+  await a.write(
+    encodeMessage(0x01, [
+      new Uint8Array([0x77, 0, 2, 9, 9]),
+      addrFeature("a.b:1"),
+      addrFeature("[::1]:2"),
+    ]),
+  );
+  const r = decodeRequest(await readMessage(new BufReader(b)));
+  assert.equal(r.addr, "[::1]:2");
+  a.close();
+});
+
+Deno.test("UDP-over-TCP frame vector and SOCKS addresses", () => {
+  assert.equal(
+    hex(encodeUdpFrame("8.8.8.8:53", new Uint8Array(5))),
+    "00 05 ff 01 08 08 08 08 00 35 00 00 00 00 00",
+  );
+  for (const a of ["1.2.3.4:80", "example.com:443", "[2001:db8::1]:8080", "[::1]:1"]) {
+    const host = a.startsWith("[") ? a.slice(1, a.indexOf("]")) : a.slice(0, a.lastIndexOf(":"));
+    const enc = encodeSocksAddr(host, Number(a.slice(a.lastIndexOf(":") + 1)));
+    assert.equal(parseSocksAddr(enc, 0).addr, a);
+  }
+  assert.equal(ipv6Text(new Uint8Array(16)), "::");
+});
+
+async function talk(port: number, send: Uint8Array, want: number): Promise<Uint8Array> {
+  const c = await dialTcp("127.0.0.1", port);
+  try {
+    await c.write(send);
+    const br = new BufReader(c);
+    return want > 0 ? await withTimeout(br.readN(want), 5000) : await withTimeout(readAll(c), 5000);
+  } finally {
+    c.close();
+  }
+}
+
+Deno.test("relay: wrong password ⇒ status 2; forwarder mode; lazy response rides with the first bytes", async () => {
+  const echo = echoServer();
+  await using rt = await Runtime.start(cliConfig(["relay://u:p@127.0.0.1:0"], []));
+  await using fwd = await Runtime.start(
+    cliConfig([`relay://127.0.0.1:0/127.0.0.1:${echo.port}`], []),
+  );
+  try {
+    const port = rt.services[0]!.listener.addr.port;
+    const bad = await talk(
+      port,
+      encodeMessage(1, [userAuthFeature("u", "x"), addrFeature(`127.0.0.1:${echo.port}`)]),
+      4,
+    );
+    assert.equal(hex(bad), "01 02 00 00");
+    // Correct password: request + payload in one write; the response arrives with the echo.
+    const req = encodeMessage(1, [
+      userAuthFeature("u", "p"),
+      addrFeature(`127.0.0.1:${echo.port}`),
+    ]);
+    const both = new Uint8Array(req.length + 3);
+    both.set(req);
+    both.set([7, 8, 9], req.length);
+    assert.equal(hex(await talk(port, both, 7)), "01 00 00 00 07 08 09");
+    // Forwarder: the client's address is ignored.
+    const f = encodeMessage(1, [addrFeature("ignored.example:1")]);
+    const fb = new Uint8Array(f.length + 2);
+    fb.set(f);
+    fb.set([1, 2], f.length);
+    assert.equal(hex(await talk(fwd.services[0]!.listener.addr.port, fb, 6)), "01 00 00 00 01 02");
+  } finally {
+    await rt.close();
+    await fwd.close();
+    await echo.close();
+  }
+});
+
+Deno.test("relay connector works with server-speaks-first targets (no nodelay needed)", async () => {
+  const banner = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const c = await banner.accept();
+    await c.write(new TextEncoder().encode("SSH-2.0-test\r\n"));
+    c.close();
+  })();
+  await using relay = await Runtime.start(cliConfig(["relay://127.0.0.1:0"], []));
+  await using front = await Runtime.start(
+    cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${(banner.addr as Deno.NetAddr).port}`], [
+      `relay://127.0.0.1:${relay.services[0]!.listener.addr.port}`,
+    ]),
+  );
+  try {
+    const c = await dialTcp("127.0.0.1", front.services[0]!.listener.addr.port);
+    const got = await withTimeout(readAll(c), 5000);
+    c.close();
+    assert.equal(new TextDecoder().decode(got), "SSH-2.0-test\r\n");
+  } finally {
+    await serving;
+    banner.close();
+  }
+});
+
+Deno.test("socks5: refused target ⇒ REP 5; no-auth client vs auth server ⇒ 0xFF; unknown command ⇒ 7", async () => {
+  await using open = await Runtime.start(cliConfig(["socks5://127.0.0.1:0"], []));
+  await using authed = await Runtime.start(cliConfig(["socks5://u:p@127.0.0.1:0"], []));
+  const dead = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const deadPort = (dead.addr as Deno.NetAddr).port;
+  dead.close();
+  const port = open.services[0]!.listener.addr.port;
+  const connect = [5, 1, 0, 1, 127, 0, 0, 1, deadPort >> 8, deadPort & 255];
+  const r = await talk(port, new Uint8Array([5, 1, 0, ...connect]), 12);
+  assert.equal(hex(r.subarray(0, 4)), "05 00 05 05");
+  assert.equal(
+    hex(await talk(authed.services[0]!.listener.addr.port, new Uint8Array([5, 1, 0]), 2)),
+    "05 ff",
+  );
+  const r7 = await talk(port, new Uint8Array([5, 1, 0, 5, 9, 0, 1, 1, 2, 3, 4, 0, 80]), 5);
+  assert.equal(hex(r7.subarray(0, 4)), "05 00 05 07");
+});
+
+Deno.test("socks5 UDP ASSOCIATE round-trips datagrams (and is refused without udp=true)", async () => {
+  const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const echoPort = (echo.addr as Deno.NetAddr).port;
+  const echoing = (async () => {
+    try {
+      for (;;) {
+        const [d, from] = await echo.receive();
+        await echo.send(d, from);
+      }
+    } catch { /* closed */ }
+  })();
+  await using rt = await Runtime.start(cliConfig(["socks5://127.0.0.1:0?udp=true"], []));
+  await using noUdp = await Runtime.start(cliConfig(["socks5://127.0.0.1:0"], []));
+  const ctl = await dialTcp("127.0.0.1", rt.services[0]!.listener.addr.port);
+  const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    const refused = await talk(
+      noUdp.services[0]!.listener.addr.port,
+      new Uint8Array([5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0]),
+      4,
+    );
+    assert.equal(hex(refused), "05 00 05 02");
+    await ctl.write(new Uint8Array([5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
+    const br = new BufReader(ctl);
+    assert.equal(hex(await br.readN(2)), "05 00");
+    const rep = await br.readN(10);
+    assert.equal(rep[1], 0);
+    const relayPort = (rep[8]! << 8) | rep[9]!;
+    for (let i = 0; i < 5; i++) {
+      const payload = randomBytes(100 + i);
+      const head = encodeSocksAddr("127.0.0.1", echoPort);
+      const dg = new Uint8Array(3 + head.length + payload.length);
+      dg.set(head, 3);
+      dg.set(payload, 3 + head.length);
+      await sock.send(dg, { transport: "udp", hostname: "127.0.0.1", port: relayPort });
+      const [back] = await withTimeout(sock.receive(), 3000, "udp reply");
+      const { addr, next } = parseSocksAddr(back, 3);
+      assert.equal(addr, `127.0.0.1:${echoPort}`);
+      assert.deepEqual(back.subarray(next), payload);
+    }
+  } finally {
+    ctl.close();
+    sock.close();
+    echo.close();
+    await echoing;
+  }
+});
+
+Deno.test("garbage on every proxy port gets a refusal or a closed conn, and the service keeps serving", async () => {
+  const echo = echoServer();
+  const types = ["http", "socks5", "socks4", "relay", "auto"];
+  const rts = await Promise.all(
+    types.map((t) => Runtime.start(cliConfig([`${t}://127.0.0.1:0?readTimeout=1s`], []))),
+  );
+  try {
+    for (const [i, rt] of rts.entries()) {
+      const port = rt.services[0]!.listener.addr.port;
+      for (
+        const junk of [
+          randomBytes(2000),
+          new Uint8Array([types[i] === "socks4" ? 4 : 5, 0xff, 0, 0, 0, 0]),
+          new TextEncoder().encode("GET\r\n\r\n"),
+        ]
+      ) {
+        const c = await dialTcp("127.0.0.1", port);
+        await c.write(junk).catch(() => {});
+        if (junk.length > 100) await c.closeWrite().catch(() => {});
+        const got = await withTimeout(
+          readAll(c).catch(() => new Uint8Array(0)),
+          5000,
+          `${types[i]} closes on garbage`,
+        );
+        assert.ok(got.length < 200, `${types[i]}: short refusal at most`);
+        c.close();
+      }
+      assert.equal(rt.services[0]!.connections, 0, `${types[i]}: no leaked conns`);
+    }
+    // Still serving: a real request through the socks5 one.
+    const port = rts[1]!.services[0]!.listener.addr.port;
+    const c = await dialTcp("127.0.0.1", port);
+    await c.write(
+      new Uint8Array([5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, echo.port >> 8, echo.port & 255]),
+    );
+    const br = new BufReader(c);
+    await br.readN(12);
+    await c.write(new Uint8Array([42]));
+    assert.deepEqual([...await br.readN(1)], [42]);
+    c.close();
+  } finally {
+    await Promise.all(rts.map((r) => r.close()));
+    await echo.close();
+  }
+});
