@@ -1,0 +1,66 @@
+/**
+ * smux configuration, defaults and validation (protocols.md §1.10), and the GOST `mux.*`
+ * metadata keys (gost.md §4.2) parsed into it.
+ * @module
+ */
+import { ConfigError } from "../../core/errors.ts";
+import type { Metadata } from "../../core/metadata.ts";
+
+export interface SmuxConfig {
+  /** 1 or 2. */
+  version: number;
+  keepAliveDisabled: boolean;
+  /** ms */
+  keepAliveInterval: number;
+  /** ms */
+  keepAliveTimeout: number;
+  maxFrameSize: number;
+  maxReceiveBuffer: number;
+  maxStreamBuffer: number;
+}
+
+export const DEFAULT_CONFIG: Readonly<SmuxConfig> = Object.freeze({
+  version: 1,
+  keepAliveDisabled: false,
+  keepAliveInterval: 10_000,
+  keepAliveTimeout: 30_000,
+  maxFrameSize: 32768,
+  maxReceiveBuffer: 4194304,
+  maxStreamBuffer: 65536,
+});
+
+/** Throws a ConfigError naming the bad `mux.*` key. */
+export function verifyConfig(c: SmuxConfig, path = "mux"): SmuxConfig {
+  const bad = (k: string, m: string) => new ConfigError(`${path}.${k}`, m);
+  if (c.version !== 1 && c.version !== 2) throw bad("version", `expected 1 or 2, got ${c.version}`);
+  if (!c.keepAliveDisabled) {
+    if (!(c.keepAliveInterval > 0)) throw bad("keepaliveInterval", "must be positive");
+    if (c.keepAliveTimeout < c.keepAliveInterval) {
+      throw bad("keepaliveTimeout", "must not be shorter than keepaliveInterval");
+    }
+  }
+  if (!(c.maxFrameSize >= 1 && c.maxFrameSize <= 65535)) {
+    throw bad("maxFrameSize", "must be 1…65535");
+  }
+  if (!(c.maxReceiveBuffer > 0)) throw bad("maxReceiveBuffer", "must be positive");
+  if (!(c.maxStreamBuffer > 0)) throw bad("maxStreamBuffer", "must be positive");
+  if (c.maxStreamBuffer > c.maxReceiveBuffer) {
+    throw bad("maxStreamBuffer", "must not exceed maxReceiveBuffer");
+  }
+  if (c.maxStreamBuffer > 0x7fffffff) throw bad("maxStreamBuffer", "must be below 2^31");
+  return c;
+}
+
+/** Reads GOST's `mux.*` keys; `defaultVersion` is the component's (mtcp 2, mws 1, ...). */
+export function smuxConfigFromMetadata(md: Metadata, defaultVersion: number): SmuxConfig {
+  const c: SmuxConfig = {
+    version: md.int("mux.version", defaultVersion),
+    keepAliveDisabled: md.bool("mux.keepaliveDisabled"),
+    keepAliveInterval: md.duration("mux.keepaliveInterval", DEFAULT_CONFIG.keepAliveInterval),
+    keepAliveTimeout: md.duration("mux.keepaliveTimeout", DEFAULT_CONFIG.keepAliveTimeout),
+    maxFrameSize: md.int("mux.maxFrameSize", DEFAULT_CONFIG.maxFrameSize),
+    maxReceiveBuffer: md.int("mux.maxReceiveBuffer", DEFAULT_CONFIG.maxReceiveBuffer),
+    maxStreamBuffer: md.int("mux.maxStreamBuffer", DEFAULT_CONFIG.maxStreamBuffer),
+  };
+  return verifyConfig(c, `${md.path}.mux`);
+}

@@ -1,0 +1,383 @@
+/**
+ * An smux session over any {@link Conn}, wire-compatible with xtaci/smux v1 and v2
+ * (protocols.md §1). One receive loop parses frames in place from a reused buffer; one write
+ * loop sends control frames first, then data frames round-robin across streams, packing
+ * whole frames into one underlying write (a frame is never split across writes).
+ * @module
+ */
+import type { Conn } from "../../core/conn.ts";
+import { ClosedError, errorText, ProtocolError } from "../../core/errors.ts";
+import { type Logger, silentLogger } from "../../core/log.ts";
+import { AsyncQueue } from "../../core/queue.ts";
+import { DEFAULT_CONFIG, type SmuxConfig, verifyConfig } from "./config.ts";
+import {
+  CMD_FIN,
+  CMD_NOP,
+  CMD_PSH,
+  CMD_SYN,
+  CMD_UPD,
+  encodeFrame,
+  encodeUpd,
+  HEADER_SIZE,
+  putHeader,
+  readU16LE,
+  readU32LE,
+  UPD_SIZE,
+} from "./frame.ts";
+import { SmuxStream, type StreamHost } from "./stream.ts";
+
+const ACCEPT_BACKLOG = 1024;
+const BATCH_TARGET = 128 * 1024;
+const RECV_BUFFER = 256 * 1024;
+
+export interface SessionOptions {
+  log?: Logger;
+}
+
+/** A queued data or FIN frame of one stream. */
+export interface Outgoing {
+  cmd: number;
+  data: Uint8Array;
+  resolve?: () => void;
+  reject?: (e: Error) => void;
+}
+
+export class SmuxSession implements AsyncDisposable, StreamHost {
+  readonly config: SmuxConfig;
+  readonly client: boolean;
+  readonly #conn: Conn;
+  readonly #log: Logger;
+  #nextId: number;
+  #goAway = false;
+  readonly #streams = new Map<number, SmuxStream>();
+  readonly #accepts = new AsyncQueue<SmuxStream>(ACCEPT_BACKLOG);
+
+  #bucket: number;
+  #bucketWake: (() => void) | null = null;
+  #dataReady = false;
+
+  #ctrl: Uint8Array[] = [];
+  #ready: SmuxStream[] = [];
+  #writerWake: (() => void) | null = null;
+  readonly #batch = new Uint8Array(BATCH_TARGET + 2 * (HEADER_SIZE + 65535));
+
+  #closed = false;
+  #error?: Error;
+  readonly #done = Promise.withResolvers<void>();
+  #timers: ReturnType<typeof setInterval>[] = [];
+  readonly #loops: Promise<void>[];
+
+  constructor(
+    conn: Conn,
+    client: boolean,
+    config: Partial<SmuxConfig> = {},
+    opts: SessionOptions = {},
+  ) {
+    this.config = verifyConfig({ ...DEFAULT_CONFIG, ...config });
+    this.client = client;
+    this.#conn = conn;
+    this.#log = opts.log ?? silentLogger;
+    this.#nextId = client ? 1 : 0;
+    this.#bucket = this.config.maxReceiveBuffer;
+    this.#loops = [this.#recvLoop(), this.#writeLoop()];
+    if (!this.config.keepAliveDisabled) {
+      this.#timers.push(setInterval(() => {
+        if (this.#ctrl.length < 16) this.#sendCtrl(encodeFrame(this.config.version, CMD_NOP, 0));
+      }, this.config.keepAliveInterval));
+      this.#timers.push(setInterval(() => {
+        // Silence is only a dead peer if we are not the ones refusing to read (full bucket).
+        if (!this.#dataReady && this.#bucket > 0) {
+          this.#fail(new ProtocolError("smux: keepalive timeout"));
+        }
+        this.#dataReady = false;
+      }, this.config.keepAliveTimeout));
+    }
+  }
+
+  get version(): number {
+    return this.config.version;
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** Resolves when the session has closed (for any reason). */
+  get closed(): Promise<void> {
+    return this.#done.promise;
+  }
+
+  /** Streams open now. */
+  get streamCount(): number {
+    return this.#streams.size;
+  }
+
+  get localAddr(): Conn["localAddr"] {
+    return this.#conn.localAddr;
+  }
+
+  get remoteAddr(): Conn["remoteAddr"] {
+    return this.#conn.remoteAddr;
+  }
+
+  /** Opens a new stream (SYN is sent; no acknowledgement exists in smux). */
+  openStream(): Promise<SmuxStream> {
+    if (this.#closed) return Promise.reject(this.#error ?? new ClosedError("smux: session closed"));
+    if (this.#goAway) {
+      return Promise.reject(new ClosedError("smux: stream ids exhausted (go away)"));
+    }
+    this.#nextId += 2;
+    const id = this.#nextId;
+    if (id > 0xffffffff) {
+      this.#goAway = true;
+      return Promise.reject(new ClosedError("smux: stream ids exhausted (go away)"));
+    }
+    const s = new SmuxStream(this, id);
+    this.#streams.set(id, s);
+    this.#sendCtrl(encodeFrame(this.config.version, CMD_SYN, id));
+    return Promise.resolve(s);
+  }
+
+  /** The next stream the peer opened, or `null` once the session is closed. */
+  acceptStream(): Promise<SmuxStream | null> {
+    return this.#accepts.shift();
+  }
+
+  // ------------------------------------------------------------ StreamHost (for streams)
+
+  /** Queues a stream that has outgoing frames. */
+  schedule(s: SmuxStream): void {
+    this.#ready.push(s);
+    this.#wakeWriter();
+  }
+
+  sendUpd(id: number, consumed: number, window: number): void {
+    this.#sendCtrl(encodeFrame(this.config.version, CMD_UPD, id, encodeUpd(consumed, window)));
+  }
+
+  /** Bytes the application consumed (or dropped) go back to the session bucket. */
+  returnTokens(n: number): void {
+    this.#bucket += n;
+    if (this.#bucket > 0 && this.#bucketWake) {
+      const w = this.#bucketWake;
+      this.#bucketWake = null;
+      w();
+    }
+  }
+
+  forget(id: number): void {
+    this.#streams.delete(id);
+  }
+
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  // ------------------------------------------------------------ internals
+
+  #sendCtrl(frame: Uint8Array): void {
+    if (this.#closed) return;
+    this.#ctrl.push(frame);
+    this.#wakeWriter();
+  }
+
+  #wakeWriter(): void {
+    const w = this.#writerWake;
+    if (w) {
+      this.#writerWake = null;
+      w();
+    }
+  }
+
+  async #writeLoop(): Promise<void> {
+    const batch = this.#batch;
+    const ver = this.config.version;
+    const done: (() => void)[] = [];
+    const fails: ((e: Error) => void)[] = [];
+    while (!this.#closed) {
+      if (this.#ctrl.length === 0 && this.#ready.length === 0) {
+        await new Promise<void>((r) => (this.#writerWake = r));
+        continue;
+      }
+      let n = 0;
+      while (this.#ctrl.length > 0 && n + this.#ctrl[0]!.length <= batch.length) {
+        const f = this.#ctrl.shift()!;
+        batch.set(f, n);
+        n += f.length;
+      }
+      while (this.#ready.length > 0 && n < BATCH_TARGET) {
+        const s = this.#ready[0]!;
+        const e = s.pending[0];
+        if (!e) {
+          this.#ready.shift();
+          s.queued = false;
+          continue;
+        }
+        if (n + HEADER_SIZE + e.data.length > batch.length) break;
+        this.#ready.shift();
+        s.pending.shift();
+        putHeader(batch, n, ver, e.cmd, e.data.length, s.id);
+        batch.set(e.data, n + HEADER_SIZE);
+        n += HEADER_SIZE + e.data.length;
+        if (e.resolve) done.push(e.resolve), fails.push(e.reject!);
+        // One frame per turn: streams take turns (round-robin fairness).
+        if (s.pending.length > 0) this.#ready.push(s);
+        else s.queued = false;
+      }
+      try {
+        await this.#conn.write(batch.subarray(0, n));
+      } catch (e) {
+        const err = e instanceof Error ? e : new Error(String(e));
+        for (const f of fails) f(err);
+        this.#fail(err);
+        return;
+      }
+      for (const d of done) d();
+      done.length = 0;
+      fails.length = 0;
+    }
+  }
+
+  async #recvLoop(): Promise<void> {
+    const buf = new Uint8Array(RECV_BUFFER);
+    let start = 0;
+    let end = 0;
+    const ensure = async (n: number): Promise<boolean> => {
+      while (end - start < n) {
+        if (start > 0 && buf.length - start < n) {
+          buf.copyWithin(0, start, end);
+          end -= start;
+          start = 0;
+        }
+        const k = await this.#conn.read(buf.subarray(end));
+        if (k === null) return false;
+        end += k;
+      }
+      return true;
+    };
+    const ver = this.config.version;
+    try {
+      for (;;) {
+        while (this.#bucket <= 0 && !this.#closed) {
+          await new Promise<void>((r) => (this.#bucketWake = r));
+        }
+        if (this.#closed) return;
+        if (!(await ensure(HEADER_SIZE))) {
+          this.#fail(new ClosedError("smux: peer closed the connection"));
+          return;
+        }
+        const v = buf[start]!;
+        const cmd = buf[start + 1]!;
+        const len = readU16LE(buf, start + 2);
+        const sid = readU32LE(buf, start + 4);
+        start += HEADER_SIZE;
+        this.#dataReady = true;
+        if (v !== ver) throw new ProtocolError(`smux: frame version ${v}, session version ${ver}`);
+        switch (cmd) {
+          case CMD_NOP:
+          case CMD_SYN:
+          case CMD_FIN:
+            if (len !== 0) {
+              throw new ProtocolError(
+                `smux: ${cmd === CMD_NOP ? "NOP" : cmd === CMD_SYN ? "SYN" : "FIN"} with a payload`,
+              );
+            }
+            if (cmd === CMD_SYN) this.#onSyn(sid);
+            else if (cmd === CMD_FIN) this.#streams.get(sid)?.onFin();
+            break;
+          case CMD_PSH: {
+            if (!(await ensure(len))) {
+              this.#fail(new ClosedError("smux: peer closed mid-frame"));
+              return;
+            }
+            const s = this.#streams.get(sid);
+            // Data for an unknown or closed stream is dropped, as smux does.
+            if (s && len > 0 && s.onData(buf.slice(start, start + len))) this.#bucket -= len;
+            start += len;
+            break;
+          }
+          case CMD_UPD: {
+            if (len !== UPD_SIZE) throw new ProtocolError(`smux: UPD with ${len} payload bytes`);
+            if (!(await ensure(UPD_SIZE))) {
+              this.#fail(new ClosedError("smux: peer closed mid-frame"));
+              return;
+            }
+            this.#streams.get(sid)?.onUpd(readU32LE(buf, start), readU32LE(buf, start + 4));
+            start += UPD_SIZE;
+            break;
+          }
+          default:
+            throw new ProtocolError(`smux: unknown command ${cmd}`);
+        }
+        if (start === end) start = end = 0;
+      }
+    } catch (e) {
+      if (!this.#closed) {
+        const err = e instanceof Error ? e : new Error(String(e));
+        if (err instanceof ProtocolError) this.#log.warn(errorText(err), { kind: "mux" });
+        this.#fail(err);
+      }
+    }
+  }
+
+  #onSyn(sid: number): void {
+    if (this.#streams.has(sid)) return;
+    const s = new SmuxStream(this, sid);
+    this.#streams.set(sid, s);
+    if (!this.#accepts.push(s)) {
+      this.#log.warn("smux: accept backlog full, stream refused", { kind: "mux", sid });
+      s.close();
+    }
+  }
+
+  #fail(e: Error): void {
+    if (this.#closed) return;
+    this.#error = e;
+    this.#log.debug(`smux session closed: ${errorText(e)}`, { kind: "mux" });
+    this.close();
+  }
+
+  /** Closes the session, its transport and every stream. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    this.#conn.close();
+    for (const s of this.#accepts.close()) s.onSessionClosed();
+    for (const s of [...this.#streams.values()]) s.onSessionClosed();
+    this.#streams.clear();
+    this.#ctrl = [];
+    for (const s of this.#ready) s.queued = false;
+    this.#ready = [];
+    this.#wakeWriter();
+    this.returnTokens(0);
+    const w = this.#bucketWake;
+    this.#bucketWake = null;
+    w?.();
+    Promise.all(this.#loops).finally(() => this.#done.resolve());
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.closed;
+  }
+}
+
+/** A client session (stream ids 3, 5, 7, ...). */
+export function clientSession(
+  conn: Conn,
+  config: Partial<SmuxConfig> = {},
+  opts: SessionOptions = {},
+): SmuxSession {
+  return new SmuxSession(conn, true, config, opts);
+}
+
+/** A server session (stream ids 2, 4, 6, ...). */
+export function serverSession(
+  conn: Conn,
+  config: Partial<SmuxConfig> = {},
+  opts: SessionOptions = {},
+): SmuxSession {
+  return new SmuxSession(conn, false, config, opts);
+}

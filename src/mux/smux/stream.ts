@@ -1,0 +1,219 @@
+/**
+ * An smux stream: a {@link Conn}. Reads drain buffered PSH payloads; writes are split into
+ * frames of at most `maxFrameSize` and, in v2, wait for the peer's window (UPD).
+ *
+ * smux has no half-close on the wire: `closeWrite` sends FIN, which old peers (xtaci/smux up to
+ * 1.5.x, GOST) take as the end of the whole stream. A FIN we receive ends our reads only; we
+ * may still write (newer smux semantics), so a Burrow peer gets true half-close.
+ * @module
+ */
+import { ConnBase, type NetAddr } from "../../core/conn.ts";
+import { ClosedError, ProtocolError } from "../../core/errors.ts";
+import type { SmuxConfig } from "./config.ts";
+import { CMD_FIN, CMD_PSH } from "./frame.ts";
+import type { Outgoing } from "./session.ts";
+
+/** What a stream needs from its session. */
+export interface StreamHost {
+  readonly config: SmuxConfig;
+  readonly isClosed: boolean;
+  readonly error: Error | undefined;
+  readonly localAddr: NetAddr;
+  readonly remoteAddr: NetAddr;
+  schedule(s: SmuxStream): void;
+  sendUpd(id: number, consumed: number, window: number): void;
+  returnTokens(n: number): void;
+  forget(id: number): void;
+}
+
+/** Initial peer window of a v2 stream, fixed by the protocol. */
+const INITIAL_PEER_WINDOW = 262144;
+const EMPTY = new Uint8Array(0);
+
+export class SmuxStream extends ConnBase {
+  readonly id: number;
+  readonly #host: StreamHost;
+  /** Outgoing frames; the session's write loop takes them. */
+  pending: Outgoing[] = [];
+  /** In the session's ready list. */
+  queued = false;
+
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #readWake: (() => void) | null = null;
+  #finReceived = false;
+  #finSent = false;
+  #closed = false;
+
+  // v2 flow control
+  #numWritten = 0;
+  #peerConsumed = 0;
+  #peerWindow = INITIAL_PEER_WINDOW;
+  #windowWake: (() => void) | null = null;
+  #numRead = 0;
+  #incr = 0;
+
+  constructor(host: StreamHost, id: number) {
+    super();
+    this.#host = host;
+    this.id = id;
+  }
+
+  get localAddr(): NetAddr {
+    return { ...this.#host.localAddr, transport: "smux" };
+  }
+
+  get remoteAddr(): NetAddr {
+    return { ...this.#host.remoteAddr, transport: "smux" };
+  }
+
+  /** Unread bytes held by this stream. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  // ---------------------------------------------------------------- from the session
+
+  /** Accepts a PSH payload; false if the stream no longer takes data. */
+  onData(p: Uint8Array): boolean {
+    if (this.#closed) return false;
+    this.#chunks.push(p);
+    this.#buffered += p.length;
+    this.#wakeReader();
+    return true;
+  }
+
+  onFin(): void {
+    this.#finReceived = true;
+    this.#wakeReader();
+    if (this.#finSent) this.#host.forget(this.id);
+  }
+
+  onUpd(consumed: number, window: number): void {
+    this.#peerConsumed = consumed;
+    this.#peerWindow = window;
+    const w = this.#windowWake;
+    this.#windowWake = null;
+    w?.();
+  }
+
+  onSessionClosed(): void {
+    this.#closed = true;
+    this.#wakeReader();
+    const err = this.#host.error ?? new ClosedError("smux: session closed");
+    for (const e of this.pending) e.reject?.(err);
+    this.pending = [];
+    const w = this.#windowWake;
+    this.#windowWake = null;
+    w?.();
+  }
+
+  #wakeReader(): void {
+    const w = this.#readWake;
+    this.#readWake = null;
+    w?.();
+  }
+
+  // ---------------------------------------------------------------- Conn
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#buffered === 0) {
+      if (this.#finReceived || this.#closed) return null;
+      await new Promise<void>((r) => (this.#readWake = r));
+    }
+    let n = 0;
+    while (n < p.length && this.#chunks.length > 0) {
+      const c = this.#chunks[0]!;
+      const k = Math.min(c.length, p.length - n);
+      p.set(k === c.length ? c : c.subarray(0, k), n);
+      n += k;
+      if (k === c.length) this.#chunks.shift();
+      else this.#chunks[0] = c.subarray(k);
+    }
+    this.#buffered -= n;
+    this.#host.returnTokens(n);
+    if (this.#host.config.version === 2 && !this.#closed) {
+      this.#numRead = (this.#numRead + n) >>> 0;
+      this.#incr += n;
+      const sb = this.#host.config.maxStreamBuffer;
+      if (this.#incr >= sb / 2 || this.#numRead === n) {
+        this.#host.sendUpd(this.id, this.#numRead, sb);
+        this.#incr = 0;
+      }
+    }
+    return n;
+  }
+
+  #enqueue(frames: Outgoing[]): Promise<void> {
+    const last = frames[frames.length - 1]!;
+    const p = new Promise<void>((resolve, reject) => {
+      last.resolve = resolve;
+      last.reject = reject;
+    });
+    // Earlier frames of this write fail with the last one; only the last carries callbacks.
+    this.pending.push(...frames);
+    if (!this.queued) {
+      this.queued = true;
+      this.#host.schedule(this);
+    }
+    return p;
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    const cfg = this.#host.config;
+    const max = cfg.maxFrameSize;
+    let off = 0;
+    while (off < p.length) {
+      if (this.#closed || this.#host.isClosed) {
+        throw this.#host.error ?? new ClosedError("smux: stream closed");
+      }
+      if (this.#finSent) throw new ClosedError("smux: write after closeWrite");
+      let allowed = p.length - off;
+      if (cfg.version === 2) {
+        const inflight = (this.#numWritten - this.#peerConsumed) | 0;
+        if (inflight < 0) throw new ProtocolError("smux: peer consumed more than sent");
+        const win = (this.#peerWindow | 0) - inflight;
+        if (win <= 0) {
+          await new Promise<void>((r) => (this.#windowWake = r));
+          continue;
+        }
+        allowed = Math.min(allowed, win);
+      }
+      const end = off + allowed;
+      const frames: Outgoing[] = [];
+      for (let i = off; i < end; i += max) {
+        frames.push({ cmd: CMD_PSH, data: p.subarray(i, Math.min(i + max, end)) });
+      }
+      this.#numWritten = (this.#numWritten + allowed) >>> 0;
+      await this.#enqueue(frames);
+      off = end;
+    }
+    return p.length;
+  }
+
+  /** Sends FIN (see the module note on half-close). */
+  async closeWrite(): Promise<void> {
+    if (this.#finSent || this.#closed || this.#host.isClosed) return;
+    this.#finSent = true;
+    if (this.#finReceived) this.#host.forget(this.id);
+    await this.#enqueue([{ cmd: CMD_FIN, data: EMPTY }]).catch(() => {});
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    if (!this.#finSent && !this.#host.isClosed) {
+      this.#finSent = true;
+      this.#enqueue([{ cmd: CMD_FIN, data: EMPTY }]).catch(() => {});
+    }
+    this.#closed = true;
+    this.#host.forget(this.id);
+    // Unread bytes go back to the session, so one abandoned stream cannot starve the rest.
+    this.#host.returnTokens(this.#buffered);
+    this.#chunks = [];
+    this.#buffered = 0;
+    this.#wakeReader();
+    const w = this.#windowWake;
+    this.#windowWake = null;
+    w?.();
+  }
+}

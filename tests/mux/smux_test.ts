@@ -1,0 +1,234 @@
+import assert from "node:assert/strict";
+import { clientSession, serverSession, type SmuxSession } from "../../src/mux/smux/mod.ts";
+import {
+  CMD_FIN,
+  CMD_NOP,
+  CMD_PSH,
+  CMD_SYN,
+  CMD_UPD,
+  encodeFrame,
+  encodeUpd,
+} from "../../src/mux/smux/frame.ts";
+import { pipe } from "../../src/core/pipe.ts";
+import { ConfigError } from "../../src/core/errors.ts";
+import { Metadata } from "../../src/core/metadata.ts";
+import { smuxConfigFromMetadata } from "../../src/mux/smux/config.ts";
+import { randomBytes, readAll, sha256, withTimeout, writeChunks } from "../_helpers.ts";
+import { runConnSuite } from "../conformance/conn_suite.ts";
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
+
+Deno.test("smux frame vectors (protocols.md §1.12, gost.md §6.4)", () => {
+  assert.equal(hex(encodeFrame(1, CMD_SYN, 3)), "01 00 00 00 03 00 00 00");
+  assert.equal(hex(encodeFrame(1, CMD_FIN, 2)), "01 01 00 00 02 00 00 00");
+  assert.equal(hex(encodeFrame(1, CMD_NOP, 0)), "01 03 00 00 00 00 00 00");
+  assert.equal(
+    hex(encodeFrame(2, CMD_PSH, 3, new TextEncoder().encode("hi"))),
+    "02 02 02 00 03 00 00 00 68 69",
+  );
+  assert.equal(
+    hex(encodeFrame(2, CMD_UPD, 3, encodeUpd(2, 2 << 20))),
+    "02 04 08 00 03 00 00 00 02 00 00 00 00 00 20 00",
+  );
+});
+
+Deno.test("mux.* metadata parses with per-component default version; bad values name the key", () => {
+  const c = smuxConfigFromMetadata(
+    new Metadata({ "mux.keepaliveInterval": "5s", "mux.maxStreamBuffer": "131072" }),
+    2,
+  );
+  assert.equal(c.version, 2);
+  assert.equal(c.keepAliveInterval, 5000);
+  assert.equal(c.maxStreamBuffer, 131072);
+  assert.throws(
+    () => smuxConfigFromMetadata(new Metadata({ "mux.version": "3" }, "l.metadata"), 1),
+    (e: unknown) =>
+      e instanceof ConfigError && /l\.metadata\.mux\.version: expected 1 or 2/.test(e.message),
+  );
+  assert.throws(
+    () => smuxConfigFromMetadata(new Metadata({ "mux.maxFrameSize": "70000" }), 1),
+    /maxFrameSize/,
+  );
+  assert.throws(
+    () => smuxConfigFromMetadata(new Metadata({ "mux.keepaliveTimeout": "1s" }), 1),
+    /keepaliveTimeout/,
+  );
+});
+
+function pair(
+  version: number,
+  extra: Record<string, number | boolean> = {},
+): [SmuxSession, SmuxSession] {
+  const [a, b] = pipe({ capacity: 1 << 20 });
+  return [clientSession(a, { version, ...extra }), serverSession(b, { version, ...extra })];
+}
+
+for (const version of [1, 2]) {
+  Deno.test(`smux v${version}: 32 concurrent streams echo 256 KiB each byte-exact`, async () => {
+    const [cli, srv] = pair(version);
+    const serving = (async () => {
+      const tasks: Promise<void>[] = [];
+      for (;;) {
+        const s = await srv.acceptStream();
+        if (!s) break;
+        tasks.push((async () => {
+          const buf = new Uint8Array(10000);
+          for (;;) {
+            const n = await s.read(buf);
+            if (n === null) break;
+            await s.write(buf.subarray(0, n));
+          }
+          await s.closeWrite();
+          s.close();
+        })());
+      }
+      await Promise.all(tasks);
+    })();
+    try {
+      await withTimeout(
+        Promise.all(Array.from({ length: 32 }, async (_, i) => {
+          const s = await cli.openStream();
+          assert.equal(s.id, 3 + 2 * i);
+          const data = randomBytes(256 * 1024);
+          const [, got] = await Promise.all([
+            writeChunks(s, data, 7777).then(() => s.closeWrite()),
+            readAll(s),
+          ]);
+          assert.equal(await sha256(got), await sha256(data));
+          s.close();
+        })),
+        20_000,
+      );
+    } finally {
+      cli.close();
+      srv.close();
+      await serving;
+      await cli.closed;
+      await srv.closed;
+    }
+  });
+}
+
+Deno.test("smux v2: a stalled stream buffers at most its window and does not block another stream", async () => {
+  const [cli, srv] = pair(2, { maxStreamBuffer: 65536 });
+  try {
+    const stalled = await cli.openStream();
+    const live = await cli.openStream();
+    const sStalled = (await srv.acceptStream())!;
+    const sLive = (await srv.acceptStream())!;
+    let written = 0;
+    const writer = (async () => {
+      const chunk = new Uint8Array(16384);
+      for (;;) {
+        await stalled.write(chunk);
+        written += chunk.length;
+      }
+    })().catch(() => {});
+    await new Promise((r) => setTimeout(r, 300));
+    // Initial peer window is 256 KiB (protocol constant): the writer stops there.
+    assert.ok(written <= 262144, `wrote ${written}`);
+    assert.ok(sStalled.buffered <= 262144);
+    const data = randomBytes(1 << 20);
+    const [, got] = await withTimeout(
+      Promise.all([writeChunks(live, data).then(() => live.closeWrite()), readAll(sLive)]),
+      10_000,
+    );
+    assert.equal(got.length, data.length);
+    cli.close();
+    await writer;
+  } finally {
+    cli.close();
+    srv.close();
+  }
+});
+
+Deno.test("smux v1: session receive buffer bounds memory when a reader stalls", async () => {
+  const [cli, srv] = pair(1, { maxReceiveBuffer: 256 * 1024, maxStreamBuffer: 65536 });
+  try {
+    const s = await cli.openStream();
+    const peer = (await srv.acceptStream())!;
+    let written = 0;
+    const writer = (async () => {
+      const chunk = new Uint8Array(32768);
+      for (;;) {
+        await s.write(chunk);
+        written += chunk.length;
+      }
+    })().catch(() => {});
+    await new Promise((r) => setTimeout(r, 300));
+    // Bucket (256 KiB) + one frame + the pipe's 1 MiB capacity + a batch in flight.
+    assert.ok(peer.buffered <= 256 * 1024 + 32768, `buffered ${peer.buffered}`);
+    assert.ok(written < 2 << 20, `writer ran ahead: ${written}`);
+    cli.close();
+    await writer;
+  } finally {
+    cli.close();
+    srv.close();
+  }
+});
+
+Deno.test("smux keepalive: a silent peer is declared dead", async () => {
+  const [a, b] = pipe();
+  const s = clientSession(a, { version: 2, keepAliveInterval: 50, keepAliveTimeout: 150 });
+  try {
+    await withTimeout(s.closed, 2000, "keepalive close");
+    assert.ok(s.isClosed);
+    assert.match(String(s.error?.message), /keepalive timeout/);
+  } finally {
+    s.close();
+    b.close();
+  }
+});
+
+Deno.test("smux bad input: wrong version or unknown command closes the session; data for unknown streams is dropped", async () => {
+  for (
+    const bad of [
+      encodeFrame(1, CMD_SYN, 3),
+      encodeFrame(2, 9, 3),
+      encodeFrame(2, CMD_NOP, 0, new Uint8Array(4)),
+      encodeFrame(2, CMD_UPD, 3, new Uint8Array(3)),
+    ]
+  ) {
+    const [a, b] = pipe();
+    const srv = serverSession(b, { version: 2 });
+    await a.write(bad);
+    await withTimeout(srv.closed, 2000, `closes on ${hex(bad)}`);
+    assert.equal(await srv.acceptStream(), null);
+    a.close();
+  }
+  // Unknown stream data is skipped and the session goes on.
+  const [a, b] = pipe();
+  const srv = serverSession(b, { version: 2 });
+  try {
+    await a.write(encodeFrame(2, CMD_PSH, 99, new Uint8Array(100)));
+    await a.write(encodeFrame(2, CMD_SYN, 3));
+    await a.write(encodeFrame(2, CMD_PSH, 3, new Uint8Array([1, 2, 3])));
+    const s = (await withTimeout(srv.acceptStream(), 2000))!;
+    const buf = new Uint8Array(10);
+    assert.equal(await s.read(buf), 3);
+    assert.deepEqual([...buf.subarray(0, 3)], [1, 2, 3]);
+    assert.equal(srv.isClosed, false);
+  } finally {
+    srv.close();
+    a.close();
+  }
+});
+
+for (const version of [1, 2]) {
+  runConnSuite(`smux v${version} stream`, async () => {
+    const [cli, srv] = pair(version);
+    const a = await cli.openStream();
+    await a.write(new Uint8Array(0));
+    const [b] = await Promise.all([srv.acceptStream()]);
+    return {
+      a,
+      b: b!,
+      cleanup: async () => {
+        cli.close();
+        srv.close();
+        await cli.closed;
+        await srv.closed;
+      },
+    };
+  }, { maxBuffered: version === 1 ? 6 << 20 : 2 << 20 });
+}
