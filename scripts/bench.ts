@@ -6,6 +6,7 @@ import type { BenchModule, BenchRow } from "./bench/types.ts";
 
 const modules: [string, () => Promise<{ default: BenchModule }>][] = [
   ["relay", () => import("./bench/relay.ts")],
+  ["mtcp", () => import("./bench/mtcp.ts")],
   // -- more modules: one line each --
 ];
 

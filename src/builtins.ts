@@ -6,6 +6,7 @@
 import { createRegistries, type Registries } from "./core/registry.ts";
 import * as tcp from "./transport/tcp/mod.ts";
 import * as udp from "./transport/udp/mod.ts";
+import * as mtcp from "./transport/mtcp/mod.ts";
 import * as forward from "./proxy/forward/mod.ts";
 import * as http from "./proxy/http/mod.ts";
 import * as socks from "./proxy/socks/mod.ts";
@@ -17,6 +18,7 @@ export function registerBuiltins(reg: Registries): Registries {
   // -- transports (listener + dialer) --
   tcp.register(reg);
   udp.register(reg);
+  mtcp.register(reg);
   // -- proxy protocols (handler + connector) --
   forward.register(reg);
   http.register(reg);

@@ -39,22 +39,41 @@ export async function startBurrow(
   };
 }
 
-/** A sink counting the bytes of every connection; `next()` resolves the count of the next one. */
+/**
+ * A sink counting the bytes of every connection; `next()` resolves the count of the next
+ * connection to be accepted (calls may overlap).
+ */
 export function countingSink(): { port: number; next: () => Promise<number>; close: () => void } {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const waiting: ((n: Promise<number>) => void)[] = [];
+  const ready: Promise<number>[] = [];
+  (async () => {
+    for await (const c of l) {
+      const counted = (async () => {
+        const buf = new Uint8Array(256 * 1024);
+        let n = 0;
+        try {
+          for (;;) {
+            const r = await c.read(buf);
+            if (r === null) break;
+            n += r;
+          }
+        } finally {
+          c.close();
+        }
+        return n;
+      })();
+      const w = waiting.shift();
+      if (w) w(counted);
+      else ready.push(counted);
+    }
+  })().catch(() => {});
   return {
     port: (l.addr as Deno.NetAddr).port,
-    next: async () => {
-      const c = await l.accept();
-      const buf = new Uint8Array(256 * 1024);
-      let n = 0;
-      for (;;) {
-        const r = await c.read(buf);
-        if (r === null) break;
-        n += r;
-      }
-      c.close();
-      return n;
+    next: () => {
+      const r = ready.shift();
+      if (r) return r;
+      return new Promise<Promise<number>>((res) => waiting.push(res)).then((p) => p);
     },
     close: () => l.close(),
   };

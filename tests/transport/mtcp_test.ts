@@ -1,0 +1,178 @@
+/** The mtcp seed page (tests/fixtures/seeds/000_*.txt) end to end, with curl as the client. */
+import assert from "node:assert/strict";
+import { cliConfig } from "../../src/config/cli.ts";
+import { normalizeConfig } from "../../src/config/model.ts";
+import { parseYaml } from "../../src/config/yaml.ts";
+import { Runtime } from "../../src/runtime.ts";
+import { hasCommand, sha256 } from "../_helpers.ts";
+import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
+
+const HAVE_CURL = hasCommand("curl");
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+async function fetchVia(proxyArgs: string[], originPort: number, n: number): Promise<void> {
+  const r = await curl([...proxyArgs, `http://127.0.0.1:${originPort}/bytes?n=${n}`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.length, n);
+  assert.equal(await sha256(r.stdout), await sha256(pseudoRandom(n, n)));
+}
+
+const cases: [
+  string,
+  (s: number) => string[],
+  (s: number, c: number) => [string[], string[]],
+  (c: number) => string[],
+][] = [
+  [
+    "-L http+mtcp://:P",
+    (s) => [`http+mtcp://127.0.0.1:${s}`],
+    (s, c) => [[`http://127.0.0.1:${c}`], [`http+mtcp://127.0.0.1:${s}`]],
+    (c) => ["-x", `http://127.0.0.1:${c}`],
+  ],
+  [
+    "-L socks5+mtcp://:P",
+    (s) => [`socks5+mtcp://127.0.0.1:${s}`],
+    (s, c) => [[`socks5://127.0.0.1:${c}`], [`socks5+mtcp://127.0.0.1:${s}`]],
+    (c) => ["--socks5-hostname", `127.0.0.1:${c}`],
+  ],
+  [
+    "-L relay+mtcp://:P",
+    (s) => [`relay+mtcp://127.0.0.1:${s}`],
+    (s, c) => [[`http://127.0.0.1:${c}`], [`relay+mtcp://127.0.0.1:${s}`]],
+    (c) => ["-x", `http://127.0.0.1:${c}`],
+  ],
+  [
+    "-L mtcp://:P (auto over mtcp)",
+    (s) => [`mtcp://127.0.0.1:${s}`],
+    (s, c) => [[`socks5://127.0.0.1:${c}`], [`socks5+mtcp://127.0.0.1:${s}`]],
+    (c) => ["--socks5", `127.0.0.1:${c}`],
+  ],
+];
+
+for (const [name, server, client, curlArgs] of cases) {
+  Deno.test({
+    name: `mtcp seed: ${name}, reached through -F ...+mtcp, 4 concurrent downloads`,
+    ignore: !HAVE_CURL,
+    fn: async () => {
+      const origin = startOrigin();
+      const sp = freePort();
+      const srv = await Runtime.start(cliConfig(server(sp), []));
+      const [ls, fs] = client(sp, freePort());
+      const cli = await Runtime.start(cliConfig(ls, fs));
+      try {
+        const cp = cli.services[0]!.listener.addr.port;
+        await Promise.all(
+          [1, 2, 3, 4].map((i) => fetchVia(curlArgs(cp), origin.port, i * 300_000)),
+        );
+      } finally {
+        await cli.close();
+        await srv.close();
+        await origin.close();
+      }
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "mtcp seed: port forwarding `-L mtcp://:8443/:8080 -L http://:8080` with `-L tcp://... -F forward+mtcp://`",
+  ignore: !HAVE_CURL,
+  fn: async () => {
+    const origin = startOrigin();
+    const [p8443, p8080] = [freePort(), freePort()];
+    const srv = await Runtime.start(
+      cliConfig([`mtcp://127.0.0.1:${p8443}/127.0.0.1:${p8080}`, `http://127.0.0.1:${p8080}`], []),
+    );
+    const cli = await Runtime.start(
+      cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${p8080}`], [`forward+mtcp://127.0.0.1:${p8443}`]),
+    );
+    try {
+      assert.equal(srv.services[0]!.handler.constructor.name, "ForwardHandler");
+      const cp = cli.services[0]!.listener.addr.port;
+      await Promise.all(
+        [1, 2, 3].map((i) => fetchVia(["-x", `http://127.0.0.1:${cp}`], origin.port, i * 500_000)),
+      );
+    } finally {
+      await cli.close();
+      await srv.close();
+      await origin.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "mtcp seed: the YAML forms (mux.* metadata, forwarder) run",
+  ignore: !HAVE_CURL,
+  fn: async () => {
+    const origin = startOrigin();
+    const [p8443, p8080] = [freePort(), freePort()];
+    const yaml = `
+services:
+- name: service-0
+  addr: 127.0.0.1:${p8443}
+  handler:
+    type: forward
+  listener:
+    type: mtcp
+    metadata:
+      mux.version: 2
+      mux.keepaliveDisabled: false
+      mux.keepaliveInterval: 10s
+      mux.keepaliveTimeout: 30s
+      mux.maxFrameSize: 32768
+      mux.maxReceiveBuffer: 4194304
+      mux.maxStreamBuffer: 65536
+  forwarder:
+    nodes:
+    - name: target-0
+      addr: 127.0.0.1:${p8080}
+- name: service-1
+  addr: 127.0.0.1:${p8080}
+  handler:
+    type: http
+  listener:
+    type: tcp
+`;
+    const srv = await Runtime.start(normalizeConfig(parseYaml(yaml)));
+    const cli = await Runtime.start(
+      cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${p8080}`], [`forward+mtcp://127.0.0.1:${p8443}`]),
+    );
+    try {
+      await fetchVia(
+        ["-x", `http://127.0.0.1:${cli.services[0]!.listener.addr.port}`],
+        origin.port,
+        1 << 20,
+      );
+    } finally {
+      await cli.close();
+      await srv.close();
+      await origin.close();
+    }
+  },
+});
+
+Deno.test("mtcp: a dead session is re-created on the next dial", async () => {
+  const origin = startOrigin();
+  const sp = freePort();
+  let srv = await Runtime.start(cliConfig([`http+mtcp://127.0.0.1:${sp}`], []));
+  const cli = await Runtime.start(
+    cliConfig(["http://127.0.0.1:0"], [`http+mtcp://127.0.0.1:${sp}`]),
+  );
+  try {
+    const cp = cli.services[0]!.listener.addr.port;
+    await fetchVia(["-x", `http://127.0.0.1:${cp}`], origin.port, 1000);
+    await srv.close(); // kills the session under the client
+    srv = await Runtime.start(cliConfig([`http+mtcp://127.0.0.1:${sp}`], []));
+    await fetchVia(["-x", `http://127.0.0.1:${cp}`], origin.port, 2000);
+  } finally {
+    await cli.close();
+    await srv.close();
+    await origin.close();
+  }
+});
