@@ -7,6 +7,7 @@ import type { BenchModule, BenchRow } from "./bench/types.ts";
 const modules: [string, () => Promise<{ default: BenchModule }>][] = [
   ["relay", () => import("./bench/relay.ts")],
   ["mtcp", () => import("./bench/mtcp.ts")],
+  ["ws", () => import("./bench/ws.ts")],
   // -- more modules: one line each --
 ];
 

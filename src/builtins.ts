@@ -7,6 +7,8 @@ import { createRegistries, type Registries } from "./core/registry.ts";
 import * as tcp from "./transport/tcp/mod.ts";
 import * as udp from "./transport/udp/mod.ts";
 import * as mtcp from "./transport/mtcp/mod.ts";
+import * as tls from "./transport/tls/mod.ts";
+import * as ws from "./transport/ws/mod.ts";
 import * as forward from "./proxy/forward/mod.ts";
 import * as http from "./proxy/http/mod.ts";
 import * as socks from "./proxy/socks/mod.ts";
@@ -19,6 +21,8 @@ export function registerBuiltins(reg: Registries): Registries {
   tcp.register(reg);
   udp.register(reg);
   mtcp.register(reg);
+  tls.register(reg);
+  ws.register(reg);
   // -- proxy protocols (handler + connector) --
   forward.register(reg);
   http.register(reg);

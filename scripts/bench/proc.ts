@@ -41,15 +41,15 @@ export async function startBurrow(
 
 /**
  * A sink counting the bytes of every connection; `next()` resolves the count of the next
- * connection to be accepted (calls may overlap).
+ * connection to finish with data (readiness probes' empty connections are ignored).
  */
 export function countingSink(): { port: number; next: () => Promise<number>; close: () => void } {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const waiting: ((n: Promise<number>) => void)[] = [];
-  const ready: Promise<number>[] = [];
+  const waiting: ((n: number) => void)[] = [];
+  const ready: number[] = [];
   (async () => {
     for await (const c of l) {
-      const counted = (async () => {
+      (async () => {
         const buf = new Uint8Array(256 * 1024);
         let n = 0;
         try {
@@ -58,22 +58,23 @@ export function countingSink(): { port: number; next: () => Promise<number>; clo
             if (r === null) break;
             n += r;
           }
+        } catch {
+          /* reset */
         } finally {
           c.close();
         }
-        return n;
+        if (n === 0) return; // readiness probes carry nothing
+        const w = waiting.shift();
+        if (w) w(n);
+        else ready.push(n);
       })();
-      const w = waiting.shift();
-      if (w) w(counted);
-      else ready.push(counted);
     }
   })().catch(() => {});
   return {
     port: (l.addr as Deno.NetAddr).port,
     next: () => {
-      const r = ready.shift();
-      if (r) return r;
-      return new Promise<Promise<number>>((res) => waiting.push(res)).then((p) => p);
+      if (ready.length > 0) return Promise.resolve(ready.shift()!);
+      return new Promise<number>((res) => waiting.push(res));
     },
     close: () => l.close(),
   };

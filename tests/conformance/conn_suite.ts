@@ -38,40 +38,30 @@ export function runConnSuite(
     try {
       const up = randomBytes(size);
       const down = randomBytes(size / 2);
-      const [gotB, gotA] = await withTimeout(
-        Promise.all([
-          (async () => {
-            const r = readAll(b);
-            await writeChunks(b, down, 3000);
-            if (!opts.noHalfClose) await b.closeWrite();
-            return r;
-          })().then((p) => p),
-          (async () => {
-            await writeChunks(a, up, 5000);
-            if (opts.noHalfClose) {
-              // Without half-close, read the reply first, then close.
-              return null;
-            }
-            await a.closeWrite();
-            return readAll(a);
-          })(),
-        ]).then(async ([rb, ra]) => {
-          if (opts.noHalfClose) {
-            const buf = new Uint8Array(down.length);
-            let off = 0;
-            while (off < buf.length) {
-              const n = await a.read(buf.subarray(off));
-              if (n === null) break;
-              off += n;
-            }
-            await a.closeWrite();
-            return [await rb, buf.subarray(0, off)] as const;
-          }
-          return [await rb, ra!] as const;
-        }),
-        20_000,
-        "transfer",
-      );
+      const readN = async (c: Conn, n: number) => {
+        const buf = new Uint8Array(n);
+        let off = 0;
+        while (off < n) {
+          const k = await c.read(buf.subarray(off));
+          if (k === null) break;
+          off += k;
+        }
+        return buf.subarray(0, off);
+      };
+      // Without half-close each side reads the known length, then closes its write side.
+      const sideB = async () => {
+        const r = opts.noHalfClose ? readN(b, up.length) : readAll(b);
+        await writeChunks(b, down, 3000);
+        if (!opts.noHalfClose) await b.closeWrite();
+        return await r;
+      };
+      const sideA = async () => {
+        const r = opts.noHalfClose ? readN(a, down.length) : readAll(a);
+        await writeChunks(a, up, 5000);
+        if (!opts.noHalfClose) await a.closeWrite();
+        return await r;
+      };
+      const [gotB, gotA] = await withTimeout(Promise.all([sideB(), sideA()]), 20_000, "transfer");
       assert.equal(await sha256(gotB), await sha256(up));
       assert.equal(await sha256(gotA), await sha256(down));
     } finally {

@@ -1,0 +1,83 @@
+/**
+ * TLS certificates (gost.md §4.8): configured files, `./cert.pem` + `./key.pem` in the working
+ * directory, else an automatically generated self-signed ECDSA P-256 certificate (O=GOST,
+ * CN=gost.run, 365 days), made once per process with `@peculiar/x509` over WebCrypto.
+ * @module
+ */
+import * as x509 from "@peculiar/x509";
+import { ConfigError, errorText } from "../../core/errors.ts";
+import type { TlsOptions } from "../../core/types.ts";
+
+/** PEM certificate chain and private key. */
+export interface CertPair {
+  cert: string;
+  key: string;
+}
+
+function pem(label: string, der: ArrayBuffer): string {
+  const b64 = btoa(String.fromCharCode(...new Uint8Array(der)));
+  return `-----BEGIN ${label}-----\n${
+    b64.replace(/.{64}/g, "$&\n").replace(/\n$/, "")
+  }\n-----END ${label}-----\n`;
+}
+
+/** Generates a self-signed ECDSA P-256 certificate like GOST's. */
+export async function generateCert(
+  commonName = "gost.run",
+  organization = "GOST",
+  days = 365,
+): Promise<CertPair> {
+  x509.cryptoProvider.set(crypto);
+  const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+  const keys = await crypto.subtle.generateKey(alg, true, ["sign", "verify"]);
+  const serial = Array.from(
+    crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial.replace(/^[89a-f]/, "1"),
+    name: `CN=${commonName}, O=${organization}`,
+    notBefore: new Date(),
+    notAfter: new Date(Date.now() + days * 86_400_000),
+    signingAlgorithm: alg,
+    keys,
+    extensions: [
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyCertSign,
+        true,
+      ),
+      new x509.ExtendedKeyUsageExtension([
+        x509.ExtendedKeyUsage.serverAuth,
+        x509.ExtendedKeyUsage.clientAuth,
+      ]),
+      new x509.SubjectAlternativeNameExtension([{ type: "dns", value: commonName }]),
+    ],
+  });
+  return {
+    cert: cert.toString("pem"),
+    key: pem("PRIVATE KEY", await crypto.subtle.exportKey("pkcs8", keys.privateKey)),
+  };
+}
+
+let auto: Promise<CertPair> | undefined;
+
+async function readPair(certFile: string, keyFile: string, path: string): Promise<CertPair> {
+  try {
+    return { cert: await Deno.readTextFile(certFile), key: await Deno.readTextFile(keyFile) };
+  } catch (e) {
+    throw new ConfigError(path, `cannot read certificate: ${errorText(e)}`);
+  }
+}
+
+/** The server certificate for a listener: configured files, ./cert.pem, else the auto cert. */
+export async function serverCert(tls: TlsOptions | undefined, path = "tls"): Promise<CertPair> {
+  if (tls?.certFile) {
+    if (!tls.keyFile) throw new ConfigError(`${path}.keyFile`, "a certFile needs a keyFile");
+    return await readPair(tls.certFile, tls.keyFile, path);
+  }
+  try {
+    return { cert: await Deno.readTextFile("cert.pem"), key: await Deno.readTextFile("key.pem") };
+  } catch { /* none in the working directory */ }
+  auto ??= generateCert();
+  return await auto;
+}

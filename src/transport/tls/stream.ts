@@ -1,0 +1,170 @@
+/**
+ * TLS over any {@link Conn}. `Deno.startTls` only upgrades real TCP sockets and always verifies;
+ * GOST clients must run TLS over chained conns and skip verification unless `secure=true`. So
+ * TLS goes through `node:tls` on a Node Duplex that wraps our Conn, and the TLS socket is
+ * wrapped back into a Conn.
+ * @module
+ */
+import tls from "node:tls";
+import { Duplex } from "node:stream";
+import { Buffer } from "node:buffer";
+import { type Conn, ConnBase, type NetAddr } from "../../core/conn.ts";
+import { ClosedError, TunnelError } from "../../core/errors.ts";
+
+/** A Node Duplex over a Conn. */
+export function connToDuplex(c: Conn): Duplex {
+  return new Duplex({
+    read() {
+      const b = new Uint8Array(64 * 1024);
+      c.read(b).then(
+        (n) => this.push(n === null ? null : Buffer.from(b.buffer, 0, n)),
+        (e) => this.destroy(e),
+      );
+    },
+    write(chunk: Buffer, _enc, cb) {
+      c.write(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)).then(
+        () => cb(),
+        (e) => cb(e),
+      );
+    },
+    final(cb) {
+      c.closeWrite().then(() => cb(), (e) => cb(e));
+    },
+    destroy(err, cb) {
+      c.close();
+      cb(err);
+    },
+  });
+}
+
+/** A Conn over a Node Duplex (e.g. a TLSSocket), with read back-pressure via pause/resume. */
+export class DuplexConn extends ConnBase {
+  readonly localAddr: NetAddr;
+  readonly remoteAddr: NetAddr;
+  readonly #s: Duplex;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #ended = false;
+  #error?: Error;
+  #wake: (() => void) | null = null;
+  #closed = false;
+
+  constructor(s: Duplex, under: Conn, transport: string) {
+    super();
+    this.#s = s;
+    this.localAddr = { ...under.localAddr, transport };
+    this.remoteAddr = { ...under.remoteAddr, transport };
+    s.on("data", (d: Buffer) => {
+      this.#chunks.push(new Uint8Array(d.buffer, d.byteOffset, d.length));
+      this.#buffered += d.length;
+      if (this.#buffered > 256 * 1024) s.pause();
+      this.#notify();
+    });
+    s.on("end", () => {
+      this.#ended = true;
+      this.#notify();
+    });
+    s.on("error", (e: Error) => {
+      this.#error = e;
+      this.#notify();
+    });
+    s.on("close", () => {
+      this.#ended = true;
+      this.#notify();
+    });
+  }
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = null;
+    w?.();
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#error && !this.#closed) throw this.#error;
+      if (this.#ended || this.#closed) return null;
+      await new Promise<void>((r) => (this.#wake = r));
+    }
+    let n = 0;
+    while (n < p.length && this.#chunks.length > 0) {
+      const c = this.#chunks[0]!;
+      const k = Math.min(c.length, p.length - n);
+      p.set(c.subarray(0, k), n);
+      n += k;
+      if (k === c.length) this.#chunks.shift();
+      else this.#chunks[0] = c.subarray(k);
+    }
+    this.#buffered -= n;
+    if (this.#buffered < 64 * 1024 && this.#s.isPaused()) this.#s.resume();
+    return n;
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    if (this.#closed || this.#s.destroyed) return Promise.reject(new ClosedError("tls: closed"));
+    return new Promise((resolve, reject) => {
+      // Buffer.from copies: the caller may reuse `p` as soon as this resolves.
+      this.#s.write(Buffer.from(p), (e) => (e ? reject(e) : resolve(p.length)));
+    });
+  }
+
+  closeWrite(): Promise<void> {
+    return new Promise((r) => this.#s.end(() => r()));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#s.destroy();
+    this.#notify();
+  }
+}
+
+export interface TlsClientOptions {
+  serverName?: string;
+  /** Verify the server certificate (GOST `secure`, default false). */
+  secure?: boolean;
+  /** PEM CA certificates to verify against. */
+  ca?: string;
+  cert?: string;
+  key?: string;
+  alpn?: string[];
+  signal?: AbortSignal;
+}
+
+/** Runs a TLS client handshake over `conn`. */
+export function tlsClient(conn: Conn, o: TlsClientOptions = {}): Promise<Conn> {
+  const ip = o.serverName && /^[\d.]+$|:/.test(o.serverName);
+  const s = tls.connect({
+    socket: connToDuplex(conn),
+    servername: o.serverName && !ip ? o.serverName : undefined,
+    rejectUnauthorized: !!o.secure || !!o.ca,
+    ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.cert && o.key ? { cert: o.cert, key: o.key } : {}),
+    ...(o.alpn ? { ALPNProtocols: o.alpn } : {}),
+  });
+  return handshake(s, conn, "tls", "secureConnect");
+}
+
+/** Runs a TLS server handshake over `conn` (TLS on top of a tunnel stream). */
+export function tlsServer(conn: Conn, o: { cert: string; key: string }): Promise<Conn> {
+  const s = new tls.TLSSocket(connToDuplex(conn), {
+    isServer: true,
+    secureContext: tls.createSecureContext({ cert: o.cert, key: o.key }),
+  });
+  return handshake(s, conn, "tls", "secure");
+}
+
+function handshake(s: tls.TLSSocket, under: Conn, transport: string, event: string): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const onErr = (e: Error) => {
+      s.destroy();
+      reject(new TunnelError(`tls handshake: ${e.message}`, { cause: e }));
+    };
+    s.once("error", onErr);
+    s.once(event, () => {
+      s.off("error", onErr);
+      resolve(new DuplexConn(s, under, transport));
+    });
+  });
+}

@@ -1,0 +1,208 @@
+/**
+ * A WebSocket connection as a byte stream, the way GOST uses it (protocols.md §6.4): each
+ * write is one binary message; reads concatenate data messages of any type. Pings are answered;
+ * a client may ping on an interval and give up when nothing arrives for two intervals.
+ * closeWrite sends a close frame (the peer reads end of stream); close drops the transport
+ * without one, as gorilla does.
+ * @module
+ */
+import type { BufReader } from "../../core/bufio.ts";
+import { type Conn, ConnBase, type NetAddr, UnexpectedEofError } from "../../core/conn.ts";
+import { ClosedError, ProtocolError } from "../../core/errors.ts";
+import {
+  encodeFrame,
+  headerSize,
+  mask,
+  OP_BINARY,
+  OP_CLOSE,
+  OP_CONT,
+  OP_PING,
+  OP_PONG,
+  OP_TEXT,
+  putHeader,
+} from "./frame.ts";
+
+export interface WsConnOptions {
+  /** Client side: mask outgoing frames, expect unmasked ones. */
+  client: boolean;
+  /** Client keepalive: ping every `pingInterval` ms (0 = off). */
+  pingInterval?: number;
+  /** Largest accepted frame payload. */
+  maxFrame?: number;
+}
+
+export class WsConn extends ConnBase {
+  readonly #raw: Conn;
+  readonly #br: BufReader;
+  readonly #client: boolean;
+  readonly #maxFrame: number;
+  #left = 0;
+  #maskKey: Uint8Array | null = null;
+  #maskPos = 0;
+  #inMessage = false;
+  #gotClose = false;
+  #sentClose = false;
+  #closed = false;
+  #writing: Promise<unknown> = Promise.resolve();
+  #timer?: ReturnType<typeof setInterval>;
+  #lastSeen = Date.now();
+  #wbuf = new Uint8Array(0);
+
+  constructor(raw: Conn, br: BufReader, o: WsConnOptions) {
+    super();
+    this.#raw = raw;
+    this.#br = br;
+    this.#client = o.client;
+    this.#maxFrame = o.maxFrame ?? 64 << 20;
+    const iv = o.pingInterval ?? 0;
+    if (iv > 0) {
+      this.#timer = setInterval(() => {
+        if (Date.now() - this.#lastSeen > 2 * iv) {
+          this.close(); // no pong or data for two intervals: the peer is gone
+          return;
+        }
+        this.#control(OP_PING, new Uint8Array(0)).catch(() => this.close());
+      }, iv);
+    }
+  }
+
+  get localAddr(): NetAddr {
+    return { ...this.#raw.localAddr, transport: "ws" };
+  }
+  get remoteAddr(): NetAddr {
+    return { ...this.#raw.remoteAddr, transport: "ws" };
+  }
+
+  #serialWrite(b: Uint8Array): Promise<void> {
+    const p = this.#writing.then(() => this.#raw.write(b));
+    this.#writing = p.catch(() => {});
+    return p.then(() => {});
+  }
+
+  #control(op: number, payload: Uint8Array): Promise<void> {
+    const key = this.#client ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
+    return this.#serialWrite(encodeFrame(op, payload, key));
+  }
+
+  /** Reads frame headers until a data frame with payload is current; false at end. */
+  async #nextFrame(): Promise<boolean> {
+    for (;;) {
+      let h: Uint8Array;
+      try {
+        h = await this.#br.peek(2);
+      } catch (e) {
+        if (e instanceof UnexpectedEofError) return false;
+        throw e;
+      }
+      const b0 = h[0]!, b1 = h[1]!;
+      const fin = (b0 & 0x80) !== 0;
+      const op = b0 & 0x0f;
+      const masked = (b1 & 0x80) !== 0;
+      let len = b1 & 0x7f;
+      const extra = len === 126 ? 2 : len === 127 ? 8 : 0;
+      const head = await this.#br.readN(2 + extra + (masked ? 4 : 0));
+      if (len === 126) len = (head[2]! << 8) | head[3]!;
+      else if (len === 127) {
+        if (head[2]! | head[3]! | head[4]! | (head[5]! & 0xe0)) {
+          throw new ProtocolError("ws: frame too large");
+        }
+        len = head[5]! * 2 ** 32 +
+            ((head[6]! << 24) | (head[7]! << 16) | (head[8]! << 8) | head[9]!) >>> 0;
+      }
+      this.#lastSeen = Date.now();
+      if (b0 & 0x70) throw new ProtocolError("ws: reserved bits set");
+      // Servers must get masked frames, clients unmasked ones (RFC 6455 §5.1).
+      if (masked === this.#client) {
+        throw new ProtocolError(`ws: bad MASK from ${this.#client ? "server" : "client"}`);
+      }
+      const key = masked ? head.subarray(head.length - 4) : null;
+      if (op >= 0x8) {
+        if (!fin || len > 125) throw new ProtocolError("ws: bad control frame");
+        const payload = len > 0 ? await this.#br.readN(len) : new Uint8Array(0);
+        if (key) mask(payload, key);
+        if (op === OP_PING) await this.#control(OP_PONG, payload).catch(() => {});
+        else if (op === OP_CLOSE) {
+          // The peer is done sending. Our own close frame goes out with our closeWrite, so
+          // a Burrow peer gets true half-close; GOST peers close the TCP connection anyway.
+          this.#gotClose = true;
+          return false;
+        } else if (op !== OP_PONG) throw new ProtocolError(`ws: unknown opcode ${op}`);
+        continue;
+      }
+      if (op === OP_CONT) {
+        if (!this.#inMessage) throw new ProtocolError("ws: continuation without a message");
+      } else if (op === OP_TEXT || op === OP_BINARY) {
+        if (this.#inMessage) throw new ProtocolError("ws: new message inside a fragmented one");
+      } else {
+        throw new ProtocolError(`ws: unknown opcode ${op}`);
+      }
+      if (len > this.#maxFrame) {
+        throw new ProtocolError(`ws: frame of ${len} bytes exceeds ${this.#maxFrame}`);
+      }
+      this.#inMessage = !fin;
+      if (len === 0) continue;
+      this.#left = len;
+      this.#maskKey = key ? key.slice() : null;
+      this.#maskPos = 0;
+      return true;
+    }
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    if (this.#closed) return null;
+    if (this.#left === 0) {
+      if (this.#gotClose) return null;
+      try {
+        if (!(await this.#nextFrame())) return null;
+      } catch (e) {
+        if (this.#closed) return null;
+        if (e instanceof ProtocolError) {
+          await this.#control(OP_CLOSE, new Uint8Array([0x03, 0xea])).catch(() => {});
+        }
+        throw e;
+      }
+    }
+    const n = await this.#br.read(p.subarray(0, Math.min(p.length, this.#left)));
+    if (n === null) throw new UnexpectedEofError(0, this.#left);
+    const chunk = p.subarray(0, n);
+    if (this.#maskKey) {
+      mask(chunk, this.#maskKey, this.#maskPos);
+      this.#maskPos = (this.#maskPos + n) & 3;
+    }
+    this.#left -= n;
+    return n;
+  }
+
+  /** One binary message, header and payload in one underlying write. */
+  write(p: Uint8Array): Promise<number> {
+    if (this.#closed || this.#sentClose) return Promise.reject(new ClosedError("ws: closed"));
+    const n = p.length;
+    const hl = headerSize(n, this.#client);
+    const total = hl + n;
+    const run = async () => {
+      if (this.#wbuf.length < total) this.#wbuf = new Uint8Array(Math.max(total, 16 * 1024));
+      const buf = this.#wbuf;
+      const key = this.#client ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
+      putHeader(buf, OP_BINARY, n, key);
+      buf.set(p, hl);
+      if (key) mask(buf.subarray(hl, total), key);
+      await this.#raw.write(buf.subarray(0, total));
+    };
+    const done = this.#writing.then(run);
+    this.#writing = done.catch(() => {});
+    return done.then(() => n);
+  }
+
+  async closeWrite(): Promise<void> {
+    if (this.#sentClose || this.#closed) return;
+    this.#sentClose = true;
+    await this.#control(OP_CLOSE, new Uint8Array([0x03, 0xe8])).catch(() => {});
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#raw.close();
+  }
+}

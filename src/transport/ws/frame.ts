@@ -1,0 +1,77 @@
+/**
+ * RFC 6455 frames (protocols.md §6.1): header encoding, masking, opcodes.
+ * @module
+ */
+
+export const OP_CONT = 0x0;
+export const OP_TEXT = 0x1;
+export const OP_BINARY = 0x2;
+export const OP_CLOSE = 0x8;
+export const OP_PING = 0x9;
+export const OP_PONG = 0xa;
+
+/** Header length for a payload of `n` bytes. */
+export function headerSize(n: number, masked: boolean): number {
+  return (n < 126 ? 2 : n < 65536 ? 4 : 10) + (masked ? 4 : 0);
+}
+
+/**
+ * Writes a FIN frame header into `buf` at 0 and returns its length; with a mask key the key
+ * follows the length (the caller masks the payload).
+ */
+export function putHeader(buf: Uint8Array, op: number, n: number, mask?: Uint8Array): number {
+  buf[0] = 0x80 | op;
+  const m = mask ? 0x80 : 0;
+  let off: number;
+  if (n < 126) {
+    buf[1] = m | n;
+    off = 2;
+  } else if (n < 65536) {
+    buf[1] = m | 126;
+    buf[2] = n >>> 8;
+    buf[3] = n & 0xff;
+    off = 4;
+  } else {
+    buf[1] = m | 127;
+    buf[2] =
+      buf[3] =
+      buf[4] =
+      buf[5] =
+        0;
+    buf[6] = (n >>> 24) & 0xff;
+    buf[7] = (n >>> 16) & 0xff;
+    buf[8] = (n >>> 8) & 0xff;
+    buf[9] = n & 0xff;
+    off = 10;
+  }
+  if (mask) {
+    buf.set(mask, off);
+    off += 4;
+  }
+  return off;
+}
+
+/** XORs `data` in place with the 4-byte `key`, starting at key position `pos`. */
+export function mask(data: Uint8Array, key: Uint8Array, pos = 0): void {
+  let i = 0;
+  const n = data.length;
+  // Whole words when aligned: the hot path for client writes and server reads.
+  if (pos % 4 === 0 && data.byteOffset % 4 === 0 && n >= 16) {
+    const k = key[0]! | (key[1]! << 8) | (key[2]! << 16) | (key[3]! << 24);
+    const words = new Uint32Array(data.buffer, data.byteOffset, n >>> 2);
+    for (let w = 0; w < words.length; w++) words[w] ^= k;
+    i = words.length << 2;
+  }
+  for (; i < n; i++) data[i] ^= key[(pos + i) & 3]!;
+}
+
+/** A whole frame (control frames, tests). */
+export function encodeFrame(op: number, payload: Uint8Array, maskKey?: Uint8Array): Uint8Array {
+  const h = new Uint8Array(14);
+  const hl = putHeader(h, op, payload.length, maskKey);
+  const out = new Uint8Array(hl + payload.length);
+  out.set(h.subarray(0, hl));
+  out.set(payload, hl);
+  if (maskKey) mask(out.subarray(hl), maskKey);
+  return out;
+}

@@ -1,0 +1,298 @@
+/** WebSocket transports: codec vectors, listener/dialer pairs, refusals, the seed page's forms, gorilla interop. */
+import assert from "node:assert/strict";
+import { cliConfig } from "../../src/config/cli.ts";
+import { Runtime } from "../../src/runtime.ts";
+import { encodeFrame, OP_BINARY, OP_CLOSE } from "../../src/transport/ws/frame.ts";
+import { acceptKey } from "../../src/transport/ws/handshake.ts";
+import { builtinRegistries } from "../../src/builtins.ts";
+import { Metadata } from "../../src/core/metadata.ts";
+import { silentLogger } from "../../src/core/log.ts";
+import { dialTcp } from "../../src/transport/tcp/conn.ts";
+import { echoServer, hasCommand, readAll, sha256, withTimeout } from "../_helpers.ts";
+import { runConnSuite } from "../conformance/conn_suite.ts";
+import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
+import { goPeer, startListeningPeer } from "../interop/_go.ts";
+import type { Conn } from "../../src/core/conn.ts";
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
+const HAVE_CURL = hasCommand("curl");
+
+Deno.test("ws frame and handshake vectors (protocols.md §6.3–6.4)", async () => {
+  const hi = new TextEncoder().encode("hi");
+  assert.equal(
+    hex(encodeFrame(OP_BINARY, hi, new Uint8Array([1, 2, 3, 4]))),
+    "82 82 01 02 03 04 69 6b",
+  );
+  assert.equal(hex(encodeFrame(OP_BINARY, hi)), "82 02 68 69");
+  assert.equal(hex(encodeFrame(OP_CLOSE, new Uint8Array([3, 0xe8]))), "88 02 03 e8");
+  assert.equal(await acceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+});
+
+/** A listener and a dialer of one type, connected. */
+async function transportPair(
+  type: string,
+  md: Record<string, string> = {},
+): Promise<{ a: Conn; b: Conn; cleanup: () => Promise<void> }> {
+  const reg = builtinRegistries();
+  const l = await reg.listeners.get(type)({
+    addr: "127.0.0.1:0",
+    metadata: new Metadata(md),
+    log: silentLogger,
+    service: "t",
+  });
+  const d = await reg.dialers.get(type)({ metadata: new Metadata(md), log: silentLogger });
+  const { directDialTcp } = await import("../../src/transport/tcp/dialer.ts");
+  const [a, b] = await Promise.all([
+    d.dial(`127.0.0.1:${l.addr.port}`, { netDial: (x) => directDialTcp(x), log: silentLogger }),
+    l.accept(),
+  ]);
+  return {
+    a,
+    b: b!,
+    cleanup: async () => {
+      a.close();
+      b?.close();
+      await d.close?.();
+      await l.close();
+    },
+  };
+}
+
+for (const type of ["ws", "wss", "mws", "mwss", "tls", "mtls"]) {
+  runConnSuite(`${type} listener ⇄ dialer`, () => transportPair(type), {
+    size: 4 << 20,
+    maxBuffered: 16 << 20,
+  });
+}
+
+Deno.test("ws listener: wrong path ⇒ 404, plain GET ⇒ 400, garbage ⇒ closed; it keeps serving", async () => {
+  const reg = builtinRegistries();
+  const l = await reg.listeners.get("ws")({
+    addr: "127.0.0.1:0",
+    metadata: new Metadata({ path: "/tunnel" }),
+    log: silentLogger,
+    service: "t",
+  });
+  try {
+    const ask = async (text: string) => {
+      const c = await dialTcp("127.0.0.1", l.addr.port);
+      await c.write(new TextEncoder().encode(text));
+      const r = new TextDecoder().decode(await withTimeout(readAll(c), 5000));
+      c.close();
+      return r;
+    };
+    const up =
+      "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    assert.match(await ask(`GET /ws HTTP/1.1\r\nHost: x\r\n${up}\r\n`), /^HTTP\/1\.1 404/);
+    assert.match(await ask("GET /tunnel HTTP/1.1\r\nHost: x\r\n\r\n"), /^HTTP\/1\.1 400/);
+    assert.match(await ask(`POST /tunnel HTTP/1.1\r\nHost: x\r\n${up}\r\n`), /^HTTP\/1\.1 405/);
+    assert.match(await ask("\x16\x03\x01garbage\r\n\r\n"), /^HTTP\/1\.1 400/);
+    const c = await dialTcp("127.0.0.1", l.addr.port);
+    await c.write(new TextEncoder().encode(`GET /tunnel HTTP/1.1\r\nHost: x\r\n${up}\r\n`));
+    const buf = new Uint8Array(200);
+    const n = await withTimeout(c.read(buf), 5000);
+    assert.match(
+      new TextDecoder().decode(buf.subarray(0, n!)),
+      /^HTTP\/1\.1 101 Switching Protocols/,
+    );
+    c.close();
+    (await l.accept())?.close();
+  } finally {
+    await l.close();
+  }
+});
+
+Deno.test("ws dialer sends host, path and custom headers", async () => {
+  const raw = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const seen = (async () => {
+    const c = await raw.accept();
+    const buf = new Uint8Array(4096);
+    const n = await c.read(buf);
+    c.close();
+    return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+  })();
+  const reg = builtinRegistries();
+  const d = await reg.dialers.get("ws")({
+    metadata: new Metadata({
+      path: "/p",
+      host: "example.com",
+      header: { "User-Agent": "gost/3.0", foo: "bar" },
+    }),
+    log: silentLogger,
+  });
+  const { directDialTcp } = await import("../../src/transport/tcp/dialer.ts");
+  await assert.rejects(
+    d.dial(`127.0.0.1:${(raw.addr as Deno.NetAddr).port}`, {
+      netDial: (x) => directDialTcp(x),
+      log: silentLogger,
+    }),
+  );
+  const req = await seen;
+  raw.close();
+  assert.match(req, /^GET \/p HTTP\/1\.1\r\n/);
+  assert.match(req, /\r\nHost: example\.com\r\n/);
+  assert.match(req, /\r\nUser-Agent: gost\/3\.0\r\n/);
+  assert.match(req, /\r\nfoo: bar\r\n/);
+});
+
+Deno.test("ws client keepalive pings keep an idle tunnel; a silent server is dropped", async () => {
+  const { a, b, cleanup } = await transportPair("ws", { keepalive: "true", ttl: "100ms" });
+  try {
+    // As in a relay, the server side always has a read pending (that is where pings are answered).
+    const buf = new Uint8Array(1);
+    const pending = b.read(buf);
+    const back = a.read(new Uint8Array(1));
+    await new Promise((r) => setTimeout(r, 500));
+    await a.write(new Uint8Array([1]));
+    assert.equal(await withTimeout(pending, 2000), 1);
+    await b.write(new Uint8Array([2]));
+    assert.equal(await withTimeout(back, 2000), 1);
+  } finally {
+    await cleanup();
+  }
+  // A server that upgrades and then never answers anything.
+  const raw = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const mute = (async () => {
+    const c = await raw.accept();
+    const buf = new Uint8Array(4096);
+    const n = await c.read(buf);
+    const key = /Sec-WebSocket-Key: (\S+)/.exec(new TextDecoder().decode(buf.subarray(0, n!)))![1]!;
+    await c.write(
+      new TextEncoder().encode(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${await acceptKey(
+          key,
+        )}\r\n\r\n`,
+      ),
+    );
+    return c;
+  })();
+  const reg = builtinRegistries();
+  const d = await reg.dialers.get("ws")({
+    metadata: new Metadata({ keepalive: "true", ttl: "100ms" }),
+    log: silentLogger,
+  });
+  const { directDialTcp } = await import("../../src/transport/tcp/dialer.ts");
+  const c = await d.dial(`127.0.0.1:${(raw.addr as Deno.NetAddr).port}`, {
+    netDial: (x) => directDialTcp(x),
+    log: silentLogger,
+  });
+  const sc = await mute;
+  try {
+    assert.equal(
+      await withTimeout(c.read(new Uint8Array(10)).catch(() => null), 3000, "dead peer detection"),
+      null,
+    );
+  } finally {
+    c.close();
+    sc.close();
+    raw.close();
+  }
+});
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+for (const t of ["ws", "wss", "mws", "mwss"]) {
+  Deno.test({
+    name:
+      `ws seed: -L ${t}://:P (auto) reached by -F ${t}://:P?path=/ws, and ${t} port forwarding to socks5`,
+    ignore: !HAVE_CURL,
+    fn: async () => {
+      const origin = startOrigin();
+      const p = freePort();
+      const srv = await Runtime.start(cliConfig([`${t}://127.0.0.1:${p}?path=/ws`], []));
+      const cli = await Runtime.start(
+        cliConfig(["http://127.0.0.1:0"], [`${t}://127.0.0.1:${p}?path=/ws`]),
+      );
+      const [p8443, p1080] = [freePort(), freePort()];
+      const fsrv = await Runtime.start(
+        cliConfig(
+          [`${t}://127.0.0.1:${p8443}/127.0.0.1:${p1080}`, `socks5://127.0.0.1:${p1080}`],
+          [],
+        ),
+      );
+      const fcli = await Runtime.start(
+        cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${p1080}`], [`forward+${t}://127.0.0.1:${p8443}`]),
+      );
+      try {
+        const n = 2 << 20;
+        for (
+          const args of [["-x", `http://127.0.0.1:${cli.services[0]!.listener.addr.port}`], [
+            "--socks5",
+            `127.0.0.1:${fcli.services[0]!.listener.addr.port}`,
+          ]]
+        ) {
+          const r = await curl([...args, `http://127.0.0.1:${origin.port}/bytes?n=${n}`]);
+          assert.equal(r.code, 0, r.stderr);
+          assert.equal(await sha256(r.stdout), await sha256(pseudoRandom(n, n)));
+        }
+      } finally {
+        await fcli.close();
+        await fsrv.close();
+        await cli.close();
+        await srv.close();
+        await origin.close();
+      }
+    },
+  });
+}
+
+const wsBin = await goPeer("ws", "github.com/gorilla/websocket");
+
+Deno.test({
+  name:
+    "interop: gorilla/websocket client → our ws listener (forwarding to an echo), 4 MiB byte-exact",
+  ignore: !wsBin,
+  fn: async () => {
+    const echo = echoServer();
+    const rt = await Runtime.start(cliConfig([`ws://127.0.0.1:0/127.0.0.1:${echo.port}`], []));
+    try {
+      const out = await withTimeout(
+        new Deno.Command(wsBin!, {
+          args: [
+            "-mode",
+            "client",
+            "-url",
+            `ws://127.0.0.1:${rt.services[0]!.listener.addr.port}/ws`,
+            "-bytes",
+            String(4 << 20),
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output(),
+        30_000,
+      );
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    } finally {
+      await rt.close();
+      await echo.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "interop: our ws dialer → gorilla/websocket echo server, 4 MiB byte-exact",
+  ignore: !wsBin,
+  fn: async () => {
+    const peer = await startListeningPeer(wsBin!, ["-mode", "server", "-path", "/ws"]);
+    const rt = await Runtime.start(
+      cliConfig(["tcp://127.0.0.1:0/127.0.0.1:9"], [`forward+ws://127.0.0.1:${peer.port}`]),
+    );
+    try {
+      const c = await dialTcp("127.0.0.1", rt.services[0]!.listener.addr.port);
+      const data = pseudoRandom(4 << 20, 3);
+      const got = new Uint8Array(data.length);
+      const { readFull } = await import("../../src/core/conn.ts");
+      await withTimeout(Promise.all([c.write(data), readFull(c, got)]), 30_000);
+      assert.equal(await sha256(got), await sha256(data));
+      c.close();
+    } finally {
+      await rt.close();
+      await peer.stop();
+    }
+  },
+});
