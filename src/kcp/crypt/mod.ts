@@ -1,0 +1,111 @@
+/**
+ * kcp-go block crypts and kcptun's key derivation (protocols.md §4).
+ * @module
+ */
+import crypto from "node:crypto";
+import { Buffer } from "node:buffer";
+import { UnsupportedError } from "../../core/errors.ts";
+import { Aes } from "./aes.ts";
+import { type BlockFn, type BulkFn, cfbDecrypt, cfbEncrypt } from "./cfb.ts";
+import { salsa20Xor, teaBlock, xteaBlock } from "./small.ts";
+
+/** Encrypts/decrypts one datagram in place. */
+export interface BlockCrypt {
+  readonly name: string;
+  encrypt(buf: Uint8Array): void;
+  decrypt(buf: Uint8Array): void;
+}
+
+/** `PBKDF2-HMAC-SHA1(pass, "kcp-go", 4096, 32)`. */
+export function deriveKey(pass: string): Uint8Array {
+  return new Uint8Array(crypto.pbkdf2Sync(pass, "kcp-go", 4096, 32, "sha1"));
+}
+
+/** Crypt names kcptun 20210922 offers; `twofish`, `blowfish`, `cast5`, `sm4` are not built yet. */
+export const CRYPTS = [
+  "aes",
+  "aes-128",
+  "aes-192",
+  "salsa20",
+  "3des",
+  "tea",
+  "xtea",
+  "xor",
+  "none",
+];
+
+class CfbCrypt implements BlockCrypt {
+  readonly #tmp: Uint8Array;
+  constructor(
+    readonly name: string,
+    readonly bs: number,
+    readonly enc: BlockFn,
+    readonly bulk?: BulkFn,
+  ) {
+    this.#tmp = new Uint8Array(bs);
+  }
+  encrypt(buf: Uint8Array): void {
+    cfbEncrypt(buf, this.bs, this.enc, this.#tmp);
+  }
+  decrypt(buf: Uint8Array): void {
+    cfbDecrypt(buf, this.bs, this.enc, this.#tmp, this.bulk);
+  }
+}
+
+function aesCrypt(name: string, key: Uint8Array): BlockCrypt {
+  const aes = new Aes(key);
+  const ecb = crypto.createCipheriv(`aes-${key.length * 8}-ecb`, Buffer.from(key), null)
+    .setAutoPadding(false);
+  // ECB keeps no state between update() calls: one cipher object serves every packet.
+  const bulk: BulkFn = (src) => ecb.update(src);
+  return new CfbCrypt(name, 16, (s, so, d, dOff) => aes.encryptBlock(s, so, d, dOff), bulk);
+}
+
+function tripleDes(key: Uint8Array): BlockCrypt {
+  // Only CBC is exposed; one block of CBC with a zero IV is one block of ECB.
+  const k = Buffer.from(key);
+  const zero = Buffer.alloc(8);
+  const enc: BlockFn = (s, so, d, dOff) => {
+    const c = crypto.createCipheriv("des-ede3-cbc", k, zero).setAutoPadding(false);
+    d.set(c.update(s.subarray(so, so + 8)), dOff);
+  };
+  return new CfbCrypt("3des", 8, enc);
+}
+
+/** A crypt by kcptun name; unknown names fall back to `aes` as kcp-go does. */
+export function createCrypt(name: string, key32: Uint8Array): BlockCrypt {
+  switch (name) {
+    case "aes-128":
+      return aesCrypt(name, key32.subarray(0, 16));
+    case "aes-192":
+      return aesCrypt(name, key32.subarray(0, 24));
+    case "salsa20":
+      return { name, encrypt: (b) => salsa20Xor(b, key32), decrypt: (b) => salsa20Xor(b, key32) };
+    case "3des":
+      return tripleDes(key32.subarray(0, 24));
+    case "tea":
+      return new CfbCrypt(name, 8, teaBlock(key32.subarray(0, 16), 16));
+    case "xtea":
+      return new CfbCrypt(name, 8, xteaBlock(key32.subarray(0, 16)));
+    case "xor": {
+      const table = new Uint8Array(
+        crypto.pbkdf2Sync(Buffer.from(key32), "sH3CIVoF#rWLtJo6", 32, 1500, "sha1"),
+      );
+      const x = (b: Uint8Array) => {
+        for (let i = 0; i < b.length; i++) b[i] ^= table[i]!;
+      };
+      return { name, encrypt: x, decrypt: x };
+    }
+    case "none":
+      return { name, encrypt: () => {}, decrypt: () => {} };
+    case "blowfish":
+    case "twofish":
+    case "cast5":
+    case "sm4":
+      throw new UnsupportedError(
+        `kcp crypt "${name}" is not implemented yet (use aes, aes-128, aes-192, salsa20, 3des, tea, xtea, xor or none)`,
+      );
+    default:
+      return aesCrypt("aes", key32);
+  }
+}
