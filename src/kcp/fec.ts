@@ -1,0 +1,279 @@
+/**
+ * kcp-go's forward error correction (protocols.md §3.4–3.6): Reed–Solomon over GF(2^8) with
+ * klauspost/reedsolomon's systematic Vandermonde-derived matrix (parity byte-identical), an
+ * encoder that frames data packets and emits parity after every `ds` data packets, and a
+ * bounded decoder that recovers missing data packets.
+ * @module
+ */
+
+export const FEC_HEADER = 8;
+export const FLAG_DATA = 0xf1;
+export const FLAG_PARITY = 0xf2;
+
+const EXP = new Uint8Array(512);
+const LOG = new Uint8Array(256);
+const MUL = new Uint8Array(65536);
+(function init() {
+  let x = 1;
+  for (let i = 0; i < 255; i++) {
+    EXP[i] = x;
+    LOG[x] = i;
+    x <<= 1;
+    if (x & 0x100) x ^= 0x11d;
+  }
+  for (let i = 255; i < 512; i++) EXP[i] = EXP[i - 255]!;
+  for (let a = 1; a < 256; a++) {
+    for (let b = 1; b < 256; b++) MUL[(a << 8) | b] = EXP[LOG[a]! + LOG[b]!]!;
+  }
+})();
+
+function gmul(a: number, b: number): number {
+  return MUL[(a << 8) | b]!;
+}
+function ginv(a: number): number {
+  return EXP[(255 - LOG[a]!) % 255]!;
+}
+function gpow(a: number, n: number): number {
+  if (n === 0) return 1;
+  if (a === 0) return 0;
+  return EXP[(LOG[a]! * n) % 255]!;
+}
+
+type Matrix = Uint8Array[];
+
+function invert(m: Matrix): Matrix {
+  const n = m.length;
+  const a = m.map((r, i) => {
+    const row = new Uint8Array(2 * n);
+    row.set(r);
+    row[n + i] = 1;
+    return row;
+  });
+  for (let c = 0; c < n; c++) {
+    if (a[c]![c] === 0) {
+      const r = a.findIndex((row, i) => i > c && row[c] !== 0);
+      if (r < 0) throw new Error("fec: singular matrix");
+      [a[c], a[r]] = [a[r]!, a[c]!];
+    }
+    const inv = ginv(a[c]![c]!);
+    for (let j = 0; j < 2 * n; j++) a[c]![j] = gmul(a[c]![j]!, inv);
+    for (let r = 0; r < n; r++) {
+      if (r === c || a[r]![c] === 0) continue;
+      const f = a[r]![c]!;
+      for (let j = 0; j < 2 * n; j++) a[r]![j] ^= gmul(f, a[c]![j]!);
+    }
+  }
+  return a.map((row) => row.slice(n));
+}
+
+function multiply(x: Matrix, y: Matrix): Matrix {
+  return x.map((row) => {
+    const out = new Uint8Array(y[0]!.length);
+    for (let j = 0; j < out.length; j++) {
+      let s = 0;
+      for (let k = 0; k < row.length; k++) s ^= gmul(row[k]!, y[k]![j]!);
+      out[j] = s;
+    }
+    return out;
+  });
+}
+
+/** Reed–Solomon with `ds` data and `ps` parity shards. */
+export class ReedSolomon {
+  readonly matrix: Matrix;
+  constructor(readonly ds: number, readonly ps: number) {
+    if (ds < 1 || ps < 0 || ds + ps > 256) throw new RangeError("fec: bad shard counts");
+    const v: Matrix = [];
+    for (let r = 0; r < ds + ps; r++) {
+      const row = new Uint8Array(ds);
+      for (let c = 0; c < ds; c++) row[c] = gpow(r, c);
+      v.push(row);
+    }
+    this.matrix = multiply(v, invert(v.slice(0, ds)));
+  }
+
+  /** Parity shards for `data` (all the same length). */
+  encode(data: Uint8Array[]): Uint8Array[] {
+    const len = data[0]!.length;
+    const out: Uint8Array[] = [];
+    for (let p = 0; p < this.ps; p++) {
+      const row = this.matrix[this.ds + p]!;
+      const par = new Uint8Array(len);
+      for (let j = 0; j < this.ds; j++) mulAdd(row[j]!, data[j]!, par);
+      out.push(par);
+    }
+    return out;
+  }
+
+  /** Fills the missing (null) data shards from any `ds` present shards; all present equal length. */
+  reconstructData(shards: (Uint8Array | null)[]): void {
+    const present: number[] = [];
+    for (let i = 0; i < shards.length && present.length < this.ds; i++) {
+      if (shards[i]) present.push(i);
+    }
+    if (present.length < this.ds) throw new Error("fec: too few shards");
+    const len = shards[present[0]!]!.length;
+    const dec = invert(present.map((i) => this.matrix[i]!));
+    for (let d = 0; d < this.ds; d++) {
+      if (shards[d]) continue;
+      const out = new Uint8Array(len);
+      for (let k = 0; k < this.ds; k++) mulAdd(dec[d]![k]!, shards[present[k]!]!, out);
+      shards[d] = out;
+    }
+  }
+}
+
+function mulAdd(c: number, src: Uint8Array, dst: Uint8Array): void {
+  if (c === 0) return;
+  if (c === 1) {
+    for (let i = 0; i < src.length; i++) dst[i] ^= src[i]!;
+    return;
+  }
+  const base = c << 8;
+  for (let i = 0; i < src.length; i++) dst[i] ^= MUL[base | src[i]!]!;
+}
+
+function putU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v;
+  b[o + 1] = v >>> 8;
+  b[o + 2] = v >>> 16;
+  b[o + 3] = v >>> 24;
+}
+
+/** Frames outgoing KCP datagrams and produces parity packets. */
+export class FecEncoder {
+  readonly #rs: ReedSolomon;
+  readonly #paws: number;
+  #next = 0;
+  #shards: Uint8Array[] = [];
+  #maxLen = 0;
+
+  constructor(readonly ds: number, readonly ps: number) {
+    this.#rs = new ReedSolomon(ds, ps);
+    this.#paws = Math.floor(0xffffffff / (ds + ps)) * (ds + ps);
+  }
+
+  /** Returns the data packet for `kcp`, followed by parity packets when a group completes. */
+  encode(kcp: Uint8Array): Uint8Array[] {
+    const pkt = new Uint8Array(FEC_HEADER + kcp.length);
+    putU32(pkt, 0, this.#next);
+    pkt[4] = FLAG_DATA;
+    pkt[6] = (kcp.length + 2) & 0xff;
+    pkt[7] = (kcp.length + 2) >>> 8;
+    pkt.set(kcp, FEC_HEADER);
+    this.#next++;
+    const out = [pkt];
+    if (this.ps === 0) return out;
+    this.#shards.push(pkt.subarray(6)); // size ‖ KCP bytes
+    this.#maxLen = Math.max(this.#maxLen, kcp.length + 2);
+    if (this.#shards.length === this.ds) {
+      const padded = this.#shards.map((s) => {
+        const p = new Uint8Array(this.#maxLen);
+        p.set(s);
+        return p;
+      });
+      for (const par of this.#rs.encode(padded)) {
+        const pp = new Uint8Array(FEC_HEADER - 2 + par.length);
+        putU32(pp, 0, this.#next);
+        pp[4] = FLAG_PARITY;
+        pp.set(par, 6);
+        out.push(pp);
+        this.#next = (this.#next + 1) % this.#paws;
+      }
+      this.#shards = [];
+      this.#maxLen = 0;
+    }
+    return out;
+  }
+}
+
+interface Group {
+  shards: (Uint8Array | null)[];
+  data: number;
+  total: number;
+  done: boolean;
+  at: number;
+}
+
+/** Collects FEC packets; returns KCP payloads recovered from parity. */
+export class FecDecoder {
+  readonly #rs: ReedSolomon;
+  readonly #groups = new Map<number, Group>();
+  readonly #n: number;
+  /** Packets that could not help (stale, malformed). */
+  errors = 0;
+  recovered = 0;
+
+  constructor(readonly ds: number, readonly ps: number) {
+    this.#rs = new ReedSolomon(ds, Math.max(ps, 1));
+    this.#n = ds + ps;
+  }
+
+  /** Feeds one FEC packet (header included); returns recovered KCP payloads (maybe none). */
+  decode(pkt: Uint8Array, now = Date.now()): Uint8Array[] {
+    if (pkt.length < FEC_HEADER - 2) {
+      this.errors++;
+      return [];
+    }
+    const seq = (pkt[0]! | (pkt[1]! << 8) | (pkt[2]! << 16) | (pkt[3]! << 24)) >>> 0;
+    const flag = pkt[4]! | (pkt[5]! << 8);
+    const base = seq - (seq % this.#n);
+    const pos = seq - base;
+    if ((flag === FLAG_DATA) !== (pos < this.ds)) {
+      this.errors++;
+      return [];
+    }
+    let g = this.#groups.get(base);
+    if (!g) {
+      this.#expire(now);
+      g = { shards: new Array(this.#n).fill(null), data: 0, total: 0, done: false, at: now };
+      this.#groups.set(base, g);
+    }
+    if (g.done || g.shards[pos]) return [];
+    g.shards[pos] = pkt.slice(6); // size ‖ KCP (data) or parity bytes
+    g.total++;
+    if (pos < this.ds) g.data++;
+    if (g.data === this.ds) {
+      g.done = true;
+      g.shards = [];
+      return [];
+    }
+    if (g.total < this.ds) return [];
+    // Enough shards: rebuild the missing data ones.
+    const maxLen = Math.max(...g.shards.map((s) => s?.length ?? 0));
+    const shards = g.shards.map((s) => {
+      if (!s) return null;
+      if (s.length === maxLen) return s;
+      const p = new Uint8Array(maxLen);
+      p.set(s);
+      return p;
+    });
+    const missing = shards.map((s, i) => (i < this.ds && !s ? i : -1)).filter((i) => i >= 0);
+    try {
+      this.#rs.reconstructData(shards);
+    } catch {
+      this.errors++;
+      return [];
+    }
+    g.done = true;
+    g.shards = [];
+    const out: Uint8Array[] = [];
+    for (const i of missing) {
+      const r = shards[i]!;
+      const sz = r.length >= 2 ? r[0]! | (r[1]! << 8) : 0;
+      if (sz >= 2 && sz <= r.length) {
+        out.push(r.subarray(2, sz));
+        this.recovered++;
+      } else this.errors++;
+    }
+    return out;
+  }
+
+  #expire(now: number): void {
+    // Bounded memory: at most a few groups in flight, none older than 60 s.
+    for (const [k, g] of this.#groups) {
+      if (this.#groups.size > 3 || now - g.at > 60_000) this.#groups.delete(k);
+      else break;
+    }
+  }
+}
