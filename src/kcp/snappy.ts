@@ -83,28 +83,38 @@ export function compressBlock(src: Uint8Array): Uint8Array {
   let lit = 0;
   let s = 1;
   let nextHash = hash(load32(src, s));
-  outer: for (;;) {
+  let done = false;
+  while (!done) {
+    // Find a 4-byte match, stepping faster the longer nothing matches.
     let skip = 32;
     let next = s;
-    let cand: number;
+    let cand = 0;
     for (;;) {
       s = next;
       next = s + (skip++ >>> 5);
-      if (next > limit) break outer;
+      if (next > limit) {
+        done = true;
+        break;
+      }
       cand = table[nextHash]!;
       table[nextHash] = s;
       nextHash = hash(load32(src, next));
       if (load32(src, s) === load32(src, cand)) break;
     }
+    if (done) break;
     d = emitLiteral(dst, d, src, lit, s);
+    // Emit copies while the next position matches immediately too.
     for (;;) {
       const base = s;
       s += 4;
-      let i = cand! + 4;
+      let i = cand + 4;
       while (s < n && src[i] === src[s]) i++, s++;
-      d = emitCopy(dst, d, base - cand!, s - base);
+      d = emitCopy(dst, d, base - cand, s - base);
       lit = s;
-      if (s >= limit) break outer;
+      if (s >= limit) {
+        done = true;
+        break;
+      }
       table[hash(load32(src, s - 1))] = s - 1;
       const h = hash(load32(src, s));
       cand = table[h]!;
