@@ -9,6 +9,7 @@ import * as udp from "./transport/udp/mod.ts";
 import * as mtcp from "./transport/mtcp/mod.ts";
 import * as tls from "./transport/tls/mod.ts";
 import * as ws from "./transport/ws/mod.ts";
+import * as kcp from "./transport/kcp/mod.ts";
 import * as forward from "./proxy/forward/mod.ts";
 import * as http from "./proxy/http/mod.ts";
 import * as socks from "./proxy/socks/mod.ts";
@@ -23,6 +24,7 @@ export function registerBuiltins(reg: Registries): Registries {
   mtcp.register(reg);
   tls.register(reg);
   ws.register(reg);
+  kcp.register(reg);
   // -- proxy protocols (handler + connector) --
   forward.register(reg);
   http.register(reg);

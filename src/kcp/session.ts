@@ -1,0 +1,317 @@
+/**
+ * KCP sessions over UDP (protocols.md §2.13): a session is a {@link Conn}; a listener
+ * demultiplexes one socket by remote address; a client session owns its own socket.
+ * The engine is driven by a timer at the engine's own pace (≤ interval) plus immediate flushes
+ * on writes and on acknowledgement progress.
+ * @module
+ */
+import { type Conn, ConnBase, type NetAddr } from "../core/conn.ts";
+import { ClosedError } from "../core/errors.ts";
+import { type Logger, silentLogger } from "../core/log.ts";
+import { AsyncQueue } from "../core/queue.ts";
+import { listenHost, splitHostPort } from "../core/addr.ts";
+import type { Listener } from "../core/types.ts";
+import { resolveHost } from "../transport/udp/conn.ts";
+import { Kcp } from "./arq.ts";
+import type { KcpConfig } from "./config.ts";
+import { createCrypt, deriveKey } from "./crypt/mod.ts";
+import { convOf, Envelope, type Opened, snOf } from "./envelope.ts";
+
+const t0 = performance.now();
+const clock = () => Math.floor(performance.now() - t0) >>> 0;
+
+/** What a session needs from its socket owner. */
+interface Transmit {
+  send(d: Uint8Array): void;
+  closed(s: KcpSession): void;
+}
+
+export class KcpSession extends ConnBase {
+  readonly kcp: Kcp;
+  readonly localAddr: NetAddr;
+  readonly remoteAddr: NetAddr;
+  readonly #env: Envelope;
+  readonly #tx: Transmit;
+  readonly #ackNoDelay: boolean;
+  #timer?: ReturnType<typeof setTimeout>;
+  #closed = false;
+  #readWake: (() => void) | null = null;
+  #writeWake: (() => void) | null = null;
+  #pending: Uint8Array[] = [];
+
+  constructor(
+    conv: number,
+    cfg: KcpConfig,
+    env: Envelope,
+    tx: Transmit,
+    local: NetAddr,
+    remote: NetAddr,
+  ) {
+    super();
+    this.#env = env;
+    this.#tx = tx;
+    this.#ackNoDelay = cfg.acknodelay;
+    this.localAddr = { ...local, transport: "kcp" };
+    this.remoteAddr = { ...remote, transport: "kcp" };
+    this.kcp = new Kcp(conv, (d) => this.#output(d), clock);
+    this.kcp.setMtu(cfg.mtu, env.overhead);
+    this.kcp.setNoDelay(cfg.nodelay, cfg.interval, cfg.resend, cfg.nc);
+    this.kcp.setWindow(cfg.sndwnd, cfg.rcvwnd);
+    this.kcp.stream = true;
+    this.#schedule(this.kcp.interval);
+  }
+
+  get conv(): number {
+    return this.kcp.conv;
+  }
+
+  #output(d: Uint8Array): void {
+    // kcp-go reserves header room in place; here the envelope allocates its own buffer.
+    for (const pkt of this.#env.seal(d.subarray(this.kcp.reserved))) this.#tx.send(pkt);
+  }
+
+  #schedule(ms: number): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => {
+      const next = this.kcp.flush(false);
+      this.#wakeWriter();
+      this.#schedule(Math.max(1, next));
+    }, ms);
+  }
+
+  /** Feeds an opened datagram. */
+  input(o: Opened): void {
+    if (this.#closed) return;
+    if (o.kcp) this.kcp.input(o.kcp, true, this.#ackNoDelay);
+    for (const r of o.recovered) this.kcp.input(r, false, this.#ackNoDelay);
+    if (this.kcp.rcvQueue.length > 0) this.#wakeReader();
+    this.#wakeWriter();
+  }
+
+  #wakeReader(): void {
+    const w = this.#readWake;
+    this.#readWake = null;
+    w?.();
+  }
+  #wakeWriter(): void {
+    const w = this.#writeWake;
+    this.#writeWake = null;
+    w?.();
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#pending.length === 0) {
+      if (this.#closed) return null;
+      const got = this.kcp.recv(Math.max(p.length, this.kcp.mss));
+      if (got.length > 0) {
+        this.#pending = got;
+        break;
+      }
+      await new Promise<void>((r) => (this.#readWake = r));
+    }
+    let n = 0;
+    while (n < p.length && this.#pending.length > 0) {
+      const c = this.#pending[0]!;
+      const k = Math.min(c.length, p.length - n);
+      p.set(c.subarray(0, k), n);
+      n += k;
+      if (k === c.length) this.#pending.shift();
+      else this.#pending[0] = c.subarray(k);
+    }
+    return n;
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    let off = 0;
+    while (off < p.length) {
+      if (this.#closed) throw new ClosedError("kcp: session closed");
+      // Back-pressure: wait while the send window is full (kcp-go's WaitSnd rule).
+      const limit = Math.min(this.kcp.sndWnd, this.kcp.rmtWnd || 1);
+      if (this.kcp.waitSnd >= limit) {
+        await new Promise<void>((r) => (this.#writeWake = r));
+        continue;
+      }
+      const n = Math.min(p.length - off, this.kcp.mss * Math.max(1, limit - this.kcp.waitSnd));
+      this.kcp.send(p.subarray(off, off + n));
+      off += n;
+      this.kcp.flush(false);
+    }
+    return p.length;
+  }
+
+  /** KCP has no half-close; the layer above (smux) carries FIN. */
+  closeWrite(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.kcp.flush(false);
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#wakeReader();
+    this.#wakeWriter();
+    this.#tx.closed(this);
+  }
+}
+
+function envelopeFor(cfg: KcpConfig, key32: Uint8Array): Envelope {
+  return new Envelope(createCrypt(cfg.crypt, key32), cfg.datashard, cfg.parityshard);
+}
+
+/** Accepts KCP sessions on one UDP socket. */
+export class KcpListener implements Listener {
+  readonly addr: NetAddr;
+  readonly #sock: Deno.DatagramConn;
+  readonly #cfg: KcpConfig;
+  readonly #key: Uint8Array;
+  readonly #env: Envelope;
+  readonly #sessions = new Map<string, { session: KcpSession; env: Envelope }>();
+  readonly #accepts: AsyncQueue<KcpSession>;
+  readonly #loop: Promise<void>;
+  readonly #log: Logger;
+  #closed = false;
+
+  constructor(addr: string, cfg: KcpConfig, log: Logger = silentLogger, backlog = 128) {
+    const { host, port } = splitHostPort(addr);
+    this.#sock = Deno.listenDatagram({ transport: "udp", hostname: listenHost(host), port });
+    const a = this.#sock.addr as Deno.NetAddr;
+    this.addr = { transport: "udp", hostname: a.hostname, port: a.port };
+    this.#cfg = cfg;
+    this.#key = deriveKey(cfg.key);
+    // Opening is stateless except for FEC, which is per session: the listener only decrypts.
+    this.#env = new Envelope(createCrypt(cfg.crypt, this.#key), 0, 0);
+    this.#log = log;
+    this.#accepts = new AsyncQueue(backlog);
+    this.#loop = this.#receive();
+  }
+
+  async #receive(): Promise<void> {
+    const buf = new Uint8Array(2048);
+    while (!this.#closed) {
+      let d: Uint8Array, from: Deno.NetAddr;
+      try {
+        const [x, f] = await this.#sock.receive(buf);
+        d = x;
+        from = f as Deno.NetAddr;
+      } catch {
+        if (this.#closed) return;
+        continue;
+      }
+      const key = `${from.hostname}:${from.port}`;
+      let s = this.#sessions.get(key);
+      const o = (s ? s.env : this.#env).open(d);
+      if (!o) continue; // wrong key or garbage: dropped silently, as kcp-go does
+      const conv = convOf(o);
+      if (s && conv !== undefined && conv !== s.session.conv) {
+        // A restarted client on the same port (sn 0) replaces its old session.
+        if (o.kcp && snOf(o.kcp) === 0) {
+          s.session.close();
+          s = undefined;
+        } else continue;
+      }
+      if (!s) {
+        if (conv === undefined) continue;
+        const env = envelopeFor(this.#cfg, this.#key);
+        const session = new KcpSession(
+          conv,
+          this.#cfg,
+          env,
+          {
+            send: (pkt) => void this.#sock.send(pkt, from).catch(() => {}),
+            closed: () => this.#sessions.delete(key),
+          },
+          this.addr,
+          { transport: "udp", hostname: from.hostname, port: from.port },
+        );
+        if (!this.#accepts.push(session)) {
+          this.#log.warn("kcp: accept backlog full, session dropped", { remote: key });
+          session.close();
+          continue;
+        }
+        s = { session, env };
+        this.#sessions.set(key, s);
+        // The first datagram was opened with the listener's envelope (no FEC state): feed it.
+        // Sessions keep their own envelope: FEC decoder state is per session.
+      }
+      s.session.input(o);
+    }
+  }
+
+  accept(): Promise<Conn | null> {
+    return this.#accepts.shift();
+  }
+
+  /** Sessions alive now. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const s of this.#accepts.close()) s.close();
+    for (const s of [...this.#sessions.values()]) s.session.close();
+    try {
+      this.#sock.close();
+    } catch { /* closed */ }
+    await this.#loop;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Opens a client session to `addr` on a fresh UDP socket. */
+export async function dialKcp(
+  addr: string,
+  cfg: KcpConfig,
+  key32 = deriveKey(cfg.key),
+): Promise<KcpSession> {
+  const { host, port } = splitHostPort(addr);
+  const ip = await resolveHost(host);
+  const sock = Deno.listenDatagram({
+    transport: "udp",
+    hostname: ip.includes(":") ? "::" : ip.startsWith("127.") ? "127.0.0.1" : "0.0.0.0",
+    port: 0,
+  });
+  const remote: Deno.NetAddr = { transport: "udp", hostname: ip, port };
+  const env = envelopeFor(cfg, key32);
+  const conv = crypto.getRandomValues(new Uint32Array(1))[0]!;
+  const la = sock.addr as Deno.NetAddr;
+  let closed = false;
+  const session = new KcpSession(
+    conv,
+    cfg,
+    env,
+    {
+      send: (pkt) => void sock.send(pkt, remote).catch(() => {}),
+      closed: () => {
+        closed = true;
+        try {
+          sock.close();
+        } catch { /* closed */ }
+      },
+    },
+    { transport: "udp", hostname: la.hostname, port: la.port },
+    { transport: "udp", hostname: ip, port },
+  );
+  (async () => {
+    const buf = new Uint8Array(2048);
+    while (!closed) {
+      let d: Uint8Array, from: Deno.NetAddr;
+      try {
+        const [x, f] = await sock.receive(buf);
+        d = x;
+        from = f as Deno.NetAddr;
+      } catch {
+        break;
+      }
+      if (from.port !== port || from.hostname !== ip) continue;
+      const o = env.open(d);
+      if (o) session.input(o);
+    }
+  })();
+  return session;
+}
