@@ -8,6 +8,7 @@ const modules: [string, () => Promise<{ default: BenchModule }>][] = [
   ["relay", () => import("./bench/relay.ts")],
   ["mtcp", () => import("./bench/mtcp.ts")],
   ["ws", () => import("./bench/ws.ts")],
+  ["kcp", () => import("./bench/kcp.ts")],
   // -- more modules: one line each --
 ];
 

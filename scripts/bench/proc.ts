@@ -10,7 +10,7 @@ export function freePort(): number {
   return p;
 }
 
-/** Starts `main.ts` with `args`; resolves once `probePort` accepts connections. */
+/** Starts `main.ts` with `args`; resolves once `probePort` accepts connections (0: after a pause). */
 export async function startBurrow(
   args: string[],
   probePort: number,
@@ -20,7 +20,9 @@ export async function startBurrow(
     stdout: "null",
     stderr: "null",
   }).spawn();
-  for (let i = 0; i < 200; i++) {
+  // A UDP-only service has no TCP port to probe: give it a moment instead.
+  if (probePort === 0) await new Promise((r) => setTimeout(r, 1500));
+  for (let i = 0; i < 200 && probePort !== 0; i++) {
     try {
       const c = await Deno.connect({ hostname: "127.0.0.1", port: probePort });
       c.close();
@@ -88,7 +90,8 @@ export async function pushThrough(
 ): Promise<number> {
   const c = await Deno.connect({ hostname: "127.0.0.1", port });
   c.setNoDelay(true);
-  const buf = new Uint8Array(64 * 1024);
+  // Random bytes: compressing layers (kcp's snappy) must not flatter themselves on zeros.
+  const buf = crypto.getRandomValues(new Uint8Array(64 * 1024));
   const t0 = performance.now();
   for (let sent = 0; sent < total;) {
     sent += await c.write(buf);

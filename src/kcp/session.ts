@@ -65,6 +65,11 @@ export class KcpSession extends ConnBase {
     return this.kcp.conv;
   }
 
+  /** Packets this session rebuilt from FEC parity. */
+  get fecRecovered(): number {
+    return this.#env.fecRecovered;
+  }
+
   #output(d: Uint8Array): void {
     // kcp-go reserves header room in place; here the envelope allocates its own buffer.
     for (const pkt of this.#env.seal(d.subarray(this.kcp.reserved))) this.#tx.send(pkt);

@@ -1,0 +1,210 @@
+/** The KCP seed page (tests/fixtures/seeds/001_*.txt) end to end, with curl as the client. */
+import assert from "node:assert/strict";
+import { cliConfig } from "../../src/config/cli.ts";
+import { normalizeConfig } from "../../src/config/model.ts";
+import { parseYaml } from "../../src/config/yaml.ts";
+import { Runtime } from "../../src/runtime.ts";
+import { kcpConfigFromMetadata } from "../../src/kcp/config.ts";
+import { Metadata } from "../../src/core/metadata.ts";
+import { ConfigError } from "../../src/core/errors.ts";
+import { hasCommand, sha256 } from "../_helpers.ts";
+import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
+
+const HAVE_CURL = hasCommand("curl");
+
+function freeUdp(): number {
+  const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const p = (s.addr as Deno.NetAddr).port;
+  s.close();
+  return p;
+}
+
+async function fetchVia(args: string[], originPort: number, n: number): Promise<void> {
+  const r = await curl([...args, `http://127.0.0.1:${originPort}/bytes?n=${n}`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await sha256(r.stdout), await sha256(pseudoRandom(n, n)));
+}
+
+Deno.test("kcp config: kcptun defaults, then file, then kcp.config map, then kcp.* keys; mode presets", async () => {
+  const d = await kcpConfigFromMetadata(new Metadata({}));
+  assert.deepEqual([
+    d.key,
+    d.crypt,
+    d.mode,
+    d.mtu,
+    d.sndwnd,
+    d.rcvwnd,
+    d.datashard,
+    d.parityshard,
+    d.nocomp,
+    d.smuxver,
+    d.keepalive,
+  ], [
+    "it's a secrect",
+    "aes",
+    "fast",
+    1350,
+    1024,
+    1024,
+    10,
+    3,
+    false,
+    1,
+    10,
+  ]);
+  assert.deepEqual([d.nodelay, d.interval, d.resend, d.nc], [0, 30, 2, 1], "fast preset");
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/k.json`,
+      JSON.stringify({ key: "file", crypt: "salsa20", mode: "fast2", mtu: 1200, datashard: 5 }),
+    );
+    const c = await kcpConfigFromMetadata(
+      new Metadata({
+        "kcp.configFile": `${dir}/k.json`,
+        "kcp.config": { crypt: "xor", mtu: 1300 },
+        "kcp.mtu": "1100",
+      }),
+    );
+    assert.deepEqual([c.key, c.crypt, c.mode, c.mtu, c.datashard, c.nodelay, c.interval], [
+      "file",
+      "xor",
+      "fast2",
+      1100,
+      5,
+      1,
+      20,
+    ]);
+    await assert.rejects(
+      kcpConfigFromMetadata(new Metadata({ "kcp.tcp": "true" })),
+      (e: unknown) => e instanceof ConfigError && /raw sockets/.test(e.message),
+    );
+    await assert.rejects(kcpConfigFromMetadata(new Metadata({ "kcp.smuxver": "3" })), /smuxver/);
+    await assert.rejects(
+      kcpConfigFromMetadata(new Metadata({ "kcp.configFile": `${dir}/missing.json` })),
+      /cannot read kcptun config/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+for (
+  const [h, f, curlArgs] of [
+    ["http", "http", (p: number) => ["-x", `http://127.0.0.1:${p}`]],
+    ["socks5", "socks5", (p: number) => ["--socks5-hostname", `127.0.0.1:${p}`]],
+    ["relay", "relay", (p: number) => ["-x", `http://127.0.0.1:${p}`]],
+  ] as const
+) {
+  Deno.test({
+    name: `kcp seed: -L ${h}+kcp://:P reached through -F ${f}+kcp://`,
+    ignore: !HAVE_CURL,
+    fn: async () => {
+      const origin = startOrigin();
+      const kp = freeUdp();
+      const srv = await Runtime.start(cliConfig([`${h}+kcp://127.0.0.1:${kp}`], []));
+      const front = h === "socks5" ? "socks5" : "http";
+      const cli = await Runtime.start(
+        cliConfig([`${front}://127.0.0.1:0`], [`${f}+kcp://127.0.0.1:${kp}`]),
+      );
+      try {
+        const p = cli.services[0]!.listener.addr.port;
+        await Promise.all([1, 2, 3].map((i) => fetchVia(curlArgs(p), origin.port, i * 200_000)));
+      } finally {
+        await cli.close();
+        await srv.close();
+        await origin.close();
+      }
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "kcp seed: the YAML form with kcp.configFile, kcp.config map and kcp.* options, forwarding to http",
+  ignore: !HAVE_CURL,
+  fn: async () => {
+    const origin = startOrigin();
+    const dir = await Deno.makeTempDir();
+    const kp = freeUdp();
+    const hp = (() => {
+      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const p = (l.addr as Deno.NetAddr).port;
+      l.close();
+      return p;
+    })();
+    await Deno.writeTextFile(
+      `${dir}/kcp.json`,
+      JSON.stringify({
+        key: "it's a secrect",
+        crypt: "aes",
+        mode: "fast",
+        mtu: 1350,
+        sndwnd: 1024,
+        rcvwnd: 1024,
+        datashard: 10,
+        parityshard: 3,
+        dscp: 0,
+        nocomp: false,
+        acknodelay: false,
+        nodelay: 0,
+        interval: 40,
+        resend: 0,
+        nc: 0,
+        smuxver: 1,
+        sockbuf: 4194304,
+        keepalive: 10,
+        snmplog: "",
+        snmpperiod: 60,
+        tcp: false,
+      }),
+    );
+    const yaml = `
+services:
+- name: service-0
+  addr: "127.0.0.1:${kp}"
+  handler:
+    type: forward
+  listener:
+    type: kcp
+    metadata:
+      kcp.configFile: ${dir}/kcp.json
+      kcp.config:
+        key: "it's a secrect"
+        crypt: aes
+        mode: fast
+        mtu: 1350
+        tcp: false
+      kcp.crypt: aes
+      kcp.mode: fast
+  forwarder:
+    nodes:
+    - name: target-0
+      addr: 127.0.0.1:${hp}
+- name: service-1
+  addr: 127.0.0.1:${hp}
+  handler:
+    type: http
+  listener:
+    type: tcp
+`;
+    const srv = await Runtime.start(normalizeConfig(parseYaml(yaml)));
+    const cli = await Runtime.start(
+      cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${hp}`], [
+        `forward+kcp://127.0.0.1:${kp}?kcp.configFile=${dir}/kcp.json`,
+      ]),
+    );
+    try {
+      await fetchVia(
+        ["-x", `http://127.0.0.1:${cli.services[0]!.listener.addr.port}`],
+        origin.port,
+        1 << 20,
+      );
+    } finally {
+      await cli.close();
+      await srv.close();
+      await origin.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
