@@ -9,6 +9,7 @@ const modules: [string, () => Promise<{ default: BenchModule }>][] = [
   ["mtcp", () => import("./bench/mtcp.ts")],
   ["ws", () => import("./bench/ws.ts")],
   ["kcp", () => import("./bench/kcp.ts")],
+  ["ss", () => import("./bench/ss.ts")],
   // -- more modules: one line each --
 ];
 

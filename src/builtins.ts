@@ -15,6 +15,7 @@ import * as http from "./proxy/http/mod.ts";
 import * as socks from "./proxy/socks/mod.ts";
 import * as relay from "./proxy/relay/mod.ts";
 import * as auto from "./proxy/auto.ts";
+import * as ss from "./proxy/ss/mod.ts";
 
 /** Registers every built-in listener, handler, dialer and connector into `reg`. */
 export function registerBuiltins(reg: Registries): Registries {
@@ -31,6 +32,7 @@ export function registerBuiltins(reg: Registries): Registries {
   socks.register(reg);
   relay.register(reg);
   auto.register(reg);
+  ss.register(reg);
   return reg;
 }
 

@@ -208,3 +208,48 @@ services:
     }
   },
 });
+
+Deno.test({
+  name:
+    "kcp seed: `-L kcp://:8443/:8080 -L ss://:8080` reached by an ss client over -F ss+kcp://, and ss+kcp:// directly",
+  ignore: !HAVE_CURL,
+  fn: async () => {
+    const origin = startOrigin();
+    const [kp, kp2] = [freeUdp(), freeUdp()];
+    const sp = (() => {
+      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const p = (l.addr as Deno.NetAddr).port;
+      l.close();
+      return p;
+    })();
+    // As written on the page: plain ss (no method) behind a KCP data channel.
+    const srv = await Runtime.start(
+      cliConfig([`kcp://127.0.0.1:${kp}/127.0.0.1:${sp}`, `ss://127.0.0.1:${sp}`], []),
+    );
+    const cli = await Runtime.start(
+      cliConfig(["http://127.0.0.1:0"], [`ss+kcp://127.0.0.1:${kp}`]),
+    );
+    const direct = await Runtime.start(cliConfig([`ss+kcp://aes-128-gcm:pw@127.0.0.1:${kp2}`], []));
+    const dcli = await Runtime.start(
+      cliConfig(["socks5://127.0.0.1:0"], [`ss+kcp://aes-128-gcm:pw@127.0.0.1:${kp2}`]),
+    );
+    try {
+      await fetchVia(
+        ["-x", `http://127.0.0.1:${cli.services[0]!.listener.addr.port}`],
+        origin.port,
+        1 << 20,
+      );
+      await fetchVia(
+        ["--socks5-hostname", `127.0.0.1:${dcli.services[0]!.listener.addr.port}`],
+        origin.port,
+        1 << 19,
+      );
+    } finally {
+      await dcli.close();
+      await direct.close();
+      await cli.close();
+      await srv.close();
+      await origin.close();
+    }
+  },
+});

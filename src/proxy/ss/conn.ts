@@ -1,0 +1,117 @@
+/**
+ * A Shadowsocks AEAD stream (SIP004) over a Conn: `salt ‖ {len(2)+tag}{payload+tag}...` per
+ * direction, payload at most 0x3FFF bytes a chunk.
+ * @module
+ */
+import {
+  type Conn,
+  ConnBase,
+  type NetAddr,
+  readFull,
+  UnexpectedEofError,
+} from "../../core/conn.ts";
+import { ProtocolError } from "../../core/errors.ts";
+import { type AeadSession, MAX_PAYLOAD, type SsCipher, TAG } from "./cipher.ts";
+
+/** Salts seen recently by this process (replay protection, bounded). */
+export class SaltFilter {
+  readonly #seen = new Set<string>();
+  readonly #order: string[] = [];
+  constructor(readonly max = 65536) {}
+  /** False if the salt was already used. */
+  add(salt: Uint8Array): boolean {
+    const k = Array.from(salt, (b) => b.toString(16).padStart(2, "0")).join("");
+    if (this.#seen.has(k)) return false;
+    this.#seen.add(k);
+    this.#order.push(k);
+    if (this.#order.length > this.max) this.#seen.delete(this.#order.shift()!);
+    return true;
+  }
+}
+
+export class SsConn extends ConnBase {
+  readonly #inner: Conn;
+  readonly #cipher: SsCipher;
+  readonly #filter?: SaltFilter;
+  #enc?: AeadSession;
+  #dec?: AeadSession;
+  #out: Uint8Array | null = null;
+  #outOff = 0;
+  #wbuf = new Uint8Array(2 + TAG + MAX_PAYLOAD + TAG + 64);
+
+  constructor(inner: Conn, cipher: SsCipher, filter?: SaltFilter) {
+    super();
+    this.#inner = inner;
+    this.#cipher = cipher;
+    this.#filter = filter;
+  }
+  get localAddr(): NetAddr {
+    return this.#inner.localAddr;
+  }
+  get remoteAddr(): NetAddr {
+    return this.#inner.remoteAddr;
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    let off = 0;
+    if (!this.#enc) {
+      const salt = crypto.getRandomValues(new Uint8Array(this.#cipher.saltLen));
+      this.#enc = this.#cipher.session(salt);
+      await this.#inner.write(salt);
+    }
+    const len = new Uint8Array(2);
+    do {
+      const n = Math.min(MAX_PAYLOAD, p.length - off);
+      len[0] = n >>> 8;
+      len[1] = n & 0xff;
+      let w = this.#enc.seal(len, this.#wbuf, 0);
+      w = this.#enc.seal(p.subarray(off, off + n), this.#wbuf, w);
+      await this.#inner.write(this.#wbuf.subarray(0, w));
+      off += n;
+    } while (off < p.length);
+    return p.length;
+  }
+
+  async #readChunk(): Promise<boolean> {
+    if (!this.#dec) {
+      const salt = new Uint8Array(this.#cipher.saltLen);
+      const first = await this.#inner.read(salt);
+      if (first === null) return false;
+      await readFull(this.#inner, salt.subarray(first));
+      if (this.#filter && !this.#filter.add(salt)) throw new ProtocolError("ss: replayed salt");
+      this.#dec = this.#cipher.session(salt);
+    }
+    const lenBox = new Uint8Array(2 + TAG);
+    const k = await this.#inner.read(lenBox);
+    if (k === null) return false;
+    await readFull(this.#inner, lenBox.subarray(k));
+    const lenPlain = this.#dec.open(lenBox);
+    const n = ((lenPlain[0]! << 8) | lenPlain[1]!) & MAX_PAYLOAD;
+    const body = await readFull(this.#inner, new Uint8Array(n + TAG));
+    this.#out = this.#dec.open(body);
+    this.#outOff = 0;
+    return true;
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (!this.#out || this.#outOff >= this.#out.length) {
+      try {
+        if (!(await this.#readChunk())) return null;
+      } catch (e) {
+        if (e instanceof UnexpectedEofError) throw new ProtocolError("ss: truncated chunk");
+        throw e;
+      }
+    }
+    const n = Math.min(p.length, this.#out.length - this.#outOff);
+    p.set(this.#out.subarray(this.#outOff, this.#outOff + n));
+    this.#outOff += n;
+    return n;
+  }
+
+  closeWrite(): Promise<void> {
+    return this.#inner.closeWrite();
+  }
+  close(): void {
+    this.#inner.close();
+  }
+}
