@@ -88,12 +88,11 @@ export class AeadSession {
 
   /** ciphertext ‖ tag, written into `out` at `off`; returns the end offset. */
   seal(plain: Uint8Array, out: Uint8Array, off: number): number {
-    // deno-lint-ignore no-explicit-any
     const c = crypto.createCipheriv(
-      this.#alg as any,
+      this.#alg as "aes-128-gcm",
       this.#key,
       this.#nonce,
-      { authTagLength: TAG } as any,
+      { authTagLength: TAG },
     );
     const ct = c.update(plain);
     c.final();
@@ -105,12 +104,11 @@ export class AeadSession {
 
   /** Opens ciphertext ‖ tag; throws AuthError on a bad tag (wrong password, tampering). */
   open(sealed: Uint8Array): Uint8Array {
-    // deno-lint-ignore no-explicit-any
     const d = crypto.createDecipheriv(
-      this.#alg as any,
+      this.#alg as "aes-128-gcm",
       this.#key,
       this.#nonce,
-      { authTagLength: TAG } as any,
+      { authTagLength: TAG },
     );
     d.setAuthTag(sealed.subarray(sealed.length - TAG));
     const pt = d.update(sealed.subarray(0, sealed.length - TAG));
