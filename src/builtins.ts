@@ -10,6 +10,7 @@ import * as mtcp from "./transport/mtcp/mod.ts";
 import * as tls from "./transport/tls/mod.ts";
 import * as ws from "./transport/ws/mod.ts";
 import * as kcp from "./transport/kcp/mod.ts";
+import * as mtmux from "./transport/mtmux/mod.ts";
 import * as forward from "./proxy/forward/mod.ts";
 import * as http from "./proxy/http/mod.ts";
 import * as socks from "./proxy/socks/mod.ts";
@@ -26,6 +27,7 @@ export function registerBuiltins(reg: Registries): Registries {
   tls.register(reg);
   ws.register(reg);
   kcp.register(reg);
+  mtmux.register(reg);
   // -- proxy protocols (handler + connector) --
   forward.register(reg);
   http.register(reg);

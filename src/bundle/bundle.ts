@@ -1,0 +1,405 @@
+/**
+ * A bundle: N links (any Conns) carrying ONE reliable ordered byte stream (mtmux.md §4, "stripe"
+ * mode). Data is cut into sequenced frames and striped over the links by a scheduler; the far
+ * end reorders within a bounded window and acknowledges cumulatively. When a link dies its
+ * unacknowledged frames are re-sent on the others, so no byte is lost while `minLinks` remain.
+ * @module
+ */
+import { BufReader } from "../core/bufio.ts";
+import { type Conn, ConnBase, type NetAddr } from "../core/conn.ts";
+import { ClosedError, errorText, ProtocolError, TimeoutError } from "../core/errors.ts";
+import { type Logger, silentLogger } from "../core/log.ts";
+import {
+  encodeFrame,
+  HEADER,
+  MAX_PAYLOAD,
+  putU32,
+  seqLess,
+  T_ACK,
+  T_DATA,
+  T_FIN,
+  T_LINK_CLOSE,
+  T_PING,
+  T_PONG,
+  u32,
+} from "./wire.ts";
+
+/** How the sender picks a link for the next frame. */
+export type Scheduler = "lowest-rtt" | "round-robin";
+
+export interface BundleOptions {
+  /** Receive window in frames (of up to 16 KiB): bounds reorder and unread memory. */
+  windowFrames: number;
+  keepaliveInterval: number;
+  keepaliveTimeout: number;
+  /** The bundle closes when fewer links than this are alive. */
+  minLinks: number;
+  scheduler: Scheduler;
+  log?: Logger;
+  /** Told when a link dies (the dialing side re-dials it). */
+  onLinkDead?: (index: number) => void;
+}
+
+export const DEFAULT_BUNDLE: BundleOptions = {
+  windowFrames: 256,
+  keepaliveInterval: 10_000,
+  keepaliveTimeout: 30_000,
+  minLinks: 1,
+  scheduler: "lowest-rtt",
+};
+
+/** Bytes a link may have queued before the scheduler looks elsewhere. */
+const LINK_CAP = 64 * 1024;
+
+class Link {
+  alive = true;
+  queued = 0;
+  srtt = 0;
+  lastRecv = Date.now();
+  chain: Promise<void> = Promise.resolve();
+  timer?: ReturnType<typeof setInterval>;
+  constructor(readonly index: number, readonly conn: Conn) {}
+}
+
+interface Unacked {
+  frame: Uint8Array;
+  link: number;
+}
+
+export class Bundle extends ConnBase {
+  readonly localAddr: NetAddr;
+  readonly remoteAddr: NetAddr;
+  readonly #o: BundleOptions;
+  readonly #log: Logger;
+  readonly #links = new Map<number, Link>();
+  #rr = 0;
+  #closed = false;
+  #error?: Error;
+  readonly #done = Promise.withResolvers<void>();
+  readonly #tasks = new Set<Promise<void>>();
+
+  // send side
+  #nextSeq = 0;
+  #peerLimit: number;
+  readonly #unacked = new Map<number, Unacked>();
+  #wake: (() => void)[] = [];
+
+  // receive side
+  #expected = 0;
+  readonly #ooo = new Map<number, { type: number; payload: Uint8Array }>();
+  #readable: Uint8Array[] = [];
+  #readableFrames = 0;
+  #finReceived = false;
+  #readWake: (() => void) | null = null;
+  #ackDebt = 0;
+  #ackTimer?: ReturnType<typeof setInterval>;
+
+  constructor(
+    local: NetAddr,
+    remote: NetAddr,
+    opts: Partial<BundleOptions> = {},
+    peerWindowFrames = 64,
+  ) {
+    super();
+    this.#o = { ...DEFAULT_BUNDLE, ...opts };
+    this.#log = this.#o.log ?? silentLogger;
+    this.localAddr = { ...local, transport: "mtmux" };
+    this.remoteAddr = { ...remote, transport: "mtmux" };
+    this.#peerLimit = peerWindowFrames;
+    // Acks also go out on a short timer so a sender waiting at the window edge never stalls.
+    this.#ackTimer = setInterval(() => {
+      if (this.#ackDebt > 0) this.#sendAck();
+    }, 10);
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+  get closed(): Promise<void> {
+    return this.#done.promise;
+  }
+  get aliveLinks(): number {
+    let n = 0;
+    for (const l of this.#links.values()) if (l.alive) n++;
+    return n;
+  }
+  /** Bytes held for the reader (reordered or unread): bounded by the window. */
+  get bufferedBytes(): number {
+    let n = 0;
+    for (const c of this.#readable) n += c.length;
+    for (const f of this.#ooo.values()) n += f.payload.length;
+    return n;
+  }
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  /** Adds (or replaces) link `index` and starts reading it. */
+  addLink(index: number, conn: Conn): void {
+    if (this.#closed) {
+      conn.close();
+      return;
+    }
+    const old = this.#links.get(index);
+    if (old?.alive) this.#linkDead(old, new ClosedError("replaced"), false);
+    const l = new Link(index, conn);
+    this.#links.set(index, l);
+    l.timer = setInterval(() => {
+      if (Date.now() - l.lastRecv > this.#o.keepaliveTimeout) {
+        this.#linkDead(l, new TimeoutError("mtmux: link keepalive timeout"));
+        return;
+      }
+      const ts = new Uint8Array(8);
+      putU32(ts, 4, Date.now() >>> 0);
+      this.#linkWrite(l, encodeFrame(T_PING, 0, ts));
+    }, this.#o.keepaliveInterval);
+    const t = this.#readLink(l);
+    this.#tasks.add(t);
+    t.finally(() => this.#tasks.delete(t));
+    // Frames that were waiting for any live link can go now.
+    this.#notify();
+  }
+
+  // ---------------------------------------------------------------- links
+
+  #linkWrite(l: Link, frame: Uint8Array): void {
+    l.queued += frame.length;
+    l.chain = l.chain.then(() => l.conn.write(frame)).then(
+      () => {
+        l.queued -= frame.length;
+        this.#notify();
+      },
+      (e) => {
+        l.queued -= frame.length;
+        this.#linkDead(l, e);
+      },
+    );
+  }
+
+  #pickLink(): Link | undefined {
+    const live = [...this.#links.values()].filter((l) => l.alive && l.queued < LINK_CAP);
+    if (live.length === 0) return undefined;
+    if (this.#o.scheduler === "round-robin") return live[this.#rr++ % live.length];
+    // Lowest smoothed RTT, then the emptiest queue.
+    return live.reduce((
+      a,
+      b,
+    ) => (b.srtt < a.srtt || (b.srtt === a.srtt && b.queued < a.queued) ? b : a));
+  }
+
+  async #send(seq: number): Promise<void> {
+    for (;;) {
+      const u = this.#unacked.get(seq);
+      if (!u) return; // acked meanwhile
+      if (this.#closed) throw this.#error ?? new ClosedError("mtmux: bundle closed");
+      const l = this.#pickLink();
+      if (l) {
+        u.link = l.index;
+        this.#linkWrite(l, u.frame);
+        return;
+      }
+      await new Promise<void>((r) => this.#wake.push(r));
+    }
+  }
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = [];
+    for (const f of w) f();
+  }
+
+  #linkDead(l: Link, e: unknown, report = true): void {
+    if (!l.alive) return;
+    l.alive = false;
+    clearInterval(l.timer);
+    l.conn.close();
+    if (this.#closed) return;
+    this.#log.debug(`mtmux: link ${l.index} down: ${errorText(e)}`, { kind: "mtmux" });
+    // Re-inject what that link carried but the peer has not acknowledged: nothing is lost.
+    const lost = [...this.#unacked.entries()].filter(([, u]) => u.link === l.index).map(([s]) => s);
+    for (const s of lost) this.#unacked.get(s)!.link = -1;
+    if (this.aliveLinks < this.#o.minLinks) {
+      this.#fail(new ClosedError(`mtmux: fewer than ${this.#o.minLinks} links alive`));
+      return;
+    }
+    const t = (async () => {
+      for (const s of lost) await this.#send(s).catch(() => {});
+    })();
+    this.#tasks.add(t);
+    t.finally(() => this.#tasks.delete(t));
+    if (report) this.#o.onLinkDead?.(l.index);
+    this.#notify();
+  }
+
+  async #readLink(l: Link): Promise<void> {
+    const br = new BufReader(l.conn, 64 * 1024);
+    try {
+      for (;;) {
+        let h: Uint8Array;
+        try {
+          h = await br.peek(HEADER);
+        } catch {
+          break; // EOF: the link ended
+        }
+        const type = h[0]!;
+        const len = (h[2]! << 8) | h[3]!;
+        const seq = u32(h, 4);
+        if (len > MAX_PAYLOAD) throw new ProtocolError(`mtmux: frame of ${len} bytes`);
+        await br.readN(HEADER);
+        const payload = len > 0 ? await br.readN(len) : new Uint8Array(0);
+        l.lastRecv = Date.now();
+        switch (type) {
+          case T_DATA:
+          case T_FIN:
+            this.#onData(seq, type, payload);
+            break;
+          case T_ACK:
+            if (len < 8) throw new ProtocolError("mtmux: short ACK");
+            this.#onAck(u32(payload, 0), u32(payload, 4));
+            break;
+          case T_PING:
+            this.#linkWrite(l, encodeFrame(T_PONG, 0, payload));
+            break;
+          case T_PONG: {
+            const rtt = ((Date.now() >>> 0) - u32(payload, 4)) >>> 0;
+            if (rtt < 600_000) l.srtt = l.srtt === 0 ? rtt : (7 * l.srtt + rtt) / 8;
+            break;
+          }
+          case T_LINK_CLOSE:
+            throw new ClosedError("peer closed the link");
+          default:
+            throw new ProtocolError(`mtmux: unknown frame type ${type}`);
+        }
+      }
+      this.#linkDead(l, new ClosedError("link ended"));
+    } catch (e) {
+      this.#linkDead(l, e);
+    }
+  }
+
+  // ---------------------------------------------------------------- receive side
+
+  #limit(): number {
+    return (this.#expected + this.#o.windowFrames - this.#readableFrames) >>> 0;
+  }
+
+  #onData(seq: number, type: number, payload: Uint8Array): void {
+    if (seqLess(seq, this.#expected) || this.#ooo.has(seq)) {
+      this.#ackDebt++; // a duplicate (re-injection): make sure the sender hears we have it
+      return;
+    }
+    // A peer that ignores our window could make us buffer without bound: refuse.
+    if (!seqLess(seq, (this.#expected + 2 * this.#o.windowFrames) >>> 0)) {
+      this.#fail(new ProtocolError("mtmux: peer overran the window"));
+      return;
+    }
+    this.#ooo.set(seq, { type, payload });
+    let moved = false;
+    for (;;) {
+      const f = this.#ooo.get(this.#expected);
+      if (!f) break;
+      this.#ooo.delete(this.#expected);
+      this.#expected = (this.#expected + 1) >>> 0;
+      if (f.type === T_FIN) this.#finReceived = true;
+      else {
+        this.#readable.push(f.payload);
+        this.#readableFrames++;
+      }
+      this.#ackDebt++;
+      moved = true;
+    }
+    if (moved) {
+      const w = this.#readWake;
+      this.#readWake = null;
+      w?.();
+      if (this.#ackDebt >= Math.max(1, this.#o.windowFrames >> 3)) this.#sendAck();
+    }
+  }
+
+  #sendAck(): void {
+    this.#ackDebt = 0;
+    const l =
+      [...this.#links.values()].filter((x) => x.alive).sort((a, b) => a.queued - b.queued)[0];
+    if (!l) return;
+    const p = new Uint8Array(8);
+    putU32(p, 0, this.#expected);
+    putU32(p, 4, this.#limit());
+    this.#linkWrite(l, encodeFrame(T_ACK, 0, p));
+  }
+
+  #onAck(ack: number, limit: number): void {
+    for (const s of this.#unacked.keys()) if (seqLess(s, ack)) this.#unacked.delete(s);
+    if (seqLess(this.#peerLimit, limit)) this.#peerLimit = limit;
+    this.#notify();
+  }
+
+  // ---------------------------------------------------------------- Conn
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#readable.length === 0) {
+      if (this.#finReceived || this.#closed) return null;
+      await new Promise<void>((r) => (this.#readWake = r));
+    }
+    let n = 0;
+    while (n < p.length && this.#readable.length > 0) {
+      const c = this.#readable[0]!;
+      const k = Math.min(c.length, p.length - n);
+      p.set(c.subarray(0, k), n);
+      n += k;
+      if (k === c.length) {
+        this.#readable.shift();
+        this.#readableFrames--;
+        this.#ackDebt++;
+      } else this.#readable[0] = c.subarray(k);
+    }
+    if (this.#ackDebt >= Math.max(1, this.#o.windowFrames >> 3)) this.#sendAck();
+    return n;
+  }
+
+  async #sendFrame(type: number, payload?: Uint8Array): Promise<void> {
+    while (!this.#closed && !seqLess(this.#nextSeq, this.#peerLimit)) {
+      await new Promise<void>((r) => this.#wake.push(r));
+    }
+    if (this.#closed) throw this.#error ?? new ClosedError("mtmux: bundle closed");
+    const seq = this.#nextSeq;
+    this.#nextSeq = (seq + 1) >>> 0;
+    this.#unacked.set(seq, { frame: encodeFrame(type, seq, payload), link: -1 });
+    await this.#send(seq);
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    for (let off = 0; off < p.length; off += MAX_PAYLOAD) {
+      await this.#sendFrame(T_DATA, p.subarray(off, off + MAX_PAYLOAD));
+    }
+    return p.length;
+  }
+
+  /** Sends a sequenced FIN: the peer reads EOF after the last byte. */
+  async closeWrite(): Promise<void> {
+    await this.#sendFrame(T_FIN).catch(() => {});
+  }
+
+  #fail(e: Error): void {
+    if (this.#closed) return;
+    this.#error = e;
+    this.close();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#ackTimer);
+    for (const l of this.#links.values()) {
+      if (l.alive) {
+        l.alive = false;
+        clearInterval(l.timer);
+        l.conn.close();
+      }
+    }
+    this.#notify();
+    const w = this.#readWake;
+    this.#readWake = null;
+    w?.();
+    Promise.all(this.#tasks).finally(() => this.#done.resolve());
+  }
+}

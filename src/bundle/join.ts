@@ -1,0 +1,241 @@
+/**
+ * Forming bundles: the dialing side opens `tunnels` links with an authenticated join and
+ * re-dials dead links with back-off; the listening side groups incoming links by bundle id
+ * and refuses links whose MAC does not match the key.
+ * @module
+ */
+import { type Conn, formatAddr, type NetAddr, readFull } from "../core/conn.ts";
+import { errorText, ProtocolError, TunnelError } from "../core/errors.ts";
+import { type Logger, silentLogger } from "../core/log.ts";
+import { AsyncQueue } from "../core/queue.ts";
+import type { Listener } from "../core/types.ts";
+import { constantTimeEqual } from "../auth.ts";
+import { withDeadline } from "../proxy/common.ts";
+import { Bundle, type BundleOptions } from "./bundle.ts";
+import {
+  encodeJoin,
+  encodeReply,
+  joinMac,
+  MAX_PAYLOAD,
+  readJoin,
+  REPLY_SIZE,
+  ST_BAD_MAC,
+  ST_FULL,
+  ST_OK,
+  ST_VERSION,
+  u32,
+  VERSION,
+} from "./wire.ts";
+
+export interface JoinOptions {
+  tunnels: number;
+  key: string;
+  bundle: Partial<BundleOptions>;
+  log?: Logger;
+}
+
+const hexOf = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+/** Sends the join on a fresh link and checks the reply; returns the peer's window in frames. */
+async function join(
+  conn: Conn,
+  id: Uint8Array,
+  index: number,
+  count: number,
+  key: string,
+): Promise<number> {
+  await conn.write(
+    encodeJoin({
+      version: VERSION,
+      flags: 0,
+      linkIndex: index,
+      linkCount: count,
+      bundleId: id,
+      mac: joinMac(key, id, index),
+    }),
+  );
+  const r = await readFull(conn, new Uint8Array(REPLY_SIZE));
+  if (r[0] !== ST_OK) {
+    const why =
+      ["ok", "bad MAC (wrong key)", "bundle full", "unknown bundle", "version mismatch"][r[0]!] ??
+        `status ${r[0]}`;
+    throw new TunnelError(`mtmux: link ${index} refused: ${why}`);
+  }
+  return Math.max(1, Math.floor(u32(r, 1) / MAX_PAYLOAD));
+}
+
+/**
+ * Opens a bundle of `tunnels` links; `dial(i)` opens the raw conn of link i. Dead links are
+ * re-dialed with back-off (200 ms doubling to 5 s) while the bundle lives.
+ */
+export async function dialBundle(
+  dial: (index: number) => Promise<Conn>,
+  o: JoinOptions,
+): Promise<Bundle> {
+  const id = crypto.getRandomValues(new Uint8Array(16));
+  const log = o.log ?? silentLogger;
+  const conns: (Conn | null)[] = [];
+  let window = 64;
+  let firstErr: unknown;
+  await Promise.all(Array.from({ length: o.tunnels }, async (_, i) => {
+    try {
+      const c = await dial(i);
+      try {
+        window = await join(c, id, i, o.tunnels, o.key);
+        conns[i] = c;
+      } catch (e) {
+        c.close();
+        throw e;
+      }
+    } catch (e) {
+      firstErr ??= e;
+      conns[i] = null;
+    }
+  }));
+  const up = conns.filter((c) => c !== null) as Conn[];
+  if (up.length < (o.bundle.minLinks ?? 1) || up.length === 0) {
+    for (const c of up) c.close();
+    throw firstErr instanceof Error ? firstErr : new TunnelError("mtmux: no link could join");
+  }
+  const backoff = new Map<number, number>();
+  let bundle: Bundle;
+  const redial = (i: number) => {
+    const wait = Math.min(5000, (backoff.get(i) ?? 100) * 2);
+    backoff.set(i, wait);
+    const t = setTimeout(async () => {
+      if (bundle.isClosed) return;
+      try {
+        const c = await dial(i);
+        await join(c, id, i, o.tunnels, o.key).catch((e) => {
+          c.close();
+          throw e;
+        });
+        backoff.delete(i);
+        bundle.addLink(i, c);
+      } catch (e) {
+        log.debug(`mtmux: re-dial of link ${i} failed: ${errorText(e)}`);
+        if (!bundle.isClosed) redial(i);
+      }
+    }, wait);
+    bundle.closed.then(() => clearTimeout(t));
+  };
+  bundle = new Bundle(
+    up[0]!.localAddr,
+    up[0]!.remoteAddr,
+    { ...o.bundle, log, onLinkDead: redial },
+    window,
+  );
+  conns.forEach((c, i) => {
+    if (c) bundle.addLink(i, c);
+    else redial(i);
+  });
+  return bundle;
+}
+
+/** Accepts links on one or more listeners and yields a Bundle per bundle id. */
+export class BundleListener implements Listener {
+  readonly #inners: Listener[];
+  readonly #o: JoinOptions;
+  readonly #log: Logger;
+  readonly #bundles = new Map<string, Bundle>();
+  readonly #queue: AsyncQueue<Bundle>;
+  readonly #tasks = new Set<Promise<void>>();
+  readonly #loops: Promise<void>[];
+  #closed = false;
+  /** Links refused (bad MAC, version, full). */
+  refused = 0;
+
+  constructor(inners: Listener[], o: JoinOptions, backlog = 128) {
+    this.#inners = inners;
+    this.#o = o;
+    this.#log = o.log ?? silentLogger;
+    this.#queue = new AsyncQueue(backlog);
+    this.#loops = inners.map((l) => this.#acceptLoop(l));
+  }
+
+  get addr(): NetAddr {
+    return this.#inners[0]!.addr;
+  }
+
+  async #acceptLoop(l: Listener): Promise<void> {
+    for (;;) {
+      let c: Conn | null;
+      try {
+        c = await l.accept();
+      } catch {
+        if (this.#closed) return;
+        continue;
+      }
+      if (!c) return;
+      const t = this.#onLink(c);
+      this.#tasks.add(t);
+      t.finally(() => this.#tasks.delete(t));
+    }
+  }
+
+  async #onLink(c: Conn): Promise<void> {
+    try {
+      const j = await withDeadline(c, 10_000, () => readJoin(c));
+      const win = (this.#o.bundle.windowFrames ?? 256) * MAX_PAYLOAD;
+      if (j.version !== VERSION) {
+        await c.write(encodeReply(ST_VERSION, 0));
+        throw new ProtocolError(`mtmux: link speaks version ${j.version}`);
+      }
+      const want = joinMac(this.#o.key, j.bundleId, j.linkIndex, j.version);
+      if (!constantTimeEqual(hexOf(want), hexOf(j.mac))) {
+        this.refused++;
+        await c.write(encodeReply(ST_BAD_MAC, 0));
+        throw new ProtocolError(
+          `mtmux: link from ${formatAddr(c.remoteAddr)} has a bad MAC (wrong key)`,
+        );
+      }
+      const key = hexOf(j.bundleId);
+      let b = this.#bundles.get(key);
+      if (b && (b.isClosed || j.linkIndex >= Math.max(j.linkCount, 1) + 8)) {
+        if (!b.isClosed) {
+          this.refused++;
+          await c.write(encodeReply(ST_FULL, 0));
+          throw new ProtocolError("mtmux: bundle full");
+        }
+        this.#bundles.delete(key);
+        b = undefined;
+      }
+      // Find or create the bundle before any await, so links racing in together meet.
+      if (!b) {
+        b = new Bundle(c.localAddr, c.remoteAddr, { ...this.#o.bundle, log: this.#log });
+        const bundle = b;
+        this.#bundles.set(key, b);
+        b.closed.then(() => {
+          if (this.#bundles.get(key) === bundle) this.#bundles.delete(key);
+        });
+        if (!this.#queue.push(b)) {
+          b.close();
+          throw new TunnelError("mtmux: accept backlog full");
+        }
+      }
+      await c.write(encodeReply(ST_OK, win));
+      b.addLink(j.linkIndex, c);
+    } catch (e) {
+      this.#log.debug(`mtmux: link refused: ${errorText(e)}`);
+      c.close();
+    }
+  }
+
+  accept(): Promise<Bundle | null> {
+    return this.#queue.shift();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#inners.map((l) => l.close()));
+    await Promise.all(this.#loops);
+    await Promise.all(this.#tasks);
+    for (const b of this.#queue.close()) b.close();
+    for (const b of this.#bundles.values()) b.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * `mtmux`: a bundle of `tunnels` TCP links (default 4) carrying one reliable ordered stream,
+ * with smux (v2) on top so many logical streams share it (mtmux.md §4; wire format in
+ * docs/mtmux-wire.md). Options: `tunnels`, `key` (link MAC), `keepaliveInterval`,
+ * `keepaliveTimeout`, `minLinks`, `window` (frames of 16 KiB), `scheduler`
+ * (`lowest-rtt` | `round-robin`), `portRange` (link i uses port+i, like the original).
+ * @module
+ */
+import { dialHost, joinHostPort, splitHostPort } from "../../core/addr.ts";
+import type { Metadata } from "../../core/metadata.ts";
+import type { Registries } from "../../core/registry.ts";
+import { ConfigError } from "../../core/errors.ts";
+import type { Logger } from "../../core/log.ts";
+import { smuxConfigFromMetadata } from "../../mux/smux/mod.ts";
+import { BundleListener, dialBundle, type JoinOptions } from "../../bundle/join.ts";
+import { MuxDialer, MuxListener } from "../mux.ts";
+import { TcpListener } from "../tcp/listener.ts";
+
+function joinOptions(md: Metadata, log: Logger): JoinOptions & { portRange: boolean } {
+  const tunnels = md.int(["tunnels", "Tunnels"], 4);
+  if (tunnels < 1 || tunnels > 64) throw new ConfigError(`${md.path}.tunnels`, "must be 1…64");
+  const scheduler = md.string("scheduler", "lowest-rtt");
+  if (scheduler !== "lowest-rtt" && scheduler !== "round-robin") {
+    throw new ConfigError(`${md.path}.scheduler`, "expected lowest-rtt or round-robin");
+  }
+  return {
+    tunnels,
+    key: md.string("key"),
+    portRange: md.bool("portRange"),
+    log,
+    bundle: {
+      keepaliveInterval: md.duration(["keepaliveInterval", "KeepAliveInterval"], 10_000),
+      keepaliveTimeout: md.duration(["keepaliveTimeout", "KeepAliveTimeout"], 30_000),
+      minLinks: md.int("minLinks", 1),
+      windowFrames: md.int("window", 256),
+      scheduler,
+    },
+  };
+}
+
+export function register(reg: Registries): void {
+  reg.listeners.register("mtmux", (o) => {
+    const j = joinOptions(o.metadata, o.log);
+    const { host, port } = splitHostPort(o.addr);
+    const n = j.portRange ? j.tunnels : 1;
+    const inners = Array.from(
+      { length: n },
+      (_, i) => TcpListener.listen(joinHostPort(host, port === 0 ? 0 : port + i)),
+    );
+    const bundles = new BundleListener(inners, j, o.metadata.int("backlog", 128));
+    return Promise.resolve(new MuxListener(bundles, smuxConfigFromMetadata(o.metadata, 2), o.log));
+  });
+  reg.dialers.register("mtmux", (o) => {
+    const j = joinOptions(o.metadata, o.log);
+    return new MuxDialer(
+      (addr, ctx) => {
+        const { host, port } = splitHostPort(addr);
+        return dialBundle(
+          (i) => ctx.netDial(j.portRange ? joinHostPort(dialHost(host), port + i) : addr),
+          j,
+        );
+      },
+      smuxConfigFromMetadata(o.metadata, 2),
+      o.log,
+    );
+  });
+}

@@ -1,0 +1,211 @@
+import assert from "node:assert/strict";
+import { Bundle, type BundleOptions } from "../../src/bundle/bundle.ts";
+import { BundleListener, dialBundle } from "../../src/bundle/join.ts";
+import { encodeFrame, encodeJoin, joinMac, readJoin, T_DATA } from "../../src/bundle/wire.ts";
+import { pipe } from "../../src/core/pipe.ts";
+import { type Conn, ConnBase, type NetAddr } from "../../src/core/conn.ts";
+import { TcpListener } from "../../src/transport/tcp/listener.ts";
+import { dialTcp } from "../../src/transport/tcp/conn.ts";
+import { randomBytes, readAll, sha256, withTimeout, writeChunks } from "../_helpers.ts";
+import { runConnSuite } from "../conformance/conn_suite.ts";
+
+const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+Deno.test("bundle wire: join and frame codecs", async () => {
+  const id = new Uint8Array(16).fill(7);
+  const j = {
+    version: 1,
+    flags: 0,
+    linkIndex: 2,
+    linkCount: 4,
+    bundleId: id,
+    mac: joinMac("k", id, 2),
+  };
+  const [a, b] = pipe();
+  await a.write(encodeJoin(j));
+  assert.deepEqual(await readJoin(b), j);
+  assert.equal(
+    hex(encodeFrame(T_DATA, 0x01020304, new Uint8Array([9]))),
+    "0100000101020304" + "09",
+  );
+  assert.notDeepEqual(joinMac("k", id, 2), joinMac("other", id, 2));
+  a.close();
+});
+
+/** A link that delays each write by a seeded random time (reorders across links) and can be killed. */
+class FaultyLink extends ConnBase {
+  #chain = Promise.resolve();
+  constructor(readonly inner: Conn, readonly maxDelay: number, readonly rnd: () => number) {
+    super();
+  }
+  get localAddr(): NetAddr {
+    return this.inner.localAddr;
+  }
+  get remoteAddr(): NetAddr {
+    return this.inner.remoteAddr;
+  }
+  read(p: Uint8Array) {
+    return this.inner.read(p);
+  }
+  write(p: Uint8Array): Promise<number> {
+    const copy = p.slice();
+    const d = Math.floor(this.rnd() * this.maxDelay);
+    this.#chain = this.#chain.then(() => new Promise((r) => setTimeout(r, d))).then(() =>
+      this.inner.write(copy).then(() => {})
+    );
+    return this.#chain.then(() => p.length);
+  }
+  closeWrite() {
+    return this.inner.closeWrite();
+  }
+  close() {
+    this.inner.close();
+  }
+}
+
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+}
+
+/** Two bundles joined by `n` in-memory links, optionally delayed. */
+function pairOverPipes(n: number, o: Partial<BundleOptions> = {}, delay = 0, seed = 1) {
+  const rnd = seeded(seed);
+  const addr = { transport: "pipe", hostname: "x", port: 1 };
+  const a = new Bundle(addr, addr, { scheduler: "round-robin", ...o }, o.windowFrames ?? 256);
+  const b = new Bundle(addr, addr, { scheduler: "round-robin", ...o }, o.windowFrames ?? 256);
+  const links: Conn[][] = [];
+  for (let i = 0; i < n; i++) {
+    const [x, y] = pipe({ capacity: 256 * 1024 });
+    const lx = delay ? new FaultyLink(x, delay, rnd) : x;
+    const ly = delay ? new FaultyLink(y, delay, rnd) : y;
+    a.addLink(i, lx);
+    b.addLink(i, ly);
+    links.push([lx, ly]);
+  }
+  return { a, b, links };
+}
+
+Deno.test("bundle: frames striped over 4 links with random per-link delays arrive in order, byte-exact", async () => {
+  const { a, b } = pairOverPipes(4, {}, 5, 3);
+  try {
+    const data = randomBytes(2 << 20);
+    const [, got] = await withTimeout(
+      Promise.all([writeChunks(a, data, 50_000).then(() => a.closeWrite()), readAll(b)]),
+      20_000,
+    );
+    assert.equal(await sha256(got), await sha256(data));
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+Deno.test("bundle: a link killed mid-transfer loses nothing (re-injection on the others)", async () => {
+  const { a, b, links } = pairOverPipes(4, {}, 2, 9);
+  try {
+    const data = randomBytes(4 << 20);
+    const reading = readAll(b);
+    const writing = writeChunks(a, data, 64 * 1024).then(() => a.closeWrite());
+    await new Promise((r) => setTimeout(r, 30));
+    links[1]![0]!.close(); // the link dies under load
+    const [, got] = await withTimeout(Promise.all([writing, reading]), 30_000);
+    assert.equal(got.length, data.length);
+    assert.equal(await sha256(got), await sha256(data));
+    assert.equal(a.aliveLinks, 3);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+Deno.test("bundle: memory stays bounded by the window when the reader stalls", async () => {
+  const { a, b } = pairOverPipes(2, { windowFrames: 16 });
+  try {
+    let written = 0;
+    const writer = (async () => {
+      const chunk = new Uint8Array(16 * 1024);
+      for (;;) {
+        await a.write(chunk);
+        written += chunk.length;
+      }
+    })().catch(() => {});
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(b.bufferedBytes <= 16 * 16 * 1024, `buffered ${b.bufferedBytes}`);
+    assert.ok(written <= 16 * 16 * 1024 + 4 * 64 * 1024, `writer ran ahead: ${written}`);
+    a.close();
+    b.close();
+    await writer;
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+Deno.test("bundle: closes when fewer than minLinks links survive", async () => {
+  const { a, b, links } = pairOverPipes(2, { minLinks: 2 });
+  try {
+    links[0]![0]!.close();
+    await withTimeout(a.closed, 2000, "bundle close");
+    assert.ok(a.isClosed);
+    await assert.rejects(a.write(new Uint8Array(1)));
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+async function tcpPair(tunnels: number, keyA: string, keyB: string) {
+  const l = new BundleListener([TcpListener.listen("127.0.0.1:0")], {
+    tunnels,
+    key: keyA,
+    bundle: {},
+  });
+  const dialing = dialBundle(() => dialTcp("127.0.0.1", l.addr.port), {
+    tunnels,
+    key: keyB,
+    bundle: {},
+  });
+  return { l, dialing };
+}
+
+Deno.test("bundle join: a stranger's link with a wrong MAC is refused; the right key joins all links", async () => {
+  const bad = await tcpPair(2, "secret", "guess");
+  try {
+    await assert.rejects(bad.dialing, /bad MAC/);
+    assert.ok(bad.l.refused >= 1);
+  } finally {
+    await bad.l.close();
+  }
+  const good = await tcpPair(4, "secret", "secret");
+  const client = await good.dialing;
+  const server = (await withTimeout(good.l.accept(), 3000))!;
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(client.aliveLinks, 4);
+    assert.equal(server.aliveLinks, 4);
+    await client.write(new TextEncoder().encode("over four links"));
+    const buf = new Uint8Array(100);
+    const n = await withTimeout(server.read(buf), 3000);
+    assert.equal(new TextDecoder().decode(buf.subarray(0, n!)), "over four links");
+  } finally {
+    client.close();
+    server.close();
+    await good.l.close();
+  }
+});
+
+runConnSuite("mtmux bundle (4 TCP links)", async () => {
+  const { l, dialing } = await tcpPair(4, "", "");
+  const a = await dialing;
+  const b = (await l.accept())!;
+  return {
+    a,
+    b,
+    cleanup: async () => {
+      a.close();
+      b.close();
+      await l.close();
+    },
+  };
+}, { maxBuffered: 8 << 20 });
