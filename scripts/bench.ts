@@ -10,6 +10,7 @@ const modules: [string, () => Promise<{ default: BenchModule }>][] = [
   ["ws", () => import("./bench/ws.ts")],
   ["kcp", () => import("./bench/kcp.ts")],
   ["ss", () => import("./bench/ss.ts")],
+  ["mtmux", () => import("./bench/mtmux.ts")],
   // -- more modules: one line each --
 ];
 

@@ -50,10 +50,14 @@ export const DEFAULT_BUNDLE: BundleOptions = {
 
 /** Bytes a link may have queued before the scheduler looks elsewhere. */
 const LINK_CAP = 64 * 1024;
+/** How far (bytes in flight) a link may run ahead of the least-loaded one. */
+const INFLIGHT_SLACK = 256 * 1024;
 
 class Link {
   alive = true;
   queued = 0;
+  /** Bytes sent on this link and not yet acknowledged by the peer (true in-flight). */
+  inflight = 0;
   srtt = 0;
   lastRecv = Date.now();
   chain: Promise<void> = Promise.resolve();
@@ -180,11 +184,14 @@ export class Bundle extends ConnBase {
     const live = [...this.#links.values()].filter((l) => l.alive && l.queued < LINK_CAP);
     if (live.length === 0) return undefined;
     if (this.#o.scheduler === "round-robin") return live[this.#rr++ % live.length];
-    // Lowest smoothed RTT, then the emptiest queue.
-    return live.reduce((
-      a,
-      b,
-    ) => (b.srtt < a.srtt || (b.srtt === a.srtt && b.queued < a.queued) ? b : a));
+    // Round-robin among links that are not behind: a link whose unacknowledged bytes exceed
+    // the least-loaded link's by more than a slack is skipped until it drains (kernel buffers
+    // hide a slow link from `queued`; in-flight bytes do not). Equal links stay round-robin,
+    // which keeps the receiver's reorder distance short.
+    let min = Infinity;
+    for (const l of live) if (l.inflight < min) min = l.inflight;
+    const ok = live.filter((l) => l.inflight <= min + INFLIGHT_SLACK);
+    return ok[this.#rr++ % ok.length];
   }
 
   async #send(seq: number): Promise<void> {
@@ -195,6 +202,7 @@ export class Bundle extends ConnBase {
       const l = this.#pickLink();
       if (l) {
         u.link = l.index;
+        l.inflight += u.frame.length;
         this.#linkWrite(l, u.frame);
         return;
       }
@@ -218,6 +226,7 @@ export class Bundle extends ConnBase {
     // Re-inject what that link carried but the peer has not acknowledged: nothing is lost.
     const lost = [...this.#unacked.entries()].filter(([, u]) => u.link === l.index).map(([s]) => s);
     for (const s of lost) this.#unacked.get(s)!.link = -1;
+    l.inflight = 0;
     if (this.aliveLinks < this.#o.minLinks) {
       this.#fail(new ClosedError(`mtmux: fewer than ${this.#o.minLinks} links alive`));
       return;
@@ -328,7 +337,12 @@ export class Bundle extends ConnBase {
   }
 
   #onAck(ack: number, limit: number): void {
-    for (const s of this.#unacked.keys()) if (seqLess(s, ack)) this.#unacked.delete(s);
+    for (const [s, u] of this.#unacked) {
+      if (!seqLess(s, ack)) continue;
+      const l = this.#links.get(u.link);
+      if (l) l.inflight -= u.frame.length;
+      this.#unacked.delete(s);
+    }
     if (seqLess(this.#peerLimit, limit)) this.#peerLimit = limit;
     this.#notify();
   }

@@ -98,6 +98,7 @@ export async function dialBundle(
     throw firstErr instanceof Error ? firstErr : new TunnelError("mtmux: no link could join");
   }
   const backoff = new Map<number, number>();
+  // deno-lint-ignore prefer-const -- assigned once below; redial closes over it first
   let bundle: Bundle;
   const redial = (i: number) => {
     const wait = Math.min(5000, (backoff.get(i) ?? 100) * 2);

@@ -155,7 +155,7 @@ Deno.test("bundle: closes when fewer than minLinks links survive", async () => {
   }
 });
 
-async function tcpPair(tunnels: number, keyA: string, keyB: string) {
+function tcpPair(tunnels: number, keyA: string, keyB: string) {
   const l = new BundleListener([TcpListener.listen("127.0.0.1:0")], {
     tunnels,
     key: keyA,
@@ -170,14 +170,14 @@ async function tcpPair(tunnels: number, keyA: string, keyB: string) {
 }
 
 Deno.test("bundle join: a stranger's link with a wrong MAC is refused; the right key joins all links", async () => {
-  const bad = await tcpPair(2, "secret", "guess");
+  const bad = tcpPair(2, "secret", "guess");
   try {
     await assert.rejects(bad.dialing, /bad MAC/);
     assert.ok(bad.l.refused >= 1);
   } finally {
     await bad.l.close();
   }
-  const good = await tcpPair(4, "secret", "secret");
+  const good = tcpPair(4, "secret", "secret");
   const client = await good.dialing;
   const server = (await withTimeout(good.l.accept(), 3000))!;
   try {
@@ -196,7 +196,7 @@ Deno.test("bundle join: a stranger's link with a wrong MAC is refused; the right
 });
 
 runConnSuite("mtmux bundle (4 TCP links)", async () => {
-  const { l, dialing } = await tcpPair(4, "", "");
+  const { l, dialing } = tcpPair(4, "", "");
   const a = await dialing;
   const b = (await l.accept())!;
   return {

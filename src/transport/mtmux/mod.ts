@@ -1,7 +1,7 @@
 /**
  * `mtmux`: a bundle of `tunnels` TCP links (default 4) carrying one reliable ordered stream,
  * with smux (v2) on top so many logical streams share it (mtmux.md §4; wire format in
- * docs/mtmux-wire.md). Options: `tunnels`, `key` (link MAC), `keepaliveInterval`,
+ * docs/mtmux-wire.md). Options: `tunnels`, `secret` (link MAC key; `key` in YAML), `keepaliveInterval`,
  * `keepaliveTimeout`, `minLinks`, `window` (frames of 16 KiB), `scheduler`
  * (`lowest-rtt` | `round-robin`), `portRange` (link i uses port+i, like the original).
  * @module
@@ -11,7 +11,7 @@ import type { Metadata } from "../../core/metadata.ts";
 import type { Registries } from "../../core/registry.ts";
 import { ConfigError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
-import { smuxConfigFromMetadata } from "../../mux/smux/mod.ts";
+import { type SmuxConfig, smuxConfigFromMetadata, verifyConfig } from "../../mux/smux/mod.ts";
 import { BundleListener, dialBundle, type JoinOptions } from "../../bundle/join.ts";
 import { MuxDialer, MuxListener } from "../mux.ts";
 import { TcpListener } from "../tcp/listener.ts";
@@ -25,7 +25,8 @@ function joinOptions(md: Metadata, log: Logger): JoinOptions & { portRange: bool
   }
   return {
     tunnels,
-    key: md.string("key"),
+    // `key=` on a GOST command line means a TLS key file, so the CLI spelling is `secret=`.
+    key: md.string(["key", "secret", "mtmux.key"]),
     portRange: md.bool("portRange"),
     log,
     bundle: {
@@ -38,6 +39,17 @@ function joinOptions(md: Metadata, log: Logger): JoinOptions & { portRange: bool
   };
 }
 
+/**
+ * smux on a bundle: v2, and (unless `mux.*` says otherwise) windows sized for the bundle's
+ * bandwidth rather than smux's 64 KiB default, which would cap one stream at 64 KiB per RTT.
+ */
+function bundleSmux(md: Metadata): SmuxConfig {
+  const c = smuxConfigFromMetadata(md, 2);
+  if (!md.has("mux.maxReceiveBuffer")) c.maxReceiveBuffer = 16 << 20;
+  if (!md.has("mux.maxStreamBuffer")) c.maxStreamBuffer = 4 << 20;
+  return verifyConfig(c, `${md.path}.mux`);
+}
+
 export function register(reg: Registries): void {
   reg.listeners.register("mtmux", (o) => {
     const j = joinOptions(o.metadata, o.log);
@@ -48,7 +60,7 @@ export function register(reg: Registries): void {
       (_, i) => TcpListener.listen(joinHostPort(host, port === 0 ? 0 : port + i)),
     );
     const bundles = new BundleListener(inners, j, o.metadata.int("backlog", 128));
-    return Promise.resolve(new MuxListener(bundles, smuxConfigFromMetadata(o.metadata, 2), o.log));
+    return Promise.resolve(new MuxListener(bundles, bundleSmux(o.metadata), o.log));
   });
   reg.dialers.register("mtmux", (o) => {
     const j = joinOptions(o.metadata, o.log);
