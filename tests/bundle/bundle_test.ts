@@ -209,3 +209,38 @@ runConnSuite("mtmux bundle (4 TCP links)", async () => {
     },
   };
 }, { maxBuffered: 8 << 20 });
+
+Deno.test("bundle over TCP: a killed link is re-dialed and the bundle is whole again", async () => {
+  const l = new BundleListener([TcpListener.listen("127.0.0.1:0")], {
+    tunnels: 3,
+    key: "k",
+    bundle: {},
+  });
+  const links: Conn[] = [];
+  const a = await dialBundle(async () => {
+    const c = await dialTcp("127.0.0.1", l.addr.port);
+    links.push(c);
+    return c;
+  }, { tunnels: 3, key: "k", bundle: {} });
+  const b = (await l.accept())!;
+  try {
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(a.aliveLinks, 3);
+    links[0]!.close();
+    const t0 = Date.now();
+    while (links.length < 4 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(links.length, 4, "a fourth dial replaced the dead link");
+    assert.equal(a.aliveLinks, 3);
+    const data = randomBytes(1 << 20);
+    const [, got] = await withTimeout(
+      Promise.all([writeChunks(a, data).then(() => a.closeWrite()), readAll(b)]),
+      10_000,
+    );
+    assert.equal(await sha256(got), await sha256(data));
+  } finally {
+    a.close();
+    b.close();
+    await l.close();
+  }
+});

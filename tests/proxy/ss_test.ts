@@ -168,80 +168,82 @@ for (const m of METHODS) {
   });
 }
 
-Deno.test({
-  name: "interop ssu: ss-tunnel -u → our ssu handler → UDP echo; our ssu connector → ss-server -u",
-  ignore: !HAVE_SS,
-  fn: async () => {
-    const m = "chacha20-ietf-poly1305";
-    const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-    const ep = (echo.addr as Deno.NetAddr).port;
-    const echoing = (async () => {
+for (const m of METHODS) {
+  Deno.test({
+    name:
+      `interop ssu ${m}: ss-tunnel -u → our ssu handler → UDP echo; our ssu connector → ss-server -u`,
+    ignore: !HAVE_SS,
+    fn: async () => {
+      const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+      const ep = (echo.addr as Deno.NetAddr).port;
+      const echoing = (async () => {
+        try {
+          for (;;) {
+            const [d, f] = await echo.receive();
+            await echo.send(d, f);
+          }
+        } catch { /* closed */ }
+      })();
+      const ours = await Runtime.start(cliConfig([`ssu://${m}:pw@127.0.0.1:0?keepalive=true`], []));
+      const tp = freePort(true);
+      const tunnel = new Deno.Command("ss-tunnel", {
+        args: [
+          "-s",
+          "127.0.0.1",
+          "-p",
+          String(ours.services[0]!.listener.addr.port),
+          "-b",
+          "127.0.0.1",
+          "-l",
+          String(tp),
+          "-L",
+          `127.0.0.1:${ep}`,
+          "-k",
+          "pw",
+          "-m",
+          m,
+          "-U",
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      const sp = freePort();
+      const server = new Deno.Command("ss-server", {
+        args: ["-s", "127.0.0.1", "-p", String(sp), "-k", "pw", "-m", m, "-U"],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      const fwd = await Runtime.start(
+        cliConfig([`udp://127.0.0.1:0/127.0.0.1:${ep}?keepalive=true`], [
+          `ssu://${m}:pw@127.0.0.1:${sp}`,
+        ]),
+      );
+      const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
       try {
-        for (;;) {
-          const [d, f] = await echo.receive();
-          await echo.send(d, f);
+        await new Promise((r) => setTimeout(r, 400));
+        for (const port of [tp, fwd.services[0]!.listener.addr.port]) {
+          for (let i = 0; i < 3; i++) {
+            const msg = randomBytes(200 + i);
+            await sock.send(msg, { transport: "udp", hostname: "127.0.0.1", port });
+            const [back] = await withTimeout(
+              sock.receive(),
+              3000,
+              `udp via ${port === tp ? "ss-tunnel" : "ss-server"}`,
+            );
+            assert.deepEqual(back, msg);
+          }
         }
-      } catch { /* closed */ }
-    })();
-    const ours = await Runtime.start(cliConfig([`ssu://${m}:pw@127.0.0.1:0?keepalive=true`], []));
-    const tp = freePort(true);
-    const tunnel = new Deno.Command("ss-tunnel", {
-      args: [
-        "-s",
-        "127.0.0.1",
-        "-p",
-        String(ours.services[0]!.listener.addr.port),
-        "-b",
-        "127.0.0.1",
-        "-l",
-        String(tp),
-        "-L",
-        `127.0.0.1:${ep}`,
-        "-k",
-        "pw",
-        "-m",
-        m,
-        "-U",
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const sp = freePort();
-    const server = new Deno.Command("ss-server", {
-      args: ["-s", "127.0.0.1", "-p", String(sp), "-k", "pw", "-m", m, "-U"],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const fwd = await Runtime.start(
-      cliConfig([`udp://127.0.0.1:0/127.0.0.1:${ep}?keepalive=true`], [
-        `ssu://${m}:pw@127.0.0.1:${sp}`,
-      ]),
-    );
-    const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-    try {
-      await new Promise((r) => setTimeout(r, 400));
-      for (const port of [tp, fwd.services[0]!.listener.addr.port]) {
-        for (let i = 0; i < 3; i++) {
-          const msg = randomBytes(200 + i);
-          await sock.send(msg, { transport: "udp", hostname: "127.0.0.1", port });
-          const [back] = await withTimeout(
-            sock.receive(),
-            3000,
-            `udp via ${port === tp ? "ss-tunnel" : "ss-server"}`,
-          );
-          assert.deepEqual(back, msg);
-        }
+      } finally {
+        sock.close();
+        tunnel.kill("SIGTERM");
+        server.kill("SIGTERM");
+        await tunnel.status;
+        await server.status;
+        await fwd.close();
+        await ours.close();
+        echo.close();
+        await echoing;
       }
-    } finally {
-      sock.close();
-      tunnel.kill("SIGTERM");
-      server.kill("SIGTERM");
-      await tunnel.status;
-      await server.status;
-      await fwd.close();
-      await ours.close();
-      echo.close();
-      await echoing;
-    }
-  },
-});
+    },
+  });
+}
