@@ -36,6 +36,11 @@ export interface BundleOptions {
   minLinks: number;
   scheduler: Scheduler;
   log?: Logger;
+  /**
+   * Missing-frame timeout (ms): a hole in the sequence that outlives it makes the receiver ask
+   * for that frame again; a hole that outlives three of them fails the bundle.
+   */
+  timeout: number;
   /** Told when a link dies (the dialing side re-dials it). */
   onLinkDead?: (index: number) => void;
 }
@@ -46,10 +51,13 @@ export const DEFAULT_BUNDLE: BundleOptions = {
   keepaliveTimeout: 30_000,
   minLinks: 1,
   scheduler: "lowest-rtt",
+  timeout: 5_000,
 };
 
 /** Bytes a link may have queued before the scheduler looks elsewhere. */
 const LINK_CAP = 64 * 1024;
+/** ACK flag: the frame at `ack` is missing, send it again. */
+const HOLE = 1;
 /** How far (bytes in flight) a link may run ahead of the least-loaded one. */
 const INFLIGHT_SLACK = 256 * 1024;
 
@@ -96,6 +104,8 @@ export class Bundle extends ConnBase {
   #finReceived = false;
   #readWake: (() => void) | null = null;
   #ackDebt = 0;
+  #holeSince = 0;
+  #holeAsked = 0;
   #ackTimer?: ReturnType<typeof setInterval>;
 
   constructor(
@@ -112,6 +122,7 @@ export class Bundle extends ConnBase {
     this.#peerLimit = peerWindowFrames;
     // Acks also go out on a short timer so a sender waiting at the window edge never stalls.
     this.#ackTimer = setInterval(() => {
+      this.#checkHole();
       if (this.#ackDebt > 0) this.#sendAck();
     }, 10);
   }
@@ -251,6 +262,7 @@ export class Bundle extends ConnBase {
           break; // EOF: the link ended
         }
         const type = h[0]!;
+        const flags = h[1]!;
         const len = (h[2]! << 8) | h[3]!;
         const seq = u32(h, 4);
         if (len > MAX_PAYLOAD) throw new ProtocolError(`mtmux: frame of ${len} bytes`);
@@ -264,7 +276,7 @@ export class Bundle extends ConnBase {
             break;
           case T_ACK:
             if (len < 8) throw new ProtocolError("mtmux: short ACK");
-            this.#onAck(u32(payload, 0), u32(payload, 4));
+            this.#onAck(u32(payload, 0), u32(payload, 4), flags);
             break;
           case T_PING:
             this.#linkWrite(l, encodeFrame(T_PONG, 0, payload));
@@ -325,7 +337,30 @@ export class Bundle extends ConnBase {
     }
   }
 
-  #sendAck(): void {
+  /** A frame missing while later ones arrive: ask again, and give up after three timeouts. */
+  #checkHole(): void {
+    if (this.#ooo.size === 0) {
+      this.#holeSince = 0;
+      return;
+    }
+    const now = Date.now();
+    if (this.#holeSince === 0) {
+      this.#holeSince = now;
+      this.#holeAsked = now;
+      return;
+    }
+    if (now - this.#holeSince > 3 * this.#o.timeout) {
+      this.#fail(
+        new TimeoutError(`mtmux: frame ${this.#expected} missing for ${now - this.#holeSince} ms`),
+      );
+    } else if (now - this.#holeAsked > this.#o.timeout) {
+      this.#holeAsked = now;
+      this.#log.debug(`mtmux: frame ${this.#expected} missing, asking again`, { kind: "mtmux" });
+      this.#sendAck(HOLE);
+    }
+  }
+
+  #sendAck(flags = 0): void {
     this.#ackDebt = 0;
     const l =
       [...this.#links.values()].filter((x) => x.alive).sort((a, b) => a.queued - b.queued)[0];
@@ -333,10 +368,11 @@ export class Bundle extends ConnBase {
     const p = new Uint8Array(8);
     putU32(p, 0, this.#expected);
     putU32(p, 4, this.#limit());
-    this.#linkWrite(l, encodeFrame(T_ACK, 0, p));
+    this.#linkWrite(l, encodeFrame(T_ACK, 0, p, flags));
   }
 
-  #onAck(ack: number, limit: number): void {
+  #onAck(ack: number, limit: number, flags = 0): void {
+    if (flags & HOLE) this.#resendOnOtherLink(ack);
     for (const [s, u] of this.#unacked) {
       if (!seqLess(s, ack)) continue;
       const l = this.#links.get(u.link);
@@ -345,6 +381,14 @@ export class Bundle extends ConnBase {
     }
     if (seqLess(this.#peerLimit, limit)) this.#peerLimit = limit;
     this.#notify();
+  }
+
+  #resendOnOtherLink(seq: number): void {
+    const u = this.#unacked.get(seq);
+    if (!u) return;
+    const other = [...this.#links.values()].filter((l) => l.alive && l.index !== u.link)[0] ??
+      this.#links.get(u.link);
+    if (other?.alive) this.#linkWrite(other, u.frame);
   }
 
   // ---------------------------------------------------------------- Conn

@@ -244,3 +244,53 @@ Deno.test("bundle over TCP: a killed link is re-dialed and the bundle is whole a
     await l.close();
   }
 });
+
+/** A link that silently swallows its `n`-th write (a frame lost without the link dying). */
+class SwallowingLink extends ConnBase {
+  #count = 0;
+  constructor(readonly inner: Conn, readonly n: number) {
+    super();
+  }
+  get localAddr(): NetAddr {
+    return this.inner.localAddr;
+  }
+  get remoteAddr(): NetAddr {
+    return this.inner.remoteAddr;
+  }
+  read(p: Uint8Array) {
+    return this.inner.read(p);
+  }
+  write(p: Uint8Array): Promise<number> {
+    if (++this.#count === this.n) return Promise.resolve(p.length);
+    return this.inner.write(p);
+  }
+  closeWrite() {
+    return this.inner.closeWrite();
+  }
+  close() {
+    this.inner.close();
+  }
+}
+
+Deno.test("bundle: a frame lost on a live link is asked for again after the missing-frame timeout", async () => {
+  const addr = { transport: "pipe", hostname: "x", port: 1 };
+  const o = { scheduler: "round-robin" as const, timeout: 150 };
+  const a = new Bundle(addr, addr, o, 256);
+  const b = new Bundle(addr, addr, o, 256);
+  for (let i = 0; i < 2; i++) {
+    const [x, y] = pipe();
+    a.addLink(i, i === 0 ? new SwallowingLink(x, 5) : x);
+    b.addLink(i, y);
+  }
+  try {
+    const data = randomBytes(400_000);
+    const [, got] = await withTimeout(
+      Promise.all([writeChunks(a, data).then(() => a.closeWrite()), readAll(b)]),
+      10_000,
+    );
+    assert.equal(await sha256(got), await sha256(data));
+  } finally {
+    a.close();
+    b.close();
+  }
+});

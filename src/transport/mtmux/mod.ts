@@ -2,7 +2,7 @@
  * `mtmux`: a bundle of `tunnels` TCP links (default 4) carrying one reliable ordered stream,
  * with smux (v2) on top so many logical streams share it (mtmux.md §4; wire format in
  * docs/mtmux-wire.md). Options: `tunnels`, `secret` (link MAC key; `key` in YAML), `keepaliveInterval`,
- * `keepaliveTimeout`, `minLinks`, `window` (frames of 16 KiB), `scheduler`
+ * `keepaliveTimeout`, `timeout` (missing frame), `minLinks`, `window` (frames of 16 KiB), `scheduler`
  * (`lowest-rtt` | `round-robin`), `portRange` (link i uses port+i, like the original).
  * @module
  */
@@ -33,6 +33,7 @@ function joinOptions(md: Metadata, log: Logger): JoinOptions & { portRange: bool
       keepaliveInterval: md.duration(["keepaliveInterval", "KeepAliveInterval"], 10_000),
       keepaliveTimeout: md.duration(["keepaliveTimeout", "KeepAliveTimeout"], 30_000),
       minLinks: md.int("minLinks", 1),
+      timeout: md.duration(["timeout", "Timeout"], 5_000),
       windowFrames: md.int("window", 256),
       scheduler,
     },
