@@ -43,11 +43,12 @@ async function join(
   index: number,
   count: number,
   key: string,
+  flags = 0,
 ): Promise<number> {
   await conn.write(
     encodeJoin({
       version: VERSION,
-      flags: 0,
+      flags,
       linkIndex: index,
       linkCount: count,
       bundleId: id,
@@ -62,6 +63,20 @@ async function join(
     throw new TunnelError(`mtmux: link ${index} refused: ${why}`);
   }
   return Math.max(1, Math.floor(u32(r, 1) / MAX_PAYLOAD));
+}
+
+/** Join flag: this link carries its own smux session (`pin` mode), not bundle frames. */
+export const FLAG_PIN = 1;
+
+/** Joins one `pin`-mode link (its own smux session); `id` groups a client's links. */
+export async function pinJoin(
+  conn: Conn,
+  id: Uint8Array,
+  index: number,
+  count: number,
+  key: string,
+): Promise<void> {
+  await join(conn, id, index, count, key, FLAG_PIN);
 }
 
 /**
@@ -139,7 +154,7 @@ export class BundleListener implements Listener {
   readonly #o: JoinOptions;
   readonly #log: Logger;
   readonly #bundles = new Map<string, Bundle>();
-  readonly #queue: AsyncQueue<Bundle>;
+  readonly #queue: AsyncQueue<Conn>;
   readonly #tasks = new Set<Promise<void>>();
   readonly #loops: Promise<void>[];
   #closed = false;
@@ -190,6 +205,12 @@ export class BundleListener implements Listener {
           `mtmux: link from ${formatAddr(c.remoteAddr)} has a bad MAC (wrong key)`,
         );
       }
+      if (j.flags & FLAG_PIN) {
+        // pin mode: the link itself is handed on; smux runs on it directly.
+        await c.write(encodeReply(ST_OK, win));
+        if (!this.#queue.push(c)) throw new TunnelError("mtmux: accept backlog full");
+        return;
+      }
       const key = hexOf(j.bundleId);
       let b = this.#bundles.get(key);
       if (b && (b.isClosed || j.linkIndex >= Math.max(j.linkCount, 1) + 8)) {
@@ -222,7 +243,8 @@ export class BundleListener implements Listener {
     }
   }
 
-  accept(): Promise<Bundle | null> {
+  /** The next bundle (stripe mode) or pinned link (pin mode). */
+  accept(): Promise<Conn | null> {
     return this.#queue.shift();
   }
 
@@ -232,7 +254,7 @@ export class BundleListener implements Listener {
     await Promise.all(this.#inners.map((l) => l.close()));
     await Promise.all(this.#loops);
     await Promise.all(this.#tasks);
-    for (const b of this.#queue.close()) b.close();
+    for (const c of this.#queue.close()) c.close();
     for (const b of this.#bundles.values()) b.close();
   }
 

@@ -179,7 +179,7 @@ Deno.test("bundle join: a stranger's link with a wrong MAC is refused; the right
   }
   const good = tcpPair(4, "secret", "secret");
   const client = await good.dialing;
-  const server = (await withTimeout(good.l.accept(), 3000))!;
+  const server = (await withTimeout(good.l.accept(), 3000)) as Bundle;
   try {
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(client.aliveLinks, 4);

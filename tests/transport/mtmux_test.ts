@@ -101,3 +101,35 @@ Deno.test("mtmux: a client with the wrong key cannot join", async () => {
     await srv.close();
   }
 });
+
+Deno.test({
+  name: "mtmux pin mode: streams spread over per-link smux sessions, byte-exact",
+  ignore: !HAVE_CURL,
+  fn: async () => {
+    const origin = startOrigin();
+    const p = freePort();
+    const srv = await Runtime.start(cliConfig([`http+mtmux://127.0.0.1:${p}?secret=s`], []));
+    const cli = await Runtime.start(
+      cliConfig(["http://127.0.0.1:0"], [
+        `http+mtmux://127.0.0.1:${p}?tunnels=3&secret=s&mode=pin`,
+      ]),
+    );
+    try {
+      const port = cli.services[0]!.listener.addr.port;
+      await Promise.all([1, 2, 3, 4, 5, 6].map(async (i) => {
+        const n = i * 100_000;
+        const r = await curl([
+          "-x",
+          `http://127.0.0.1:${port}`,
+          `http://127.0.0.1:${origin.port}/bytes?n=${n}`,
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(await sha256(r.stdout), await sha256(pseudoRandom(n, n)));
+      }));
+    } finally {
+      await cli.close();
+      await srv.close();
+      await origin.close();
+    }
+  },
+});
