@@ -120,3 +120,37 @@ export function echoServer(): { port: number; close: () => Promise<void> } {
     },
   };
 }
+
+/** A loopback port that was free a moment ago (TCP, or UDP with `udp`). */
+export function freePort(udp = false): number {
+  if (udp) {
+    const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    const p = (s.addr as Deno.NetAddr).port;
+    s.close();
+    return p;
+  }
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+/** A UDP echo server on 127.0.0.1:0. */
+export function udpEchoServer(): { port: number; close: () => Promise<void> } {
+  const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const loop = (async () => {
+    try {
+      for (;;) {
+        const [d, from] = await sock.receive();
+        await sock.send(d, from);
+      }
+    } catch { /* closed */ }
+  })();
+  return {
+    port: (sock.addr as Deno.NetAddr).port,
+    close: async () => {
+      sock.close();
+      await loop;
+    },
+  };
+}

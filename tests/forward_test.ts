@@ -2,7 +2,15 @@ import assert from "node:assert/strict";
 import { cliConfig } from "../src/config/cli.ts";
 import { Runtime } from "../src/runtime.ts";
 import { dialTcp } from "../src/transport/tcp/conn.ts";
-import { echoServer, randomBytes, readAll, sha256, withTimeout, writeChunks } from "./_helpers.ts";
+import {
+  echoServer,
+  randomBytes,
+  readAll,
+  sha256,
+  udpEchoServer,
+  withTimeout,
+  writeChunks,
+} from "./_helpers.ts";
 
 function port(rt: Runtime, i = 0): number {
   return rt.services[i]!.listener.addr.port;
@@ -89,16 +97,8 @@ Deno.test("tcp forward: several targets round-robin; a dead target is marked and
 });
 
 Deno.test("udp forward with keepalive: many datagrams round-trip byte-exact", async () => {
-  const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const echoPort = (echo.addr as Deno.NetAddr).port;
-  const echoing = (async () => {
-    try {
-      for (;;) {
-        const [d, from] = await echo.receive();
-        await echo.send(d, from);
-      }
-    } catch { /* closed */ }
-  })();
+  const echo = udpEchoServer();
+  const echoPort = echo.port;
   await using rt = await Runtime.start(
     cliConfig([`udp://127.0.0.1:0/127.0.0.1:${echoPort}?keepalive=true&ttl=2s`], []),
   );
@@ -114,22 +114,13 @@ Deno.test("udp forward with keepalive: many datagrams round-trip byte-exact", as
   } finally {
     client.close();
     await rt.close();
-    echo.close();
-    await echoing;
+    await echo.close();
   }
 });
 
 Deno.test("udp forward without keepalive: one reply per session, then a new session works", async () => {
-  const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const echoPort = (echo.addr as Deno.NetAddr).port;
-  const echoing = (async () => {
-    try {
-      for (;;) {
-        const [d, from] = await echo.receive();
-        await echo.send(d, from);
-      }
-    } catch { /* closed */ }
-  })();
+  const echo = udpEchoServer();
+  const echoPort = echo.port;
   await using rt = await Runtime.start(cliConfig([`udp://127.0.0.1:0/127.0.0.1:${echoPort}`], []));
   const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   try {
@@ -142,8 +133,7 @@ Deno.test("udp forward without keepalive: one reply per session, then a new sess
   } finally {
     client.close();
     await rt.close();
-    echo.close();
-    await echoing;
+    await echo.close();
   }
 });
 
@@ -165,16 +155,8 @@ Deno.test("garbage and abrupt closes on a forward port do not disturb healthy co
 });
 
 Deno.test("udp forward: an expired session releases its upstream socket", async () => {
-  const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const echoPort = (echo.addr as Deno.NetAddr).port;
-  const echoing = (async () => {
-    try {
-      for (;;) {
-        const [d, from] = await echo.receive();
-        await echo.send(d, from);
-      }
-    } catch { /* closed */ }
-  })();
+  const echo = udpEchoServer();
+  const echoPort = echo.port;
   const rt = await Runtime.start(
     cliConfig([`udp://127.0.0.1:0/127.0.0.1:${echoPort}?keepalive=true&ttl=200ms`], []),
   );
@@ -195,8 +177,7 @@ Deno.test("udp forward: an expired session releases its upstream socket", async 
   } finally {
     client.close();
     await rt.close();
-    echo.close();
-    await echoing;
+    await echo.close();
   }
 });
 

@@ -4,6 +4,7 @@
  * @module
  */
 import { parseDuration } from "../core/duration.ts";
+import { crc32 as crc32Bytes } from "../core/crc32.ts";
 import type { SelectorConfig } from "../config/model.ts";
 
 /** Fail bookkeeping of one node. */
@@ -30,21 +31,9 @@ export interface Selectable {
   readonly weight: number;
 }
 
-const crcTable = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC32-IEEE, used by the `hash` strategy like GOST. */
+/** CRC32-IEEE of a string, used by the `hash` strategy like GOST. */
 export function crc32(s: string): number {
-  let c = 0xffffffff;
-  for (const b of new TextEncoder().encode(s)) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  return crc32Bytes(new TextEncoder().encode(s));
 }
 
 /** A selection strategy with fail filtering. */

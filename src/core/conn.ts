@@ -169,28 +169,51 @@ class StreamConn extends ConnBase {
 }
 
 /**
+ * A layer over one inner conn (framing, encryption, compression): addresses, half-close and
+ * close pass through; subclasses override `read`/`write` (by default they pass through too).
+ */
+export abstract class WrappedConn extends ConnBase {
+  readonly inner: Conn;
+
+  constructor(inner: Conn) {
+    super();
+    this.inner = inner;
+  }
+  get localAddr(): NetAddr {
+    return this.inner.localAddr;
+  }
+  get remoteAddr(): NetAddr {
+    return this.inner.remoteAddr;
+  }
+  read(p: Uint8Array): Promise<number | null> {
+    return this.inner.read(p);
+  }
+  write(p: Uint8Array): Promise<number> {
+    return this.inner.write(p);
+  }
+  closeWrite(): Promise<void> {
+    return this.inner.closeWrite();
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
+
+/**
  * A Conn that first replays bytes already read (a peeked prefix), then reads from `inner`.
  * Handlers that sniff a protocol use it to hand the connection on without losing bytes.
  */
-export class PrefixedConn extends ConnBase {
-  #inner: Conn;
+export class PrefixedConn extends WrappedConn {
   #prefix: Uint8Array | null;
 
   constructor(inner: Conn, prefix: Uint8Array) {
-    super();
-    this.#inner = inner;
+    super(inner);
     this.#prefix = prefix.length > 0 ? prefix : null;
   }
-  get localAddr(): NetAddr {
-    return this.#inner.localAddr;
-  }
-  get remoteAddr(): NetAddr {
-    return this.#inner.remoteAddr;
-  }
   get datagram(): boolean | undefined {
-    return this.#inner.datagram;
+    return this.inner.datagram;
   }
-  read(p: Uint8Array): Promise<number | null> {
+  override read(p: Uint8Array): Promise<number | null> {
     const pre = this.#prefix;
     if (pre) {
       const n = Math.min(pre.length, p.length);
@@ -198,16 +221,7 @@ export class PrefixedConn extends ConnBase {
       this.#prefix = n < pre.length ? pre.subarray(n) : null;
       return Promise.resolve(n);
     }
-    return this.#inner.read(p);
-  }
-  write(p: Uint8Array): Promise<number> {
-    return this.#inner.write(p);
-  }
-  closeWrite(): Promise<void> {
-    return this.#inner.closeWrite();
-  }
-  close(): void {
-    this.#inner.close();
+    return this.inner.read(p);
   }
 }
 

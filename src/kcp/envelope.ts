@@ -5,26 +5,12 @@
  * @module
  */
 import type { BlockCrypt } from "./crypt/mod.ts";
+import { crc32 } from "../core/crc32.ts";
 import { FEC_HEADER, FecDecoder, FecEncoder, FLAG_DATA, FLAG_PARITY } from "./fec.ts";
 
 export const CRYPT_HEADER = 20;
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32/IEEE (zlib). */
-export function crc32(b: Uint8Array, from = 0): number {
-  let c = 0xffffffff;
-  for (let i = from; i < b.length; i++) c = CRC_TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+export { crc32 };
 
 /** Result of opening one datagram. */
 export interface Opened {

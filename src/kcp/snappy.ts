@@ -5,7 +5,7 @@
  * write), so each smux frame travels as one chunk.
  * @module
  */
-import { type Conn, ConnBase, type NetAddr, UnexpectedEofError } from "../core/conn.ts";
+import { type Conn, UnexpectedEofError, WrappedConn } from "../core/conn.ts";
 import { ProtocolError } from "../core/errors.ts";
 
 const CRC32C = (() => {
@@ -212,8 +212,7 @@ export function encodeChunk(data: Uint8Array): Uint8Array {
 }
 
 /** Snappy framing over a Conn: writes compress, reads decompress and verify. */
-export class SnappyConn extends ConnBase {
-  readonly #inner: Conn;
+export class SnappyConn extends WrappedConn {
   #sentId = false;
   #sawId = false;
   #rbuf = new Uint8Array(0);
@@ -222,17 +221,10 @@ export class SnappyConn extends ConnBase {
   #hdr = new Uint8Array(4);
 
   constructor(inner: Conn) {
-    super();
-    this.#inner = inner;
-  }
-  get localAddr(): NetAddr {
-    return this.#inner.localAddr;
-  }
-  get remoteAddr(): NetAddr {
-    return this.#inner.remoteAddr;
+    super(inner);
   }
 
-  async write(p: Uint8Array): Promise<number> {
+  override async write(p: Uint8Array): Promise<number> {
     for (let off = 0; off < p.length || (p.length === 0 && off === 0); off += MAX_CHUNK) {
       let chunk = encodeChunk(p.subarray(off, off + MAX_CHUNK));
       if (!this.#sentId) {
@@ -243,7 +235,7 @@ export class SnappyConn extends ConnBase {
         chunk = both;
         this.#sentId = true;
       }
-      await this.#inner.write(chunk);
+      await this.inner.write(chunk);
       if (p.length === 0) break;
     }
     return p.length;
@@ -252,7 +244,7 @@ export class SnappyConn extends ConnBase {
   async #readFull(b: Uint8Array): Promise<boolean> {
     let off = 0;
     while (off < b.length) {
-      const n = await this.#inner.read(b.subarray(off));
+      const n = await this.inner.read(b.subarray(off));
       if (n === null) {
         if (off === 0) return false;
         throw new UnexpectedEofError(off, b.length);
@@ -262,7 +254,7 @@ export class SnappyConn extends ConnBase {
     return true;
   }
 
-  async read(p: Uint8Array): Promise<number | null> {
+  override async read(p: Uint8Array): Promise<number | null> {
     while (!this.#out || this.#outOff >= this.#out.length) {
       if (!(await this.#readFull(this.#hdr))) return null;
       const type = this.#hdr[0]!;
@@ -296,12 +288,5 @@ export class SnappyConn extends ConnBase {
     p.set(this.#out.subarray(this.#outOff, this.#outOff + n));
     this.#outOff += n;
     return n;
-  }
-
-  closeWrite(): Promise<void> {
-    return this.#inner.closeWrite();
-  }
-  close(): void {
-    this.#inner.close();
   }
 }

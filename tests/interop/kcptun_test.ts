@@ -4,24 +4,11 @@ import { cliConfig } from "../../src/config/cli.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { dialTcp } from "../../src/transport/tcp/conn.ts";
 import { readFull } from "../../src/core/conn.ts";
-import { echoServer, hasCommand, randomBytes, sha256, withTimeout } from "../_helpers.ts";
+import { echoServer, freePort, hasCommand, randomBytes, sha256, withTimeout } from "../_helpers.ts";
 
 const HAVE = hasCommand("kcptun-client") && hasCommand("kcptun-server");
 if (!HAVE) {
   console.warn("kcptun not found: skipping kcptun interop tests (CI installs Debian's kcptun)");
-}
-
-function freeUdp(): number {
-  const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const p = (s.addr as Deno.NetAddr).port;
-  s.close();
-  return p;
-}
-function freeTcp(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
 }
 
 interface Combo {
@@ -90,8 +77,8 @@ for (const combo of COMBOS) {
     ignore: !HAVE,
     fn: async () => {
       const echo = echoServer();
-      const kp = freeUdp();
-      const lp = freeTcp();
+      const kp = freePort(true);
+      const lp = freePort();
       const rt = await Runtime.start(
         cliConfig([`kcp://127.0.0.1:${kp}/127.0.0.1:${echo.port}${ourQuery(combo)}`], []),
       );
@@ -120,7 +107,7 @@ for (const combo of COMBOS) {
     ignore: !HAVE,
     fn: async () => {
       const echo = echoServer();
-      const kp = freeUdp();
+      const kp = freePort(true);
       const server = new Deno.Command("kcptun-server", {
         args: ["-l", `127.0.0.1:${kp}`, "-t", `127.0.0.1:${echo.port}`, ...kcptunFlags(combo)],
         stdout: "null",

@@ -15,7 +15,7 @@ import {
 } from "../../src/proxy/relay/codec.ts";
 import { encodeUdpFrame } from "../../src/proxy/socks/udp.ts";
 import { encodeSocksAddr, ipv6Text, parseSocksAddr } from "../../src/proxy/socks/addr.ts";
-import { echoServer, randomBytes, readAll, withTimeout } from "../_helpers.ts";
+import { echoServer, randomBytes, readAll, udpEchoServer, withTimeout } from "../_helpers.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
 
@@ -150,16 +150,8 @@ Deno.test("socks5: refused target ⇒ REP 5; no-auth client vs auth server ⇒ 0
 });
 
 Deno.test("socks5 UDP ASSOCIATE round-trips datagrams (and is refused without udp=true)", async () => {
-  const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const echoPort = (echo.addr as Deno.NetAddr).port;
-  const echoing = (async () => {
-    try {
-      for (;;) {
-        const [d, from] = await echo.receive();
-        await echo.send(d, from);
-      }
-    } catch { /* closed */ }
-  })();
+  const echo = udpEchoServer();
+  const echoPort = echo.port;
   await using rt = await Runtime.start(cliConfig(["socks5://127.0.0.1:0?udp=true"], []));
   await using noUdp = await Runtime.start(cliConfig(["socks5://127.0.0.1:0"], []));
   const ctl = await dialTcp("127.0.0.1", rt.services[0]!.listener.addr.port);
@@ -192,8 +184,7 @@ Deno.test("socks5 UDP ASSOCIATE round-trips datagrams (and is refused without ud
   } finally {
     ctl.close();
     sock.close();
-    echo.close();
-    await echoing;
+    await echo.close();
   }
 });
 

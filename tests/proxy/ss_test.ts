@@ -5,7 +5,15 @@ import { Runtime } from "../../src/runtime.ts";
 import { evpBytesToKey, SsCipher } from "../../src/proxy/ss/cipher.ts";
 import { openPacket, sealPacket } from "../../src/proxy/ss/mod.ts";
 import { dialTcp } from "../../src/transport/tcp/conn.ts";
-import { hasCommand, randomBytes, readAll, sha256, withTimeout } from "../_helpers.ts";
+import {
+  freePort,
+  hasCommand,
+  randomBytes,
+  readAll,
+  sha256,
+  udpEchoServer,
+  withTimeout,
+} from "../_helpers.ts";
 import { curl, pseudoRandom, startOrigin } from "./_server.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -14,19 +22,6 @@ const HAVE_SS = hasCommand("ss-server") && hasCommand("ss-local") && hasCommand(
 const HAVE_CURL = hasCommand("curl");
 if (!HAVE_SS) {
   console.warn("shadowsocks-libev not found: skipping ss interop tests (CI installs it)");
-}
-
-function freePort(udp = false): number {
-  if (udp) {
-    const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-    const p = (s.addr as Deno.NetAddr).port;
-    s.close();
-    return p;
-  }
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
 }
 
 Deno.test("EVP_BytesToKey (MD5) matches OpenSSL", () => {
@@ -174,16 +169,8 @@ for (const m of METHODS) {
       `interop ssu ${m}: ss-tunnel -u → our ssu handler → UDP echo; our ssu connector → ss-server -u`,
     ignore: !HAVE_SS,
     fn: async () => {
-      const echo = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-      const ep = (echo.addr as Deno.NetAddr).port;
-      const echoing = (async () => {
-        try {
-          for (;;) {
-            const [d, f] = await echo.receive();
-            await echo.send(d, f);
-          }
-        } catch { /* closed */ }
-      })();
+      const echo = udpEchoServer();
+      const ep = echo.port;
       const ours = await Runtime.start(cliConfig([`ssu://${m}:pw@127.0.0.1:0?keepalive=true`], []));
       const tp = freePort(true);
       const tunnel = new Deno.Command("ss-tunnel", {
@@ -241,8 +228,7 @@ for (const m of METHODS) {
         await server.status;
         await fwd.close();
         await ours.close();
-        echo.close();
-        await echoing;
+        await echo.close();
       }
     },
   });

@@ -7,17 +7,10 @@ import { Runtime } from "../../src/runtime.ts";
 import { kcpConfigFromMetadata } from "../../src/kcp/config.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { ConfigError } from "../../src/core/errors.ts";
-import { hasCommand, sha256 } from "../_helpers.ts";
+import { freePort, hasCommand, sha256 } from "../_helpers.ts";
 import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
 
 const HAVE_CURL = hasCommand("curl");
-
-function freeUdp(): number {
-  const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const p = (s.addr as Deno.NetAddr).port;
-  s.close();
-  return p;
-}
 
 async function fetchVia(args: string[], originPort: number, n: number): Promise<void> {
   const r = await curl([...args, `http://127.0.0.1:${originPort}/bytes?n=${n}`]);
@@ -101,7 +94,7 @@ for (
     ignore: !HAVE_CURL,
     fn: async () => {
       const origin = startOrigin();
-      const kp = freeUdp();
+      const kp = freePort(true);
       const srv = await Runtime.start(cliConfig([`${h}+kcp://127.0.0.1:${kp}`], []));
       const front = h === "socks5" ? "socks5" : "http";
       const cli = await Runtime.start(
@@ -126,13 +119,8 @@ Deno.test({
   fn: async () => {
     const origin = startOrigin();
     const dir = await Deno.makeTempDir();
-    const kp = freeUdp();
-    const hp = (() => {
-      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const p = (l.addr as Deno.NetAddr).port;
-      l.close();
-      return p;
-    })();
+    const kp = freePort(true);
+    const hp = freePort();
     await Deno.writeTextFile(
       `${dir}/kcp.json`,
       JSON.stringify({
@@ -215,13 +203,8 @@ Deno.test({
   ignore: !HAVE_CURL,
   fn: async () => {
     const origin = startOrigin();
-    const [kp, kp2] = [freeUdp(), freeUdp()];
-    const sp = (() => {
-      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const p = (l.addr as Deno.NetAddr).port;
-      l.close();
-      return p;
-    })();
+    const [kp, kp2] = [freePort(true), freePort(true)];
+    const sp = freePort();
     // As written on the page: plain ss (no method) behind a KCP data channel.
     const srv = await Runtime.start(
       cliConfig([`kcp://127.0.0.1:${kp}/127.0.0.1:${sp}`, `ss://127.0.0.1:${sp}`], []),

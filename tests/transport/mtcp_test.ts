@@ -4,17 +4,10 @@ import { cliConfig } from "../../src/config/cli.ts";
 import { normalizeConfig } from "../../src/config/model.ts";
 import { parseYaml } from "../../src/config/yaml.ts";
 import { Runtime } from "../../src/runtime.ts";
-import { hasCommand, sha256 } from "../_helpers.ts";
+import { freePort, hasCommand, sha256 } from "../_helpers.ts";
 import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
 
 const HAVE_CURL = hasCommand("curl");
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
 
 async function fetchVia(proxyArgs: string[], originPort: number, n: number): Promise<void> {
   const r = await curl([...proxyArgs, `http://127.0.0.1:${originPort}/bytes?n=${n}`]);

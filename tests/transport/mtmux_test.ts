@@ -2,17 +2,10 @@
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/config/cli.ts";
 import { Runtime } from "../../src/runtime.ts";
-import { hasCommand, sha256 } from "../_helpers.ts";
+import { freePort, hasCommand, sha256 } from "../_helpers.ts";
 import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
 
 const HAVE_CURL = hasCommand("curl");
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
 
 Deno.test({
   name:

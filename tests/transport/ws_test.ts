@@ -8,7 +8,7 @@ import { builtinRegistries } from "../../src/builtins.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { silentLogger } from "../../src/core/log.ts";
 import { dialTcp } from "../../src/transport/tcp/conn.ts";
-import { echoServer, hasCommand, readAll, sha256, withTimeout } from "../_helpers.ts";
+import { echoServer, freePort, hasCommand, readAll, sha256, withTimeout } from "../_helpers.ts";
 import { runConnSuite } from "../conformance/conn_suite.ts";
 import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
 import { goPeer, startListeningPeer } from "../interop/_go.ts";
@@ -188,13 +188,6 @@ Deno.test("ws client keepalive pings keep an idle tunnel; a silent server is dro
     raw.close();
   }
 });
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
 
 for (const t of ["ws", "wss", "mws", "mwss"]) {
   Deno.test({

@@ -6,7 +6,7 @@
  * @module
  */
 import { BufReader } from "../../core/bufio.ts";
-import { type Conn, ConnBase, type NetAddr, UnexpectedEofError } from "../../core/conn.ts";
+import { type Conn, UnexpectedEofError, WrappedConn } from "../../core/conn.ts";
 import { AuthError, errorText, ProtocolError, TunnelError } from "../../core/errors.ts";
 import type {
   ConnectContext,
@@ -36,17 +36,11 @@ import {
 } from "./codec.ts";
 
 /** A conn whose first write (or closeWrite) is preceded by `head`. */
-class HeadFirstConn extends ConnBase {
+class HeadFirstConn extends WrappedConn {
   #head: Uint8Array | null;
-  constructor(readonly inner: Conn, head: Uint8Array) {
-    super();
+  constructor(inner: Conn, head: Uint8Array) {
+    super(inner);
     this.#head = head;
-  }
-  get localAddr(): NetAddr {
-    return this.inner.localAddr;
-  }
-  get remoteAddr(): NetAddr {
-    return this.inner.remoteAddr;
   }
   /** Sends the head now if it is still pending. */
   async flush(): Promise<void> {
@@ -56,10 +50,7 @@ class HeadFirstConn extends ConnBase {
       await this.inner.write(h);
     }
   }
-  read(p: Uint8Array): Promise<number | null> {
-    return this.inner.read(p);
-  }
-  async write(p: Uint8Array): Promise<number> {
+  override async write(p: Uint8Array): Promise<number> {
     const h = this.#head;
     if (!h) return await this.inner.write(p);
     this.#head = null;
@@ -69,28 +60,19 @@ class HeadFirstConn extends ConnBase {
     await this.inner.write(both);
     return p.length;
   }
-  async closeWrite(): Promise<void> {
+  override async closeWrite(): Promise<void> {
     await this.flush();
     await this.inner.closeWrite();
-  }
-  close(): void {
-    this.inner.close();
   }
 }
 
 /** Datagrams as `LEN(2) payload` on a stream (relay UDP CONNECT). */
-class LengthFramedUdpConn extends ConnBase {
+class LengthFramedUdpConn extends WrappedConn {
   readonly datagram = true;
-  constructor(readonly inner: Conn, readonly br: BufReader) {
-    super();
+  constructor(inner: Conn, readonly br: BufReader) {
+    super(inner);
   }
-  get localAddr(): NetAddr {
-    return this.inner.localAddr;
-  }
-  get remoteAddr(): NetAddr {
-    return this.inner.remoteAddr;
-  }
-  async read(p: Uint8Array): Promise<number | null> {
+  override async read(p: Uint8Array): Promise<number | null> {
     let n: number;
     try {
       n = await this.br.readU16();
@@ -103,7 +85,7 @@ class LengthFramedUdpConn extends ConnBase {
     p.set(d.subarray(0, k));
     return k;
   }
-  async write(p: Uint8Array): Promise<number> {
+  override async write(p: Uint8Array): Promise<number> {
     if (p.length > 0xffff) throw new ProtocolError("relay: datagram larger than 65535 bytes");
     const out = new Uint8Array(2 + p.length);
     out[0] = p.length >> 8;
@@ -112,11 +94,8 @@ class LengthFramedUdpConn extends ConnBase {
     await this.inner.write(out);
     return p.length;
   }
-  closeWrite(): Promise<void> {
+  override closeWrite(): Promise<void> {
     return Promise.resolve();
-  }
-  close(): void {
-    this.inner.close();
   }
 }
 
@@ -222,38 +201,30 @@ export class RelayHandler implements Handler {
 }
 
 /** The client side: a conn that carries the relay request/response around the app's bytes. */
-class RelayClientConn extends ConnBase {
-  readonly #inner: Conn;
+class RelayClientConn extends WrappedConn {
   readonly #br: BufReader;
   #request: Uint8Array | null;
   #responded = false;
   readonly #address: string;
 
   constructor(inner: Conn, request: Uint8Array, address: string) {
-    super();
-    this.#inner = inner;
+    super(inner);
     this.#br = new BufReader(inner, 512);
     this.#request = request;
     this.#address = address;
   }
-  get localAddr(): NetAddr {
-    return this.#inner.localAddr;
-  }
-  get remoteAddr(): NetAddr {
-    return this.#inner.remoteAddr;
-  }
   async #sendRequest(data?: Uint8Array): Promise<void> {
     const r = this.#request;
     if (!r) {
-      if (data) await this.#inner.write(data);
+      if (data) await this.inner.write(data);
       return;
     }
     this.#request = null;
-    if (!data) return await this.#inner.write(r).then(() => {});
+    if (!data) return await this.inner.write(r).then(() => {});
     const both = new Uint8Array(r.length + data.length);
     both.set(r);
     both.set(data, r.length);
-    await this.#inner.write(both);
+    await this.inner.write(both);
   }
   /** Reads and checks the response once. */
   async handshake(): Promise<void> {
@@ -265,20 +236,17 @@ class RelayClientConn extends ConnBase {
       throw new TunnelError(`relay: ${m.code} ${statusText(m.code)} (${this.#address})`);
     }
   }
-  async read(p: Uint8Array): Promise<number | null> {
+  override async read(p: Uint8Array): Promise<number | null> {
     if (!this.#responded) await this.handshake();
     return await this.#br.read(p);
   }
-  async write(p: Uint8Array): Promise<number> {
+  override async write(p: Uint8Array): Promise<number> {
     await this.#sendRequest(p);
     return p.length;
   }
-  async closeWrite(): Promise<void> {
+  override async closeWrite(): Promise<void> {
     await this.#sendRequest();
-    await this.#inner.closeWrite();
-  }
-  close(): void {
-    this.#inner.close();
+    await this.inner.closeWrite();
   }
 }
 

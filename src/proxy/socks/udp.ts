@@ -4,7 +4,7 @@
  * datagram conn per destination, dialed through the router.
  * @module
  */
-import { type Conn, ConnBase, type NetAddr } from "../../core/conn.ts";
+import { type Conn, WrappedConn } from "../../core/conn.ts";
 import type { BufReader } from "../../core/bufio.ts";
 import { ProtocolError } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
@@ -123,40 +123,30 @@ export class UdpAssociation {
  * A datagram conn to one destination carried as UDP-over-TCP frames on a stream (the client
  * side of socks5 0xF3 and relay UDP association).
  */
-export class FramedUdpConn extends ConnBase {
+export class FramedUdpConn extends WrappedConn {
   readonly datagram = true;
-  readonly #stream: Conn;
   readonly #br: BufReader;
   readonly #dst: string;
 
   constructor(stream: Conn, br: BufReader, dst: string) {
-    super();
-    this.#stream = stream;
+    super(stream);
     this.#br = br;
     this.#dst = dst;
   }
-  get localAddr(): NetAddr {
-    return this.#stream.localAddr;
-  }
-  get remoteAddr(): NetAddr {
-    return this.#stream.remoteAddr;
-  }
-  async read(p: Uint8Array): Promise<number | null> {
+  override async read(p: Uint8Array): Promise<number | null> {
     const f = await readUdpFrame(this.#br);
     if (!f) return null;
     const n = Math.min(p.length, f.data.length);
     p.set(f.data.subarray(0, n));
     return n;
   }
-  async write(p: Uint8Array): Promise<number> {
-    await this.#stream.write(encodeUdpFrame(this.#dst, p));
+  override async write(p: Uint8Array): Promise<number> {
+    await this.inner.write(encodeUdpFrame(this.#dst, p));
     return p.length;
   }
-  closeWrite(): Promise<void> {
+  /** Datagrams have no half-close. */
+  override closeWrite(): Promise<void> {
     return Promise.resolve();
-  }
-  close(): void {
-    this.#stream.close();
   }
 }
 

@@ -3,13 +3,7 @@
  * direction, payload at most 0x3FFF bytes a chunk.
  * @module
  */
-import {
-  type Conn,
-  ConnBase,
-  type NetAddr,
-  readFull,
-  UnexpectedEofError,
-} from "../../core/conn.ts";
+import { type Conn, readFull, UnexpectedEofError, WrappedConn } from "../../core/conn.ts";
 import { ProtocolError } from "../../core/errors.ts";
 import { type AeadSession, MAX_PAYLOAD, type SsCipher, TAG } from "./cipher.ts";
 
@@ -29,8 +23,7 @@ export class SaltFilter {
   }
 }
 
-export class SsConn extends ConnBase {
-  readonly #inner: Conn;
+export class SsConn extends WrappedConn {
   readonly #cipher: SsCipher;
   readonly #filter?: SaltFilter;
   #enc?: AeadSession;
@@ -40,24 +33,17 @@ export class SsConn extends ConnBase {
   #wbuf = new Uint8Array(2 + TAG + MAX_PAYLOAD + TAG + 64);
 
   constructor(inner: Conn, cipher: SsCipher, filter?: SaltFilter) {
-    super();
-    this.#inner = inner;
+    super(inner);
     this.#cipher = cipher;
     this.#filter = filter;
   }
-  get localAddr(): NetAddr {
-    return this.#inner.localAddr;
-  }
-  get remoteAddr(): NetAddr {
-    return this.#inner.remoteAddr;
-  }
 
-  async write(p: Uint8Array): Promise<number> {
+  override async write(p: Uint8Array): Promise<number> {
     let off = 0;
     if (!this.#enc) {
       const salt = crypto.getRandomValues(new Uint8Array(this.#cipher.saltLen));
       this.#enc = this.#cipher.session(salt);
-      await this.#inner.write(salt);
+      await this.inner.write(salt);
     }
     const len = new Uint8Array(2);
     do {
@@ -66,7 +52,7 @@ export class SsConn extends ConnBase {
       len[1] = n & 0xff;
       let w = this.#enc.seal(len, this.#wbuf, 0);
       w = this.#enc.seal(p.subarray(off, off + n), this.#wbuf, w);
-      await this.#inner.write(this.#wbuf.subarray(0, w));
+      await this.inner.write(this.#wbuf.subarray(0, w));
       off += n;
     } while (off < p.length);
     return p.length;
@@ -75,25 +61,25 @@ export class SsConn extends ConnBase {
   async #readChunk(): Promise<boolean> {
     if (!this.#dec) {
       const salt = new Uint8Array(this.#cipher.saltLen);
-      const first = await this.#inner.read(salt);
+      const first = await this.inner.read(salt);
       if (first === null) return false;
-      await readFull(this.#inner, salt.subarray(first));
+      await readFull(this.inner, salt.subarray(first));
       if (this.#filter && !this.#filter.add(salt)) throw new ProtocolError("ss: replayed salt");
       this.#dec = this.#cipher.session(salt);
     }
     const lenBox = new Uint8Array(2 + TAG);
-    const k = await this.#inner.read(lenBox);
+    const k = await this.inner.read(lenBox);
     if (k === null) return false;
-    await readFull(this.#inner, lenBox.subarray(k));
+    await readFull(this.inner, lenBox.subarray(k));
     const lenPlain = this.#dec.open(lenBox);
     const n = ((lenPlain[0]! << 8) | lenPlain[1]!) & MAX_PAYLOAD;
-    const body = await readFull(this.#inner, new Uint8Array(n + TAG));
+    const body = await readFull(this.inner, new Uint8Array(n + TAG));
     this.#out = this.#dec.open(body);
     this.#outOff = 0;
     return true;
   }
 
-  async read(p: Uint8Array): Promise<number | null> {
+  override async read(p: Uint8Array): Promise<number | null> {
     while (!this.#out || this.#outOff >= this.#out.length) {
       try {
         if (!(await this.#readChunk())) return null;
@@ -106,12 +92,5 @@ export class SsConn extends ConnBase {
     p.set(this.#out.subarray(this.#outOff, this.#outOff + n));
     this.#outOff += n;
     return n;
-  }
-
-  closeWrite(): Promise<void> {
-    return this.#inner.closeWrite();
-  }
-  close(): void {
-    this.#inner.close();
   }
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import { BufReader } from "../../core/bufio.ts";
-import { type Conn, ConnBase, type NetAddr } from "../../core/conn.ts";
+import { type Conn, WrappedConn } from "../../core/conn.ts";
 import { errorText, ProtocolError, UnsupportedError } from "../../core/errors.ts";
 import type { Registries } from "../../core/registry.ts";
 import type {
@@ -164,18 +164,12 @@ export class SsuHandler implements Handler {
 }
 
 /** A datagram conn to `address` through an ss UDP relay reached by `inner` (a datagram conn). */
-class SsuClientConn extends ConnBase {
+class SsuClientConn extends WrappedConn {
   readonly datagram = true;
-  constructor(readonly inner: Conn, readonly cipher: SsCipher | null, readonly address: string) {
-    super();
+  constructor(inner: Conn, readonly cipher: SsCipher | null, readonly address: string) {
+    super(inner);
   }
-  get localAddr(): NetAddr {
-    return this.inner.localAddr;
-  }
-  get remoteAddr(): NetAddr {
-    return this.inner.remoteAddr;
-  }
-  async read(p: Uint8Array): Promise<number | null> {
+  override async read(p: Uint8Array): Promise<number | null> {
     const buf = new Uint8Array(65536);
     for (;;) {
       const n = await this.inner.read(buf);
@@ -188,15 +182,12 @@ class SsuClientConn extends ConnBase {
       } catch { /* not for us: drop */ }
     }
   }
-  async write(p: Uint8Array): Promise<number> {
+  override async write(p: Uint8Array): Promise<number> {
     await this.inner.write(sealPacket(this.cipher, this.address, p));
     return p.length;
   }
-  closeWrite(): Promise<void> {
+  override closeWrite(): Promise<void> {
     return Promise.resolve();
-  }
-  close(): void {
-    this.inner.close();
   }
 }
 
