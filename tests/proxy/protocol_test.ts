@@ -233,3 +233,38 @@ Deno.test("garbage on every proxy port gets a refusal or a closed conn, and the 
     await echo.close();
   }
 });
+
+Deno.test("socks4 and socks5 BIND (bind=true): two replies, then the peer's bytes flow both ways", async () => {
+  for (const v of [4, 5]) {
+    await using rt = await Runtime.start(cliConfig([`socks${v}://127.0.0.1:0?bind=true`], []));
+    const c = await dialTcp("127.0.0.1", rt.services[0]!.listener.addr.port);
+    try {
+      const br = new BufReader(c);
+      let port: number;
+      if (v === 4) {
+        await c.write(new Uint8Array([4, 2, 0, 0, 0, 0, 0, 0, 0]));
+        const r1 = await withTimeout(br.readN(8), 3000);
+        assert.equal(r1[1], 90);
+        port = (r1[2]! << 8) | r1[3]!;
+      } else {
+        await c.write(new Uint8Array([5, 1, 0, 5, 2, 0, 1, 0, 0, 0, 0, 0, 0]));
+        await br.readN(2);
+        const r1 = await withTimeout(br.readN(10), 3000);
+        assert.equal(r1[1], 0);
+        port = (r1[8]! << 8) | r1[9]!;
+      }
+      const peer = await dialTcp("127.0.0.1", port);
+      const r2 = await withTimeout(br.readN(v === 4 ? 8 : 10), 3000);
+      assert.equal(r2[1], v === 4 ? 90 : 0, "second reply: the peer connected");
+      await peer.write(new Uint8Array([1, 2, 3]));
+      assert.deepEqual([...await withTimeout(br.readN(3), 3000)], [1, 2, 3]);
+      await c.write(new Uint8Array([9]));
+      const back = new Uint8Array(1);
+      assert.equal(await withTimeout(peer.read(back), 3000), 1);
+      assert.equal(back[0], 9);
+      peer.close();
+    } finally {
+      c.close();
+    }
+  }
+});

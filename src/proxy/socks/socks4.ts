@@ -1,8 +1,7 @@
 /**
  * SOCKS4 and SOCKS4a (gost.md §3.4) — handler and connector. Request
  * `04 CD PORT(2) IP(4) USERID NUL [HOST NUL]`; reply `00 CD 0000 00000000` with CD 90 granted,
- * 91 failed, 92 rejected, 93 user id rejected. BIND is not implemented (as in GOST): refused
- * with 91.
+ * 91 failed, 92 rejected, 93 user id rejected. BIND works when `bind=true` (GOST refuses it).
  * @module
  */
 import { BufReader } from "../../core/bufio.ts";
@@ -24,15 +23,18 @@ import type {
   HandlerOptions,
   Network,
 } from "../../core/types.ts";
-import { pipeLogged, withDeadline } from "../common.ts";
+import { acceptWhileWatching, pipeLogged, withDeadline } from "../common.ts";
+import { SocketConn } from "../../transport/tcp/conn.ts";
 
 export const GRANTED = 90;
 export const FAILED = 91;
 export const REJECTED = 92;
 export const REJECTED_USERID = 93;
 
-function reply(cd: number): Uint8Array {
-  return new Uint8Array([0, cd, 0, 0, 0, 0, 0, 0]);
+function reply(cd: number, ip = "0.0.0.0", port = 0): Uint8Array {
+  const b = new Uint8Array([0, cd, port >> 8, port & 0xff, 0, 0, 0, 0]);
+  if (isIPv4(ip)) b.set(ip.split(".").map(Number), 4);
+  return b;
 }
 
 async function readCString(br: BufReader, max = 255): Promise<string> {
@@ -50,9 +52,36 @@ async function readCString(br: BufReader, max = 255): Promise<string> {
 export class Socks4Handler implements Handler {
   readonly #o: HandlerOptions;
   readonly #readTimeout: number;
+  readonly #bindOn: boolean;
   constructor(opts: HandlerOptions) {
     this.#o = opts;
     this.#readTimeout = opts.metadata.duration("readTimeout", 15_000);
+    this.#bindOn = opts.metadata.bool("bind");
+  }
+
+  /**
+   * BIND (needs `bind=true`, like socks5): listen on the control conn's local address, reply
+   * with it, reply again with the peer when one connects, then relay. (GOST refuses BIND.)
+   */
+  async #bind(conn: Conn, ctx: HandleContext): Promise<void> {
+    if (!this.#bindOn) {
+      await conn.write(reply(REJECTED));
+      throw new UnsupportedError("socks4: BIND not enabled (bind=true)");
+    }
+    let l: Deno.Listener;
+    try {
+      l = Deno.listen({ hostname: conn.localAddr.hostname || "0.0.0.0", port: 0 });
+    } catch (e) {
+      await conn.write(reply(FAILED));
+      throw new TunnelError(`socks4: bind: ${errorText(e)}`);
+    }
+    const la = l.addr as Deno.NetAddr;
+    await conn.write(reply(GRANTED, la.hostname, la.port));
+    const got = await acceptWhileWatching(l, conn);
+    if (!got) return;
+    const pc = new SocketConn(got.peer);
+    await conn.write(reply(GRANTED, pc.remoteAddr.hostname, pc.remoteAddr.port));
+    await pipeLogged(got.client, pc, `${pc.remoteAddr.hostname}:${pc.remoteAddr.port}`, ctx);
   }
 
   async handle(conn: Conn, ctx: HandleContext): Promise<void> {
@@ -71,6 +100,7 @@ export class Socks4Handler implements Handler {
       await conn.write(reply(REJECTED_USERID));
       throw new AuthError(`socks4: user id ${JSON.stringify(req.user)} rejected`);
     }
+    if (req.cmd === 2) return await this.#bind(conn, ctx);
     if (req.cmd !== 1) {
       await conn.write(reply(FAILED));
       throw new UnsupportedError(`socks4: command ${req.cmd} not supported`);

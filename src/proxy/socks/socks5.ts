@@ -20,7 +20,7 @@ import type {
   Network,
 } from "../../core/types.ts";
 import { SocketConn } from "../../transport/tcp/conn.ts";
-import { classifyDialError, pipeLogged, withDeadline } from "../common.ts";
+import { acceptWhileWatching, classifyDialError, pipeLogged, withDeadline } from "../common.ts";
 import { encodeSocksAddr, encodeSocksAddrString, parseSocksAddr, readSocksAddr } from "./addr.ts";
 import { FramedUdpConn, serveUdpOverTcp, UdpAssociation } from "./udp.ts";
 
@@ -177,21 +177,11 @@ export class Socks5Handler implements Handler {
     }
     const la = l.addr as Deno.NetAddr;
     await conn.write(encodeReply(REP.ok, joinHostPort(la.hostname, la.port)));
-    // The client's control conn closing (or the peer arriving) ends the wait.
-    const closed = new Promise<null>((r) => {
-      const b = new Uint8Array(1);
-      conn.read(b).then(() => r(null), () => r(null));
-    });
-    let peer: Deno.Conn | null;
-    try {
-      peer = await Promise.race([l.accept(), closed]);
-    } finally {
-      l.close();
-    }
-    if (!peer) return;
-    const pc = new SocketConn(peer);
+    const got = await acceptWhileWatching(l, conn);
+    if (!got) return;
+    const pc = new SocketConn(got.peer);
     await conn.write(encodeReply(REP.ok, formatAddr(pc.remoteAddr)));
-    await pipeLogged(conn, pc, formatAddr(pc.remoteAddr), ctx);
+    await pipeLogged(got.client, pc, formatAddr(pc.remoteAddr), ctx);
   }
 
   async #associate(br: BufReader, conn: Conn, ctx: HandleContext): Promise<void> {
