@@ -140,6 +140,8 @@ export function tlsClient(conn: Conn, o: TlsClientOptions = {}): Promise<Conn> {
     servername: o.serverName && !ip ? o.serverName : undefined,
     rejectUnauthorized: !!o.secure || !!o.ca,
     ...(o.ca ? { ca: o.ca } : {}),
+    // A CA without `secure`: verify the chain but not the host name (GOST's rule).
+    ...(o.ca && !o.secure ? { checkServerIdentity: () => undefined } : {}),
     ...(o.cert && o.key ? { cert: o.cert, key: o.key } : {}),
     ...(o.alpn ? { ALPNProtocols: o.alpn } : {}),
   });
@@ -147,10 +149,20 @@ export function tlsClient(conn: Conn, o: TlsClientOptions = {}): Promise<Conn> {
 }
 
 /** Runs a TLS server handshake over `conn` (TLS on top of a tunnel stream). */
-export function tlsServer(conn: Conn, o: { cert: string; key: string }): Promise<Conn> {
+export function tlsServer(
+  conn: Conn,
+  o: { cert: string; key: string; ca?: string },
+): Promise<Conn> {
   const s = new tls.TLSSocket(connToDuplex(conn), {
     isServer: true,
-    secureContext: tls.createSecureContext({ cert: o.cert, key: o.key }),
+    secureContext: tls.createSecureContext({
+      cert: o.cert,
+      key: o.key,
+      ...(o.ca ? { ca: o.ca } : {}),
+    }),
+    // With a CA, client certificates are required and verified (GOST's mutual TLS).
+    requestCert: !!o.ca,
+    rejectUnauthorized: !!o.ca,
   });
   return handshake(s, conn, "tls", "secure");
 }
