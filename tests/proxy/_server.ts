@@ -55,3 +55,12 @@ export async function curl(
   }).output();
   return { code: out.code, stdout: out.stdout, stderr: new TextDecoder().decode(out.stderr) };
 }
+
+/** Downloads `/bytes?n=N` from the origin with curl through `proxyArgs`; asserts byte-exact. */
+export async function fetchVia(proxyArgs: string[], originPort: number, n: number): Promise<void> {
+  const r = await curl([...proxyArgs, `http://127.0.0.1:${originPort}/bytes?n=${n}`]);
+  if (r.code !== 0) throw new Error(`curl ${proxyArgs.join(" ")} failed (${r.code}): ${r.stderr}`);
+  if (r.stdout.length !== n) throw new Error(`got ${r.stdout.length} of ${n} bytes`);
+  const want = pseudoRandom(n, n);
+  for (let i = 0; i < n; i++) if (r.stdout[i] !== want[i]) throw new Error(`byte ${i} differs`);
+}

@@ -7,16 +7,10 @@ import { Runtime } from "../../src/runtime.ts";
 import { kcpConfigFromMetadata } from "../../src/kcp/config.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { ConfigError } from "../../src/core/errors.ts";
-import { freePort, hasCommand, sha256 } from "../_helpers.ts";
-import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
+import { freePort, hasCommand } from "../_helpers.ts";
+import { fetchVia, startOrigin } from "../proxy/_server.ts";
 
 const HAVE_CURL = hasCommand("curl");
-
-async function fetchVia(args: string[], originPort: number, n: number): Promise<void> {
-  const r = await curl([...args, `http://127.0.0.1:${originPort}/bytes?n=${n}`]);
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(await sha256(r.stdout), await sha256(pseudoRandom(n, n)));
-}
 
 Deno.test("kcp config: kcptun defaults, then file, then kcp.config map, then kcp.* keys; mode presets", async () => {
   const d = await kcpConfigFromMetadata(new Metadata({}));

@@ -4,17 +4,10 @@ import { cliConfig } from "../../src/config/cli.ts";
 import { normalizeConfig } from "../../src/config/model.ts";
 import { parseYaml } from "../../src/config/yaml.ts";
 import { Runtime } from "../../src/runtime.ts";
-import { freePort, hasCommand, sha256 } from "../_helpers.ts";
-import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
+import { freePort, hasCommand } from "../_helpers.ts";
+import { fetchVia, startOrigin } from "../proxy/_server.ts";
 
 const HAVE_CURL = hasCommand("curl");
-
-async function fetchVia(proxyArgs: string[], originPort: number, n: number): Promise<void> {
-  const r = await curl([...proxyArgs, `http://127.0.0.1:${originPort}/bytes?n=${n}`]);
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout.length, n);
-  assert.equal(await sha256(r.stdout), await sha256(pseudoRandom(n, n)));
-}
 
 const cases: [
   string,
