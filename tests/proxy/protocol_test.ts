@@ -268,3 +268,36 @@ Deno.test("socks4 and socks5 BIND (bind=true): two replies, then the peer's byte
     }
   }
 });
+
+for (
+  const [proto, serverQuery] of [["socks5", "?udp=true"], ["relay", ""], [
+    "http",
+    "?udp=true",
+  ]] as const
+) {
+  Deno.test(`UDP port forwarding through a ${proto} hop (UDP over the TCP tunnel) round-trips datagrams`, async () => {
+    const echo = udpEchoServer();
+    await using hop = await Runtime.start(cliConfig([`${proto}://127.0.0.1:0${serverQuery}`], []));
+    await using fwd = await Runtime.start(
+      cliConfig([`udp://127.0.0.1:0/127.0.0.1:${echo.port}?keepalive=true`], [
+        `${proto}://127.0.0.1:${hop.services[0]!.listener.addr.port}`,
+      ]),
+    );
+    const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const msg = randomBytes(10 + i * 300);
+        await sock.send(msg, {
+          transport: "udp",
+          hostname: "127.0.0.1",
+          port: fwd.services[0]!.listener.addr.port,
+        });
+        const [back] = await withTimeout(sock.receive(), 3000, `datagram ${i} via ${proto}`);
+        assert.deepEqual(back, msg);
+      }
+    } finally {
+      sock.close();
+      await echo.close();
+    }
+  });
+}
