@@ -37,3 +37,21 @@ export { Runtime, type RuntimeOptions } from "./src/runtime.ts";
 export { Service } from "./src/service.ts";
 export { Chain, ChainRouter, routeDial } from "./src/chain/router.ts";
 export { SocketConn } from "./src/transport/tcp/conn.ts";
+export { WrappedConn } from "./src/core/conn.ts";
+
+// Protocol engines, usable on their own over any Conn.
+export {
+  clientSession,
+  serverSession,
+  type SmuxConfig,
+  SmuxSession,
+  SmuxStream,
+} from "./src/mux/smux/mod.ts";
+export { Kcp } from "./src/kcp/arq.ts";
+export { dialKcp, KcpListener, KcpSession } from "./src/kcp/session.ts";
+export { KCP_DEFAULTS, type KcpConfig } from "./src/kcp/config.ts";
+export { createCrypt, deriveKey } from "./src/kcp/crypt/mod.ts";
+export { FecDecoder, FecEncoder, ReedSolomon } from "./src/kcp/fec.ts";
+export { SnappyConn } from "./src/kcp/snappy.ts";
+export { Bundle, type BundleOptions } from "./src/bundle/bundle.ts";
+export { BundleListener, dialBundle } from "./src/bundle/join.ts";
