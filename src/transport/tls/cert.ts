@@ -78,6 +78,27 @@ export async function serverCert(tls: TlsOptions | undefined, path = "tls"): Pro
   try {
     return { cert: await Deno.readTextFile("cert.pem"), key: await Deno.readTextFile("key.pem") };
   } catch { /* none in the working directory */ }
-  auto ??= generateCert();
+  auto ??= autoCert();
   return await auto;
+}
+
+/**
+ * The automatic certificate. With `BURROW_CERT_DIR` set it lives in that folder
+ * (`auto-ca-cert.pem`, `auto-ca-key.pem`, key mode 0600, as GOST keeps it in ~/.gost): loaded
+ * when present, generated and saved otherwise, so clients can pin it across restarts.
+ * Without it, a fresh certificate is made per process (GOST 3.2.6's behaviour).
+ */
+async function autoCert(): Promise<CertPair> {
+  const dir = Deno.env.get("BURROW_CERT_DIR");
+  if (!dir) return await generateCert();
+  const certPath = `${dir}/auto-ca-cert.pem`;
+  const keyPath = `${dir}/auto-ca-key.pem`;
+  try {
+    return { cert: await Deno.readTextFile(certPath), key: await Deno.readTextFile(keyPath) };
+  } catch { /* not there yet */ }
+  const pair = await generateCert();
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  await Deno.writeTextFile(keyPath, pair.key, { mode: 0o600 });
+  await Deno.writeTextFile(certPath, pair.cert);
+  return pair;
 }
