@@ -24,6 +24,8 @@ const COMBOS: Combo[] = [
   { crypt: "salsa20", fec: true, comp: false, smux: 1 },
   { crypt: "aes-128", fec: false, comp: true, smux: 2 },
   { crypt: "xor", fec: true, comp: true, smux: 2 },
+  { crypt: "blowfish", fec: false, comp: false, smux: 1 },
+  { crypt: "tea", fec: true, comp: false, smux: 2 },
 ];
 
 function kcptunFlags(c: Combo): string[] {

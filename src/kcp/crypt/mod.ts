@@ -8,6 +8,7 @@ import { UnsupportedError } from "../../core/errors.ts";
 import { Aes } from "./aes.ts";
 import { type BlockFn, type BulkFn, cfbDecrypt, cfbEncrypt } from "./cfb.ts";
 import { salsa20Xor, teaBlock, xteaBlock } from "./small.ts";
+import { blowfishBlock } from "./blowfish.ts";
 
 /** Encrypts/decrypts one datagram in place. */
 export interface BlockCrypt {
@@ -21,7 +22,7 @@ export function deriveKey(pass: string): Uint8Array {
   return new Uint8Array(crypto.pbkdf2Sync(pass, "kcp-go", 4096, 32, "sha1"));
 }
 
-/** Crypt names kcptun 20210922 offers; `twofish`, `blowfish`, `cast5`, `sm4` are not built yet. */
+/** Crypt names kcptun 20210922 offers; `twofish`, `cast5`, `sm4` are not built yet. */
 export const CRYPTS = [
   "aes",
   "aes-128",
@@ -99,11 +100,12 @@ export function createCrypt(name: string, key32: Uint8Array): BlockCrypt {
     case "none":
       return { name, encrypt: () => {}, decrypt: () => {} };
     case "blowfish":
+      return new CfbCrypt(name, 8, blowfishBlock(key32));
     case "twofish":
     case "cast5":
     case "sm4":
       throw new UnsupportedError(
-        `kcp crypt "${name}" is not implemented yet (use aes, aes-128, aes-192, salsa20, 3des, tea, xtea, xor or none)`,
+        `kcp crypt "${name}" is not implemented yet (use aes, aes-128, aes-192, salsa20, blowfish, 3des, tea, xtea, xor or none)`,
       );
     default:
       return aesCrypt("aes", key32);
