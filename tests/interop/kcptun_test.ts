@@ -26,6 +26,7 @@ const COMBOS: Combo[] = [
   { crypt: "xor", fec: true, comp: true, smux: 2 },
   { crypt: "blowfish", fec: false, comp: false, smux: 1 },
   { crypt: "tea", fec: true, comp: false, smux: 2 },
+  { crypt: "twofish", fec: true, comp: true, smux: 1 },
 ];
 
 function kcptunFlags(c: Combo): string[] {

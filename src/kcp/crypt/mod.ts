@@ -9,6 +9,7 @@ import { Aes } from "./aes.ts";
 import { type BlockFn, type BulkFn, cfbDecrypt, cfbEncrypt } from "./cfb.ts";
 import { salsa20Xor, teaBlock, xteaBlock } from "./small.ts";
 import { blowfishBlock } from "./blowfish.ts";
+import { twofishBlock } from "./twofish.ts";
 
 /** Encrypts/decrypts one datagram in place. */
 export interface BlockCrypt {
@@ -22,7 +23,7 @@ export function deriveKey(pass: string): Uint8Array {
   return new Uint8Array(crypto.pbkdf2Sync(pass, "kcp-go", 4096, 32, "sha1"));
 }
 
-/** Crypt names kcptun 20210922 offers; `twofish`, `cast5`, `sm4` are not built yet. */
+/** Crypt names kcptun 20210922 offers; `cast5` and `sm4` are not built yet. */
 export const CRYPTS = [
   "aes",
   "aes-128",
@@ -102,10 +103,11 @@ export function createCrypt(name: string, key32: Uint8Array): BlockCrypt {
     case "blowfish":
       return new CfbCrypt(name, 8, blowfishBlock(key32));
     case "twofish":
+      return new CfbCrypt(name, 16, twofishBlock(key32));
     case "cast5":
     case "sm4":
       throw new UnsupportedError(
-        `kcp crypt "${name}" is not implemented yet (use aes, aes-128, aes-192, salsa20, blowfish, 3des, tea, xtea, xor or none)`,
+        `kcp crypt "${name}" is not implemented yet (use aes, aes-128, aes-192, salsa20, blowfish, twofish, 3des, tea, xtea, xor or none)`,
       );
     default:
       return aesCrypt("aes", key32);
