@@ -27,6 +27,7 @@ const COMBOS: Combo[] = [
   { crypt: "blowfish", fec: false, comp: false, smux: 1 },
   { crypt: "tea", fec: true, comp: false, smux: 2 },
   { crypt: "twofish", fec: true, comp: true, smux: 1 },
+  { crypt: "sm4", fec: false, comp: true, smux: 2 },
 ];
 
 function kcptunFlags(c: Combo): string[] {

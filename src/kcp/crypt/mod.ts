@@ -10,6 +10,7 @@ import { type BlockFn, type BulkFn, cfbDecrypt, cfbEncrypt } from "./cfb.ts";
 import { salsa20Xor, teaBlock, xteaBlock } from "./small.ts";
 import { blowfishBlock } from "./blowfish.ts";
 import { twofishBlock } from "./twofish.ts";
+import { sm4Block } from "./sm4.ts";
 
 /** Encrypts/decrypts one datagram in place. */
 export interface BlockCrypt {
@@ -23,7 +24,7 @@ export function deriveKey(pass: string): Uint8Array {
   return new Uint8Array(crypto.pbkdf2Sync(pass, "kcp-go", 4096, 32, "sha1"));
 }
 
-/** Crypt names kcptun 20210922 offers; `cast5` and `sm4` are not built yet. */
+/** Crypt names kcptun 20210922 offers; `cast5` is not built yet (its S-boxes are arbitrary tables). */
 export const CRYPTS = [
   "aes",
   "aes-128",
@@ -104,10 +105,11 @@ export function createCrypt(name: string, key32: Uint8Array): BlockCrypt {
       return new CfbCrypt(name, 8, blowfishBlock(key32));
     case "twofish":
       return new CfbCrypt(name, 16, twofishBlock(key32));
-    case "cast5":
     case "sm4":
+      return new CfbCrypt(name, 16, sm4Block(key32.subarray(0, 16)));
+    case "cast5":
       throw new UnsupportedError(
-        `kcp crypt "${name}" is not implemented yet (use aes, aes-128, aes-192, salsa20, blowfish, twofish, 3des, tea, xtea, xor or none)`,
+        `kcp crypt "${name}" is not implemented yet (use aes, aes-128, aes-192, salsa20, blowfish, twofish, sm4, 3des, tea, xtea, xor or none)`,
       );
     default:
       return aesCrypt("aes", key32);
