@@ -12,7 +12,20 @@ function cryptRows(): BenchRow[] {
   const key = deriveKey("it's a secrect");
   const pkt = crypto.getRandomValues(new Uint8Array(1350));
   const rows: BenchRow[] = [];
-  for (const name of ["aes", "aes-128", "salsa20", "blowfish", "twofish", "sm4", "xor", "tea", "xtea", "3des"]) {
+  for (
+    const name of [
+      "aes",
+      "aes-128",
+      "salsa20",
+      "blowfish",
+      "twofish",
+      "sm4",
+      "xor",
+      "tea",
+      "xtea",
+      "3des",
+    ]
+  ) {
     const c = createCrypt(name, key);
     const n = name === "3des" ? 200 : 5000;
     const t0 = performance.now();
