@@ -207,3 +207,30 @@ test("chain http → socks5 → relay delivers a 16 MiB download byte-exact", as
     await origin.close();
   }
 });
+
+test("http probe resistance: a prober without credentials sees a 404 page, a knock host still gets 407", async () => {
+  const origin = startOrigin();
+  const { rt, port } = await start(
+    "http://u:p@127.0.0.1:0?probeResist=code:404&knock=secret.example",
+  );
+  try {
+    const code = async (url: string, user = "") =>
+      new TextDecoder().decode(
+        (await curl([
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          "-x",
+          `http://${user}127.0.0.1:${port}`,
+          url,
+        ])).stdout,
+      );
+    assert.equal(await code(`http://127.0.0.1:${origin.port}/bytes?n=1`), "404");
+    assert.equal(await code("http://secret.example/"), "407");
+    assert.equal(await code(`http://127.0.0.1:${origin.port}/bytes?n=1`, "u:p@"), "200");
+  } finally {
+    await rt.close();
+    await origin.close();
+  }
+});
