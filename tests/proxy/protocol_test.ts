@@ -301,3 +301,34 @@ for (
     }
   });
 }
+
+Deno.test("http keep-alive: an idle client connection is closed after idleTimeout", async () => {
+  const { startOrigin } = await import("./_server.ts");
+  const origin = startOrigin();
+  await using rt = await Runtime.start(cliConfig(["http://127.0.0.1:0?idleTimeout=300ms"], []));
+  const c = await dialTcp("127.0.0.1", rt.services[0]!.listener.addr.port);
+  try {
+    await c.write(
+      new TextEncoder().encode(
+        `GET http://127.0.0.1:${origin.port}/bytes?n=5 HTTP/1.1\r\nHost: x\r\n\r\n`,
+      ),
+    );
+    const br = new BufReader(c);
+    const head = await withTimeout(br.readHead(), 3000);
+    assert.match(head!, /^HTTP\/1\.1 200/);
+    assert.doesNotMatch(head!, /Connection: close/i, "the connection is kept alive");
+    await br.readN(5);
+    const t0 = Date.now();
+    const rest = await withTimeout(
+      readAll(br.conn()).catch(() => new Uint8Array(0)),
+      5000,
+      "idle close",
+    );
+    const waited = Date.now() - t0;
+    assert.equal(rest.length, 0);
+    assert.ok(waited >= 200 && waited < 3000, `closed after ${waited} ms`);
+  } finally {
+    c.close();
+    await origin.close();
+  }
+});

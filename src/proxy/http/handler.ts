@@ -36,6 +36,7 @@ interface HttpOptions {
   udp: boolean;
   header: Record<string, string>;
   idleTimeout: number;
+  keepaliveIdle: number;
   knock: string[];
   probeResist?: { type: string; value: string };
 }
@@ -81,6 +82,7 @@ export class HttpHandler implements Handler {
       udp: md.bool("udp"),
       header: md.map(["header", "http.header"]),
       idleTimeout: md.duration("idleTimeout", 0),
+      keepaliveIdle: md.duration("idleTimeout", 60_000),
       knock: md.strings("knock").map((s) => s.toLowerCase()),
       ...(i > 0 ? { probeResist: { type: pr.slice(0, i), value: pr.slice(i + 1) } } : {}),
     };
@@ -102,10 +104,17 @@ export class HttpHandler implements Handler {
     const br = new BufReader(conn, 4096);
     let first = true;
     for (;;) {
-      // The first request gets the handshake deadline; later ones may idle (keep-alive).
-      const head = first
-        ? await withDeadline(conn, this.#md.readTimeout, () => br.readHead())
-        : await br.readHead();
+      // The first request gets the handshake deadline; an idle keep-alive connection is closed
+      // after `idleTimeout` (default 60 s) so idle clients cannot pile up.
+      const head = await withDeadline(
+        conn,
+        first ? this.#md.readTimeout : this.#md.keepaliveIdle,
+        () => br.readHead(),
+      )
+        .catch((e) => {
+          if (!first) return null; // idle keep-alive expired: a quiet close
+          throw e;
+        });
       first = false;
       if (head === null) return;
       let req: RequestHead;
