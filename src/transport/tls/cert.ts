@@ -4,7 +4,6 @@
  * CN=gost.run, 365 days), made once per process with `@peculiar/x509` over WebCrypto.
  * @module
  */
-import * as x509 from "@peculiar/x509";
 import { ConfigError, errorText } from "../../core/errors.ts";
 import type { TlsOptions } from "../../core/types.ts";
 
@@ -27,6 +26,8 @@ export async function generateCert(
   organization = "GOST",
   days = 365,
 ): Promise<CertPair> {
+  // Loaded on first use: most runs never need an automatic certificate.
+  const x509 = await import("@peculiar/x509");
   x509.cryptoProvider.set(crypto);
   const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
   const keys = await crypto.subtle.generateKey(alg, true, ["sign", "verify"]);
