@@ -80,5 +80,71 @@ export default async function (): Promise<BenchRow[]> {
       sink.close();
     }
   }
+  rows.push(...await kcptunRows());
+  return rows;
+}
+
+/** The yardstick, measured in the same run: kcptun → kcptun, and Burrow's client → kcptun-server. */
+async function kcptunRows(): Promise<BenchRow[]> {
+  const has = (c: string) =>
+    new Deno.Command("sh", { args: ["-c", `command -v ${c}`], stdout: "null" }).outputSync()
+      .success;
+  if (!has("kcptun-client") || !has("kcptun-server")) {
+    return [{ name: "kcptun yardstick", note: "kcptun not installed" }];
+  }
+  const flags = [
+    "--key",
+    "k",
+    "--crypt",
+    "aes",
+    "--mode",
+    "fast",
+    "--quiet",
+    "--sndwnd",
+    "1024",
+    "--rcvwnd",
+    "1024",
+  ];
+  const q = "?kcp.key=k&kcp.crypt=aes";
+  const rows: BenchRow[] = [];
+  const spawn = (cmd: string, args: string[]) =>
+    new Deno.Command(cmd, { args: [...args, ...flags], stdout: "null", stderr: "null" }).spawn();
+  for (
+    const [name, ours] of [["kcptun → kcptun (aes + FEC 10/3)", false], [
+      "burrow → kcptun-server (aes + FEC 10/3)",
+      true,
+    ]] as const
+  ) {
+    const sink = countingSink();
+    const kp = freePort();
+    const lp = freePort();
+    const srv = spawn("kcptun-server", ["-l", `127.0.0.1:${kp}`, "-t", `127.0.0.1:${sink.port}`]);
+    const burrow = ours
+      ? await startBurrow([
+        "-L",
+        `tcp://127.0.0.1:${lp}/127.0.0.1:1`,
+        "-F",
+        `forward+kcp://127.0.0.1:${kp}${q}`,
+      ], lp)
+      : undefined;
+    const kclient = ours
+      ? undefined
+      : spawn("kcptun-client", ["-l", `127.0.0.1:${lp}`, "-r", `127.0.0.1:${kp}`]);
+    await new Promise((r) => setTimeout(r, 500));
+    try {
+      rows.push({
+        name,
+        mbps: await pushThrough(lp, TOTAL, sink.next()),
+        note: "kcptun windows 1024",
+      });
+    } finally {
+      await burrow?.stop();
+      kclient?.kill();
+      await kclient?.status;
+      srv.kill();
+      await srv.status;
+      sink.close();
+    }
+  }
   return rows;
 }
