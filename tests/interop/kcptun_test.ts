@@ -28,6 +28,10 @@ const COMBOS: Combo[] = [
   { crypt: "tea", fec: true, comp: false, smux: 2 },
   { crypt: "twofish", fec: true, comp: true, smux: 1 },
   { crypt: "sm4", fec: false, comp: true, smux: 2 },
+  { crypt: "cast5", fec: true, comp: false, smux: 2 },
+  { crypt: "3des", fec: false, comp: true, smux: 1 },
+  { crypt: "xtea", fec: true, comp: true, smux: 1 },
+  { crypt: "aes-192", fec: true, comp: false, smux: 2 },
 ];
 
 function kcptunFlags(c: Combo): string[] {
