@@ -12,6 +12,7 @@ import { AsyncQueue } from "../core/queue.ts";
 import { listenHost, splitHostPort } from "../core/addr.ts";
 import type { Listener } from "../core/types.ts";
 import { resolveHost } from "../transport/udp/conn.ts";
+import { setUdpBuffers } from "../transport/udp/sockbuf.ts";
 import { Kcp } from "./arq.ts";
 import type { KcpConfig } from "./config.ts";
 import { createCrypt, deriveKey } from "./crypt/mod.ts";
@@ -175,11 +176,15 @@ export class KcpListener implements Listener {
   readonly #accepts: AsyncQueue<KcpSession>;
   readonly #loop: Promise<void>;
   readonly #log: Logger;
+  /** The receive buffer the kernel granted (0: left at the system default). */
+  readonly sockbuf: number;
   #closed = false;
 
   constructor(addr: string, cfg: KcpConfig, log: Logger = silentLogger, backlog = 128) {
     const { host, port } = splitHostPort(addr);
     this.#sock = Deno.listenDatagram({ transport: "udp", hostname: listenHost(host), port });
+    // kcptun's sockbuf: without it a kcp-go sender's window bursts overflow the default buffer.
+    this.sockbuf = setUdpBuffers(this.#sock, cfg.sockbuf);
     const a = this.#sock.addr as Deno.NetAddr;
     this.addr = { transport: "udp", hostname: a.hostname, port: a.port };
     this.#cfg = cfg;
@@ -281,6 +286,7 @@ export async function dialKcp(
     hostname: ip.includes(":") ? "::" : ip.startsWith("127.") ? "127.0.0.1" : "0.0.0.0",
     port: 0,
   });
+  setUdpBuffers(sock, cfg.sockbuf);
   const remote: Deno.NetAddr = { transport: "udp", hostname: ip, port };
   const env = envelopeFor(cfg, key32);
   const conv = crypto.getRandomValues(new Uint32Array(1))[0]!;

@@ -7,22 +7,7 @@
  */
 import { type Conn, UnexpectedEofError, WrappedConn } from "../core/conn.ts";
 import { ProtocolError } from "../core/errors.ts";
-
-const CRC32C = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-export function crc32c(b: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < b.length; i++) c = CRC32C[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+import { crc32c } from "../core/crc32.ts";
 
 /** The framing format's masked checksum. */
 export function maskedCrc(b: Uint8Array): number {

@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  compressBlock,
-  crc32c,
-  decompressBlock,
-  maskedCrc,
-  SnappyConn,
-} from "../../src/kcp/snappy.ts";
+import { crc32c } from "../../src/core/crc32.ts";
+import { compressBlock, decompressBlock, maskedCrc, SnappyConn } from "../../src/kcp/snappy.ts";
 import { pipe } from "../../src/core/pipe.ts";
 import { randomBytes, readAll, sha256, withTimeout } from "../_helpers.ts";
 

@@ -6,10 +6,11 @@
  */
 
 const SBOX = new Uint8Array(256);
-const T0 = new Uint32Array(256);
-const T1 = new Uint32Array(256);
-const T2 = new Uint32Array(256);
-const T3 = new Uint32Array(256);
+// Int32Array, not Uint32Array: values ≥ 2^31 would leave V8's int32 fast path.
+const T0 = new Int32Array(256);
+const T1 = new Int32Array(256);
+const T2 = new Int32Array(256);
+const T3 = new Int32Array(256);
 
 (function init() {
   // Build the S-box from the GF(2^8) inverse and the affine map.
@@ -42,8 +43,9 @@ const T3 = new Uint32Array(256);
 
 /** An expanded AES encryption key. */
 export class Aes {
-  readonly #rk: Uint32Array;
+  readonly #rk: Int32Array;
   readonly #rounds: number;
+  readonly #st = new Int32Array(4);
 
   constructor(key: Uint8Array) {
     const nk = key.length / 4;
@@ -70,65 +72,103 @@ export class Aes {
       }
       w[i] = (w[i - nk]! ^ t) >>> 0;
     }
-    this.#rk = w;
+    this.#rk = new Int32Array(w.buffer);
+  }
+
+  /** Encrypts the four big-endian words in `st` in place. */
+  encryptWords(st: Int32Array): void {
+    const rk = this.#rk;
+    const t0 = T0, t1 = T1, t2 = T2, t3 = T3;
+    let s0 = st[0]! ^ rk[0]!;
+    let s1 = st[1]! ^ rk[1]!;
+    let s2 = st[2]! ^ rk[2]!;
+    let s3 = st[3]! ^ rk[3]!;
+    // One round, then pairs: 13, 11 or 9 middle rounds. Pairs avoid shuffling the state.
+    let a0 = t0[s0 >>> 24]! ^ t1[(s1 >>> 16) & 0xff]! ^ t2[(s2 >>> 8) & 0xff]! ^ t3[s3 & 0xff]! ^
+      rk[4]!;
+    let a1 = t0[s1 >>> 24]! ^ t1[(s2 >>> 16) & 0xff]! ^ t2[(s3 >>> 8) & 0xff]! ^ t3[s0 & 0xff]! ^
+      rk[5]!;
+    let a2 = t0[s2 >>> 24]! ^ t1[(s3 >>> 16) & 0xff]! ^ t2[(s0 >>> 8) & 0xff]! ^ t3[s1 & 0xff]! ^
+      rk[6]!;
+    let a3 = t0[s3 >>> 24]! ^ t1[(s0 >>> 16) & 0xff]! ^ t2[(s1 >>> 8) & 0xff]! ^ t3[s2 & 0xff]! ^
+      rk[7]!;
+    let k = 8;
+    for (let r = (this.#rounds - 2) >> 1; r > 0; r--) {
+      s0 = t0[a0 >>> 24]! ^ t1[(a1 >>> 16) & 0xff]! ^ t2[(a2 >>> 8) & 0xff]! ^ t3[a3 & 0xff]! ^
+        rk[k]!;
+      s1 = t0[a1 >>> 24]! ^ t1[(a2 >>> 16) & 0xff]! ^ t2[(a3 >>> 8) & 0xff]! ^ t3[a0 & 0xff]! ^
+        rk[k + 1]!;
+      s2 = t0[a2 >>> 24]! ^ t1[(a3 >>> 16) & 0xff]! ^ t2[(a0 >>> 8) & 0xff]! ^ t3[a1 & 0xff]! ^
+        rk[k + 2]!;
+      s3 = t0[a3 >>> 24]! ^ t1[(a0 >>> 16) & 0xff]! ^ t2[(a1 >>> 8) & 0xff]! ^ t3[a2 & 0xff]! ^
+        rk[k + 3]!;
+      a0 = t0[s0 >>> 24]! ^ t1[(s1 >>> 16) & 0xff]! ^ t2[(s2 >>> 8) & 0xff]! ^ t3[s3 & 0xff]! ^
+        rk[k + 4]!;
+      a1 = t0[s1 >>> 24]! ^ t1[(s2 >>> 16) & 0xff]! ^ t2[(s3 >>> 8) & 0xff]! ^ t3[s0 & 0xff]! ^
+        rk[k + 5]!;
+      a2 = t0[s2 >>> 24]! ^ t1[(s3 >>> 16) & 0xff]! ^ t2[(s0 >>> 8) & 0xff]! ^ t3[s1 & 0xff]! ^
+        rk[k + 6]!;
+      a3 = t0[s3 >>> 24]! ^ t1[(s0 >>> 16) & 0xff]! ^ t2[(s1 >>> 8) & 0xff]! ^ t3[s2 & 0xff]! ^
+        rk[k + 7]!;
+      k += 8;
+    }
+    s0 = a0;
+    s1 = a1;
+    s2 = a2;
+    s3 = a3;
+    const S = SBOX;
+    st[0] = ((S[s0 >>> 24]! << 24) | (S[(s1 >>> 16) & 0xff]! << 16) |
+      (S[(s2 >>> 8) & 0xff]! << 8) | S[s3 & 0xff]!) ^ rk[k]!;
+    st[1] = ((S[s1 >>> 24]! << 24) | (S[(s2 >>> 16) & 0xff]! << 16) |
+      (S[(s3 >>> 8) & 0xff]! << 8) | S[s0 & 0xff]!) ^ rk[k + 1]!;
+    st[2] = ((S[s2 >>> 24]! << 24) | (S[(s3 >>> 16) & 0xff]! << 16) |
+      (S[(s0 >>> 8) & 0xff]! << 8) | S[s1 & 0xff]!) ^ rk[k + 2]!;
+    st[3] = ((S[s3 >>> 24]! << 24) | (S[(s0 >>> 16) & 0xff]! << 16) |
+      (S[(s1 >>> 8) & 0xff]! << 8) | S[s2 & 0xff]!) ^ rk[k + 3]!;
   }
 
   /** Encrypts the 16-byte block at `src[so..]` into `dst[do..]` (may overlap exactly). */
   encryptBlock(src: Uint8Array, so: number, dst: Uint8Array, dOff: number): void {
-    const rk = this.#rk;
-    let s0 = ((src[so]! << 24) | (src[so + 1]! << 16) | (src[so + 2]! << 8) | src[so + 3]!) ^
-      rk[0]!;
-    let s1 = ((src[so + 4]! << 24) | (src[so + 5]! << 16) | (src[so + 6]! << 8) | src[so + 7]!) ^
-      rk[1]!;
-    let s2 = ((src[so + 8]! << 24) | (src[so + 9]! << 16) | (src[so + 10]! << 8) | src[so + 11]!) ^
-      rk[2]!;
-    let s3 =
-      ((src[so + 12]! << 24) | (src[so + 13]! << 16) | (src[so + 14]! << 8) | src[so + 15]!) ^
-      rk[3]!;
-    let k = 4;
-    for (let r = 1; r < this.#rounds; r++) {
-      const t0 = T0[s0 >>> 24]! ^ T1[(s1 >>> 16) & 0xff]! ^ T2[(s2 >>> 8) & 0xff]! ^
-        T3[s3 & 0xff]! ^ rk[k]!;
-      const t1 = T0[s1 >>> 24]! ^ T1[(s2 >>> 16) & 0xff]! ^ T2[(s3 >>> 8) & 0xff]! ^
-        T3[s0 & 0xff]! ^ rk[k + 1]!;
-      const t2 = T0[s2 >>> 24]! ^ T1[(s3 >>> 16) & 0xff]! ^ T2[(s0 >>> 8) & 0xff]! ^
-        T3[s1 & 0xff]! ^ rk[k + 2]!;
-      const t3 = T0[s3 >>> 24]! ^ T1[(s0 >>> 16) & 0xff]! ^ T2[(s1 >>> 8) & 0xff]! ^
-        T3[s2 & 0xff]! ^ rk[k + 3]!;
-      s0 = t0;
-      s1 = t1;
-      s2 = t2;
-      s3 = t3;
-      k += 4;
+    const st = this.#st;
+    for (let w = 0; w < 4; w++) {
+      const o = so + 4 * w;
+      st[w] = (src[o]! << 24) | (src[o + 1]! << 16) | (src[o + 2]! << 8) | src[o + 3]!;
     }
-    const S = SBOX;
-    const o0 =
-      ((S[s0 >>> 24]! << 24) | (S[(s1 >>> 16) & 0xff]! << 16) | (S[(s2 >>> 8) & 0xff]! << 8) |
-        S[s3 & 0xff]!) ^ rk[k]!;
-    const o1 =
-      ((S[s1 >>> 24]! << 24) | (S[(s2 >>> 16) & 0xff]! << 16) | (S[(s3 >>> 8) & 0xff]! << 8) |
-        S[s0 & 0xff]!) ^ rk[k + 1]!;
-    const o2 =
-      ((S[s2 >>> 24]! << 24) | (S[(s3 >>> 16) & 0xff]! << 16) | (S[(s0 >>> 8) & 0xff]! << 8) |
-        S[s1 & 0xff]!) ^ rk[k + 2]!;
-    const o3 =
-      ((S[s3 >>> 24]! << 24) | (S[(s0 >>> 16) & 0xff]! << 16) | (S[(s1 >>> 8) & 0xff]! << 8) |
-        S[s2 & 0xff]!) ^ rk[k + 3]!;
-    dst[dOff] = o0 >>> 24;
-    dst[dOff + 1] = o0 >>> 16;
-    dst[dOff + 2] = o0 >>> 8;
-    dst[dOff + 3] = o0;
-    dst[dOff + 4] = o1 >>> 24;
-    dst[dOff + 5] = o1 >>> 16;
-    dst[dOff + 6] = o1 >>> 8;
-    dst[dOff + 7] = o1;
-    dst[dOff + 8] = o2 >>> 24;
-    dst[dOff + 9] = o2 >>> 16;
-    dst[dOff + 10] = o2 >>> 8;
-    dst[dOff + 11] = o2;
-    dst[dOff + 12] = o3 >>> 24;
-    dst[dOff + 13] = o3 >>> 16;
-    dst[dOff + 14] = o3 >>> 8;
-    dst[dOff + 15] = o3;
+    this.encryptWords(st);
+    for (let w = 0; w < 4; w++) {
+      const v = st[w]!, o = dOff + 4 * w;
+      dst[o] = v >>> 24;
+      dst[o + 1] = v >>> 16;
+      dst[o + 2] = v >>> 8;
+      dst[o + 3] = v;
+    }
+  }
+
+  /**
+   * kcp-go's CFB encryption of `buf` in place with the 16-byte `iv`. Fused: each ciphertext
+   * block stays in registers as the next cipher input instead of a round trip through bytes.
+   */
+  cfbEncrypt(buf: Uint8Array, iv: Uint8Array): void {
+    const st = this.#st;
+    for (let w = 0; w < 4; w++) {
+      st[w] = (iv[4 * w]! << 24) | (iv[4 * w + 1]! << 16) | (iv[4 * w + 2]! << 8) | iv[4 * w + 3]!;
+    }
+    this.encryptWords(st);
+    const n = buf.length;
+    let i = 0;
+    for (; i + 16 <= n; i += 16) {
+      for (let w = 0; w < 4; w++) {
+        const o = i + 4 * w;
+        const c = ((buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!) ^
+          st[w]!;
+        buf[o] = c >>> 24;
+        buf[o + 1] = c >>> 16;
+        buf[o + 2] = c >>> 8;
+        buf[o + 3] = c;
+        st[w] = c;
+      }
+      if (i + 16 < n) this.encryptWords(st);
+    }
+    for (let j = 0; i + j < n; j++) buf[i + j] ^= (st[j >> 2]! >>> (24 - 8 * (j & 3))) & 0xff;
   }
 }

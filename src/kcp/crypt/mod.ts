@@ -5,7 +5,7 @@
 import crypto from "node:crypto";
 import { Buffer } from "node:buffer";
 import { Aes } from "./aes.ts";
-import { type BlockFn, type BulkFn, cfbDecrypt, cfbEncrypt } from "./cfb.ts";
+import { type BlockFn, type BulkFn, cfbDecrypt, cfbEncrypt, IV } from "./cfb.ts";
 import { salsa20Xor, teaBlock, xteaBlock } from "./small.ts";
 import { blowfishBlock } from "./blowfish.ts";
 import { twofishBlock } from "./twofish.ts";
@@ -65,7 +65,13 @@ function aesCrypt(name: string, key: Uint8Array): BlockCrypt {
     .setAutoPadding(false);
   // ECB keeps no state between update() calls: one cipher object serves every packet.
   const bulk: BulkFn = (src) => ecb.update(src);
-  return new CfbCrypt(name, 16, (s, so, d, dOff) => aes.encryptBlock(s, so, d, dOff), bulk);
+  const tmp = new Uint8Array(16);
+  const enc: BlockFn = (s, so, d, dOff) => aes.encryptBlock(s, so, d, dOff);
+  return {
+    name,
+    encrypt: (buf) => aes.cfbEncrypt(buf, IV),
+    decrypt: (buf) => cfbDecrypt(buf, 16, enc, tmp, bulk),
+  };
 }
 
 function tripleDes(key: Uint8Array): BlockCrypt {
