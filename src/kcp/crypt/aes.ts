@@ -5,6 +5,8 @@
  * @module
  */
 
+import { WASM_CFB_MAX, wasmCfbEncryptor } from "./aes_wasm.ts";
+
 const SBOX = new Uint8Array(256);
 // Int32Array, not Uint32Array: values ≥ 2^31 would leave V8's int32 fast path.
 const T0 = new Int32Array(256);
@@ -46,8 +48,10 @@ export class Aes {
   readonly #rk: Int32Array;
   readonly #rounds: number;
   readonly #st = new Int32Array(4);
+  readonly #wasmCfb: ((buf: Uint8Array, iv: Uint8Array) => void) | null;
 
-  constructor(key: Uint8Array) {
+  /** `useWasm` false forces the JavaScript path (tests compare the two). */
+  constructor(key: Uint8Array, useWasm = true) {
     const nk = key.length / 4;
     if (![4, 6, 8].includes(nk)) throw new RangeError("AES key must be 16, 24 or 32 bytes");
     this.#rounds = nk + 6;
@@ -73,6 +77,9 @@ export class Aes {
       w[i] = (w[i - nk]! ^ t) >>> 0;
     }
     this.#rk = new Int32Array(w.buffer);
+    this.#wasmCfb = useWasm
+      ? wasmCfbEncryptor([T0, T1, T2, T3], SBOX, this.#rk, this.#rounds)
+      : null;
   }
 
   /** Encrypts the four big-endian words in `st` in place. */
@@ -149,6 +156,7 @@ export class Aes {
    * block stays in registers as the next cipher input instead of a round trip through bytes.
    */
   cfbEncrypt(buf: Uint8Array, iv: Uint8Array): void {
+    if (this.#wasmCfb && buf.length <= WASM_CFB_MAX) return this.#wasmCfb(buf, iv);
     const st = this.#st;
     for (let w = 0; w < 4; w++) {
       st[w] = (iv[4 * w]! << 24) | (iv[4 * w + 1]! << 16) | (iv[4 * w + 2]! << 8) | iv[4 * w + 3]!;
