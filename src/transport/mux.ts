@@ -40,6 +40,11 @@ export class MuxListener implements Listener {
     return this.#inner.addr;
   }
 
+  /** Multiplexed sessions (peer connections) alive now. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
   async #acceptLoop(): Promise<void> {
     for (;;) {
       let conn: Conn | null;

@@ -8,6 +8,9 @@ import { kcpConfigFromMetadata } from "../../src/kcp/config.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { ConfigError } from "../../src/core/errors.ts";
 import { freePort, hasCommand } from "../_helpers.ts";
+import { builtinRegistries } from "../../src/builtins.ts";
+import { silentLogger } from "../../src/core/log.ts";
+import type { MuxListener } from "../../src/transport/mux.ts";
 import { fetchVia, startOrigin } from "../proxy/_server.ts";
 
 const HAVE_CURL = hasCommand("curl");
@@ -229,4 +232,46 @@ Deno.test({
       await origin.close();
     }
   },
+});
+
+Deno.test("kcp dialer: one KCP session per node, a new smux stream per dial, a new session after close", async () => {
+  const reg = builtinRegistries();
+  const metadata = new Metadata({ "kcp.key": "k", "kcp.crypt": "salsa20" });
+  const listener = await reg.listeners.get("kcp")({
+    addr: "127.0.0.1:0",
+    metadata,
+    log: silentLogger,
+    service: "t",
+  }) as MuxListener;
+  const addr = `127.0.0.1:${listener.addr.port}`;
+  const ctx = {
+    netDial: () => Promise.reject(new Error("kcp must not ride a TCP hop")),
+    log: silentLogger,
+  };
+  let dialer = await reg.dialers.get("kcp")({ metadata, log: silentLogger });
+  try {
+    const conns = await Promise.all([1, 2, 3].map(() => dialer.dial(addr, ctx)));
+    const accepted = await Promise.all(conns.map(() => listener.accept()));
+    // Each stream carries its own bytes.
+    await Promise.all(conns.map((c, i) => c.write(new Uint8Array([i + 1]))));
+    const got = await Promise.all(accepted.map(async (a) => {
+      const b = new Uint8Array(1);
+      await a!.read(b);
+      return b[0];
+    }));
+    assert.deepEqual(got.sort(), [1, 2, 3]);
+    assert.equal(listener.sessionCount, 1);
+    for (const c of [...conns, ...accepted]) c!.close();
+    // A second dialer (as after a restart of the client) is a second session.
+    await dialer.close?.();
+    dialer = await reg.dialers.get("kcp")({ metadata, log: silentLogger });
+    const again = await dialer.dial(addr, ctx);
+    const a2 = await listener.accept();
+    assert.equal(listener.sessionCount, 2);
+    again.close();
+    a2!.close();
+  } finally {
+    await dialer.close?.();
+    await listener.close();
+  }
 });
