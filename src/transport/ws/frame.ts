@@ -51,16 +51,23 @@ export function putHeader(buf: Uint8Array, op: number, n: number, mask?: Uint8Ar
   return off;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** XORs `data` in place with the 4-byte `key`, starting at key position `pos`. */
 export function mask(data: Uint8Array, key: Uint8Array, pos = 0): void {
-  let i = 0;
   const n = data.length;
-  // Whole words when aligned: the hot path for client writes and server reads.
-  if (pos % 4 === 0 && data.byteOffset % 4 === 0 && n >= 16) {
-    const k = key[0]! | (key[1]! << 8) | (key[2]! << 16) | (key[3]! << 24);
-    const words = new Uint32Array(data.buffer, data.byteOffset, n >>> 2);
+  let i = 0;
+  if (LITTLE_ENDIAN && n >= 16) {
+    // Bytes up to a 4-byte boundary, then whole words with the key rotated to match: payloads
+    // sit after 6-, 8- or 14-byte headers, so aligned data is the exception, not the rule.
+    const lead = (4 - (data.byteOffset & 3)) & 3;
+    for (; i < lead; i++) data[i] ^= key[(pos + i) & 3]!;
+    const p = pos + i;
+    const k = key[p & 3]! | (key[(p + 1) & 3]! << 8) | (key[(p + 2) & 3]! << 16) |
+      (key[(p + 3) & 3]! << 24);
+    const words = new Int32Array(data.buffer, data.byteOffset + i, (n - i) >>> 2);
     for (let w = 0; w < words.length; w++) words[w] ^= k;
-    i = words.length << 2;
+    i += words.length << 2;
   }
   for (; i < n; i++) data[i] ^= key[(pos + i) & 3]!;
 }
