@@ -14,6 +14,8 @@ import { ClosedError, TunnelError } from "../../core/errors.ts";
 /** A Node Duplex over a Conn. */
 export function connToDuplex(c: Conn): Duplex {
   return new Duplex({
+    // Node's 16 KiB default stalls TLS output on every socket write round trip.
+    writableHighWaterMark: 256 * 1024,
     read() {
       const b = new Uint8Array(64 * 1024);
       c.read(b).then(
@@ -46,6 +48,7 @@ export class DuplexConn extends ConnBase {
   #buffered = 0;
   #ended = false;
   #error?: Error;
+  #writeError?: Error;
   #wake: (() => void) | null = null;
   #closed = false;
 
@@ -101,10 +104,27 @@ export class DuplexConn extends ConnBase {
   }
 
   write(p: Uint8Array): Promise<number> {
-    if (this.#closed || this.#s.destroyed) return Promise.reject(new ClosedError("tls: closed"));
+    const s = this.#s;
+    if (this.#closed || s.destroyed) return Promise.reject(new ClosedError("tls: closed"));
+    if (this.#writeError) return Promise.reject(this.#writeError);
+    // Buffer.from copies, so the caller may reuse `p` at once. Waiting for each record to reach
+    // the socket would allow one write in flight; Node's back-pressure (write() false, then
+    // "drain") keeps the pipe full and the memory bounded.
+    const ok = s.write(Buffer.from(p), (e) => {
+      if (e) this.#writeError ??= e;
+    });
+    if (ok) return Promise.resolve(p.length);
     return new Promise((resolve, reject) => {
-      // Buffer.from copies: the caller may reuse `p` as soon as this resolves.
-      this.#s.write(Buffer.from(p), (e) => (e ? reject(e) : resolve(p.length)));
+      const drained = () => {
+        s.off("close", closed);
+        resolve(p.length);
+      };
+      const closed = () => {
+        s.off("drain", drained);
+        reject(this.#writeError ?? new ClosedError("tls: closed"));
+      };
+      s.once("drain", drained);
+      s.once("close", closed);
     });
   }
 
