@@ -142,6 +142,49 @@ Deno.test("smux v2: a stalled stream buffers at most its window and does not blo
   }
 });
 
+Deno.test("smux v2: windows shrink as streams are added, so stalled streams cannot starve a live one", async () => {
+  // Without the shrinking, 8 stalled streams × 512 KiB windows would overfill the 1 MiB
+  // session buffer: the read loop would stop, and with it every other stream.
+  const [cli, srv] = pair(2, { maxReceiveBuffer: 1 << 20, maxStreamBuffer: 512 * 1024 });
+  try {
+    const stalled = await Promise.all(Array.from({ length: 8 }, () => cli.openStream()));
+    const live = await cli.openStream();
+    const accepted = [];
+    for (let i = 0; i < 9; i++) accepted.push((await srv.acceptStream())!);
+    const sLive = accepted[8]!;
+    // Let the window updates arrive (the protocol's initial window is a fixed 256 KiB).
+    await new Promise((r) => setTimeout(r, 100));
+    for (const s of accepted) assert.ok(s.window <= (1 << 20) / 18, `window ${s.window}`);
+    const writers = stalled.map((s) =>
+      (async () => {
+        const chunk = new Uint8Array(16384);
+        for (;;) await s.write(chunk);
+      })().catch(() => {})
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const data = randomBytes(1 << 20);
+    const [, got] = await withTimeout(
+      Promise.all([writeChunks(live, data).then(() => live.closeWrite()), readAll(sLive)]),
+      10_000,
+      "live stream starved",
+    );
+    assert.equal(await sha256(got), await sha256(data));
+    // A single stream on a fresh session gets the whole configured window.
+    const [c2, s2] = pair(2, { maxReceiveBuffer: 1 << 20, maxStreamBuffer: 512 * 1024 });
+    const one = await c2.openStream();
+    const peer = (await s2.acceptStream())!;
+    assert.equal(peer.window, 512 * 1024);
+    one.close();
+    c2.close();
+    s2.close();
+    cli.close();
+    await Promise.all(writers);
+  } finally {
+    cli.close();
+    srv.close();
+  }
+});
+
 Deno.test("smux v1: session receive buffer bounds memory when a reader stalls", async () => {
   const [cli, srv] = pair(1, { maxReceiveBuffer: 256 * 1024, maxStreamBuffer: 65536 });
   try {

@@ -42,6 +42,9 @@ export interface Outgoing {
   reject?: (e: Error) => void;
 }
 
+/** Smallest v2 window we advertise, however many streams share the session. */
+const MIN_WINDOW = 4096;
+
 export class SmuxSession implements AsyncDisposable, StreamHost {
   readonly config: SmuxConfig;
   readonly client: boolean;
@@ -135,6 +138,7 @@ export class SmuxSession implements AsyncDisposable, StreamHost {
     const s = new SmuxStream(this, id);
     this.#streams.set(id, s);
     this.#sendCtrl(encodeFrame(this.config.version, CMD_SYN, id));
+    this.#rebalance(s);
     return Promise.resolve(s);
   }
 
@@ -149,6 +153,29 @@ export class SmuxSession implements AsyncDisposable, StreamHost {
   schedule(s: SmuxStream): void {
     this.#ready.push(s);
     this.#wakeWriter();
+  }
+
+  /**
+   * v2 receive window per stream: `maxStreamBuffer`, shrunk (in powers of two) so that all
+   * streams' windows together stay within half the session buffer. Peers honour windows, so
+   * stalled streams can then never fill the session buffer and stop the read loop — which
+   * would also stop the UPD frames the other streams' writers wait for (a deadlock xtaci/smux
+   * avoids only by keeping windows small).
+   */
+  streamWindow(): number {
+    const share = this.config.maxReceiveBuffer / (2 * Math.max(1, this.#streams.size));
+    let w = MIN_WINDOW;
+    while (w * 2 <= share) w *= 2;
+    return Math.min(this.config.maxStreamBuffer, w);
+  }
+
+  /** A stream was added: give it its window and shrink any window above the new share. */
+  #rebalance(added: SmuxStream): void {
+    if (this.config.version !== 2) return;
+    const w = this.streamWindow();
+    for (const s of this.#streams.values()) {
+      if (s === added || s.window > w) s.advertise(w);
+    }
   }
 
   sendUpd(id: number, consumed: number, window: number): void {
@@ -327,7 +354,9 @@ export class SmuxSession implements AsyncDisposable, StreamHost {
     if (!this.#accepts.push(s)) {
       this.#log.warn("smux: accept backlog full, stream refused", { kind: "mux", sid });
       s.close();
+      return;
     }
+    this.#rebalance(s);
   }
 
   #fail(e: Error): void {

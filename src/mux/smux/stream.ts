@@ -22,6 +22,8 @@ export interface StreamHost {
   readonly remoteAddr: NetAddr;
   schedule(s: SmuxStream): void;
   sendUpd(id: number, consumed: number, window: number): void;
+  /** The v2 receive window a stream should advertise now. */
+  streamWindow(): number;
   returnTokens(n: number): void;
   forget(id: number): void;
 }
@@ -52,6 +54,8 @@ export class SmuxStream extends ConnBase {
   #windowWake: (() => void) | null = null;
   #numRead = 0;
   #incr = 0;
+  /** The receive window the peer believes in (v2). */
+  #window = INITIAL_PEER_WINDOW;
 
   constructor(host: StreamHost, id: number) {
     super();
@@ -135,13 +139,23 @@ export class SmuxStream extends ConnBase {
     if (this.#host.config.version === 2 && !this.#closed) {
       this.#numRead = (this.#numRead + n) >>> 0;
       this.#incr += n;
-      const sb = this.#host.config.maxStreamBuffer;
-      if (this.#incr >= sb / 2 || this.#numRead === n) {
-        this.#host.sendUpd(this.id, this.#numRead, sb);
-        this.#incr = 0;
-      }
+      const sb = this.#host.streamWindow();
+      if (this.#incr >= sb / 2 || this.#numRead === n) this.advertise(sb);
     }
     return n;
+  }
+
+  /** The receive window last advertised to the peer (v2). */
+  get window(): number {
+    return this.#window;
+  }
+
+  /** Tells the peer (v2 UPD) what we consumed and how much more it may send. */
+  advertise(window: number): void {
+    if (this.#closed) return;
+    this.#window = window;
+    this.#incr = 0;
+    this.#host.sendUpd(this.id, this.#numRead, window);
   }
 
   #enqueue(frames: Outgoing[]): Promise<void> {
