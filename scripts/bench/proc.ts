@@ -82,16 +82,20 @@ export function countingSink(): { port: number; next: () => Promise<number>; clo
   };
 }
 
-/** Pushes `total` bytes into `port` (one connection), waits for `counted`; returns MB/s. */
+/**
+ * Pushes `total` bytes into `port` (one connection), waits for `counted`; returns MB/s.
+ * Random bytes unless `zeros`: compressing layers (kcp's snappy) must not flatter themselves.
+ */
 export async function pushThrough(
   port: number,
   total: number,
   counted: Promise<number>,
+  zeros = false,
 ): Promise<number> {
   const c = await Deno.connect({ hostname: "127.0.0.1", port });
   c.setNoDelay(true);
-  // Random bytes: compressing layers (kcp's snappy) must not flatter themselves on zeros.
-  const buf = crypto.getRandomValues(new Uint8Array(64 * 1024));
+  const buf = new Uint8Array(64 * 1024);
+  if (!zeros) crypto.getRandomValues(buf);
   const t0 = performance.now();
   for (let sent = 0; sent < total;) {
     sent += await c.write(buf);
