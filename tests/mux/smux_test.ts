@@ -10,6 +10,7 @@ import {
   encodeUpd,
 } from "../../src/mux/smux/frame.ts";
 import { pipe } from "../../src/core/pipe.ts";
+import { readFull } from "../../src/core/conn.ts";
 import { ConfigError } from "../../src/core/errors.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { smuxConfigFromMetadata } from "../../src/mux/smux/config.ts";
@@ -251,6 +252,102 @@ Deno.test("smux bad input: wrong version or unknown command closes the session; 
     assert.equal(await s.read(buf), 3);
     assert.deepEqual([...buf.subarray(0, 3)], [1, 2, 3]);
     assert.equal(srv.isClosed, false);
+  } finally {
+    srv.close();
+    a.close();
+  }
+});
+
+Deno.test("smux v2: a burst of streams past the session buffer cannot deadlock echoing peers", async () => {
+  // 8 streams × the protocol's initial 256 KiB window = 2 MiB in flight against a 512 KiB
+  // session buffer. A read loop that stopped on the full buffer would also stop the UPD frames
+  // the echo writers wait for.
+  const [cli, srv] = pair(2, { maxReceiveBuffer: 512 * 1024, maxStreamBuffer: 256 * 1024 });
+  const echo = (async () => {
+    const tasks: Promise<void>[] = [];
+    for (;;) {
+      const s = await srv.acceptStream();
+      if (!s) break;
+      tasks.push((async () => {
+        const buf = new Uint8Array(32768);
+        for (;;) {
+          const n = await s.read(buf).catch(() => null);
+          if (n === null) break;
+          await s.write(buf.subarray(0, n)).catch(() => {});
+        }
+        await s.closeWrite().catch(() => {});
+      })());
+    }
+    await Promise.all(tasks);
+  })();
+  try {
+    const runs = Array.from({ length: 8 }, async () => {
+      const st = await cli.openStream();
+      const data = randomBytes(1 << 20);
+      const [, got] = await Promise.all([
+        writeChunks(st, data).then(() => st.closeWrite()),
+        readAll(st),
+      ]);
+      assert.equal(await sha256(got), await sha256(data));
+      st.close();
+    });
+    await withTimeout(Promise.all(runs), 20_000, "echo deadlock");
+  } finally {
+    cli.close();
+    srv.close();
+    await echo;
+  }
+});
+
+Deno.test("smux v2: when streams close, the survivors' windows grow without stalling them", async () => {
+  // The receiver must update after half of the window the sender *believes*, not half of the
+  // larger window it would grant now (that threshold is never reached: a stall).
+  const [cli, srv] = pair(2, { maxReceiveBuffer: 1 << 20, maxStreamBuffer: 512 * 1024 });
+  try {
+    const opened = await Promise.all(Array.from({ length: 8 }, () => cli.openStream()));
+    const accepted = [];
+    for (let i = 0; i < 8; i++) accepted.push((await srv.acceptStream())!);
+    await new Promise((r) => setTimeout(r, 50));
+    const [keep, sKeep] = [opened[0]!, accepted[0]!];
+    assert.ok(sKeep.window <= 64 * 1024, `window ${sKeep.window}`);
+    // Some traffic first, so that the next update is not the first-read one.
+    const warm = randomBytes(100_000);
+    await Promise.all([keep.write(warm), readFull(sKeep, new Uint8Array(warm.length))]);
+    for (let i = 1; i < 8; i++) {
+      opened[i]!.close();
+      accepted[i]!.close();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const data = randomBytes(4 << 20);
+    const [, got] = await withTimeout(
+      Promise.all([writeChunks(keep, data).then(() => keep.closeWrite()), readAll(sKeep)]),
+      10_000,
+      "survivor stalled",
+    );
+    assert.equal(await sha256(got), await sha256(data));
+    assert.equal(sKeep.window, 512 * 1024);
+  } finally {
+    cli.close();
+    srv.close();
+  }
+});
+
+Deno.test("smux v2: a peer that sends past its window is a protocol error, not unbounded memory", async () => {
+  const [a, b] = pipe();
+  const srv = serverSession(b, { version: 2, maxStreamBuffer: 65536 });
+  try {
+    await a.write(encodeFrame(2, CMD_SYN, 3));
+    const s = (await withTimeout(srv.acceptStream(), 2000))!;
+    // Never read: the peer may send 256 KiB (initial window) plus a frame of slack, no more.
+    const frame = encodeFrame(2, CMD_PSH, 3, new Uint8Array(32768));
+    const writer = (async () => {
+      for (let i = 0; i < 12; i++) await a.write(frame);
+    })().catch(() => {});
+    await withTimeout(srv.closed, 2000, "session closes on a window violation");
+    assert.match(String(srv.error), /past its window/);
+    assert.ok(s.buffered <= 256 * 1024 + 32768);
+    a.close();
+    await writer;
   } finally {
     srv.close();
     a.close();

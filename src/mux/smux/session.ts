@@ -156,11 +156,9 @@ export class SmuxSession implements AsyncDisposable, StreamHost {
   }
 
   /**
-   * v2 receive window per stream: `maxStreamBuffer`, shrunk (in powers of two) so that all
-   * streams' windows together stay within half the session buffer. Peers honour windows, so
-   * stalled streams can then never fill the session buffer and stop the read loop — which
-   * would also stop the UPD frames the other streams' writers wait for (a deadlock xtaci/smux
-   * avoids only by keeping windows small).
+   * v2 receive window per stream: `maxStreamBuffer`, shrunk (in powers of two) as streams are
+   * added so that all windows together stay within half of `maxReceiveBuffer`: memory stays
+   * bounded although a v2 session never stops reading.
    */
   streamWindow(): number {
     const share = this.config.maxReceiveBuffer / (2 * Math.max(1, this.#streams.size));
@@ -285,7 +283,10 @@ export class SmuxSession implements AsyncDisposable, StreamHost {
     const ver = this.config.version;
     try {
       for (;;) {
-        while (this.#bucket <= 0 && !this.#closed) {
+        // v1 has no flow control: a full session buffer stops reading (as in xtaci/smux). v2
+        // never stops: per-stream windows bound memory, and stopping would also hold back the
+        // UPD frames our own blocked writers wait for — a deadlock once windows outgrow it.
+        while (ver === 1 && this.#bucket <= 0 && !this.#closed) {
           await new Promise<void>((r) => (this.#bucketWake = r));
         }
         if (this.#closed) return;
@@ -318,6 +319,9 @@ export class SmuxSession implements AsyncDisposable, StreamHost {
               return;
             }
             const s = this.#streams.get(sid);
+            if (s && ver === 2 && s.buffered + len > s.receiveLimit) {
+              throw new ProtocolError(`smux: stream ${sid} sent past its window`);
+            }
             // Data for an unknown or closed stream is dropped, as smux does.
             if (s && len > 0 && s.onData(buf.slice(start, start + len))) this.#bucket -= len;
             start += len;

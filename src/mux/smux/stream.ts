@@ -54,8 +54,9 @@ export class SmuxStream extends ConnBase {
   #windowWake: (() => void) | null = null;
   #numRead = 0;
   #incr = 0;
-  /** The receive window the peer believes in (v2). */
+  /** The receive window the peer believes in (v2), and the largest it was ever given. */
   #window = INITIAL_PEER_WINDOW;
+  #windowHigh = INITIAL_PEER_WINDOW;
 
   constructor(host: StreamHost, id: number) {
     super();
@@ -139,8 +140,13 @@ export class SmuxStream extends ConnBase {
     if (this.#host.config.version === 2 && !this.#closed) {
       this.#numRead = (this.#numRead + n) >>> 0;
       this.#incr += n;
+      // Update when half of what the peer believes our window is has been consumed (not half
+      // of the window we would grant now: that can be larger and would never be reached), on
+      // the first read, and at once when our window may grow.
       const sb = this.#host.streamWindow();
-      if (this.#incr >= sb / 2 || this.#numRead === n) this.advertise(sb);
+      if (this.#incr >= this.#window / 2 || this.#numRead === n || sb > this.#window) {
+        this.advertise(sb);
+      }
     }
     return n;
   }
@@ -150,10 +156,19 @@ export class SmuxStream extends ConnBase {
     return this.#window;
   }
 
+  /**
+   * Most unread bytes a peer that honours our windows can make us hold (v2): data sent under
+   * an older, larger window may still be in flight when a smaller one is advertised.
+   */
+  get receiveLimit(): number {
+    return this.#windowHigh + this.#host.config.maxFrameSize;
+  }
+
   /** Tells the peer (v2 UPD) what we consumed and how much more it may send. */
   advertise(window: number): void {
     if (this.#closed) return;
     this.#window = window;
+    if (window > this.#windowHigh) this.#windowHigh = window;
     this.#incr = 0;
     this.#host.sendUpd(this.id, this.#numRead, window);
   }
