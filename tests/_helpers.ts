@@ -55,6 +55,30 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, what = "operatio
 }
 
 /** Resolves after `ms`. */
+/** Sends `n` random bytes from `a` to `b`, closes `a`'s write side, and checks what `b` read. */
+export async function sendThrough(a: Conn, b: Conn, n: number, what = "transfer"): Promise<void> {
+  const data = randomBytes(n);
+  const [, got] = await withTimeout(
+    Promise.all([writeChunks(a, data).then(() => a.closeWrite()), readAll(b)]),
+    10_000,
+    what,
+  );
+  if (got.length !== data.length || (await sha256(got)) !== (await sha256(data))) {
+    throw new Error(`${what}: ${got.length} of ${data.length} bytes, or different bytes`);
+  }
+}
+
+/** Echoes `c` until EOF, then half-closes it (errors end the echo quietly). */
+export async function echoConn(c: Conn): Promise<void> {
+  const buf = new Uint8Array(32768);
+  for (;;) {
+    const n = await c.read(buf).catch(() => null);
+    if (n === null) break;
+    await c.write(buf.subarray(0, n)).catch(() => {});
+  }
+  await c.closeWrite().catch(() => {});
+}
+
 export function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { clientSession, serverSession } from "../../src/mux/smux/mod.ts";
 import { TcpListener } from "../../src/transport/tcp/listener.ts";
 import { dialTcp } from "../../src/transport/tcp/conn.ts";
-import { randomBytes, sha256, withTimeout, writeChunks } from "../_helpers.ts";
+import { echoConn, randomBytes, sha256, withTimeout, writeChunks } from "../_helpers.ts";
 import { readFull } from "../../src/core/conn.ts";
 import { goPeer, startListeningPeer } from "./_go.ts";
 
@@ -49,15 +49,7 @@ for (const version of [1, 2]) {
         for (;;) {
           const s = await session.acceptStream();
           if (!s) break;
-          tasks.push((async () => {
-            const buf = new Uint8Array(32768);
-            for (;;) {
-              const n = await s.read(buf);
-              if (n === null) break;
-              await s.write(buf.subarray(0, n)).catch(() => {});
-            }
-            s.close();
-          })());
+          tasks.push(echoConn(s).then(() => s.close()));
         }
         await Promise.all(tasks);
       })();

@@ -14,7 +14,15 @@ import { readFull } from "../../src/core/conn.ts";
 import { ConfigError } from "../../src/core/errors.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { smuxConfigFromMetadata } from "../../src/mux/smux/config.ts";
-import { randomBytes, readAll, sha256, withTimeout, writeChunks } from "../_helpers.ts";
+import {
+  echoConn,
+  randomBytes,
+  readAll,
+  sendThrough,
+  sha256,
+  withTimeout,
+  writeChunks,
+} from "../_helpers.ts";
 import { runConnSuite } from "../conformance/conn_suite.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
@@ -129,12 +137,7 @@ Deno.test("smux v2: a stalled stream buffers at most its window and does not blo
     // Initial peer window is 256 KiB (protocol constant): the writer stops there.
     assert.ok(written <= 262144, `wrote ${written}`);
     assert.ok(sStalled.buffered <= 262144);
-    const data = randomBytes(1 << 20);
-    const [, got] = await withTimeout(
-      Promise.all([writeChunks(live, data).then(() => live.closeWrite()), readAll(sLive)]),
-      10_000,
-    );
-    assert.equal(got.length, data.length);
+    await sendThrough(live, sLive, 1 << 20);
     cli.close();
     await writer;
   } finally {
@@ -163,13 +166,7 @@ Deno.test("smux v2: windows shrink as streams are added, so stalled streams cann
       })().catch(() => {})
     );
     await new Promise((r) => setTimeout(r, 200));
-    const data = randomBytes(1 << 20);
-    const [, got] = await withTimeout(
-      Promise.all([writeChunks(live, data).then(() => live.closeWrite()), readAll(sLive)]),
-      10_000,
-      "live stream starved",
-    );
-    assert.equal(await sha256(got), await sha256(data));
+    await sendThrough(live, sLive, 1 << 20, "live stream starved");
     // A single stream on a fresh session gets the whole configured window.
     const [c2, s2] = pair(2, { maxReceiveBuffer: 1 << 20, maxStreamBuffer: 512 * 1024 });
     const one = await c2.openStream();
@@ -268,15 +265,7 @@ Deno.test("smux v2: a burst of streams past the session buffer cannot deadlock e
     for (;;) {
       const s = await srv.acceptStream();
       if (!s) break;
-      tasks.push((async () => {
-        const buf = new Uint8Array(32768);
-        for (;;) {
-          const n = await s.read(buf).catch(() => null);
-          if (n === null) break;
-          await s.write(buf.subarray(0, n)).catch(() => {});
-        }
-        await s.closeWrite().catch(() => {});
-      })());
+      tasks.push(echoConn(s));
     }
     await Promise.all(tasks);
   })();
@@ -318,13 +307,7 @@ Deno.test("smux v2: when streams close, the survivors' windows grow without stal
       accepted[i]!.close();
     }
     await new Promise((r) => setTimeout(r, 50));
-    const data = randomBytes(4 << 20);
-    const [, got] = await withTimeout(
-      Promise.all([writeChunks(keep, data).then(() => keep.closeWrite()), readAll(sKeep)]),
-      10_000,
-      "survivor stalled",
-    );
-    assert.equal(await sha256(got), await sha256(data));
+    await sendThrough(keep, sKeep, 4 << 20, "survivor stalled");
     assert.equal(sKeep.window, 512 * 1024);
   } finally {
     cli.close();

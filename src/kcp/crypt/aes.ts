@@ -90,39 +90,21 @@ export class Aes {
     let s1 = st[1]! ^ rk[1]!;
     let s2 = st[2]! ^ rk[2]!;
     let s3 = st[3]! ^ rk[3]!;
-    // One round, then pairs: 13, 11 or 9 middle rounds. Pairs avoid shuffling the state.
-    let a0 = t0[s0 >>> 24]! ^ t1[(s1 >>> 16) & 0xff]! ^ t2[(s2 >>> 8) & 0xff]! ^ t3[s3 & 0xff]! ^
-      rk[4]!;
-    let a1 = t0[s1 >>> 24]! ^ t1[(s2 >>> 16) & 0xff]! ^ t2[(s3 >>> 8) & 0xff]! ^ t3[s0 & 0xff]! ^
-      rk[5]!;
-    let a2 = t0[s2 >>> 24]! ^ t1[(s3 >>> 16) & 0xff]! ^ t2[(s0 >>> 8) & 0xff]! ^ t3[s1 & 0xff]! ^
-      rk[6]!;
-    let a3 = t0[s3 >>> 24]! ^ t1[(s0 >>> 16) & 0xff]! ^ t2[(s1 >>> 8) & 0xff]! ^ t3[s2 & 0xff]! ^
-      rk[7]!;
-    let k = 8;
-    for (let r = (this.#rounds - 2) >> 1; r > 0; r--) {
-      s0 = t0[a0 >>> 24]! ^ t1[(a1 >>> 16) & 0xff]! ^ t2[(a2 >>> 8) & 0xff]! ^ t3[a3 & 0xff]! ^
-        rk[k]!;
-      s1 = t0[a1 >>> 24]! ^ t1[(a2 >>> 16) & 0xff]! ^ t2[(a3 >>> 8) & 0xff]! ^ t3[a0 & 0xff]! ^
-        rk[k + 1]!;
-      s2 = t0[a2 >>> 24]! ^ t1[(a3 >>> 16) & 0xff]! ^ t2[(a0 >>> 8) & 0xff]! ^ t3[a1 & 0xff]! ^
-        rk[k + 2]!;
-      s3 = t0[a3 >>> 24]! ^ t1[(a0 >>> 16) & 0xff]! ^ t2[(a1 >>> 8) & 0xff]! ^ t3[a2 & 0xff]! ^
-        rk[k + 3]!;
-      a0 = t0[s0 >>> 24]! ^ t1[(s1 >>> 16) & 0xff]! ^ t2[(s2 >>> 8) & 0xff]! ^ t3[s3 & 0xff]! ^
-        rk[k + 4]!;
-      a1 = t0[s1 >>> 24]! ^ t1[(s2 >>> 16) & 0xff]! ^ t2[(s3 >>> 8) & 0xff]! ^ t3[s0 & 0xff]! ^
-        rk[k + 5]!;
-      a2 = t0[s2 >>> 24]! ^ t1[(s3 >>> 16) & 0xff]! ^ t2[(s0 >>> 8) & 0xff]! ^ t3[s1 & 0xff]! ^
-        rk[k + 6]!;
-      a3 = t0[s3 >>> 24]! ^ t1[(s0 >>> 16) & 0xff]! ^ t2[(s1 >>> 8) & 0xff]! ^ t3[s2 & 0xff]! ^
-        rk[k + 7]!;
-      k += 8;
+    let k = 4;
+    for (let r = this.#rounds - 1; r > 0; r--) {
+      const a0 = t0[s0 >>> 24]! ^ t1[(s1 >>> 16) & 0xff]! ^ t2[(s2 >>> 8) & 0xff]! ^
+        t3[s3 & 0xff]! ^ rk[k]!;
+      const a1 = t0[s1 >>> 24]! ^ t1[(s2 >>> 16) & 0xff]! ^ t2[(s3 >>> 8) & 0xff]! ^
+        t3[s0 & 0xff]! ^ rk[k + 1]!;
+      const a2 = t0[s2 >>> 24]! ^ t1[(s3 >>> 16) & 0xff]! ^ t2[(s0 >>> 8) & 0xff]! ^
+        t3[s1 & 0xff]! ^ rk[k + 2]!;
+      s3 = t0[s3 >>> 24]! ^ t1[(s0 >>> 16) & 0xff]! ^ t2[(s1 >>> 8) & 0xff]! ^
+        t3[s2 & 0xff]! ^ rk[k + 3]!;
+      s0 = a0;
+      s1 = a1;
+      s2 = a2;
+      k += 4;
     }
-    s0 = a0;
-    s1 = a1;
-    s2 = a2;
-    s3 = a3;
     const S = SBOX;
     st[0] = ((S[s0 >>> 24]! << 24) | (S[(s1 >>> 16) & 0xff]! << 16) |
       (S[(s2 >>> 8) & 0xff]! << 8) | S[s3 & 0xff]!) ^ rk[k]!;
