@@ -97,6 +97,7 @@ export async function routeDial(
   try {
     conn = await node.dialer.dial(node.addr, {
       netDial: (a) => routeDial(prefix, "tcp", a, log, signal),
+      direct: prefix.length === 0,
       signal,
       log,
     });

@@ -125,6 +125,11 @@ export interface DialContext {
    * connection through the previous hops. Transports layer on top of it (TLS, WebSocket, smux).
    */
   netDial(addr: string): Promise<Conn>;
+  /**
+   * True when `netDial` is a plain TCP connection (no earlier hops): a dialer may then open the
+   * socket itself, e.g. TLS on a native socket, which runs faster than TLS over a `Conn`.
+   */
+  direct?: boolean;
   signal?: AbortSignal;
   log: Logger;
 }

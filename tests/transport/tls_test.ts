@@ -1,10 +1,13 @@
-/** TLS with a CA: the server requires client certificates; the client verifies the chain. */
+/** TLS: with a CA (client certificates, chain verification); first-hop dial failures. */
 import assert from "node:assert/strict";
 import * as x509 from "@peculiar/x509";
 import { cliConfig } from "../../src/config/cli.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { dialTcp } from "../../src/transport/tcp/conn.ts";
-import { echoServer, readAll, withTimeout } from "../_helpers.ts";
+import { echoServer, freePort, readAll, withTimeout } from "../_helpers.ts";
+import { builtinRegistries } from "../../src/builtins.ts";
+import { Metadata } from "../../src/core/metadata.ts";
+import { silentLogger } from "../../src/core/log.ts";
 
 const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
 
@@ -97,5 +100,43 @@ Deno.test("tls with caFile: a client with a CA-signed certificate gets through; 
     await srv.close();
     await echo.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tls first-hop dial: refused ⇒ an error; a silent server ⇒ aborted by the signal; no leaks", async () => {
+  const d = await builtinRegistries().dialers.get("tls")({
+    metadata: new Metadata({}),
+    log: silentLogger,
+  });
+  const netDial = () => Promise.reject(new Error("the direct path must not use netDial"));
+  const closed = freePort();
+  await assert.rejects(
+    d.dial(`127.0.0.1:${closed}`, { netDial, direct: true, log: silentLogger }),
+    /tls handshake/,
+  );
+  // Accepts TCP but never answers the ClientHello.
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of silent) held.push(c);
+  })().catch(() => {});
+  try {
+    const signal = AbortSignal.timeout(300);
+    await assert.rejects(
+      withTimeout(
+        d.dial(`127.0.0.1:${(silent.addr as Deno.NetAddr).port}`, {
+          netDial,
+          direct: true,
+          signal,
+          log: silentLogger,
+        }),
+        5000,
+      ),
+      /aborted|tls handshake/,
+    );
+  } finally {
+    silent.close();
+    for (const c of held) c.close();
+    await accepting;
   }
 });

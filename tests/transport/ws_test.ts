@@ -32,6 +32,7 @@ Deno.test("ws frame and handshake vectors (protocols.md §6.3–6.4)", async () 
 async function transportPair(
   type: string,
   md: Record<string, string> = {},
+  direct = false,
 ): Promise<{ a: Conn; b: Conn; cleanup: () => Promise<void> }> {
   const reg = builtinRegistries();
   const l = await reg.listeners.get(type)({
@@ -43,7 +44,11 @@ async function transportPair(
   const d = await reg.dialers.get(type)({ metadata: new Metadata(md), log: silentLogger });
   const { directDialTcp } = await import("../../src/transport/tcp/dialer.ts");
   const [a, b] = await Promise.all([
-    d.dial(`127.0.0.1:${l.addr.port}`, { netDial: (x) => directDialTcp(x), log: silentLogger }),
+    d.dial(`127.0.0.1:${l.addr.port}`, {
+      netDial: (x) => directDialTcp(x),
+      direct,
+      log: silentLogger,
+    }),
     l.accept(),
   ]);
   return {
@@ -63,6 +68,14 @@ for (const type of ["ws", "wss", "mws", "mwss", "tls", "mtls"]) {
     size: 4 << 20,
     maxBuffered: 16 << 20,
   });
+}
+// First hops run TLS on the native socket instead of over a Conn: the same contract.
+for (const type of ["wss", "tls"]) {
+  runConnSuite(
+    `${type} listener ⇄ dialer (first hop, native TLS socket)`,
+    () => transportPair(type, {}, true),
+    { size: 4 << 20, maxBuffered: 16 << 20 },
+  );
 }
 
 Deno.test("ws listener: wrong path ⇒ 404, plain GET ⇒ 400, garbage ⇒ closed; it keeps serving", async () => {

@@ -52,11 +52,11 @@ export class DuplexConn extends ConnBase {
   #wake: (() => void) | null = null;
   #closed = false;
 
-  constructor(s: Duplex, under: Conn, transport: string) {
+  constructor(s: Duplex, local: NetAddr, remote: NetAddr, transport: string) {
     super();
     this.#s = s;
-    this.localAddr = { ...under.localAddr, transport };
-    this.remoteAddr = { ...under.remoteAddr, transport };
+    this.localAddr = { ...local, transport };
+    this.remoteAddr = { ...remote, transport };
     s.on("data", (d: Buffer) => {
       this.#chunks.push(new Uint8Array(d.buffer, d.byteOffset, d.length));
       this.#buffered += d.length;
@@ -152,11 +152,9 @@ export interface TlsClientOptions {
   signal?: AbortSignal;
 }
 
-/** Runs a TLS client handshake over `conn`. */
-export function tlsClient(conn: Conn, o: TlsClientOptions = {}): Promise<Conn> {
+function clientOptions(o: TlsClientOptions): tls.ConnectionOptions {
   const ip = o.serverName && /^[\d.]+$|:/.test(o.serverName);
-  const s = tls.connect({
-    socket: connToDuplex(conn),
+  return {
     servername: o.serverName && !ip ? o.serverName : undefined,
     rejectUnauthorized: !!o.secure || !!o.ca,
     ...(o.ca ? { ca: o.ca } : {}),
@@ -164,8 +162,38 @@ export function tlsClient(conn: Conn, o: TlsClientOptions = {}): Promise<Conn> {
     ...(o.ca && !o.secure ? { checkServerIdentity: () => undefined } : {}),
     ...(o.cert && o.key ? { cert: o.cert, key: o.key } : {}),
     ...(o.alpn ? { ALPNProtocols: o.alpn } : {}),
+  };
+}
+
+/** Runs a TLS client handshake over `conn`. */
+export function tlsClient(conn: Conn, o: TlsClientOptions = {}): Promise<Conn> {
+  const s = tls.connect({ socket: connToDuplex(conn), ...clientOptions(o) });
+  return handshake(s, () => [conn.localAddr, conn.remoteAddr], "tls", "secureConnect");
+}
+
+/**
+ * Connects to `host:port` and runs a TLS client handshake on the native socket: ~1.7x the
+ * throughput of TLS over a `Conn` (no JavaScript pump between TCP and TLS). First hops only.
+ */
+export function tlsConnect(host: string, port: number, o: TlsClientOptions = {}): Promise<Conn> {
+  // Half-open: the peer's close_notify/FIN ends only our reading side, as with every Conn.
+  // (Node reads allowHalfOpen here; its TypeScript types omit it.)
+  const opts = { host, port, allowHalfOpen: true, ...clientOptions(o) };
+  const s = tls.connect(opts as tls.ConnectionOptions);
+  s.setNoDelay(true);
+  const abort = () => s.destroy(new Error("aborted"));
+  o.signal?.addEventListener("abort", abort, { once: true });
+  const addr = (h: string | undefined, p: number | undefined): NetAddr => ({
+    transport: "tcp",
+    hostname: h ?? "",
+    port: p ?? 0,
   });
-  return handshake(s, conn, "tls", "secureConnect");
+  return handshake(
+    s,
+    () => [addr(s.localAddress, s.localPort), addr(s.remoteAddress, s.remotePort)],
+    "tls",
+    "secureConnect",
+  ).finally(() => o.signal?.removeEventListener("abort", abort));
 }
 
 /** Runs a TLS server handshake over `conn` (TLS on top of a tunnel stream). */
@@ -184,10 +212,15 @@ export function tlsServer(
     requestCert: !!o.ca,
     rejectUnauthorized: !!o.ca,
   });
-  return handshake(s, conn, "tls", "secure");
+  return handshake(s, () => [conn.localAddr, conn.remoteAddr], "tls", "secure");
 }
 
-function handshake(s: tls.TLSSocket, under: Conn, transport: string, event: string): Promise<Conn> {
+function handshake(
+  s: tls.TLSSocket,
+  addrs: () => [NetAddr, NetAddr],
+  transport: string,
+  event: string,
+): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const onErr = (e: Error) => {
       s.destroy();
@@ -196,7 +229,8 @@ function handshake(s: tls.TLSSocket, under: Conn, transport: string, event: stri
     s.once("error", onErr);
     s.once(event, () => {
       s.off("error", onErr);
-      resolve(new DuplexConn(s, under, transport));
+      const [local, remote] = addrs();
+      resolve(new DuplexConn(s, local, remote, transport));
     });
   });
 }
