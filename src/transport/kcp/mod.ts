@@ -48,7 +48,13 @@ class CompressedListener implements Listener {
 export function register(reg: Registries): void {
   reg.listeners.register("kcp", async (o) => {
     const cfg = await kcpConfigFromMetadata(o.metadata);
-    const inner = new CompressedListener(new KcpListener(o.addr, cfg, o.log), cfg.nocomp);
+    const kl = new KcpListener(o.addr, cfg, o.log);
+    if (cfg.sockbuf > 0 && kl.sockbuf === 0) {
+      o.log.warn(
+        `kcp: UDP socket buffer left at the system default (kcp.sockbuf=${cfg.sockbuf} needs Linux and --allow-ffi); bursts from kcptun peers may be dropped`,
+      );
+    }
+    const inner = new CompressedListener(kl, cfg.nocomp);
     return new MuxListener(inner, kcpSmuxConfig(cfg), o.log, o.metadata.int("backlog", 128));
   });
   reg.dialers.register("kcp", async (o) => {
