@@ -26,9 +26,9 @@ export const DEFAULT_CONFIG: Readonly<SmuxConfig> = Object.freeze({
   keepAliveTimeout: 30_000,
   maxFrameSize: 32768,
   maxReceiveBuffer: 4194304,
-  // xtaci/smux uses 64 KiB. In v2 this is only the receive window we advertise; 64 KiB held one
-  // mtcp stream to ~340 MB/s here, 512 KiB gives ~650, and 8 such streams still fit the 4 MiB
-  // session buffer (v1 has no per-stream limit at all).
+  // xtaci/smux uses 64 KiB. In v2 this is the largest receive window we advertise (windows
+  // shrink as streams are added, see SmuxSession.streamWindow); 64 KiB held one mtcp stream to
+  // ~340-470 MB/s here, 512 KiB to ~650-830. v1 has no per-stream limit at all.
   maxStreamBuffer: 512 * 1024,
 });
 

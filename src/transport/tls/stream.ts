@@ -183,6 +183,7 @@ export function tlsConnect(host: string, port: number, o: TlsClientOptions = {})
   s.setNoDelay(true);
   const abort = () => s.destroy(new Error("aborted"));
   o.signal?.addEventListener("abort", abort, { once: true });
+  if (o.signal?.aborted) abort();
   const addr = (h: string | undefined, p: number | undefined): NetAddr => ({
     transport: "tcp",
     hostname: h ?? "",
