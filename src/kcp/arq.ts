@@ -304,7 +304,20 @@ export class Kcp {
     }
     if (diff(this.sndUna, prevUna) > 0) this.flush(false);
     else if (ackNoDelay && this.#acks.length > 0) this.flush(true);
+    // #acks holds (sn, ts) pairs: flush once half a datagram of ACKs is waiting.
+    else if (this.#acks.length >= this.#ackBatch()) this.flush(true);
     return 0;
+  }
+
+  /**
+   * ACKs that fill one datagram. A receiver that waits for its interval timer (kcp-go's way)
+   * lets a fast sender's whole window sit unacknowledged for up to `interval` ms (kcptun →
+   * Burrow ran at ~26 MB/s that way, ~36 with early ACKs). Flushing ACKs once half a datagram
+   * of them waits keeps the window sliding for about one extra datagram per ~27 received, and
+   * stays within the protocol: ACK timing is the receiver's choice.
+   */
+  #ackBatch(): number {
+    return Math.max(1, Math.floor((this.mtu - this.reserved) / OVERHEAD));
   }
 
   #wndUnused(): number {

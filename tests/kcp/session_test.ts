@@ -181,3 +181,28 @@ Deno.test("kcp engine: stream-mode segments are ordered and the window limits un
   a.flush(false);
   assert.ok(out.length > 0, "unacked segments are retransmitted after the RTO");
 });
+
+Deno.test("kcp engine: a receiver sends ACKs once half a datagram of them waits, not only on its timer", () => {
+  const now = 0;
+  const fromA: Uint8Array[] = [];
+  const a = new Kcp(7, (d) => fromA.push(d), () => now);
+  a.setNoDelay(0, 30, 2, 1);
+  a.setWindow(1024, 1024);
+  a.rmtWnd = 1024;
+  a.send(new Uint8Array(a.mss * 100));
+  a.flush(false);
+  assert.equal(fromA.length, 100);
+  const fromB: Uint8Array[] = [];
+  const b = new Kcp(7, (d) => fromB.push(d), () => now);
+  b.setWindow(1024, 1024);
+  const perDatagram = Math.floor(b.mtu / 24);
+  // Fewer than half a datagram of ACKs: they wait for b's timer (kcp-go's behaviour).
+  for (const d of fromA.slice(0, perDatagram / 2 - 1)) b.input(d);
+  assert.equal(fromB.length, 0);
+  // Feeding the rest flushes ACKs on the way, without any timer.
+  for (const d of fromA.slice(perDatagram / 2 - 1)) b.input(d);
+  assert.ok(fromB.length >= 2, `ACK datagrams sent early: ${fromB.length}`);
+  // They acknowledge what arrived: the sender's window slides.
+  for (const d of fromB) a.input(d);
+  assert.ok(a.sndBuf.length < 100 - perDatagram / 2, `still unacked: ${a.sndBuf.length}`);
+});
