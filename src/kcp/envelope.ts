@@ -26,7 +26,8 @@ export class Envelope {
   #dec?: FecDecoder;
   readonly #ds: number;
   readonly #ps: number;
-  #nonce = crypto.getRandomValues(new Uint32Array(4));
+  readonly #nonce = crypto.getRandomValues(new Uint32Array(4));
+  readonly #nonceBytes = new Uint8Array(this.#nonce.buffer);
   /** Datagrams dropped for a bad checksum or shape. */
   dropped = 0;
 
@@ -49,22 +50,33 @@ export class Envelope {
     return this.#dec?.recovered ?? 0;
   }
 
-  /** Wraps one KCP datagram; returns it and any parity datagrams, ready to send. */
-  seal(kcp: Uint8Array): Uint8Array[] {
-    const inner = this.#enc ? this.#enc.encode(kcp) : [kcp];
-    return inner.map((p) => {
-      const out = new Uint8Array(CRYPT_HEADER + p.length);
-      // Nonce content only needs to be unique (salsa20 uses bytes 0..7): a counter on a random start.
-      const n = this.#nonce;
-      n[0] = (n[0]! + 1) >>> 0;
-      if (n[0] === 0) n[1] = (n[1]! + 1) >>> 0;
-      out.set(new Uint8Array(n.buffer), 0);
-      out.set(p, CRYPT_HEADER);
-      const c = crc32(out, CRYPT_HEADER);
-      out[16] = c, out[17] = c >>> 8, out[18] = c >>> 16, out[19] = c >>> 24;
-      this.crypt.encrypt(out);
-      return out;
-    });
+  /** A datagram with `overhead` bytes of headroom in front of `kcp`, for {@link seal}. */
+  frame(kcp: Uint8Array): Uint8Array {
+    const d = new Uint8Array(this.overhead + kcp.length);
+    d.set(kcp, this.overhead);
+    return d;
+  }
+
+  /**
+   * Seals, in place, a datagram whose KCP bytes follow `overhead` bytes of headroom (the KCP
+   * engine reserves them); returns it and any parity datagrams, ready to send.
+   */
+  seal(d: Uint8Array): Uint8Array[] {
+    const parity = this.#enc ? this.#enc.encodeInPlace(d, CRYPT_HEADER) : [];
+    this.#finish(d);
+    for (const p of parity) this.#finish(p);
+    return parity.length === 0 ? [d] : [d, ...parity];
+  }
+
+  #finish(out: Uint8Array): void {
+    // Nonce content only needs to be unique (salsa20 uses bytes 0..7): a counter on a random start.
+    const n = this.#nonce;
+    n[0] = (n[0]! + 1) >>> 0;
+    if (n[0] === 0) n[1] = (n[1]! + 1) >>> 0;
+    out.set(this.#nonceBytes, 0);
+    const c = crc32(out, CRYPT_HEADER);
+    out[16] = c, out[17] = c >>> 8, out[18] = c >>> 16, out[19] = c >>> 24;
+    this.crypt.encrypt(out);
   }
 
   /** Opens one datagram in place; `null` if it fails the checksum or is malformed. */

@@ -160,7 +160,10 @@ export class FecEncoder {
   readonly #rs: ReedSolomon;
   readonly #paws: number;
   #next = 0;
-  #shards: Uint8Array[] = [];
+  /** This group's shards (size ‖ KCP bytes), copied: the datagram is encrypted in place. */
+  readonly #cache: Uint8Array[] = [];
+  readonly #lens: number[] = [];
+  #count = 0;
   #maxLen = 0;
 
   constructor(readonly ds: number, readonly ps: number) {
@@ -171,33 +174,48 @@ export class FecEncoder {
   /** Returns the data packet for `kcp`, followed by parity packets when a group completes. */
   encode(kcp: Uint8Array): Uint8Array[] {
     const pkt = new Uint8Array(FEC_HEADER + kcp.length);
-    putU32(pkt, 0, this.#next);
-    pkt[4] = FLAG_DATA;
-    pkt[6] = (kcp.length + 2) & 0xff;
-    pkt[7] = (kcp.length + 2) >>> 8;
     pkt.set(kcp, FEC_HEADER);
-    this.#next++;
-    const out = [pkt];
-    if (this.ps === 0) return out;
-    this.#shards.push(pkt.subarray(6)); // size ‖ KCP bytes
-    this.#maxLen = Math.max(this.#maxLen, kcp.length + 2);
-    if (this.#shards.length === this.ds) {
-      const padded = this.#shards.map((s) => {
-        const p = new Uint8Array(this.#maxLen);
-        p.set(s);
-        return p;
-      });
-      for (const par of this.#rs.encode(padded)) {
-        const pp = new Uint8Array(FEC_HEADER - 2 + par.length);
-        putU32(pp, 0, this.#next);
-        pp[4] = FLAG_PARITY;
-        pp.set(par, 6);
-        out.push(pp);
-        this.#next = (this.#next + 1) % this.#paws;
-      }
-      this.#shards = [];
-      this.#maxLen = 0;
+    return [pkt, ...this.encodeInPlace(pkt, 0)];
+  }
+
+  /**
+   * Writes the FEC header at `d[at..at+8)` in front of the KCP bytes that follow it, and
+   * returns the parity packets (each with `at` bytes of headroom) when this completes a group.
+   */
+  encodeInPlace(d: Uint8Array, at: number): Uint8Array[] {
+    const size = d.length - at - FEC_HEADER + 2;
+    putU32(d, at, this.#next);
+    d[at + 4] = FLAG_DATA;
+    d[at + 5] = 0;
+    d[at + 6] = size & 0xff;
+    d[at + 7] = size >>> 8;
+    this.#next = (this.#next + 1) % this.#paws;
+    if (this.ps === 0) return [];
+    const k = this.#count++;
+    let row = this.#cache[k];
+    if (!row || row.length < size) row = this.#cache[k] = new Uint8Array(Math.max(size, 1536));
+    row.set(d.subarray(at + 6));
+    this.#lens[k] = size;
+    if (size > this.#maxLen) this.#maxLen = size;
+    if (this.#count < this.ds) return [];
+
+    const len = this.#maxLen;
+    for (let j = 0; j < this.ds; j++) this.#cache[j]!.fill(0, this.#lens[j]!, len);
+    // Slack in front so the parity bytes start 4-byte aligned (mulAdd's word path).
+    const slack = (4 - ((at + 6) & 3)) & 3;
+    const out: Uint8Array[] = [];
+    for (let p = 0; p < this.ps; p++) {
+      const pkt = new Uint8Array(slack + at + 6 + len).subarray(slack);
+      putU32(pkt, at, this.#next);
+      pkt[at + 4] = FLAG_PARITY;
+      const par = pkt.subarray(at + 6);
+      const coef = this.#rs.matrix[this.ds + p]!;
+      for (let j = 0; j < this.ds; j++) mulAdd(coef[j]!, this.#cache[j]!.subarray(0, len), par);
+      out.push(pkt);
+      this.#next = (this.#next + 1) % this.#paws;
     }
+    this.#count = 0;
+    this.#maxLen = 0;
     return out;
   }
 }

@@ -72,8 +72,8 @@ export class KcpSession extends ConnBase {
   }
 
   #output(d: Uint8Array): void {
-    // kcp-go reserves header room in place; here the envelope allocates its own buffer.
-    for (const pkt of this.#env.seal(d.subarray(this.kcp.reserved))) this.#tx.send(pkt);
+    // The engine leaves `reserved` bytes in front: the envelope fills them in place.
+    for (const pkt of this.#env.seal(d)) this.#tx.send(pkt);
   }
 
   #schedule(ms: number): void {

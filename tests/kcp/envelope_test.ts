@@ -19,7 +19,7 @@ Deno.test("envelope seal/open round trip for aes with FEC; a flipped bit is drop
   const key = deriveKey("it's a secrect");
   const tx = new Envelope(createCrypt("aes", key), 10, 3);
   const rx = new Envelope(createCrypt("aes", key), 10, 3);
-  const [pkt] = tx.seal(KCP);
+  const [pkt] = tx.seal(tx.frame(KCP));
   assert.equal(pkt!.length, 20 + 8 + KCP.length);
   const bad = pkt!.slice();
   bad[30] ^= 1;
@@ -29,5 +29,5 @@ Deno.test("envelope seal/open round trip for aes with FEC; a flipped bit is drop
   assert.deepEqual(o?.kcp, KCP);
   // A receiver with another key sees only garbage and drops it.
   const other = new Envelope(createCrypt("aes", deriveKey("wrong")), 10, 3);
-  assert.equal(other.open(tx.seal(KCP)[0]!), null);
+  assert.equal(other.open(tx.seal(tx.frame(KCP))[0]!), null);
 });

@@ -100,3 +100,18 @@ Deno.test("Reed–Solomon parity: word-at-a-time path equals the byte path and a
     }
   }
 });
+
+Deno.test("FEC in-place framing with envelope headroom equals the plain encoder, byte for byte", () => {
+  const plain = new FecEncoder(10, 3);
+  const inPlace = new FecEncoder(10, 3);
+  for (let k = 0; k < 25; k++) {
+    const kcp = crypto.getRandomValues(new Uint8Array(24 + ((k * 97) % 1300)));
+    const want = plain.encode(kcp);
+    const d = new Uint8Array(20 + 8 + kcp.length);
+    d.set(kcp, 28);
+    const parity = inPlace.encodeInPlace(d, 20);
+    assert.deepEqual(d.subarray(20), want[0]);
+    assert.equal(parity.length, want.length - 1);
+    parity.forEach((p, i) => assert.deepEqual(p.subarray(20), want[i + 1]));
+  }
+});
