@@ -182,3 +182,21 @@ Deno.test("aes cfb: the WebAssembly encryptor equals the JavaScript one at every
     }
   }
 });
+
+Deno.test("des: FIPS worked example, and 3DES-EDE equals node:crypto's des-ede3 on random keys", async () => {
+  const { desBlock } = await import("../../src/kcp/crypt/des.ts");
+  const { createCipheriv } = await import("node:crypto");
+  const { Buffer } = await import("node:buffer");
+  const out = new Uint8Array(8);
+  desBlock(fromHex("133457799bbcdff1"))(fromHex("0123456789abcdef"), 0, out, 0);
+  assert.equal(hex(out), "85e813540f0ab405");
+  for (let i = 0; i < 32; i++) {
+    const k = crypto.getRandomValues(new Uint8Array(24));
+    const p = crypto.getRandomValues(new Uint8Array(8));
+    desBlock(k)(p, 0, out, 0);
+    // One block of CBC with a zero IV is one block of ECB.
+    const want = createCipheriv("des-ede3-cbc", Buffer.from(k), Buffer.alloc(8))
+      .setAutoPadding(false).update(p);
+    assert.equal(hex(out), hex(new Uint8Array(want)));
+  }
+});

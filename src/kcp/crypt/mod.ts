@@ -11,6 +11,7 @@ import { blowfishBlock } from "./blowfish.ts";
 import { twofishBlock } from "./twofish.ts";
 import { sm4Block } from "./sm4.ts";
 import { cast5Block } from "./cast5.ts";
+import { desBlock } from "./des.ts";
 
 /** Encrypts/decrypts one datagram in place. */
 export interface BlockCrypt {
@@ -74,22 +75,6 @@ function aesCrypt(name: string, key: Uint8Array): BlockCrypt {
   };
 }
 
-function tripleDes(key: Uint8Array): BlockCrypt {
-  // Only CBC is exposed. One long-lived CBC cipher acts as a block function: feeding X ^ (its
-  // previous output) yields E(X). A new cipher per block would cost ~40x more.
-  const cbc = crypto.createCipheriv("des-ede3-cbc", Buffer.from(key), Buffer.alloc(8))
-    .setAutoPadding(false);
-  const prev = new Uint8Array(8);
-  const inp = new Uint8Array(8);
-  const enc: BlockFn = (s, so, d, dOff) => {
-    for (let i = 0; i < 8; i++) inp[i] = s[so + i]! ^ prev[i]!;
-    const out = cbc.update(inp);
-    prev.set(out);
-    d.set(out, dOff);
-  };
-  return new CfbCrypt("3des", 8, enc);
-}
-
 /** A crypt by kcptun name; unknown names fall back to `aes` as kcp-go does. */
 export function createCrypt(name: string, key32: Uint8Array): BlockCrypt {
   switch (name) {
@@ -100,7 +85,7 @@ export function createCrypt(name: string, key32: Uint8Array): BlockCrypt {
     case "salsa20":
       return { name, encrypt: (b) => salsa20Xor(b, key32), decrypt: (b) => salsa20Xor(b, key32) };
     case "3des":
-      return tripleDes(key32.subarray(0, 24));
+      return new CfbCrypt(name, 8, desBlock(key32.subarray(0, 24)));
     case "tea":
       return new CfbCrypt(name, 8, teaBlock(key32.subarray(0, 16), 16));
     case "xtea":
