@@ -315,6 +315,41 @@ Deno.test("smux v2: when streams close, the survivors' windows grow without stal
   }
 });
 
+Deno.test("smux v2: 200 streams opening, echoing and closing in waves never stall or trip the window check", async () => {
+  const [cli, srv] = pair(2, { maxReceiveBuffer: 1 << 20 });
+  const echo = (async () => {
+    const tasks: Promise<void>[] = [];
+    for (;;) {
+      const s = await srv.acceptStream();
+      if (!s) break;
+      tasks.push(echoConn(s));
+    }
+    await Promise.all(tasks);
+  })();
+  try {
+    // Waves of streams of different sizes, so windows shrink and grow while data flows.
+    const run = async (i: number) => {
+      await new Promise((r) => setTimeout(r, (i % 10) * 5));
+      const st = await cli.openStream();
+      const data = randomBytes(1000 + ((i * 7919) % 200_000));
+      const [, got] = await Promise.all([
+        writeChunks(st, data, 7000).then(() => st.closeWrite()),
+        readAll(st),
+      ]);
+      assert.equal(got.length, data.length);
+      assert.equal(await sha256(got), await sha256(data));
+      st.close();
+    };
+    await withTimeout(Promise.all(Array.from({ length: 200 }, (_, i) => run(i))), 30_000, "waves");
+    assert.equal(cli.isClosed, false);
+    assert.equal(srv.isClosed, false);
+  } finally {
+    cli.close();
+    srv.close();
+    await echo;
+  }
+});
+
 Deno.test("smux v2: a peer that sends past its window is a protocol error, not unbounded memory", async () => {
   const [a, b] = pipe();
   const srv = serverSession(b, { version: 2, maxStreamBuffer: 65536 });
