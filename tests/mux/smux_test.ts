@@ -72,6 +72,17 @@ function pair(
   return [clientSession(a, { version, ...extra }), serverSession(b, { version, ...extra })];
 }
 
+/** Echoes every stream `session` accepts until it closes. */
+async function serveEcho(session: SmuxSession): Promise<void> {
+  const tasks: Promise<void>[] = [];
+  for (;;) {
+    const s = await session.acceptStream();
+    if (!s) break;
+    tasks.push(echoConn(s));
+  }
+  await Promise.all(tasks);
+}
+
 for (const version of [1, 2]) {
   Deno.test(`smux v${version}: 32 concurrent streams echo 256 KiB each byte-exact`, async () => {
     const [cli, srv] = pair(version);
@@ -260,15 +271,7 @@ Deno.test("smux v2: a burst of streams past the session buffer cannot deadlock e
   // session buffer. A read loop that stopped on the full buffer would also stop the UPD frames
   // the echo writers wait for.
   const [cli, srv] = pair(2, { maxReceiveBuffer: 512 * 1024, maxStreamBuffer: 256 * 1024 });
-  const echo = (async () => {
-    const tasks: Promise<void>[] = [];
-    for (;;) {
-      const s = await srv.acceptStream();
-      if (!s) break;
-      tasks.push(echoConn(s));
-    }
-    await Promise.all(tasks);
-  })();
+  const echo = serveEcho(srv);
   try {
     const runs = Array.from({ length: 8 }, async () => {
       const st = await cli.openStream();
@@ -317,15 +320,7 @@ Deno.test("smux v2: when streams close, the survivors' windows grow without stal
 
 Deno.test("smux v2: 200 streams opening, echoing and closing in waves never stall or trip the window check", async () => {
   const [cli, srv] = pair(2, { maxReceiveBuffer: 1 << 20 });
-  const echo = (async () => {
-    const tasks: Promise<void>[] = [];
-    for (;;) {
-      const s = await srv.acceptStream();
-      if (!s) break;
-      tasks.push(echoConn(s));
-    }
-    await Promise.all(tasks);
-  })();
+  const echo = serveEcho(srv);
   try {
     // Waves of streams of different sizes, so windows shrink and grow while data flows.
     const run = async (i: number) => {
