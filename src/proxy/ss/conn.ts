@@ -30,7 +30,8 @@ export class SsConn extends WrappedConn {
   #dec?: AeadSession;
   #out: Uint8Array | null = null;
   #outOff = 0;
-  #wbuf = new Uint8Array(2 + TAG + MAX_PAYLOAD + TAG + 64);
+  /** Room for a few sealed chunks: one underlying write per 64 KiB written. */
+  #wbuf = new Uint8Array(4 * (2 + TAG + MAX_PAYLOAD + TAG));
 
   constructor(inner: Conn, cipher: SsCipher, filter?: SaltFilter) {
     super(inner);
@@ -46,14 +47,19 @@ export class SsConn extends WrappedConn {
       await this.inner.write(salt);
     }
     const len = new Uint8Array(2);
+    const chunkMax = 2 + TAG + MAX_PAYLOAD + TAG;
+    let w = 0;
     do {
       const n = Math.min(MAX_PAYLOAD, p.length - off);
       len[0] = n >>> 8;
       len[1] = n & 0xff;
-      let w = this.#enc.seal(len, this.#wbuf, 0);
+      w = this.#enc.seal(len, this.#wbuf, w);
       w = this.#enc.seal(p.subarray(off, off + n), this.#wbuf, w);
-      await this.inner.write(this.#wbuf.subarray(0, w));
       off += n;
+      if (w + chunkMax > this.#wbuf.length || off >= p.length) {
+        await this.inner.write(this.#wbuf.subarray(0, w));
+        w = 0;
+      }
     } while (off < p.length);
     return p.length;
   }
