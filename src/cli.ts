@@ -6,6 +6,7 @@ import { asUsage, type CliArgs, cliConfig, parseArgs, UsageError } from "./confi
 import { formatConfig, loadConfigSource } from "./config/file.ts";
 import { type Config, mergeConfigs } from "./config/model.ts";
 import { ConfigError, errorText } from "./core/errors.ts";
+import { consoleDiagnostics } from "./config/keys.ts";
 import { type Level, Logger, sinkFor } from "./core/log.ts";
 import { Runtime } from "./runtime.ts";
 import { VERSION } from "./version.ts";
@@ -16,7 +17,8 @@ const USAGE = `Usage: burrow [-L service]... [-F node]... [-C config]... [-D] [-
   -C  config file (YAML or JSON; several allowed, merged), "-" for stdin
   -D  debug logging (-DD: trace)
   -O  print the normalised config as yaml or json and exit
-  -V  print the version and exit`;
+  -V  print the version and exit
+  --strict  unknown keys are errors, not warnings (also: strict: true in the config)`;
 
 /** How long live conns get to finish after SIGINT/SIGTERM. */
 const GRACE_MS = 3000;
@@ -43,10 +45,34 @@ function groupConfig(a: CliArgs, g: number, offset: number): Config {
   const cfg = cliConfig(a.services, a.nodes);
   const chain = `chain-${g}`;
   for (const c of cfg.chains ?? []) c.name = chain;
+  // Objects from special keys (admission-0, bypass-0, ...) get the group in their name.
+  const rename = (n?: string) => n?.replace(/-(\d+)$/, `-${g}-$1`);
+  for (
+    const k of [
+      "admissions",
+      "bypasses",
+      "hosts",
+      "resolvers",
+      "limiters",
+      "climiters",
+      "rlimiters",
+    ] as const
+  ) for (const o of cfg[k] ?? []) o.name = rename(o.name)!;
+  const fix = (o: { bypass?: string; resolver?: string; hosts?: string }) => {
+    o.bypass = rename(o.bypass);
+    o.resolver = rename(o.resolver);
+    o.hosts = rename(o.hosts);
+    for (const k of ["bypass", "resolver", "hosts"] as const) if (o[k] === undefined) delete o[k];
+  };
+  for (const c of cfg.chains ?? []) for (const h of c.hops) fix(h);
   for (const [i, s] of (cfg.services ?? []).entries()) {
     s.name = `service-${offset + i}`;
     if (s.handler.chain) s.handler.chain = chain;
     if (s.listener.chain) s.listener.chain = chain;
+    fix(s);
+    for (const k of ["admission", "limiter", "climiter", "rlimiter"] as const) {
+      if (s[k] !== undefined) s[k] = rename(s[k]);
+    }
   }
   return cfg;
 }
@@ -65,6 +91,7 @@ export async function runCli(argv: string[]): Promise<number> {
       args.output ??= a.output;
       args.debug ||= a.debug;
       args.trace ||= a.trace;
+      args.strict ||= a.strict;
     }
     if (args.help) {
       console.log(USAGE);
@@ -77,12 +104,13 @@ export async function runCli(argv: string[]): Promise<number> {
       return 0;
     }
     const files: Config[] = [];
-    for (const c of args.configs) files.push(await loadConfigSource(c));
+    const load = { diagnostics: consoleDiagnostics(args.strict) };
+    for (const c of args.configs) files.push(await loadConfigSource(c, load));
     let fromCli: Config;
     try {
       fromCli = cliConfig(args.services, args.nodes);
       for (const [g, a] of extra.entries()) {
-        for (const c of a.configs) files.push(await loadConfigSource(c));
+        for (const c of a.configs) files.push(await loadConfigSource(c, load));
         fromCli = mergeConfigs(fromCli, groupConfig(a, g + 1, fromCli.services?.length ?? 0));
       }
     } catch (e) {
@@ -117,10 +145,17 @@ export async function runCli(argv: string[]): Promise<number> {
   }
   let rt: Runtime;
   try {
-    rt = await Runtime.start(cfg, { log });
+    rt = await Runtime.start(cfg, {
+      log,
+      diagnostics: {
+        strict: args.strict || cfg.strict === true,
+        warn: (p, m) => log.warn(`${p}: ${m}`, { kind: "config" }),
+      },
+    });
   } catch (e) {
     console.error(`burrow: ${errorText(e)}`);
-    return 1;
+    // A configuration mistake is a usage error (2); a runtime failure such as a busy port is 1.
+    return e instanceof ConfigError ? 2 : 1;
   }
   const stop = Promise.withResolvers<string>();
   const onSig = (name: string) => () => stop.resolve(name);

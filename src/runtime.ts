@@ -11,11 +11,12 @@ import type {
   TLSConfig,
 } from "./config/model.ts";
 import { checkReferences } from "./config/model.ts";
-import { ConfigError, errorText } from "./core/errors.ts";
+import { ConfigError, errorText, TunnelError } from "./core/errors.ts";
 import { type Logger, silentLogger } from "./core/log.ts";
-import { Metadata } from "./core/metadata.ts";
+import { KeyUse, Metadata } from "./core/metadata.ts";
+import { checkMetadata, type Diagnostics } from "./config/keys.ts";
 import type { Registries } from "./core/registry.ts";
-import type { Auther, Credentials, Handler, TlsOptions } from "./core/types.ts";
+import type { Auther, Credentials, ForwardTarget, Handler, TlsOptions } from "./core/types.ts";
 import { AnyAuther, parseAuthFile, UserAuther } from "./auth.ts";
 import { Chain, ChainNode, ChainRouter, ForwardTargets, Hop } from "./chain/router.ts";
 import { Selector } from "./chain/selector.ts";
@@ -27,6 +28,11 @@ export interface RuntimeOptions {
   /** Plugin registries (default: every built-in type). */
   registries?: Registries;
   log?: Logger;
+  /**
+   * Where unknown-key warnings go and whether they are errors (default: the logger's warn, strict
+   * when the config says `strict: true`).
+   */
+  diagnostics?: Diagnostics;
 }
 
 function creds(a?: AuthConfig): Credentials | undefined {
@@ -42,6 +48,7 @@ export class Runtime implements AsyncDisposable {
   readonly services: Service[] = [];
   readonly chains = new Map<string, Chain>();
   readonly #log: Logger;
+  #diag: Diagnostics = { strict: false, warn: () => {} };
   /** Top-level `tls:`: the default certificate for TLS listeners without their own. */
   #defaultTls?: TLSConfig;
 
@@ -54,6 +61,10 @@ export class Runtime implements AsyncDisposable {
     checkReferences(cfg);
     const reg = opts.registries ?? builtinRegistries();
     const rt = new Runtime(opts.log ?? silentLogger);
+    rt.#diag = opts.diagnostics ?? {
+      strict: cfg.strict === true,
+      warn: (path, msg) => rt.#log.warn(`${path}: ${msg}`, { kind: "config" }),
+    };
     try {
       await rt.#build(cfg, reg);
     } catch (e) {
@@ -104,40 +115,64 @@ export class Runtime implements AsyncDisposable {
       const h = h0.nodes ? h0 : top.get(h0.name)!;
       const hp = `${path}.hops[${j}]`;
       const nodes: ChainNode[] = [];
+      // One record of asked-for keys per hop: CLI keys land in hop, node, dialer and connector.
+      const use = new KeyUse();
+      const hopMd = new Metadata(h.metadata ?? {}, `${hp}.metadata`, use);
+      const mds: { md: Metadata; kind: string; type: string }[] = [
+        { md: hopMd, kind: "hop", type: "" },
+      ];
       for (const [k, n] of (h.nodes ?? []).entries()) {
         const np = `${hp}.nodes[${k}]`;
         const log = this.#log.with({ chain: c.name, hop: h.name, node: n.name });
         const nodeMd = n.metadata ?? {};
+        const dmd = new Metadata({ ...nodeMd, ...n.dialer.metadata }, `${np}.dialer.metadata`, use);
+        const cmd = new Metadata(
+          { ...nodeMd, ...n.connector.metadata },
+          `${np}.connector.metadata`,
+          use,
+        );
+        const nmd = new Metadata(nodeMd, `${np}.metadata`, use);
+        mds.push(
+          { md: nmd, kind: "node", type: "" },
+          { md: dmd, kind: "dialer", type: n.dialer.type },
+          { md: cmd, kind: "connector", type: n.connector.type },
+        );
         const dialer = await this.#make(() =>
           reg.dialers.get(n.dialer.type)({
-            metadata: new Metadata({ ...nodeMd, ...n.dialer.metadata }, `${np}.dialer.metadata`),
+            metadata: dmd,
             tls: tlsOpts(n.dialer.tls),
             auth: creds(n.dialer.auth),
             log: log.with({ kind: "dialer", dialer: n.dialer.type }),
           }), `${np}.dialer.type`);
         const connector = await this.#make(() =>
           reg.connectors.get(n.connector.type)({
-            metadata: new Metadata(
-              { ...nodeMd, ...n.connector.metadata },
-              `${np}.connector.metadata`,
-            ),
+            metadata: cmd,
             tls: tlsOpts(n.connector.tls),
             auth: creds(n.connector.auth),
             log: log.with({ kind: "connector", connector: n.connector.type }),
           }), `${np}.connector.type`);
-        const weight = new Metadata(nodeMd).int("weight", 1);
+        const weight = nmd.int("weight", 1);
         nodes.push(new ChainNode(n.name, n.addr, dialer, connector, weight));
       }
+      checkMetadata(this.#diag, mds);
       hops.push(new Hop(h.name, nodes, new Selector(h.selector)));
     }
     return new Chain(c.name, hops);
   }
 
-  async #make<T>(f: () => Promise<T> | T, path: string): Promise<T> {
+  async #make<T>(f: () => Promise<T> | T, path: string, addr?: string): Promise<T> {
     try {
       return await f();
     } catch (e) {
       if (e instanceof ConfigError) throw e;
+      // OS errors (a busy port, a missing file) are runtime failures, not config mistakes.
+      if (e instanceof Error && Object.values(Deno.errors).some((c) => e instanceof c)) {
+        const at = addr ? ` ${addr}` : "";
+        const what = e instanceof Deno.errors.AddrInUse
+          ? `cannot listen on${at}: address already in use`
+          : `${at ? `${at.trim()}: ` : ""}${errorText(e)}`;
+        throw new TunnelError(`${path}: ${what}`, { cause: e });
+      }
       throw new ConfigError(path, errorText(e));
     }
   }
@@ -151,7 +186,21 @@ export class Runtime implements AsyncDisposable {
     log0: Logger,
   ): Promise<Service> {
     const log = log0.with({ service: s.name });
-    const svcMd = new Metadata(s.metadata ?? {}, `${path}.metadata`);
+    if (s.listener.auth || s.listener.auther || s.listener.authers) {
+      // GOST reads listener auth only in ssh/sshd listeners; elsewhere it would do nothing.
+      throw new ConfigError(
+        `${path}.listener.auth`,
+        "listener auth is only used by ssh/sshd listeners (not supported yet); set auth on the handler",
+      );
+    }
+    if (s.listener.chain) {
+      throw new ConfigError(
+        `${path}.listener.chain`,
+        "a listener chain is only used by rtcp/rudp listeners, which are not supported yet",
+      );
+    }
+    const use = new KeyUse();
+    const svcMd = new Metadata(s.metadata ?? {}, `${path}.metadata`, use);
     const names = [...(s.handler.auther ? [s.handler.auther] : []), ...(s.handler.authers ?? [])];
     const list: Auther[] = names.map((n) => authers.get(n)!);
     const auth = creds(s.handler.auth);
@@ -169,18 +218,26 @@ export class Runtime implements AsyncDisposable {
           name: n.name,
           addr: n.addr,
           network: n.network,
+          metadata: n.metadata,
         }));
       if (nodes.length === 0) {
         throw new ConfigError(`${path}.forwarder.nodes`, "no forward targets");
       }
-      forwarder = new ForwardTargets(
-        nodes.map((n) => ({
-          name: n.name,
-          addr: n.addr,
-          ...(n.network === "tcp" || n.network === "udp" ? { network: n.network } : {}),
-        })),
-        s.forwarder.selector,
-      );
+      const targets = nodes.map((n, i) => {
+        const md = new Metadata(n.metadata ?? {}, `${path}.forwarder.nodes[${i}].metadata`);
+        const weight = md.int("weight", 1);
+        checkMetadata(this.#diag, [{ md, kind: "forwardNode", type: "" }]);
+        if (n.network !== undefined && n.network !== "tcp" && n.network !== "udp") {
+          throw new ConfigError(
+            `${path}.forwarder.nodes[${i}].network`,
+            `expected tcp or udp, got ${JSON.stringify(n.network)}`,
+          );
+        }
+        const target: ForwardTarget = { name: n.name, addr: n.addr };
+        if (n.network === "tcp" || n.network === "udp") target.network = n.network;
+        return { target, weight };
+      });
+      forwarder = new ForwardTargets(targets, s.forwarder.selector);
     }
     const chain = s.handler.chain ? this.chains.get(s.handler.chain) : undefined;
     const router = new ChainRouter({
@@ -189,7 +246,8 @@ export class Runtime implements AsyncDisposable {
       dialTimeout: svcMd.duration("dialTimeout", 15_000),
       log: log.with({ kind: "router" }),
     });
-    const handlerMd = new Metadata(s.handler.metadata ?? {}, `${path}.handler.metadata`);
+    const handlerMd = new Metadata(s.handler.metadata ?? {}, `${path}.handler.metadata`, use);
+    const listenerMd = new Metadata(s.listener.metadata ?? {}, `${path}.listener.metadata`, use);
     const hlog = log.with({ kind: "handler", handler: s.handler.type });
     const makeHandler = async (type: string): Promise<Handler> =>
       await reg.handlers.get(type)({
@@ -201,18 +259,32 @@ export class Runtime implements AsyncDisposable {
         auth,
         tls: tlsOpts(s.handler.tls ?? s.listener.tls ?? this.#defaultTls),
         forwarder,
-        handlerOf: makeHandler,
       });
     const handler = await this.#make(() => makeHandler(s.handler.type), `${path}.handler.type`);
-    const listener = await this.#make(() =>
-      reg.listeners.get(s.listener.type)({
-        addr: s.addr,
-        metadata: new Metadata(s.listener.metadata ?? {}, `${path}.listener.metadata`),
-        tls: tlsOpts(s.listener.tls ?? this.#defaultTls),
-        auther,
-        log: log.with({ kind: "listener", listener: s.listener.type }),
-        service: s.name,
-      }), `${path}.listener`);
+    const listener = await this.#make(
+      () =>
+        reg.listeners.get(s.listener.type)({
+          addr: s.addr,
+          metadata: listenerMd,
+          tls: tlsOpts(s.listener.tls ?? this.#defaultTls),
+          auther,
+          log: log.with({ kind: "listener", listener: s.listener.type }),
+          service: s.name,
+        }),
+      `${path}.listener`,
+      s.addr,
+    );
+    try {
+      checkMetadata(this.#diag, [
+        { md: svcMd, kind: "service", type: "" },
+        { md: handlerMd, kind: "handler", type: s.handler.type },
+        { md: listenerMd, kind: "listener", type: s.listener.type },
+      ]);
+    } catch (e) {
+      await handler.close?.();
+      await listener.close();
+      throw e;
+    }
     return new Service(s.name, listener, handler, log);
   }
 

@@ -111,3 +111,29 @@ Deno.test("` -- ` splits independent groups, each with its own chain", async () 
     ["h:1", "g:2"],
   );
 });
+
+Deno.test("unsupported keys exit 2 naming them; a busy port exits 1 naming the address", async () => {
+  for (
+    const [args, re] of [
+      [["-L", "socks5://127.0.0.1:0?interface=eth0"], /metadata\.interface: is not supported/],
+      [["--strict", "-L", "socks5://127.0.0.1:0?admision=~10.0.0.0/8"], /did you mean "admission"/],
+      [["-C", '{"services":[{"addr":":0"}],"api":{"addr":":18080"}}'], /api: is not supported/],
+    ] as [string[], RegExp][]
+  ) {
+    const out = await run(args);
+    assert.equal(out.code, 2, args.join(" "));
+    assert.match(new TextDecoder().decode(out.stderr), re);
+  }
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const addr = `127.0.0.1:${(busy.addr as Deno.NetAddr).port}`;
+    const out = await run(["-L", `tcp://${addr}/127.0.0.1:9`]);
+    assert.equal(out.code, 1);
+    assert.match(
+      new TextDecoder().decode(out.stderr),
+      new RegExp(`cannot listen on ${addr}: address already in use`),
+    );
+  } finally {
+    busy.close();
+  }
+});

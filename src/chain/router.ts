@@ -177,8 +177,13 @@ export class ForwardTargets implements TargetSelector {
   readonly #nodes: TargetNode[];
   readonly #selector: Selector<TargetNode>;
 
-  constructor(targets: ForwardTarget[], selector?: SelectorConfig) {
-    this.#nodes = targets.map((t) => new TargetNode(t, 1));
+  constructor(
+    targets: readonly (ForwardTarget | { target: ForwardTarget; weight: number })[],
+    selector?: SelectorConfig,
+  ) {
+    this.#nodes = targets.map((t) =>
+      "target" in t ? new TargetNode(t.target, t.weight) : new TargetNode(t, 1)
+    );
     this.#selector = new Selector(selector);
   }
   select(client?: string): ForwardTarget | undefined {

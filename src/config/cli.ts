@@ -4,6 +4,7 @@
  * @module
  */
 import { ConfigError } from "../core/errors.ts";
+import { STRATEGIES } from "./model.ts";
 import type {
   AuthConfig,
   Config,
@@ -28,6 +29,8 @@ export interface CliArgs {
   version: boolean;
   output?: "yaml" | "json";
   help: boolean;
+  /** Unknown keys are errors instead of warnings. */
+  strict: boolean;
 }
 
 /** A command-line mistake; the CLI prints it on one line and exits 2. */
@@ -39,7 +42,7 @@ export class UsageError extends Error {
 }
 
 const VALUE_FLAGS = new Set(["L", "F", "C", "O", "api", "metrics", "R"]);
-const BOOL_FLAGS = new Set(["D", "DD", "V", "h", "help"]);
+const BOOL_FLAGS = new Set(["D", "DD", "V", "h", "help", "strict"]);
 
 /** Parses argv the way Go's `flag` package does (`-L x`, `-L=x`, `--L x`). */
 export function parseArgs(argv: string[]): CliArgs {
@@ -51,6 +54,7 @@ export function parseArgs(argv: string[]): CliArgs {
     trace: false,
     version: false,
     help: false,
+    strict: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -71,6 +75,7 @@ export function parseArgs(argv: string[]): CliArgs {
       if (name === "D") out.debug = on;
       else if (name === "DD") out.trace = on;
       else if (name === "V") out.version = on;
+      else if (name === "strict") out.strict = on;
       else out.help = on;
       continue;
     }
@@ -217,8 +222,14 @@ function selectorFrom(q: [string, string][], what: string): SelectorConfig | und
   let any = false;
   for (const [k, v] of q) {
     const lk = k.toLowerCase();
-    if (lk === "strategy") sel.strategy = v, any = true;
-    else if (lk === "maxfails" || lk === "max_fails") {
+    if (lk === "strategy") {
+      if (!STRATEGIES.includes(v.toLowerCase())) {
+        throw new UsageError(
+          `${what}: unknown strategy ${JSON.stringify(v)} (one of ${STRATEGIES.join(", ")})`,
+        );
+      }
+      sel.strategy = v, any = true;
+    } else if (lk === "maxfails" || lk === "max_fails") {
       if (!/^\d+$/.test(v)) {
         throw new UsageError(`${what}: ${k}: expected an integer, got ${JSON.stringify(v)}`);
       }
@@ -288,11 +299,139 @@ function put(m: MetadataMap | undefined, k: string, v: string): MetadataMap {
   return o;
 }
 
-/** Normalises one `-L` value into its services (several for a port range). */
+/** Splits `~a,b` into a whitelist flag and matchers. */
+function matcherList(v: string): { whitelist?: boolean; matchers: string[] } {
+  const wl = v.startsWith("~");
+  const matchers = (wl ? v.slice(1) : v).split(",").map((x) => x.trim()).filter((x) => x !== "");
+  return wl ? { whitelist: true, matchers } : { matchers };
+}
+
+/** `host:ip,host2:ip2` → hosts mappings (GOST cuts at the first colon, so IPv6 IPs work). */
+function hostMappings(v: string): { hostname: string; ip: string }[] {
+  const out: { hostname: string; ip: string }[] = [];
+  for (const part of v.split(",")) {
+    const i = part.indexOf(":");
+    if (i <= 0) continue;
+    out.push({ hostname: part.slice(0, i).trim(), ip: part.slice(i + 1).trim() });
+  }
+  return out;
+}
+
+/** Takes (and removes) key `k` from every map, case-insensitively; the first value found. */
+function take(maps: (MetadataMap | undefined)[], k: string): string | undefined {
+  let out: string | undefined;
+  for (const m of maps) {
+    if (!m) continue;
+    for (const key of Object.keys(m)) {
+      if (key.toLowerCase() !== k.toLowerCase()) continue;
+      out ??= String(m[key]);
+      delete m[key];
+    }
+  }
+  return out;
+}
+
+/**
+ * GOST's special query keys (gost.md §1.2 step 11) become named objects in `out` referenced by
+ * `target`: `admission` (services only), `bypass`, `resolver` (+`prefer`), `hosts`, and on
+ * services the limiters (`limiter.in/out`, `limiter.conn.in/out`, `climiter`, `rlimiter`).
+ */
+function specialObjects(
+  maps: (MetadataMap | undefined)[],
+  out: Config,
+  target: ServiceConfig | HopConfig,
+  isService: boolean,
+  what: string,
+): void {
+  const svc = isService ? target as ServiceConfig : undefined;
+  const adm = isService ? take(maps, "admission") : undefined;
+  if (adm) {
+    const name = `admission-${out.admissions?.length ?? 0}`;
+    (out.admissions ??= []).push({ name, ...matcherList(adm) });
+    svc!.admission = name;
+  }
+  const byp = take(maps, "bypass");
+  if (byp) {
+    const name = `bypass-${out.bypasses?.length ?? 0}`;
+    (out.bypasses ??= []).push({ name, ...matcherList(byp) });
+    target.bypass = name;
+  }
+  const res = take(maps, "resolver");
+  const prefer = isService ? take(maps, "prefer") : undefined;
+  if (res) {
+    if (prefer && !["ipv4", "ipv6"].includes(prefer.toLowerCase())) {
+      throw new UsageError(`${what}: prefer: expected ipv4 or ipv6, got ${JSON.stringify(prefer)}`);
+    }
+    const name = `resolver-${out.resolvers?.length ?? 0}`;
+    const nameservers = res.split(",").map((x) => x.trim()).filter((x) => x !== "").map((addr) =>
+      prefer ? { addr, prefer: prefer.toLowerCase() } : { addr }
+    );
+    (out.resolvers ??= []).push({ name, nameservers });
+    target.resolver = name;
+  } else if (prefer) {
+    throw new UsageError(`${what}: prefer is only used with resolver=`);
+  }
+  const hosts = take(maps, "hosts");
+  if (hosts) {
+    const name = `hosts-${out.hosts?.length ?? 0}`;
+    const mappings = hostMappings(hosts);
+    if (mappings.length === 0) {
+      throw new UsageError(
+        `${what}: hosts: expected host:ip[,host:ip...], got ${JSON.stringify(hosts)}`,
+      );
+    }
+    (out.hosts ??= []).push({ name, mappings });
+    target.hosts = name;
+  }
+  if (!svc) return;
+  const [inn, outv, cin, cout] = [
+    "limiter.in",
+    "limiter.out",
+    "limiter.conn.in",
+    "limiter.conn.out",
+  ]
+    .map((k) => take(maps, k));
+  if (inn || outv || cin || cout) {
+    const limits: string[] = [];
+    if (inn || outv) limits.push(`$ ${inn ?? ""} ${outv ?? ""}`.trim());
+    if (cin || cout) limits.push(`$$ ${cin ?? ""} ${cout ?? ""}`.trim());
+    const name = `limiter-${out.limiters?.length ?? 0}`;
+    (out.limiters ??= []).push({ name, limits });
+    svc.limiter = name;
+  }
+  const cl = take(maps, "climiter");
+  if (cl !== undefined) {
+    if (!/^\d+$/.test(cl) || Number(cl) <= 0) {
+      throw new UsageError(
+        `${what}: climiter: expected a positive integer, got ${JSON.stringify(cl)}`,
+      );
+    }
+    const name = `climiter-${out.climiters?.length ?? 0}`;
+    (out.climiters ??= []).push({ name, limits: [`$ ${Number(cl)}`] });
+    svc.climiter = name;
+  }
+  const rl = take(maps, "rlimiter");
+  if (rl !== undefined) {
+    if (!(Number(rl) > 0)) {
+      throw new UsageError(
+        `${what}: rlimiter: expected a positive number, got ${JSON.stringify(rl)}`,
+      );
+    }
+    const name = `rlimiter-${out.rlimiters?.length ?? 0}`;
+    (out.rlimiters ??= []).push({ name, limits: [`$ ${Number(rl)}`] });
+    svc.rlimiter = name;
+  }
+}
+
+/**
+ * Normalises one `-L` value into its services (several for a port range). Objects its special
+ * keys create (admission, bypass, resolver, hosts, limiters) are added to `out`.
+ */
 export function parseServiceUrl(
   input: string,
   index: number,
   names: KnownNames = GOST_NAMES,
+  out: Config = {},
 ): ServiceConfig[] {
   const what = `-L ${JSON.stringify(input)}`;
   const u = cutUrl(input, "-L");
@@ -360,9 +499,13 @@ export function parseServiceUrl(
       if (listener === "ssh" || listener === "sshd") svc.listener.auth = auth;
       else svc.handler.auth = auth;
     }
-    if (handlerMd) svc.handler.metadata = { ...handlerMd };
+    const hmd = handlerMd ? { ...handlerMd } : undefined;
+    const lmd = listenerMd ? { ...listenerMd } : undefined;
+    const smd = { ...svcMd };
+    specialObjects([hmd, lmd, smd], out, svc, true, what);
+    if (hmd && Object.keys(hmd).length > 0) svc.handler.metadata = hmd;
     if (tls.certFile) svc.listener.tls = { ...tls };
-    if (listenerMd) svc.listener.metadata = { ...listenerMd };
+    if (lmd && Object.keys(lmd).length > 0) svc.listener.metadata = lmd;
     if (targets.length > 0) {
       const mine = targets.length === 1 ? targets : targets[i] !== undefined ? [targets[i]!] : [];
       const list = targets.length === 1 || addrs.length === 1 ? targets : mine;
@@ -370,16 +513,20 @@ export function parseServiceUrl(
       svc.forwarder = { nodes };
       if (selector) svc.forwarder.selector = selector;
     }
-    if (Object.keys(svcMd).length > 0) svc.metadata = { ...svcMd };
+    if (Object.keys(smd).length > 0) svc.metadata = smd;
     return svc;
   });
 }
 
-/** Normalises one `-F` value into a hop (comma-separated hosts become its nodes). */
+/**
+ * Normalises one `-F` value into a hop (comma-separated hosts become its nodes). Objects its
+ * special keys create (bypass, resolver, hosts) are added to `out`.
+ */
 export function parseNodeUrl(
   input: string,
   index: number,
   names: KnownNames = GOST_NAMES,
+  out: Config = {},
 ): HopConfig {
   const what = `-F ${JSON.stringify(input)}`;
   const u = cutUrl(input, "-F");
@@ -396,7 +543,8 @@ export function parseNodeUrl(
   const hosts = u.host.split(",").map((h) => h.trim()).filter((h) => h !== "");
   if (hosts.length === 0) throw new UsageError(`${what}: missing host:port`);
   for (const h of hosts) {
-    if (!/^(\[[^\]]*\]|[^:]*):\d{1,5}$/.test(h)) {
+    const m = /^(\[[^\]]*\]|[^:]*):(\d{1,5})$/.exec(h);
+    if (!m || Number(m[2]) > 65535) {
       throw new UsageError(`${what}: bad address ${JSON.stringify(h)} (expected host:port)`);
     }
   }
@@ -425,6 +573,8 @@ export function parseNodeUrl(
       dialMd = put(dialMd, k, v);
     }
   }
+  const hop: HopConfig = { name: `hop-${index}`, nodes: [] };
+  specialObjects([hopMd, nodeMd, connMd, dialMd], out, hop, false, what);
   const auth = authOf(u, what);
   const nodes: NodeConfig[] = hosts.map((addr, i) => {
     const host = addr.startsWith("[")
@@ -440,18 +590,18 @@ export function parseNodeUrl(
       if (dialer === "ssh" || dialer === "sshd") n.dialer.auth = auth;
       else n.connector.auth = auth;
     }
-    if (connMd) n.connector.metadata = { ...connMd };
+    if (connMd && Object.keys(connMd).length > 0) n.connector.metadata = { ...connMd };
     const dtls: TLSConfig = { ...tls };
     if (!dtls.serverName && host) dtls.serverName = host;
     if (Object.keys(dtls).length > 0) n.dialer.tls = dtls;
-    if (dialMd) n.dialer.metadata = { ...dialMd };
-    if (nodeMd) n.metadata = { ...nodeMd };
+    if (dialMd && Object.keys(dialMd).length > 0) n.dialer.metadata = { ...dialMd };
+    if (nodeMd && Object.keys(nodeMd).length > 0) n.metadata = { ...nodeMd };
     return n;
   });
-  const hop: HopConfig = { name: `hop-${index}`, nodes };
+  hop.nodes = nodes;
   const sel = selectorFrom(u.query, what);
   if (sel) hop.selector = sel;
-  if (hopMd) hop.metadata = hopMd;
+  if (hopMd && Object.keys(hopMd).length > 0) hop.metadata = hopMd;
   return hop;
 }
 
@@ -463,9 +613,12 @@ export function cliConfig(
 ): Config {
   const cfg: Config = {};
   const svcs: ServiceConfig[] = [];
-  for (const s of services) svcs.push(...parseServiceUrl(s, svcs.length, names));
+  for (const s of services) svcs.push(...parseServiceUrl(s, svcs.length, names, cfg));
   if (nodes.length > 0) {
-    cfg.chains = [{ name: "chain-0", hops: nodes.map((n, i) => parseNodeUrl(n, i, names)) }];
+    cfg.chains = [{
+      name: "chain-0",
+      hops: nodes.map((n, i) => parseNodeUrl(n, i, names, cfg)),
+    }];
     for (const s of svcs) {
       if (["rtcp", "rudp", "runix"].includes(s.listener.type)) s.listener.chain = "chain-0";
       else s.handler.chain = "chain-0";

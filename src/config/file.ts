@@ -4,7 +4,7 @@
  * @module
  */
 import { ConfigError } from "../core/errors.ts";
-import { type Config, normalizeConfig } from "./model.ts";
+import { type Config, normalizeConfig, type NormalizeOptions } from "./model.ts";
 import { parseYaml, toYaml } from "./yaml.ts";
 
 function parseText(text: string, json: boolean, where: string): unknown {
@@ -21,7 +21,10 @@ function parseText(text: string, json: boolean, where: string): unknown {
 }
 
 /** Reads and validates one `-C` source. */
-export async function loadConfigSource(src: string): Promise<Config> {
+export async function loadConfigSource(
+  src: string,
+  opts: NormalizeOptions = {},
+): Promise<Config> {
   const s = src.trim();
   let raw: unknown;
   let where = src;
@@ -49,7 +52,11 @@ export async function loadConfigSource(src: string): Promise<Config> {
     raw = parseText(text, s.toLowerCase().endsWith(".json"), where);
   }
   try {
-    return normalizeConfig(raw);
+    const diag = opts.diagnostics;
+    return normalizeConfig(raw, {
+      ...opts,
+      ...(diag ? { diagnostics: { ...diag, warn: (p, m) => diag.warn(`${where}: ${p}`, m) } } : {}),
+    });
   } catch (e) {
     if (e instanceof ConfigError) {
       throw new ConfigError(`${where}: ${e.path}`, e.message.slice(e.path.length + 2));

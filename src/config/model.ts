@@ -6,12 +6,21 @@
  */
 import { ConfigError } from "../core/errors.ts";
 import { parseDuration } from "../core/duration.ts";
+import {
+  consoleDiagnostics,
+  type Diagnostics,
+  GOST_FIELDS,
+  type Level,
+  reportUnknown,
+} from "./keys.ts";
 
 export type MetadataMap = Record<string, unknown>;
 
 export interface AuthConfig {
   username: string;
   password: string;
+  /** A file of `user pass` lines (GOST's `auth.file`); its users are accepted too. */
+  file?: string;
 }
 
 export interface TLSConfig {
@@ -37,6 +46,8 @@ export interface HandlerConfig {
   authers?: string[];
   auth?: AuthConfig;
   tls?: TLSConfig;
+  /** A traffic limiter by name (per user in GOST; here: per connection of the handler). */
+  limiter?: string;
   metadata?: MetadataMap;
 }
 
@@ -70,6 +81,15 @@ export interface ServiceConfig {
   handler: HandlerConfig;
   listener: ListenerConfig;
   forwarder?: ForwarderConfig;
+  admission?: string;
+  admissions?: string[];
+  bypass?: string;
+  bypasses?: string[];
+  resolver?: string;
+  hosts?: string;
+  limiter?: string;
+  climiter?: string;
+  rlimiter?: string;
   metadata?: MetadataMap;
 }
 
@@ -86,6 +106,10 @@ export interface NodeConfig {
   network?: string;
   connector: PluginConfig;
   dialer: PluginConfig;
+  bypass?: string;
+  bypasses?: string[];
+  resolver?: string;
+  hosts?: string;
   metadata?: MetadataMap;
 }
 
@@ -93,6 +117,10 @@ export interface HopConfig {
   name: string;
   selector?: SelectorConfig;
   nodes?: NodeConfig[];
+  bypass?: string;
+  bypasses?: string[];
+  resolver?: string;
+  hosts?: string;
   metadata?: MetadataMap;
 }
 
@@ -106,6 +134,62 @@ export interface AutherConfig {
   name: string;
   auths?: AuthConfig[];
   file?: { path: string };
+  /** Re-read `file` this often (Go duration text). */
+  reload?: string;
+}
+
+/** An admission (client addresses) or bypass (targets) matcher list. */
+export interface BypassConfig {
+  name: string;
+  /** Invert: only matching addresses pass (`~` on the CLI). */
+  whitelist?: boolean;
+  matchers?: string[];
+  /** Bypass only: `tcp` or `udp` limits which requests are checked. */
+  network?: string;
+  file?: { path: string };
+  reload?: string;
+}
+
+/** Admissions have the same shape as bypasses. */
+export type AdmissionConfig = BypassConfig;
+
+export interface HostMappingConfig {
+  ip: string;
+  hostname: string;
+  aliases?: string[];
+}
+
+export interface HostsConfig {
+  name: string;
+  mappings?: HostMappingConfig[];
+  file?: { path: string };
+  reload?: string;
+}
+
+export interface NameserverConfig {
+  /** `udp://ip:53`, `tcp://`, `tls://` (DoT), `https://host/dns-query` (DoH), or `ip[:port]`. */
+  addr: string;
+  chain?: string;
+  prefer?: string;
+  clientIP?: string;
+  hostname?: string;
+  ttl?: string;
+  timeout?: string;
+  only?: string;
+  async?: boolean;
+}
+
+export interface ResolverConfig {
+  name: string;
+  nameservers: NameserverConfig[];
+}
+
+/** Limits lines such as `$ 100MB 100MB`, `$$ 10MB`, `10.0.0.0/8 1MB` (climiter/rlimiter: `$ 10`). */
+export interface LimiterConfig {
+  name: string;
+  limits?: string[];
+  file?: { path: string };
+  reload?: string;
 }
 
 export interface LogConfig {
@@ -120,8 +204,17 @@ export interface Config {
   chains?: ChainConfig[];
   hops?: HopConfig[];
   authers?: AutherConfig[];
+  admissions?: AdmissionConfig[];
+  bypasses?: BypassConfig[];
+  hosts?: HostsConfig[];
+  resolvers?: ResolverConfig[];
+  limiters?: LimiterConfig[];
+  climiters?: LimiterConfig[];
+  rlimiters?: LimiterConfig[];
   tls?: TLSConfig;
   log?: LogConfig;
+  /** Unknown keys are errors, not warnings. */
+  strict?: boolean;
 }
 
 // ------------------------------------------------------------------ validation
@@ -132,22 +225,38 @@ function kind(v: unknown): string {
   return Array.isArray(v) ? "a list" : v === null ? "null" : `a ${typeof v}`;
 }
 
-/** Looks keys up case-insensitively (GOST/viper matches config keys that way). */
+/**
+ * Looks keys up case-insensitively (GOST/viper matches config keys that way) and remembers which
+ * it read, so `check` can refuse or warn about the rest.
+ */
 class Fields {
   readonly #o: Obj;
   readonly path: string;
+  readonly diag: Diagnostics;
   readonly #lower = new Map<string, string>();
-  constructor(o: unknown, path: string) {
+  readonly #read = new Set<string>();
+  constructor(o: unknown, path: string, diag: Diagnostics) {
     if (typeof o !== "object" || o === null || Array.isArray(o)) {
       throw new ConfigError(path, `expected a mapping, got ${kind(o)}`);
     }
     this.#o = o as Obj;
     this.path = path;
+    this.diag = diag;
     for (const k of Object.keys(this.#o)) this.#lower.set(k.toLowerCase(), k);
   }
   #raw(key: string): unknown {
+    this.#read.add(key.toLowerCase());
     const k = this.#lower.get(key.toLowerCase());
     return k === undefined ? undefined : this.#o[k];
+  }
+  /** Refuses keys of `level` that GOST defines but nothing here read; warns about unknown ones. */
+  check(level: Level): void {
+    const gost = GOST_FIELDS[level];
+    for (const [lk, k] of this.#lower) {
+      if (this.#read.has(lk)) continue;
+      const known = gost.some((g) => g.toLowerCase() === lk);
+      reportUnknown(this.diag, this.path, k, known, gost);
+    }
   }
   at(key: string): string {
     return this.path ? `${this.path}.${key}` : key;
@@ -200,13 +309,13 @@ class Fields {
   obj(key: string): Fields | undefined {
     const v = this.#raw(key);
     if (v === undefined || v === null) return undefined;
-    return new Fields(v, this.at(key));
+    return new Fields(v, this.at(key), this.diag);
   }
   list(key: string): Fields[] | undefined {
     const v = this.#raw(key);
     if (v === undefined || v === null) return undefined;
     if (!Array.isArray(v)) throw new ConfigError(this.at(key), `expected a list, got ${kind(v)}`);
-    return v.map((x, i) => new Fields(x, `${this.at(key)}[${i}]`));
+    return v.map((x, i) => new Fields(x, `${this.at(key)}[${i}]`, this.diag));
   }
   strList(key: string): string[] | undefined {
     const v = this.#raw(key);
@@ -235,7 +344,10 @@ function setIf<T extends object, K extends keyof T>(o: T, k: K, v: T[K] | undefi
 
 function auth(f: Fields | undefined): AuthConfig | undefined {
   if (!f) return undefined;
-  return { username: f.str("username") ?? "", password: f.str("password") ?? "" };
+  const a: AuthConfig = { username: f.str("username") ?? "", password: f.str("password") ?? "" };
+  setIf(a, "file", f.str("file"));
+  f.check("auth");
+  return a;
 }
 
 function tls(f: Fields | undefined): TLSConfig | undefined {
@@ -246,6 +358,7 @@ function tls(f: Fields | undefined): TLSConfig | undefined {
   setIf(t, "caFile", f.str("caFile"));
   setIf(t, "secure", f.bool("secure"));
   setIf(t, "serverName", f.str("serverName"));
+  f.check("tls");
   return t;
 }
 
@@ -260,8 +373,13 @@ function selector(f: Fields | undefined): SelectorConfig | undefined {
     );
   }
   setIf(s, "strategy", strategy);
-  setIf(s, "maxFails", f.int("maxFails"));
+  const maxFails = f.int("maxFails");
+  if (maxFails !== undefined && maxFails < 0) {
+    throw new ConfigError(f.at("maxFails"), "must not be negative");
+  }
+  setIf(s, "maxFails", maxFails);
   setIf(s, "failTimeout", f.duration("failTimeout"));
+  f.check("selector");
   return s;
 }
 
@@ -274,19 +392,26 @@ function plugin(f: Fields | undefined, def: string): PluginConfig {
   setIf(p, "auth", auth(f.obj("auth")));
   setIf(p, "tls", tls(f.obj("tls")));
   setIf(p, "metadata", f.metadata());
+  f.check("plugin");
   return p;
 }
 
 function handler(f: Fields | undefined): HandlerConfig {
   const h: HandlerConfig = { type: f?.str("type") || "auto" };
   if (!f) return h;
-  setIf(h, "retries", f.int("retries"));
+  const retries = f.int("retries");
+  if (retries !== undefined && retries < 0) {
+    throw new ConfigError(f.at("retries"), "must not be negative");
+  }
+  setIf(h, "retries", retries);
   setIf(h, "chain", f.str("chain"));
   setIf(h, "auther", f.str("auther"));
   setIf(h, "authers", f.strList("authers"));
   setIf(h, "auth", auth(f.obj("auth")));
   setIf(h, "tls", tls(f.obj("tls")));
+  setIf(h, "limiter", f.str("limiter"));
   setIf(h, "metadata", f.metadata());
+  f.check("handler");
   return h;
 }
 
@@ -299,6 +424,7 @@ function listener(f: Fields | undefined): ListenerConfig {
   setIf(l, "auth", auth(f.obj("auth")));
   setIf(l, "tls", tls(f.obj("tls")));
   setIf(l, "metadata", f.metadata());
+  f.check("listener");
   return l;
 }
 
@@ -316,10 +442,18 @@ function forwarder(f: Fields | undefined): ForwarderConfig | undefined {
       };
       setIf(node, "network", n.str("network"));
       setIf(node, "metadata", n.metadata());
+      n.check("forwardNode");
       return node;
     });
   }
+  f.check("forwarder");
   return fw;
+}
+
+/** `bypass: name` and `bypasses: [names]` on a service, hop or node. */
+function bypassRefs(f: Fields, o: { bypass?: string; bypasses?: string[] }): void {
+  setIf(o, "bypass", f.str("bypass"));
+  setIf(o, "bypasses", f.strList("bypasses"));
 }
 
 function node(f: Fields, i: number): NodeConfig {
@@ -330,7 +464,11 @@ function node(f: Fields, i: number): NodeConfig {
     dialer: plugin(f.obj("dialer"), "tcp"),
   };
   setIf(n, "network", f.str("network"));
+  bypassRefs(f, n);
+  setIf(n, "resolver", f.str("resolver"));
+  setIf(n, "hosts", f.str("hosts"));
   setIf(n, "metadata", f.metadata());
+  f.check("node");
   return n;
 }
 
@@ -339,17 +477,110 @@ function hop(f: Fields, i: number): HopConfig {
   setIf(h, "selector", selector(f.obj("selector")));
   const nodes = f.list("nodes");
   if (nodes) h.nodes = nodes.map(node);
+  bypassRefs(f, h);
+  setIf(h, "resolver", f.str("resolver"));
+  setIf(h, "hosts", f.str("hosts"));
   setIf(h, "metadata", f.metadata());
+  f.check("hop");
   return h;
 }
 
+function filePath(f: Fields | undefined): { path: string } | undefined {
+  if (!f) return undefined;
+  const out = { path: f.reqStr("path") };
+  f.check("file");
+  return out;
+}
+
+/** Common to admissions, bypasses, hosts, limiters, authers: a name, a file and its reload period. */
+function named<T extends { name: string; file?: { path: string }; reload?: string }>(
+  f: Fields,
+  i: number,
+  kindName: string,
+): T {
+  const o = { name: f.reqStr("name", `${kindName}-${i}`) } as T;
+  setIf(o, "file", filePath(f.obj("file")));
+  setIf(o, "reload", f.duration("reload"));
+  return o;
+}
+
+function matcherSet(f: Fields, i: number, level: "admission" | "bypass"): BypassConfig {
+  const o = named<BypassConfig>(f, i, level);
+  const wl = f.bool("whitelist") ?? f.bool("reverse");
+  setIf(o, "whitelist", wl);
+  setIf(o, "matchers", f.strList("matchers"));
+  if (level === "bypass") setIf(o, "network", f.str("network"));
+  f.check(level);
+  return o;
+}
+
+function hostsObj(f: Fields, i: number): HostsConfig {
+  const o = named<HostsConfig>(f, i, "hosts");
+  const maps = f.list("mappings");
+  if (maps) {
+    o.mappings = maps.map((m) => {
+      const x: HostMappingConfig = { ip: m.reqStr("ip"), hostname: m.reqStr("hostname") };
+      setIf(x, "aliases", m.strList("aliases"));
+      m.check("mapping");
+      return x;
+    });
+  }
+  f.check("hosts");
+  return o;
+}
+
+function resolverObj(f: Fields, i: number): ResolverConfig {
+  const o: ResolverConfig = { name: f.reqStr("name", `resolver-${i}`), nameservers: [] };
+  o.nameservers = (f.list("nameservers") ?? []).map((n) => {
+    const x: NameserverConfig = { addr: n.reqStr("addr") };
+    setIf(x, "chain", n.str("chain"));
+    const prefer = n.str("prefer");
+    if (prefer !== undefined && !["ipv4", "ipv6", ""].includes(prefer.toLowerCase())) {
+      throw new ConfigError(n.at("prefer"), `expected ipv4 or ipv6, got ${JSON.stringify(prefer)}`);
+    }
+    setIf(x, "prefer", prefer?.toLowerCase());
+    setIf(x, "clientIP", n.str("clientIP"));
+    setIf(x, "hostname", n.str("hostname"));
+    setIf(x, "ttl", n.duration("ttl"));
+    setIf(x, "timeout", n.duration("timeout"));
+    setIf(x, "only", n.str("only"));
+    setIf(x, "async", n.bool("async"));
+    n.check("nameserver");
+    return x;
+  });
+  f.check("resolver");
+  return o;
+}
+
+function limiterObj(f: Fields, i: number, kindName: string): LimiterConfig {
+  const o = named<LimiterConfig>(f, i, kindName);
+  setIf(o, "limits", f.strList("limits"));
+  f.check("limiter");
+  return o;
+}
+
+/** Options for {@link normalizeConfig}. */
+export interface NormalizeOptions {
+  /** Where unknown-key warnings go (default: `console.warn`). */
+  diagnostics?: Diagnostics;
+  /** Unknown keys are errors (also set by `strict: true` in the config itself). */
+  strict?: boolean;
+}
+
 /**
- * Validates and normalises raw config (parsed YAML/JSON). Keys match case-insensitively; unknown
- * keys are ignored as GOST does; wrong types and dangling references are errors naming the field.
+ * Validates and normalises raw config (parsed YAML/JSON). Keys match case-insensitively. A key
+ * GOST defines that Burrow does not implement is an error naming it; an unknown key is a warning
+ * with the closest known key (an error when strict); wrong types and dangling references are
+ * errors naming the field.
  */
-export function normalizeConfig(raw: unknown): Config {
-  const f = new Fields(raw ?? {}, "");
+export function normalizeConfig(raw: unknown, opts: NormalizeOptions = {}): Config {
+  const base = opts.diagnostics ?? consoleDiagnostics();
+  const probe = new Fields(raw ?? {}, "", base);
+  const strict = opts.strict || base.strict || probe.bool("strict") === true;
+  const diag: Diagnostics = { strict, warn: (p, m) => base.warn(p, m) };
+  const f = new Fields(raw ?? {}, "", diag);
   const cfg: Config = {};
+  if (f.bool("strict") !== undefined) cfg.strict = f.bool("strict");
   const services = f.list("services");
   if (services) {
     cfg.services = services.map((s, i) => {
@@ -360,7 +591,16 @@ export function normalizeConfig(raw: unknown): Config {
         listener: listener(s.obj("listener")),
       };
       setIf(svc, "forwarder", forwarder(s.obj("forwarder")));
+      setIf(svc, "admission", s.str("admission"));
+      setIf(svc, "admissions", s.strList("admissions"));
+      bypassRefs(s, svc);
+      setIf(svc, "resolver", s.str("resolver"));
+      setIf(svc, "hosts", s.str("hosts"));
+      setIf(svc, "limiter", s.str("limiter"));
+      setIf(svc, "climiter", s.str("climiter"));
+      setIf(svc, "rlimiter", s.str("rlimiter"));
       setIf(svc, "metadata", s.metadata());
+      s.check("service");
       return svc;
     });
   }
@@ -372,6 +612,7 @@ export function normalizeConfig(raw: unknown): Config {
         hops: (c.list("hops") ?? []).map(hop),
       };
       setIf(ch, "metadata", c.metadata());
+      c.check("chain");
       return ch;
     });
   }
@@ -380,14 +621,22 @@ export function normalizeConfig(raw: unknown): Config {
   const authers = f.list("authers");
   if (authers) {
     cfg.authers = authers.map((a, i) => {
-      const au: AutherConfig = { name: a.reqStr("name", `auther-${i}`) };
+      const au = named<AutherConfig>(a, i, "auther");
       const auths = a.list("auths");
       if (auths) au.auths = auths.map((x) => auth(x)!);
-      const file = a.obj("file");
-      if (file) au.file = { path: file.reqStr("path") };
+      a.check("auther");
       return au;
     });
   }
+  const list = <T>(key: string, make: (x: Fields, i: number) => T): T[] | undefined =>
+    f.list(key)?.map(make);
+  setIf(cfg, "admissions", list("admissions", (x, i) => matcherSet(x, i, "admission")));
+  setIf(cfg, "bypasses", list("bypasses", (x, i) => matcherSet(x, i, "bypass")));
+  setIf(cfg, "hosts", list("hosts", hostsObj));
+  setIf(cfg, "resolvers", list("resolvers", resolverObj));
+  setIf(cfg, "limiters", list("limiters", (x, i) => limiterObj(x, i, "limiter")));
+  setIf(cfg, "climiters", list("climiters", (x, i) => limiterObj(x, i, "climiter")));
+  setIf(cfg, "rlimiters", list("rlimiters", (x, i) => limiterObj(x, i, "rlimiter")));
   setIf(cfg, "tls", tls(f.obj("tls")));
   const log = f.obj("log");
   if (log) {
@@ -401,20 +650,64 @@ export function normalizeConfig(raw: unknown): Config {
       );
     }
     setIf(l, "level", level);
-    setIf(l, "format", log.str("format"));
+    const format = log.str("format");
+    if (format !== undefined && !["json", "text"].includes(format)) {
+      throw new ConfigError(
+        log.at("format"),
+        `expected json or text, got ${JSON.stringify(format)}`,
+      );
+    }
+    setIf(l, "format", format);
+    log.check("log");
     cfg.log = l;
   }
+  f.check("top");
   checkReferences(cfg);
   return cfg;
 }
 
 const LEVELS = ["trace", "debug", "info", "warn", "warning", "error", "fatal"];
 
-/** Names referenced by services must exist: chains, authers, hops. */
+/** Names referenced by services, hops and nodes must exist and be unique per kind. */
 export function checkReferences(cfg: Config): void {
-  const chains = new Set((cfg.chains ?? []).map((c) => c.name));
-  const authers = new Set((cfg.authers ?? []).map((a) => a.name));
-  const hops = new Set((cfg.hops ?? []).map((h) => h.name));
+  const set = (kindName: string, items?: { name: string }[]): Set<string> => {
+    const out = new Set<string>();
+    for (const [i, x] of (items ?? []).entries()) {
+      if (out.has(x.name)) {
+        throw new ConfigError(`${kindName}[${i}].name`, `duplicate name "${x.name}"`);
+      }
+      out.add(x.name);
+    }
+    return out;
+  };
+  const chains = set("chains", cfg.chains);
+  const authers = set("authers", cfg.authers);
+  const hops = set("hops", cfg.hops);
+  const known: Record<string, Set<string>> = {
+    admission: set("admissions", cfg.admissions),
+    bypass: set("bypasses", cfg.bypasses),
+    hosts: set("hosts", cfg.hosts),
+    resolver: set("resolvers", cfg.resolvers),
+    limiter: set("limiters", cfg.limiters),
+    climiter: set("climiters", cfg.climiters),
+    rlimiter: set("rlimiters", cfg.rlimiters),
+  };
+  const ref = (path: string, kindName: string, name?: string) => {
+    if (name !== undefined && name !== "" && !known[kindName]!.has(name)) {
+      throw new ConfigError(path, `no ${kindName} named "${name}"`);
+    }
+  };
+  const refs = (p: string, o: {
+    bypass?: string;
+    bypasses?: string[];
+    resolver?: string;
+    hosts?: string;
+  }) => {
+    ref(`${p}.bypass`, "bypass", o.bypass);
+    for (const [k, b] of (o.bypasses ?? []).entries()) ref(`${p}.bypasses[${k}]`, "bypass", b);
+    ref(`${p}.resolver`, "resolver", o.resolver);
+    ref(`${p}.hosts`, "hosts", o.hosts);
+  };
   const names = new Set<string>();
   (cfg.services ?? []).forEach((s, i) => {
     const p = `services[${i}]`;
@@ -431,13 +724,38 @@ export function checkReferences(cfg: Config): void {
     if (s.forwarder?.hop && !s.forwarder.nodes && !hops.has(s.forwarder.hop)) {
       throw new ConfigError(`${p}.forwarder.hop`, `no hop named "${s.forwarder.hop}"`);
     }
+    ref(`${p}.admission`, "admission", s.admission);
+    for (const [k, b] of (s.admissions ?? []).entries()) {
+      ref(`${p}.admissions[${k}]`, "admission", b);
+    }
+    refs(p, s);
+    ref(`${p}.limiter`, "limiter", s.limiter);
+    ref(`${p}.climiter`, "climiter", s.climiter);
+    ref(`${p}.rlimiter`, "rlimiter", s.rlimiter);
+    ref(`${p}.handler.limiter`, "limiter", s.handler.limiter);
   });
+  const hopRefs = (h: HopConfig, p: string) => {
+    refs(p, h);
+    (h.nodes ?? []).forEach((n, k) => refs(`${p}.nodes[${k}]`, n));
+  };
+  (cfg.hops ?? []).forEach((h, i) => hopRefs(h, `hops[${i}]`));
   (cfg.chains ?? []).forEach((c, i) =>
     c.hops.forEach((h, j) => {
       if (!h.nodes && !hops.has(h.name)) {
         throw new ConfigError(
           `chains[${i}].hops[${j}]`,
           `hop "${h.name}" has no nodes and no top-level hop has that name`,
+        );
+      }
+      hopRefs(h, `chains[${i}].hops[${j}]`);
+    })
+  );
+  (cfg.resolvers ?? []).forEach((r, i) =>
+    r.nameservers.forEach((n, j) => {
+      if (n.chain && !chains.has(n.chain)) {
+        throw new ConfigError(
+          `resolvers[${i}].nameservers[${j}].chain`,
+          `no chain named "${n.chain}"`,
         );
       }
     })
@@ -448,12 +766,27 @@ export function checkReferences(cfg: Config): void {
 export function mergeConfigs(...cfgs: Config[]): Config {
   const out: Config = {};
   for (const c of cfgs) {
-    for (const k of ["services", "chains", "hops", "authers"] as const) {
+    for (
+      const k of [
+        "services",
+        "chains",
+        "hops",
+        "authers",
+        "admissions",
+        "bypasses",
+        "hosts",
+        "resolvers",
+        "limiters",
+        "climiters",
+        "rlimiters",
+      ] as const
+    ) {
       const v = c[k];
       if (v) (out[k] as unknown[]) = [...((out[k] as unknown[]) ?? []), ...v];
     }
     if (c.tls) out.tls = c.tls;
     if (c.log) out.log = c.log;
+    if (c.strict !== undefined) out.strict = c.strict;
   }
   return out;
 }

@@ -9,14 +9,28 @@ import { ConfigError } from "./errors.ts";
 /** Raw metadata as it comes from the CLI (strings) or a config file (any JSON value). */
 export type MetadataRecord = Record<string, unknown>;
 
+/**
+ * Which keys components asked for (lower-case, with any `withPrefix` prefix). Shared by the
+ * metadata maps of one service or one chain node, so the runtime can tell after start-up which
+ * given keys nothing read: those are refused or warned about, never silently ignored.
+ */
+export class KeyUse {
+  readonly asked: Set<string> = new Set();
+}
+
 /** Case-insensitive metadata with GOST's value typing. */
 export class Metadata {
   readonly #map = new Map<string, unknown>();
   /** Field path for error messages, e.g. `services[0].listener.metadata`. */
   readonly path: string;
+  /** Shared record of the keys asked for. */
+  readonly use: KeyUse;
+  readonly #prefix: string;
 
-  constructor(record: MetadataRecord = {}, path = "metadata") {
+  constructor(record: MetadataRecord = {}, path = "metadata", use = new KeyUse(), prefix = "") {
     this.path = path;
+    this.use = use;
+    this.#prefix = prefix;
     for (const [k, v] of Object.entries(record)) this.#map.set(k.toLowerCase(), v);
   }
 
@@ -24,7 +38,9 @@ export class Metadata {
   get(...keys: string[]): unknown {
     let out: unknown;
     for (const k of keys) {
-      const v = this.#map.get(k.toLowerCase());
+      const lk = k.toLowerCase();
+      this.use.asked.add(this.#prefix + lk);
+      const v = this.#map.get(lk);
       if (v !== undefined) out = v;
     }
     return out;
@@ -38,7 +54,7 @@ export class Metadata {
   }
 
   has(...keys: string[]): boolean {
-    return keys.some((k) => this.#map.has(k.toLowerCase()));
+    return this.get(...keys) !== undefined;
   }
 
   string(keys: string | string[], def = ""): string {
@@ -84,9 +100,8 @@ export class Metadata {
     const ks = typeof keys === "string" ? [keys] : keys;
     const v = this.get(...ks);
     if (v === undefined || v === null || v === "") return defMs;
-    if (typeof v === "number") return v * 1000;
-    const ms = parseDuration(String(v));
-    if (ms === undefined) {
+    const ms = typeof v === "number" ? v * 1000 : parseDuration(String(v));
+    if (ms === undefined || ms < 0 || !Number.isFinite(ms)) {
       throw new ConfigError(
         `${this.path}.${this.#keyOf(ks)}`,
         `expected a duration such as "30s", got ${JSON.stringify(v)}`,
@@ -125,11 +140,22 @@ export class Metadata {
     const p = prefix.toLowerCase();
     const out: MetadataRecord = {};
     for (const [k, v] of this.#map) if (k.startsWith(p)) out[k.slice(p.length)] = v;
-    return new Metadata(out, `${this.path}.${prefix.replace(/\.$/, "")}`);
+    return new Metadata(
+      out,
+      `${this.path}.${prefix.replace(/\.$/, "")}`,
+      this.use,
+      this.#prefix + p,
+    );
   }
 
-  /** All entries, keys lower-cased. */
+  /** All entries, keys lower-cased. The caller takes them all, so they count as asked for. */
   entries(): [string, unknown][] {
+    for (const k of this.#map.keys()) this.use.asked.add(this.#prefix + k);
     return [...this.#map];
+  }
+
+  /** Present keys (lower-case) that no component asked for. */
+  unread(): string[] {
+    return [...this.#map.keys()].filter((k) => !this.use.asked.has(this.#prefix + k));
   }
 }

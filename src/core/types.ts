@@ -110,8 +110,6 @@ export interface HandlerOptions {
   tls?: TlsOptions;
   /** Set when the service forwards (`-L tcp://:p/target`, `forwarder:` in YAML). */
   forwarder?: TargetSelector;
-  /** Resolves a nested handler (auto → http/socks4/socks5). */
-  handlerOf?(type: string): Promise<Handler>;
 }
 
 export type HandlerFactory = (opts: HandlerOptions) => Promise<Handler> | Handler;

@@ -111,7 +111,9 @@ export async function kcpConfigFromMetadata(md: Metadata): Promise<KcpConfig> {
   if (map && typeof map === "object") {
     apply(cfg, map as Record<string, unknown>, `${md.path}.kcp.config`);
   }
-  apply(cfg, Object.fromEntries(md.withPrefix("kcp.").entries()), `${md.path}.kcp`);
+  // Each known key is asked for by name, so an unknown `kcp.x` stays unread and is reported.
+  const kmd = md.withPrefix("kcp.");
+  apply(cfg, Object.fromEntries(KEYS.map((k) => [k, kmd.get(k)])), `${md.path}.kcp`);
   return finish(cfg, `${md.path}.kcp`);
 }
 
@@ -124,6 +126,10 @@ export function finish(cfg: KcpConfig, path = "kcp"): KcpConfig {
       `${path}.tcp`,
       "fake-TCP (tcpraw) needs raw sockets, which Deno does not have",
     );
+  }
+  if (cfg.dscp !== 0) {
+    // Deno exposes no IP_TOS for UDP sockets yet; refusing beats silently sending unmarked.
+    throw new ConfigError(`${path}.dscp`, "is not supported yet (needs IP_TOS on the UDP socket)");
   }
   if (cfg.mtu < 50 || cfg.mtu > 1500) throw new ConfigError(`${path}.mtu`, "must be 50…1500");
   if (cfg.smuxver !== 1 && cfg.smuxver !== 2) {
