@@ -43,6 +43,27 @@ function tlsOpts(t?: TLSConfig): TlsOptions | undefined {
   return t ? { ...t } : undefined;
 }
 
+/** Access-control objects parsed but not enforced yet are refused, never ignored. */
+function refuseUnbuilt(cfg: Config): void {
+  const pending: [string, unknown][] = [
+    ["admissions", cfg.admissions?.length],
+    ["bypasses", cfg.bypasses?.length],
+    ["hosts", cfg.hosts?.length],
+    ["resolvers", cfg.resolvers?.length],
+    ["limiters", cfg.limiters?.length],
+    ["climiters", cfg.climiters?.length],
+    ["rlimiters", cfg.rlimiters?.length],
+  ];
+  for (const [k, n] of pending) {
+    if (n) throw new ConfigError(k, "is not supported by burrow yet");
+  }
+  for (const [i, s] of (cfg.services ?? []).entries()) {
+    if (s.handler.auth?.file) {
+      throw new ConfigError(`services[${i}].handler.auth.file`, "is not supported by burrow yet");
+    }
+  }
+}
+
 /** A running set of services and the chains they use. */
 export class Runtime implements AsyncDisposable {
   readonly services: Service[] = [];
@@ -77,6 +98,7 @@ export class Runtime implements AsyncDisposable {
 
   async #build(cfg: Config, reg: Registries): Promise<void> {
     const log = this.#log;
+    refuseUnbuilt(cfg);
     this.#defaultTls = cfg.tls;
     const authers = new Map<string, Auther>();
     for (const [i, a] of (cfg.authers ?? []).entries()) {
