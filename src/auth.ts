@@ -20,10 +20,17 @@ export function constantTimeEqual(a: string, b: string): boolean {
 
 /** Authenticates against a fixed user list. */
 export class UserAuther implements Auther {
-  readonly #users = new Map<string, string>();
+  #users = new Map<string, string>();
 
   constructor(users: Credentials[]) {
-    for (const u of users) this.#users.set(u.username, u.password);
+    this.replace(users);
+  }
+
+  /** Swaps in a new user list (an auth file reload); live checks see one list or the other. */
+  replace(users: Credentials[]): void {
+    const next = new Map<string, string>();
+    for (const u of users) next.set(u.username, u.password);
+    this.#users = next;
   }
 
   get size(): number {
@@ -38,12 +45,16 @@ export class UserAuther implements Auther {
   }
 }
 
-/** Parses an auth file: `user pass` per line, `#` comments, blank lines ignored. */
+/**
+ * Parses an auth file as GOST does: `user password` per line (the password is the rest of the
+ * line, so it may hold spaces or `#`), lines starting with `#` are comments, blank lines ignored.
+ * A user without a password accepts only an empty password (GOST accepts any: too open).
+ */
 export function parseAuthFile(text: string, path = "auth file"): Credentials[] {
   const out: Credentials[] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.replace(/#.*$/, "").trim();
-    if (line === "") return;
+    const line = raw.replace(/\t/g, " ").trim();
+    if (line === "" || line.startsWith("#")) return;
     const m = /^(\S+)(?:\s+(.*))?$/.exec(line);
     if (!m) throw new ConfigError(`${path}:${i + 1}`, "expected `user password`");
     out.push({ username: m[1]!, password: (m[2] ?? "").trim() });

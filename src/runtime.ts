@@ -7,6 +7,7 @@ import type {
   ChainConfig,
   Config,
   HopConfig,
+  LimiterConfig,
   ServiceConfig,
   TLSConfig,
 } from "./config/model.ts";
@@ -20,7 +21,12 @@ import type { Auther, Credentials, ForwardTarget, Handler, TlsOptions } from "./
 import { AnyAuther, parseAuthFile, UserAuther } from "./auth.ts";
 import { Chain, ChainNode, ChainRouter, ForwardTargets, Hop } from "./chain/router.ts";
 import { Selector } from "./chain/selector.ts";
-import { Service } from "./service.ts";
+import { Service, type ServiceGuards } from "./service.ts";
+import { Admission, AllAdmit } from "./access/admission.ts";
+import { Bypass, type Bypasser, BypassGroup } from "./access/bypass.ts";
+import { ConnLimiter, RateLimiter, TrafficLimiter } from "./access/limiter.ts";
+import { LineSource } from "./access/source.ts";
+import { parseDuration } from "./core/duration.ts";
 import { builtinRegistries } from "./builtins.ts";
 
 /** Options for {@link Runtime.start}. */
@@ -46,21 +52,11 @@ function tlsOpts(t?: TLSConfig): TlsOptions | undefined {
 /** Access-control objects parsed but not enforced yet are refused, never ignored. */
 function refuseUnbuilt(cfg: Config): void {
   const pending: [string, unknown][] = [
-    ["admissions", cfg.admissions?.length],
-    ["bypasses", cfg.bypasses?.length],
     ["hosts", cfg.hosts?.length],
     ["resolvers", cfg.resolvers?.length],
-    ["limiters", cfg.limiters?.length],
-    ["climiters", cfg.climiters?.length],
-    ["rlimiters", cfg.rlimiters?.length],
   ];
   for (const [k, n] of pending) {
     if (n) throw new ConfigError(k, "is not supported by burrow yet");
-  }
-  for (const [i, s] of (cfg.services ?? []).entries()) {
-    if (s.handler.auth?.file) {
-      throw new ConfigError(`services[${i}].handler.auth.file`, "is not supported by burrow yet");
-    }
   }
 }
 
@@ -70,6 +66,12 @@ export class Runtime implements AsyncDisposable {
   readonly chains = new Map<string, Chain>();
   readonly #log: Logger;
   #diag: Diagnostics = { strict: false, warn: () => {} };
+  readonly #sources: LineSource[] = [];
+  readonly #admissions = new Map<string, Admission>();
+  readonly #bypasses = new Map<string, Bypass>();
+  readonly #limiters = new Map<string, TrafficLimiter>();
+  readonly #climiters = new Map<string, ConnLimiter>();
+  readonly #rlimiters = new Map<string, RateLimiter>();
   /** Top-level `tls:`: the default certificate for TLS listeners without their own. */
   #defaultTls?: TLSConfig;
 
@@ -102,21 +104,17 @@ export class Runtime implements AsyncDisposable {
     this.#defaultTls = cfg.tls;
     const authers = new Map<string, Auther>();
     for (const [i, a] of (cfg.authers ?? []).entries()) {
-      const users = [...(a.auths ?? []).map((x) => creds(x)!)];
+      const inline = (a.auths ?? []).map((x) => creds(x)!);
+      const auther = new UserAuther(inline);
       if (a.file) {
-        let text: string;
-        try {
-          text = await Deno.readTextFile(a.file.path);
-        } catch (e) {
-          throw new ConfigError(
-            `authers[${i}].file.path`,
-            `cannot read ${a.file.path}: ${errorText(e)}`,
-          );
-        }
-        users.push(...parseAuthFile(text, a.file.path));
+        await this.#source(
+          { file: a.file.path, reload: a.reload, path: `authers[${i}]`, comments: "line" },
+          (items) => auther.replace([...inline, ...parseAuthFile(items.join("\n"), a.file!.path)]),
+        );
       }
-      authers.set(a.name, new UserAuther(users));
+      authers.set(a.name, auther);
     }
+    await this.#buildAccess(cfg);
     const topHops = new Map((cfg.hops ?? []).map((h) => [h.name, h]));
     for (const [i, c] of (cfg.chains ?? []).entries()) {
       this.chains.set(c.name, await this.#buildChain(c, `chains[${i}]`, topHops, reg));
@@ -124,6 +122,77 @@ export class Runtime implements AsyncDisposable {
     for (const [i, s] of (cfg.services ?? []).entries()) {
       this.services.push(await this.#buildService(s, `services[${i}]`, authers, topHops, reg, log));
     }
+  }
+
+  /** Starts a line source (inline items + file, re-read every `reload`) feeding `apply`. */
+  async #source(
+    o: {
+      items?: string[];
+      file?: string;
+      reload?: string;
+      path: string;
+      comments?: "anywhere" | "line";
+    },
+    apply: (items: string[]) => void | Promise<void>,
+  ): Promise<void> {
+    const src = await LineSource.start({
+      items: o.items,
+      file: o.file,
+      reloadMs: o.reload ? parseDuration(o.reload) ?? 0 : 0,
+      comments: o.comments,
+      path: o.path,
+      log: this.#log.with({ kind: "config" }),
+    }, apply);
+    this.#sources.push(src);
+  }
+
+  /** Admissions, bypasses and limiters by name (GOST's access control). */
+  async #buildAccess(cfg: Config): Promise<void> {
+    for (const [i, a] of (cfg.admissions ?? []).entries()) {
+      const adm = new Admission(a.whitelist === true, this.#log.with({ kind: "admission" }));
+      const path = `admissions[${i}]`;
+      await this.#source(
+        { items: a.matchers, file: a.file?.path, reload: a.reload, path },
+        (items) => adm.load(items),
+      );
+      this.#admissions.set(a.name, adm);
+    }
+    for (const [i, b] of (cfg.bypasses ?? []).entries()) {
+      if (b.network && b.network !== "tcp" && b.network !== "udp") {
+        throw new ConfigError(`bypasses[${i}].network`, `expected tcp or udp, got "${b.network}"`);
+      }
+      const byp = new Bypass(b.whitelist === true, b.network ?? "");
+      await this.#source(
+        { items: b.matchers, file: b.file?.path, reload: b.reload, path: `bypasses[${i}]` },
+        (items) => byp.load(items),
+      );
+      this.#bypasses.set(b.name, byp);
+    }
+    const limiters = <T extends { load(lines: readonly string[]): void }>(
+      list: LimiterConfig[] | undefined,
+      kindName: string,
+      make: (path: string) => T,
+      into: Map<string, T>,
+    ) =>
+      Promise.all((list ?? []).map(async (l, i) => {
+        const path = `${kindName}[${i}]`;
+        const lim = make(path);
+        await this.#source(
+          { items: l.limits, file: l.file?.path, reload: l.reload, path },
+          (items) => lim.load(items),
+        );
+        into.set(l.name, lim);
+      }));
+    await limiters(cfg.limiters, "limiters", (p) => new TrafficLimiter(p), this.#limiters);
+    await limiters(cfg.climiters, "climiters", (p) => new ConnLimiter(p), this.#climiters);
+    await limiters(cfg.rlimiters, "rlimiters", (p) => new RateLimiter(p), this.#rlimiters);
+  }
+
+  /** The bypasses named on a service, hop or node, as one group (undefined when none). */
+  #bypassOf(o: { bypass?: string; bypasses?: string[] }): Bypasser | undefined {
+    const names = [...(o.bypass ? [o.bypass] : []), ...(o.bypasses ?? [])];
+    const list = names.map((n) => this.#bypasses.get(n)!);
+    return list.length === 0 ? undefined : list.length === 1 ? list[0] : new BypassGroup(list);
   }
 
   async #buildChain(
@@ -174,10 +243,10 @@ export class Runtime implements AsyncDisposable {
             log: log.with({ kind: "connector", connector: n.connector.type }),
           }), `${np}.connector.type`);
         const weight = nmd.int("weight", 1);
-        nodes.push(new ChainNode(n.name, n.addr, dialer, connector, weight));
+        nodes.push(new ChainNode(n.name, n.addr, dialer, connector, weight, this.#bypassOf(n)));
       }
       checkMetadata(this.#diag, mds);
-      hops.push(new Hop(h.name, nodes, new Selector(h.selector)));
+      hops.push(new Hop(h.name, nodes, new Selector(h.selector), this.#bypassOf(h)));
     }
     return new Chain(c.name, hops);
   }
@@ -208,6 +277,13 @@ export class Runtime implements AsyncDisposable {
     log0: Logger,
   ): Promise<Service> {
     const log = log0.with({ service: s.name });
+    if (s.handler.limiter) {
+      // GOST's built-in limiter ignores a handler (per-user) limiter; only its plugins use it.
+      throw new ConfigError(
+        `${path}.handler.limiter`,
+        "per-user limiters are not supported yet (use the service's limiter)",
+      );
+    }
     if (s.listener.auth || s.listener.auther || s.listener.authers) {
       // GOST reads listener auth only in ssh/sshd listeners; elsewhere it would do nothing.
       throw new ConfigError(
@@ -227,6 +303,17 @@ export class Runtime implements AsyncDisposable {
     const list: Auther[] = names.map((n) => authers.get(n)!);
     const auth = creds(s.handler.auth);
     if (auth && auth.username !== "") list.push(new UserAuther([auth]));
+    const authFile = s.handler.auth?.file;
+    if (authFile) {
+      // GOST reads only the first line of auth.file (as an ss method:password); Burrow serves
+      // every user in it, which is what a proxy operator writing one expects.
+      const fileAuther = new UserAuther([]);
+      await this.#source(
+        { file: authFile, path: `${path}.handler.auth`, comments: "line" },
+        (items) => fileAuther.replace(parseAuthFile(items.join("\n"), authFile)),
+      );
+      list.push(fileAuther);
+    }
     const auther = list.length === 0
       ? undefined
       : list.length === 1
@@ -267,6 +354,7 @@ export class Runtime implements AsyncDisposable {
       retries: s.handler.retries ?? 0,
       dialTimeout: svcMd.duration("dialTimeout", 15_000),
       log: log.with({ kind: "router" }),
+      bypass: this.#bypassOf(s),
     });
     const handlerMd = new Metadata(s.handler.metadata ?? {}, `${path}.handler.metadata`, use);
     const listenerMd = new Metadata(s.listener.metadata ?? {}, `${path}.listener.metadata`, use);
@@ -307,13 +395,23 @@ export class Runtime implements AsyncDisposable {
       await listener.close();
       throw e;
     }
-    return new Service(s.name, listener, handler, log);
+    const admissions = [...(s.admission ? [s.admission] : []), ...(s.admissions ?? [])]
+      .map((n) => this.#admissions.get(n)!);
+    const guards: ServiceGuards = {};
+    if (admissions.length > 0) {
+      guards.admission = admissions.length === 1 ? admissions[0] : new AllAdmit(admissions);
+    }
+    if (s.climiter) guards.climiter = this.#climiters.get(s.climiter);
+    if (s.rlimiter) guards.rlimiter = this.#rlimiters.get(s.rlimiter);
+    if (s.limiter) guards.traffic = this.#limiters.get(s.limiter);
+    return new Service(s.name, listener, handler, log, guards);
   }
 
   /** Stops every service (grace period for live conns, in ms) and closes chain sessions. */
   async close(graceMs = 0): Promise<void> {
     await Promise.all(this.services.map((s) => s.close(graceMs)));
     await Promise.all([...this.chains.values()].map((c) => c.close()));
+    for (const src of this.#sources) src.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

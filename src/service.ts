@@ -8,6 +8,8 @@ import { type Conn, formatAddr } from "./core/conn.ts";
 import { errorText } from "./core/errors.ts";
 import type { Logger } from "./core/log.ts";
 import type { Handler, Listener } from "./core/types.ts";
+import type { Admitter } from "./access/admission.ts";
+import type { ConnLimiter, RateLimiter, TrafficLimiter } from "./access/limiter.ts";
 
 const SID_ALPHABET = "0123456789abcdefghijklmnopqrstuv";
 
@@ -15,6 +17,18 @@ const SID_ALPHABET = "0123456789abcdefghijklmnopqrstuv";
 export function newSid(): string {
   const b = crypto.getRandomValues(new Uint8Array(20));
   return Array.from(b, (x) => SID_ALPHABET[x & 31]).join("");
+}
+
+/** Access rules a service applies to each accepted connection before its handler sees it. */
+export interface ServiceGuards {
+  /** Client addresses allowed in; a refused client is closed before anything is read. */
+  admission?: Admitter;
+  /** Concurrent connection caps. */
+  climiter?: ConnLimiter;
+  /** New connections per second. */
+  rlimiter?: RateLimiter;
+  /** Bandwidth: wraps the client conn in token buckets. */
+  traffic?: TrafficLimiter;
 }
 
 /** Runs one listener + handler pair. */
@@ -29,8 +43,19 @@ export class Service implements AsyncDisposable {
   #loop?: Promise<void>;
   #closing?: Promise<void>;
 
-  constructor(name: string, listener: Listener, handler: Handler, log: Logger) {
+  readonly #guards: ServiceGuards;
+  /** Called once when the service has closed (releases reload timers and the like). */
+  onClose?: () => void;
+
+  constructor(
+    name: string,
+    listener: Listener,
+    handler: Handler,
+    log: Logger,
+    guards: ServiceGuards = {},
+  ) {
     this.name = name;
+    this.#guards = guards;
     this.listener = listener;
     this.handler = handler;
     this.#log = log.with({ service: name });
@@ -77,7 +102,27 @@ export class Service implements AsyncDisposable {
         conn.close();
         return;
       }
+      const g = this.#guards;
+      let release: (() => void) | undefined;
+      if (g.admission || g.climiter) {
+        const remote = formatAddr(conn.remoteAddr);
+        if (g.admission && !g.admission.admit(remote)) {
+          // GOST closes refused clients silently, before reading a byte.
+          this.#log.debug(`admission: ${remote} is denied`, { kind: "service" });
+          conn.close();
+          continue;
+        }
+        if (g.climiter) {
+          release = g.climiter.acquire(remote);
+          if (!release) {
+            this.#log.info(`climiter: ${remote}: too many connections`, { kind: "service" });
+            conn.close();
+            continue;
+          }
+        }
+      }
       const task = this.#serve(conn);
+      if (release) task.finally(release);
       this.#tasks.add(task);
       task.finally(() => this.#tasks.delete(task));
     }
@@ -90,8 +135,14 @@ export class Service implements AsyncDisposable {
     const log = this.#log.with({ kind: "handler", remote, local, sid: newSid() });
     const t0 = performance.now();
     log.info(`${remote} <> ${local}`);
+    const g = this.#guards;
     try {
-      await this.handler.handle(conn, {
+      if (g.rlimiter && !g.rlimiter.allow(remote)) {
+        log.info(`rlimiter: ${remote}: rate limit exceeded`);
+        return;
+      }
+      const client = g.traffic ? g.traffic.wrap(conn, remote) : conn;
+      await this.handler.handle(client, {
         sid: String(log.fields.sid),
         log,
         signal: this.#abort.signal,
@@ -125,6 +176,7 @@ export class Service implements AsyncDisposable {
       for (const c of this.#conns) c.close();
       await Promise.all(this.#tasks);
       await this.handler.close?.();
+      this.onClose?.();
       this.#log.info("closed", { kind: "service" });
     })();
     return this.#closing;

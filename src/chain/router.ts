@@ -6,7 +6,8 @@
  * @module
  */
 import type { Conn } from "../core/conn.ts";
-import { errorText, TimeoutError, TunnelError } from "../core/errors.ts";
+import { errorText, ForbiddenError, TimeoutError, TunnelError } from "../core/errors.ts";
+import type { Bypasser } from "../access/bypass.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type {
   Connector,
@@ -31,6 +32,8 @@ export class ChainNode implements Selectable {
     readonly dialer: Dialer,
     readonly connector: Connector,
     readonly weight = 1,
+    /** Targets this node does not carry (GOST node bypass). */
+    readonly bypass?: Bypasser,
   ) {}
 }
 
@@ -40,9 +43,16 @@ export class Hop {
     readonly name: string,
     readonly nodes: ChainNode[],
     readonly selector: Selector<ChainNode>,
+    /** Targets for which the route ends before this hop (GOST hop bypass). */
+    readonly bypass?: Bypasser,
   ) {}
-  select(hashKey?: string): ChainNode | undefined {
-    return this.selector.select(this.nodes, hashKey);
+  /** A node for `address`, or undefined when the hop (or every node) bypasses it. */
+  select(hashKey?: string, network: Network = "tcp", address = ""): ChainNode | undefined {
+    if (address !== "" && this.bypass?.contains(network, address)) return undefined;
+    const nodes = address === ""
+      ? this.nodes
+      : this.nodes.filter((n) => !n.bypass?.contains(network, address));
+    return this.selector.select(nodes, hashKey);
   }
 }
 
@@ -50,11 +60,11 @@ export class Hop {
 export class Chain {
   constructor(readonly name: string, readonly hops: Hop[]) {}
 
-  /** Picks one node per hop. */
-  route(hashKey?: string): ChainNode[] {
+  /** Picks one node per hop; a hop that bypasses `address` ends the route before it. */
+  route(hashKey?: string, network: Network = "tcp", address = ""): ChainNode[] {
     const out: ChainNode[] = [];
     for (const h of this.hops) {
-      const n = h.select(hashKey);
+      const n = h.select(hashKey, network, address);
       if (!n) break;
       out.push(n);
     }
@@ -120,6 +130,8 @@ export interface RouterOptions {
   /** Per-attempt timeout in ms (default 15 s). */
   dialTimeout?: number;
   log?: Logger;
+  /** Service bypass: matching targets are refused with a ForbiddenError. */
+  bypass?: Bypasser;
 }
 
 /** The router handlers dial through. */
@@ -128,9 +140,11 @@ export class ChainRouter implements Router {
   readonly #retries: number;
   readonly #timeout: number;
   readonly #log: Logger;
+  readonly #bypass?: Bypasser;
 
   constructor(opts: RouterOptions = {}) {
     this.#chain = opts.chain;
+    this.#bypass = opts.bypass;
     this.#retries = opts.retries ?? 0;
     this.#timeout = opts.dialTimeout ?? 15_000;
     this.#log = opts.log ?? silentLogger;
@@ -138,9 +152,13 @@ export class ChainRouter implements Router {
 
   async dial(network: Network, address: string, req: DialRequest = {}): Promise<Conn> {
     const log = req.log ?? this.#log;
+    if (this.#bypass?.contains(network, address)) {
+      log.debug(`bypass: ${address} is refused`, { kind: "router", dst: address });
+      throw new ForbiddenError(`${address} is refused by the service's bypass rules`);
+    }
     let last: unknown;
     for (let attempt = 0; attempt <= this.#retries; attempt++) {
-      const route = this.#chain?.route(req.client) ?? [];
+      const route = this.#chain?.route(req.client, network, address) ?? [];
       const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(new TimeoutError("dial timeout")), this.#timeout);
       const onAbort = () => ac.abort(req.signal?.reason);

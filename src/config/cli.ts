@@ -393,8 +393,10 @@ function specialObjects(
     .map((k) => take(maps, k));
   if (inn || outv || cin || cout) {
     const limits: string[] = [];
-    if (inn || outv) limits.push(`$ ${inn ?? ""} ${outv ?? ""}`.trim());
-    if (cin || cout) limits.push(`$$ ${cin ?? ""} ${cout ?? ""}`.trim());
+    // "0" for a missing direction: GOST writes "$  1KB" for limiter.out alone, which then reads
+    // as an *in* limit; Burrow keeps each value in its direction.
+    if (inn || outv) limits.push(`$ ${inn || "0"} ${outv || "0"}`);
+    if (cin || cout) limits.push(`$$ ${cin || "0"} ${cout || "0"}`);
     const name = `limiter-${out.limiters?.length ?? 0}`;
     (out.limiters ??= []).push({ name, limits });
     svc.limiter = name;

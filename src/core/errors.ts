@@ -47,6 +47,14 @@ export class UnsupportedError extends TunnelError {
   }
 }
 
+/** A rule refused the request (service bypass, admission): answer "forbidden", never retry. */
+export class ForbiddenError extends TunnelError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ForbiddenError";
+  }
+}
+
 /** The object was closed; further use is a bug or a race with shutdown. */
 export class ClosedError extends TunnelError {
   constructor(message = "closed", options?: { cause?: unknown }) {

@@ -4,7 +4,7 @@
  * @module
  */
 import { type Conn, formatAddr, PrefixedConn, WrappedConn } from "../core/conn.ts";
-import { TimeoutError } from "../core/errors.ts";
+import { ForbiddenError, TimeoutError } from "../core/errors.ts";
 import { relay } from "../core/relay.ts";
 import type { HandleContext } from "../core/types.ts";
 
@@ -37,9 +37,10 @@ export function rootCause(e: unknown): unknown {
 }
 
 /** What kind of failure a dial error is, for protocol reply codes. */
-export type DialFailure = "refused" | "unreachable" | "timeout" | "other";
+export type DialFailure = "forbidden" | "refused" | "unreachable" | "timeout" | "other";
 
 export function classifyDialError(e: unknown): DialFailure {
+  if (e instanceof ForbiddenError) return "forbidden";
   const c = rootCause(e);
   if (c instanceof Deno.errors.ConnectionRefused) return "refused";
   if (c instanceof TimeoutError || c instanceof Deno.errors.TimedOut) return "timeout";

@@ -6,9 +6,10 @@ import { hasCommand } from "../_helpers.ts";
 import { curl, startOrigin } from "./_server.ts";
 
 Deno.test("auth file parsing and constant-time comparison", () => {
-  assert.deepEqual(parseAuthFile("# users\nalice secret\n\nbob  two words  # trailing\n"), [
+  // As GOST: only leading-# lines are comments; the password is the rest of the line.
+  assert.deepEqual(parseAuthFile("# users\nalice secret\n\nbob\t two words #x \n"), [
     { username: "alice", password: "secret" },
-    { username: "bob", password: "two words" },
+    { username: "bob", password: "two words #x" },
   ]);
   const a = new UserAuther([{ username: "alice", password: "secret" }]);
   assert.equal(a.authenticate("alice", "secret"), true);

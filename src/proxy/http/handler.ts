@@ -211,7 +211,12 @@ export class HttpHandler implements Handler {
   }
 
   #failure(e: unknown): string {
-    return classifyDialError(e) === "timeout" ? "504 Gateway Timeout" : "502 Bad Gateway";
+    const kind = classifyDialError(e);
+    return kind === "forbidden"
+      ? "403 Forbidden"
+      : kind === "timeout"
+      ? "504 Gateway Timeout"
+      : "502 Bad Gateway";
   }
 
   async #connect(br: BufReader, conn: Conn, req: RequestHead, ctx: HandleContext): Promise<void> {

@@ -175,9 +175,12 @@ export class RelayHandler implements Handler {
       if (node) fw!.markOk(node);
     } catch (e) {
       if (node) fw!.markFailed(node);
-      const st = node
+      const kind = classifyDialError(e);
+      const st = kind === "forbidden"
+        ? STATUS.forbidden
+        : node
         ? STATUS.hostUnreachable
-        : classifyDialError(e) === "timeout"
+        : kind === "timeout"
         ? STATUS.timeout
         : STATUS.networkUnreachable;
       await conn.write(response(st)).catch(() => {});

@@ -23,7 +23,7 @@ import type {
   HandlerOptions,
   Network,
 } from "../../core/types.ts";
-import { acceptWhileWatching, pipeLogged, withDeadline } from "../common.ts";
+import { acceptWhileWatching, classifyDialError, pipeLogged, withDeadline } from "../common.ts";
 import { SocketConn } from "../../transport/tcp/conn.ts";
 
 export const GRANTED = 90;
@@ -113,7 +113,8 @@ export class Socks4Handler implements Handler {
         log: ctx.log,
       });
     } catch (e) {
-      await conn.write(reply(FAILED)).catch(() => {});
+      const code = classifyDialError(e) === "forbidden" ? REJECTED : FAILED;
+      await conn.write(reply(code)).catch(() => {});
       ctx.log.error(`socks4: connect ${req.addr}: ${errorText(e)}`, { dst: req.addr });
       return;
     }

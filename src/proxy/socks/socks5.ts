@@ -57,6 +57,8 @@ export function encodeReply(rep: number, bind = "0.0.0.0:0"): Uint8Array {
 
 function dialFailureRep(e: unknown): number {
   switch (classifyDialError(e)) {
+    case "forbidden":
+      return REP.notAllowed;
     case "refused":
       return REP.refused;
     case "unreachable":
