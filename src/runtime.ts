@@ -19,13 +19,22 @@ import { checkMetadata, type Diagnostics } from "./config/keys.ts";
 import type { Registries } from "./core/registry.ts";
 import type { Auther, Credentials, ForwardTarget, Handler, TlsOptions } from "./core/types.ts";
 import { AnyAuther, parseAuthFile, UserAuther } from "./auth.ts";
-import { Chain, ChainNode, ChainRouter, ForwardTargets, Hop } from "./chain/router.ts";
+import {
+  Chain,
+  ChainNode,
+  ChainRouter,
+  ForwardTargets,
+  Hop,
+  type HostLookup,
+} from "./chain/router.ts";
 import { Selector } from "./chain/selector.ts";
 import { Service, type ServiceGuards } from "./service.ts";
 import { Admission, AllAdmit } from "./access/admission.ts";
 import { Bypass, type Bypasser, BypassGroup } from "./access/bypass.ts";
 import { ConnLimiter, RateLimiter, TrafficLimiter } from "./access/limiter.ts";
 import { LineSource } from "./access/source.ts";
+import { Hosts } from "./resolver/hosts.ts";
+import { type NameserverOptions, parseNameserver, Resolver } from "./resolver/resolver.ts";
 import { parseDuration } from "./core/duration.ts";
 import { builtinRegistries } from "./builtins.ts";
 
@@ -49,15 +58,14 @@ function tlsOpts(t?: TLSConfig): TlsOptions | undefined {
   return t ? { ...t } : undefined;
 }
 
-/** Access-control objects parsed but not enforced yet are refused, never ignored. */
-function refuseUnbuilt(cfg: Config): void {
-  const pending: [string, unknown][] = [
-    ["hosts", cfg.hosts?.length],
-    ["resolvers", cfg.resolvers?.length],
-  ];
-  for (const [k, n] of pending) {
-    if (n) throw new ConfigError(k, "is not supported by burrow yet");
+/** A duration that may be negative (a resolver `ttl` below 0 turns its cache off). */
+function parseSignedDuration(text: string, path: string): number {
+  const neg = text.trim().startsWith("-");
+  const ms = parseDuration(neg ? text.trim().slice(1) : text);
+  if (ms === undefined) {
+    throw new ConfigError(path, `expected a duration such as "30s", got "${text}"`);
   }
+  return neg ? -ms : ms;
 }
 
 /** A running set of services and the chains they use. */
@@ -72,6 +80,8 @@ export class Runtime implements AsyncDisposable {
   readonly #limiters = new Map<string, TrafficLimiter>();
   readonly #climiters = new Map<string, ConnLimiter>();
   readonly #rlimiters = new Map<string, RateLimiter>();
+  readonly #hosts = new Map<string, Hosts>();
+  readonly #resolvers = new Map<string, Resolver>();
   /** Top-level `tls:`: the default certificate for TLS listeners without their own. */
   #defaultTls?: TLSConfig;
 
@@ -100,7 +110,6 @@ export class Runtime implements AsyncDisposable {
 
   async #build(cfg: Config, reg: Registries): Promise<void> {
     const log = this.#log;
-    refuseUnbuilt(cfg);
     this.#defaultTls = cfg.tls;
     const authers = new Map<string, Auther>();
     for (const [i, a] of (cfg.authers ?? []).entries()) {
@@ -183,9 +192,70 @@ export class Runtime implements AsyncDisposable {
         );
         into.set(l.name, lim);
       }));
+    for (const [i, h] of (cfg.hosts ?? []).entries()) {
+      const hosts = new Hosts();
+      const items = (h.mappings ?? []).map((m) =>
+        `${m.ip} ${m.hostname} ${(m.aliases ?? []).join(" ")}`
+      );
+      await this.#source(
+        { items, file: h.file?.path, reload: h.reload, path: `hosts[${i}]` },
+        (lines) => hosts.load(lines),
+      );
+      this.#hosts.set(h.name, hosts);
+    }
+    for (const [i, r] of (cfg.resolvers ?? []).entries()) {
+      const servers: NameserverOptions[] = r.nameservers.map((n, j) => {
+        const path = `resolvers[${i}].nameservers[${j}]`;
+        try {
+          parseNameserver(n.addr);
+        } catch (e) {
+          throw new ConfigError(`${path}.addr`, errorText(e));
+        }
+        if (n.hostname) {
+          throw new ConfigError(
+            `${path}.hostname`,
+            "is not supported by burrow yet (GOST ignores it too)",
+          );
+        }
+        const only = n.only?.toLowerCase().replace(/^ip(?=[46]$)/, "ipv");
+        if (only && only !== "ipv4" && only !== "ipv6") {
+          throw new ConfigError(`${path}.only`, `expected ipv4 or ipv6, got "${n.only}"`);
+        }
+        const ttl = n.ttl ? parseSignedDuration(n.ttl, `${path}.ttl`) : 0;
+        return {
+          addr: n.addr,
+          prefer: n.prefer === "ipv6" ? "ipv6" : n.prefer === "ipv4" ? "ipv4" : undefined,
+          only: only as "ipv4" | "ipv6" | undefined,
+          ttlMs: ttl,
+          timeoutMs: n.timeout ? parseDuration(n.timeout) ?? 0 : 0,
+          async: n.async === true,
+          clientIP: n.clientIP,
+          // Chains are built after resolvers (nodes may use resolvers), so look them up late.
+          dial: (network, address, signal) =>
+            new ChainRouter({
+              chain: n.chain ? this.chains.get(n.chain) : undefined,
+              log: this.#log.with({ kind: "resolver" }),
+            }).dial(network, address, { signal }),
+        };
+      });
+      this.#resolvers.set(r.name, new Resolver(servers, this.#log.with({ kind: "resolver" })));
+    }
     await limiters(cfg.limiters, "limiters", (p) => new TrafficLimiter(p), this.#limiters);
     await limiters(cfg.climiters, "climiters", (p) => new ConnLimiter(p), this.#climiters);
     await limiters(cfg.rlimiters, "rlimiters", (p) => new RateLimiter(p), this.#rlimiters);
+  }
+
+  /** Hosts first, then the resolver (GOST's order); undefined when neither is set. */
+  #lookupOf(o: { hosts?: string; resolver?: string }): HostLookup | undefined {
+    const hosts = o.hosts ? this.#hosts.get(o.hosts) : undefined;
+    const resolver = o.resolver ? this.#resolvers.get(o.resolver) : undefined;
+    if (!hosts && !resolver) return undefined;
+    return async (host) => {
+      const mapped = hosts?.lookup(host);
+      if (mapped && mapped.length > 0) return mapped[0];
+      if (resolver) return (await resolver.resolve(host))[0];
+      return undefined;
+    };
   }
 
   /** The bypasses named on a service, hop or node, as one group (undefined when none). */
@@ -243,7 +313,14 @@ export class Runtime implements AsyncDisposable {
             log: log.with({ kind: "connector", connector: n.connector.type }),
           }), `${np}.connector.type`);
         const weight = nmd.int("weight", 1);
-        nodes.push(new ChainNode(n.name, n.addr, dialer, connector, weight, this.#bypassOf(n)));
+        // A node without its own hosts/resolver takes the hop's (GOST).
+        const lookup = this.#lookupOf({
+          hosts: n.hosts ?? h.hosts,
+          resolver: n.resolver ?? h.resolver,
+        });
+        nodes.push(
+          new ChainNode(n.name, n.addr, dialer, connector, weight, this.#bypassOf(n), lookup),
+        );
       }
       checkMetadata(this.#diag, mds);
       hops.push(new Hop(h.name, nodes, new Selector(h.selector), this.#bypassOf(h)));
@@ -355,6 +432,7 @@ export class Runtime implements AsyncDisposable {
       dialTimeout: svcMd.duration("dialTimeout", 15_000),
       log: log.with({ kind: "router" }),
       bypass: this.#bypassOf(s),
+      lookup: this.#lookupOf(s),
     });
     const handlerMd = new Metadata(s.handler.metadata ?? {}, `${path}.handler.metadata`, use);
     const listenerMd = new Metadata(s.listener.metadata ?? {}, `${path}.listener.metadata`, use);

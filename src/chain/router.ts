@@ -8,6 +8,7 @@
 import type { Conn } from "../core/conn.ts";
 import { errorText, ForbiddenError, TimeoutError, TunnelError } from "../core/errors.ts";
 import type { Bypasser } from "../access/bypass.ts";
+import { isIPv4, isIPv6, joinHostPort, splitHostPort } from "../core/addr.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type {
   Connector,
@@ -34,7 +35,21 @@ export class ChainNode implements Selectable {
     readonly weight = 1,
     /** Targets this node does not carry (GOST node bypass). */
     readonly bypass?: Bypasser,
+    /** Resolves this node's own host (node/hop `hosts` and `resolver`). */
+    readonly lookup?: HostLookup,
   ) {}
+}
+
+/** Host name → IP (hosts first, then a resolver); undefined keeps the name as it is. */
+export type HostLookup = (host: string) => Promise<string | undefined>;
+
+/** `host:port` with the host resolved by `lookup` (IP literals and `:port` pass through). */
+export async function resolveAddress(address: string, lookup?: HostLookup): Promise<string> {
+  if (!lookup) return address;
+  const { host, port } = splitHostPort(address);
+  if (host === "" || isIPv4(host) || isIPv6(host)) return address;
+  const ip = await lookup(host);
+  return ip === undefined ? address : joinHostPort(ip, port);
 }
 
 /** A hop: nodes and how to pick one. */
@@ -105,7 +120,8 @@ export async function routeDial(
   const prefix = route.slice(0, -1);
   let conn: Conn;
   try {
-    conn = await node.dialer.dial(node.addr, {
+    const addr = await resolveAddress(node.addr, node.lookup);
+    conn = await node.dialer.dial(addr, {
       netDial: (a) => routeDial(prefix, "tcp", a, log, signal),
       direct: prefix.length === 0,
       signal,
@@ -132,6 +148,8 @@ export interface RouterOptions {
   log?: Logger;
   /** Service bypass: matching targets are refused with a ForbiddenError. */
   bypass?: Bypasser;
+  /** Service hosts/resolver: targets are resolved here, before routing (GOST). */
+  lookup?: HostLookup;
 }
 
 /** The router handlers dial through. */
@@ -141,10 +159,12 @@ export class ChainRouter implements Router {
   readonly #timeout: number;
   readonly #log: Logger;
   readonly #bypass?: Bypasser;
+  readonly #lookup?: HostLookup;
 
   constructor(opts: RouterOptions = {}) {
     this.#chain = opts.chain;
     this.#bypass = opts.bypass;
+    this.#lookup = opts.lookup;
     this.#retries = opts.retries ?? 0;
     this.#timeout = opts.dialTimeout ?? 15_000;
     this.#log = opts.log ?? silentLogger;
@@ -158,13 +178,16 @@ export class ChainRouter implements Router {
     }
     let last: unknown;
     for (let attempt = 0; attempt <= this.#retries; attempt++) {
-      const route = this.#chain?.route(req.client, network, address) ?? [];
       const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(new TimeoutError("dial timeout")), this.#timeout);
       const onAbort = () => ac.abort(req.signal?.reason);
       req.signal?.addEventListener("abort", onAbort, { once: true });
+      let route: ChainNode[] = [];
       try {
-        const conn = await routeDial(route, network, address, log, ac.signal);
+        // Resolved per attempt, before routing: hop bypasses see the resolved address (GOST).
+        const target = await resolveAddress(address, this.#lookup);
+        route = this.#chain?.route(req.client, network, target) ?? [];
+        const conn = await routeDial(route, network, target, log, ac.signal);
         for (const n of route) n.marker.reset();
         return conn;
       } catch (e) {

@@ -541,7 +541,15 @@ function resolverObj(f: Fields, i: number): ResolverConfig {
     setIf(x, "prefer", prefer?.toLowerCase());
     setIf(x, "clientIP", n.str("clientIP"));
     setIf(x, "hostname", n.str("hostname"));
-    setIf(x, "ttl", n.duration("ttl"));
+    const ttl = n.str("ttl");
+    // A negative resolver ttl is meaningful (no cache), so it is checked without the sign.
+    if (ttl !== undefined && ttl !== "" && parseDuration(ttl.replace(/^\s*-/, "")) === undefined) {
+      throw new ConfigError(
+        n.at("ttl"),
+        `expected a duration such as "30s", got ${JSON.stringify(ttl)}`,
+      );
+    }
+    setIf(x, "ttl", ttl || undefined);
     setIf(x, "timeout", n.duration("timeout"));
     setIf(x, "only", n.str("only"));
     setIf(x, "async", n.bool("async"));
