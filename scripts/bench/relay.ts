@@ -20,6 +20,32 @@ export default async function (): Promise<BenchRow[]> {
     } finally {
       await b.stop();
     }
+    // Access control on the same hop: rules that do not limit bandwidth add no wrapper, so this
+    // row should match the plain forward; a traffic limiter far above the link speed shows what
+    // the token-bucket path costs.
+    for (
+      const [name, query] of [
+        [
+          "burrow tcp forward + admission, climiter, rlimiter (no bandwidth limit)",
+          "admission=~127.0.0.0/8&climiter=100&rlimiter=100",
+        ],
+        [
+          "burrow tcp forward + limiter.in/out=100GB (token buckets, never waiting)",
+          "limiter.in=100GB&limiter.out=100GB",
+        ],
+      ]
+    ) {
+      const q = freePort();
+      const g = await startBurrow(
+        ["-L", `tcp://127.0.0.1:${q}/127.0.0.1:${sink.port}?${query}`],
+        q,
+      );
+      try {
+        rows.push({ name, mbps: await pushThrough(q, TOTAL, sink.next()) });
+      } finally {
+        await g.stop();
+      }
+    }
   } finally {
     sink.close();
   }
