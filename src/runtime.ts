@@ -54,6 +54,26 @@ function creds(a?: AuthConfig): Credentials | undefined {
   return a ? { username: a.username, password: a.password } : undefined;
 }
 
+/**
+ * Credentials a connector or dialer presents. With `auth.file` they come from the file's first
+ * `user password` line (GOST's client-side `auth.file`), read at start-up.
+ */
+async function clientCreds(
+  a: AuthConfig | undefined,
+  path: string,
+): Promise<Credentials | undefined> {
+  if (!a?.file) return creds(a);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(a.file);
+  } catch (e) {
+    throw new ConfigError(`${path}.file`, `cannot read ${a.file}: ${errorText(e)}`);
+  }
+  const first = parseAuthFile(text, a.file)[0];
+  if (!first) throw new ConfigError(`${path}.file`, `${a.file} has no "user password" line`);
+  return first;
+}
+
 function tlsOpts(t?: TLSConfig): TlsOptions | undefined {
   return t ? { ...t } : undefined;
 }
@@ -298,18 +318,20 @@ export class Runtime implements AsyncDisposable {
           { md: dmd, kind: "dialer", type: n.dialer.type },
           { md: cmd, kind: "connector", type: n.connector.type },
         );
+        const dialerAuth = await clientCreds(n.dialer.auth, `${np}.dialer.auth`);
+        const connectorAuth = await clientCreds(n.connector.auth, `${np}.connector.auth`);
         const dialer = await this.#make(() =>
           reg.dialers.get(n.dialer.type)({
             metadata: dmd,
             tls: tlsOpts(n.dialer.tls),
-            auth: creds(n.dialer.auth),
+            auth: dialerAuth,
             log: log.with({ kind: "dialer", dialer: n.dialer.type }),
           }), `${np}.dialer.type`);
         const connector = await this.#make(() =>
           reg.connectors.get(n.connector.type)({
             metadata: cmd,
             tls: tlsOpts(n.connector.tls),
-            auth: creds(n.connector.auth),
+            auth: connectorAuth,
             log: log.with({ kind: "connector", connector: n.connector.type }),
           }), `${np}.connector.type`);
         const weight = nmd.int("weight", 1);

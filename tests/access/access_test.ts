@@ -305,3 +305,30 @@ bypasses:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "a connector's auth.file supplies its credentials (first line), as GOST's client side",
+  ignore: !HAS_CURL,
+  fn: async () => {
+    const origin = startOrigin();
+    const dir = await Deno.makeTempDir();
+    await Deno.writeTextFile(`${dir}/cred`, "# mine\nalice s3cret\n");
+    const server = await start(["socks5://alice:s3cret@127.0.0.1:0"]);
+    const cfg = cliConfig(["http://127.0.0.1:0"], [`socks5://127.0.0.1:${port(server)}`]);
+    cfg.chains![0]!.hops[0]!.nodes![0]!.connector.auth = {
+      username: "",
+      password: "",
+      file: `${dir}/cred`,
+    };
+    const front = await Runtime.start(cfg);
+    try {
+      const r = await viaHttp(port(front), `http://127.0.0.1:${origin.port}/bytes?n=2`);
+      assert.equal(r.status, "200");
+    } finally {
+      await front.close();
+      await server.close();
+      await origin.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
