@@ -4,7 +4,7 @@
  */
 import { asUsage, type CliArgs, cliConfig, parseArgs, UsageError } from "./config/cli.ts";
 import { formatConfig, loadConfigSource } from "./config/file.ts";
-import { type Config, mergeConfigs } from "./config/model.ts";
+import { ACCESS_LISTS, type Config, mergeConfigs } from "./config/model.ts";
 import { ConfigError, errorText } from "./core/errors.ts";
 import { consoleDiagnostics } from "./config/keys.ts";
 import { type Level, Logger, sinkFor } from "./core/log.ts";
@@ -47,17 +47,7 @@ function groupConfig(a: CliArgs, g: number, offset: number): Config {
   for (const c of cfg.chains ?? []) c.name = chain;
   // Objects from special keys (admission-0, bypass-0, ...) get the group in their name.
   const rename = (n?: string) => n?.replace(/-(\d+)$/, `-${g}-$1`);
-  for (
-    const k of [
-      "admissions",
-      "bypasses",
-      "hosts",
-      "resolvers",
-      "limiters",
-      "climiters",
-      "rlimiters",
-    ] as const
-  ) for (const o of cfg[k] ?? []) o.name = rename(o.name)!;
+  for (const k of ACCESS_LISTS) for (const o of cfg[k] ?? []) o.name = rename(o.name)!;
   const fix = (o: { bypass?: string; resolver?: string; hosts?: string }) => {
     o.bypass = rename(o.bypass);
     o.resolver = rename(o.resolver);

@@ -770,25 +770,22 @@ export function checkReferences(cfg: Config): void {
   );
 }
 
+/** The top-level lists of named access-control objects. */
+export const ACCESS_LISTS = [
+  "admissions",
+  "bypasses",
+  "hosts",
+  "resolvers",
+  "limiters",
+  "climiters",
+  "rlimiters",
+] as const;
+
 /** Merges several configs as GOST does: lists concatenate, singletons: last one wins. */
 export function mergeConfigs(...cfgs: Config[]): Config {
   const out: Config = {};
   for (const c of cfgs) {
-    for (
-      const k of [
-        "services",
-        "chains",
-        "hops",
-        "authers",
-        "admissions",
-        "bypasses",
-        "hosts",
-        "resolvers",
-        "limiters",
-        "climiters",
-        "rlimiters",
-      ] as const
-    ) {
+    for (const k of ["services", "chains", "hops", "authers", ...ACCESS_LISTS] as const) {
       const v = c[k];
       if (v) (out[k] as unknown[]) = [...((out[k] as unknown[]) ?? []), ...v];
     }

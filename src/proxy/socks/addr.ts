@@ -3,6 +3,7 @@
  * shared by socks5, GOST's relay protocol, UDP-over-TCP frames and Shadowsocks.
  * @module
  */
+import { formatIp } from "../../core/ip.ts";
 import { isIPv4, isIPv6, joinHostPort, splitHostPort } from "../../core/addr.ts";
 import type { BufReader } from "../../core/bufio.ts";
 import { ProtocolError } from "../../core/errors.ts";
@@ -40,22 +41,7 @@ export function ipv6Bytes(s: string): Uint8Array {
 
 /** Formats 16 bytes as an IPv6 literal (longest zero run compressed). */
 export function ipv6Text(b: Uint8Array): string {
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!);
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i > 1) best = i, bestLen = j - i;
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(":");
-  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
+  return formatIp(b.subarray(0, 16));
 }
 
 /** Encodes `host:port` in SOCKS5 address form (empty host ⇒ 0.0.0.0). */
