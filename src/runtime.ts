@@ -78,6 +78,9 @@ function tlsOpts(t?: TLSConfig): TlsOptions | undefined {
   return t ? { ...t } : undefined;
 }
 
+/** Handler types that check users against authers (the rest take no user list). */
+const AUTHENTICATING = new Set(["auto", "http", "socks", "socks4", "socks4a", "socks5", "relay"]);
+
 /** A duration that may be negative (a resolver `ttl` below 0 turns its cache off). */
 function parseSignedDuration(text: string, path: string): number {
   const neg = text.trim().startsWith("-");
@@ -293,7 +296,14 @@ export class Runtime implements AsyncDisposable {
   ): Promise<Chain> {
     const hops: Hop[] = [];
     for (const [j, h0] of c.hops.entries()) {
-      const h = h0.nodes ? h0 : top.get(h0.name)!;
+      // A reference to a top-level hop keeps its own bypass/hosts/resolver if it has them.
+      const h = h0.nodes ? h0 : {
+        ...top.get(h0.name)!,
+        ...Object.fromEntries(
+          (["bypass", "bypasses", "hosts", "resolver"] as const).filter((k) => h0[k] !== undefined)
+            .map((k) => [k, h0[k]]),
+        ),
+      };
       const hp = `${path}.hops[${j}]`;
       const nodes: ChainNode[] = [];
       // One record of asked-for keys per hop: CLI keys land in hop, node, dialer and connector.
@@ -403,6 +413,16 @@ export class Runtime implements AsyncDisposable {
     const auth = creds(s.handler.auth);
     if (auth && auth.username !== "") list.push(new UserAuther([auth]));
     const authFile = s.handler.auth?.file;
+    if (!AUTHENTICATING.has(s.handler.type) && (names.length > 0 || authFile)) {
+      // ss/ssu take their cipher from auth, the forwarders take none: refuse instead of serving
+      // unauthenticated (or unencrypted) behind a setting that does nothing.
+      throw new ConfigError(
+        `${path}.handler.${authFile ? "auth.file" : "auther"}`,
+        `the ${s.handler.type} handler does not authenticate users${
+          s.handler.type.startsWith("ss") ? " (give the cipher as method:password)" : ""
+        }`,
+      );
+    }
     if (authFile) {
       // GOST reads only the first line of auth.file (as an ss method:password); Burrow serves
       // every user in it, which is what a proxy operator writing one expects.

@@ -128,7 +128,8 @@ export class Service implements AsyncDisposable {
     }
   }
 
-  async #serve(conn: Conn): Promise<void> {
+  async #serve(raw: Conn): Promise<void> {
+    let conn = raw;
     this.#conns.add(conn);
     const remote = formatAddr(conn.remoteAddr);
     const local = formatAddr(conn.localAddr);
@@ -141,8 +142,13 @@ export class Service implements AsyncDisposable {
         log.info(`rlimiter: ${remote}: rate limit exceeded`);
         return;
       }
-      const client = g.traffic ? g.traffic.wrap(conn, remote) : conn;
-      await this.handler.handle(client, {
+      if (g.traffic) {
+        // The wrapper is what gets closed (on shutdown too), so a wait for tokens ends with it.
+        this.#conns.delete(conn);
+        conn = g.traffic.wrap(raw, remote);
+        this.#conns.add(conn);
+      }
+      await this.handler.handle(conn, {
         sid: String(log.fields.sid),
         log,
         signal: this.#abort.signal,
@@ -152,6 +158,7 @@ export class Service implements AsyncDisposable {
     } finally {
       conn.close();
       this.#conns.delete(conn);
+      this.#conns.delete(raw);
       log.info(`${remote} >< ${local}`, { duration: Math.round((performance.now() - t0) * 1e6) });
     }
   }

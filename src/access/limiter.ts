@@ -9,7 +9,7 @@
  * @module
  */
 import { type Conn, WrappedConn } from "../core/conn.ts";
-import { ConfigError } from "../core/errors.ts";
+import { ClosedError, ConfigError } from "../core/errors.ts";
 import { Cidr, type IpBytes, parseIp, splitHostPortLoose } from "../core/ip.ts";
 
 const UNITS: Record<string, number> = {
@@ -64,13 +64,25 @@ export class TokenBucket {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Waits until `n` bytes may pass every bucket (they are reserved in each). */
-async function pass(buckets: readonly TokenBucket[], n: number): Promise<void> {
+/** Waits until `n` bytes may pass every bucket (they are reserved in each); `signal` ends it. */
+async function pass(
+  buckets: readonly TokenBucket[],
+  n: number,
+  signal: AbortSignal,
+): Promise<void> {
   let wait = 0;
   for (const b of buckets) wait = Math.max(wait, b.reserve(n));
-  if (wait > 0) await sleep(wait);
+  if (wait <= 0) return;
+  signal.throwIfAborted();
+  await new Promise<void>((resolve, reject) => {
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener("abort", stop);
+    };
+    const stop = () => (done(), reject(new ClosedError("limited conn closed")));
+    const t = setTimeout(() => (done(), resolve()), wait);
+    signal.addEventListener("abort", stop, { once: true });
+  });
 }
 
 /** A conn whose reads (in) and writes (out) pass token buckets. */
@@ -79,6 +91,8 @@ export class LimitedConn extends WrappedConn {
   readonly #out: readonly TokenBucket[];
   readonly #inChunk: number;
   readonly #outChunk: number;
+  /** Closing the conn ends any wait for tokens, so shutdown never waits on a slow bucket. */
+  readonly #closed = new AbortController();
 
   constructor(inner: Conn, inBuckets: readonly TokenBucket[], outBuckets: readonly TokenBucket[]) {
     super(inner);
@@ -93,23 +107,28 @@ export class LimitedConn extends WrappedConn {
     return this.inner.datagram;
   }
 
+  override close(): void {
+    this.#closed.abort();
+    super.close();
+  }
+
   override async read(p: Uint8Array): Promise<number | null> {
     if (this.#in.length === 0) return this.inner.read(p);
     const cap = this.inner.datagram ? p : p.subarray(0, Math.min(p.length, this.#inChunk));
     const n = await this.inner.read(cap);
-    if (n !== null && n > 0) await pass(this.#in, Math.min(n, this.#inChunk));
+    if (n !== null && n > 0) await pass(this.#in, Math.min(n, this.#inChunk), this.#closed.signal);
     return n;
   }
 
   override async write(p: Uint8Array): Promise<number> {
     if (this.#out.length === 0) return this.inner.write(p);
     if (this.inner.datagram) {
-      await pass(this.#out, Math.min(p.length, this.#outChunk));
+      await pass(this.#out, Math.min(p.length, this.#outChunk), this.#closed.signal);
       return this.inner.write(p);
     }
     for (let off = 0; off < p.length; off += this.#outChunk) {
       const part = p.subarray(off, Math.min(p.length, off + this.#outChunk));
-      await pass(this.#out, part.length);
+      await pass(this.#out, part.length, this.#closed.signal);
       await this.inner.write(part);
     }
     return p.length;

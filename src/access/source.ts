@@ -42,6 +42,8 @@ export function fileItems(text: string, comments: "anywhere" | "line" = "anywher
 export class LineSource {
   #timer?: ReturnType<typeof setInterval>;
   #closed = false;
+  #last = "";
+  #busy = false;
 
   private constructor(
     readonly opts: SourceOptions,
@@ -53,7 +55,9 @@ export class LineSource {
     apply: (items: string[]) => void | Promise<void>,
   ): Promise<LineSource> {
     const s = new LineSource(opts, apply);
-    await apply(await s.#read(true));
+    const items = await s.#read(true);
+    s.#last = items.join("\n");
+    await apply(items);
     const period = opts.reloadMs ?? 0;
     if (period > 0 && opts.file) {
       const t = setInterval(() => void s.reload(), Math.max(period, 1000));

@@ -9,6 +9,7 @@ import type { Conn } from "../core/conn.ts";
 import { errorText, ForbiddenError, TimeoutError, TunnelError } from "../core/errors.ts";
 import type { Bypasser } from "../access/bypass.ts";
 import { isIPv4, isIPv6, joinHostPort, splitHostPort } from "../core/addr.ts";
+import { inetAton, splitHostPortLoose } from "../core/ip.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type {
   Connector,
@@ -138,6 +139,18 @@ export async function routeDial(
   }
 }
 
+/**
+ * The address as it will be dialed: an empty host is this machine and odd IPv4 spellings
+ * (`127.1`) become dotted quads, so bypass rules cannot be dodged by spelling.
+ */
+export function canonicalTarget(address: string): string {
+  const { host, port } = splitHostPortLoose(address);
+  if (port === "" || host.includes(":")) return address;
+  if (host === "") return `127.0.0.1:${port}`;
+  const v4 = inetAton(host);
+  return v4 && v4 !== host ? `${v4}:${port}` : address;
+}
+
 /** Router options (handler `retries`, service `dialTimeout`). */
 export interface RouterOptions {
   chain?: Chain;
@@ -170,8 +183,9 @@ export class ChainRouter implements Router {
     this.#log = opts.log ?? silentLogger;
   }
 
-  async dial(network: Network, address: string, req: DialRequest = {}): Promise<Conn> {
+  async dial(network: Network, address0: string, req: DialRequest = {}): Promise<Conn> {
     const log = req.log ?? this.#log;
+    const address = canonicalTarget(address0);
     if (this.#bypass?.contains(network, address)) {
       log.debug(`bypass: ${address} is refused`, { kind: "router", dst: address });
       throw new ForbiddenError(`${address} is refused by the service's bypass rules`);

@@ -138,3 +138,27 @@ export function splitHostPortLoose(addr: string): { host: string; port: string }
   if (first !== addr.lastIndexOf(":")) return { host: addr, port: "" }; // bare IPv6
   return { host: addr.slice(0, first), port: addr.slice(first + 1) };
 }
+
+/**
+ * IPv4 in any inet_aton spelling the system resolver accepts (`127.1`, `2130706433`,
+ * `0x7f.0.0.1`, `0177.0.0.1`) as a dotted quad; undefined for anything else. Rules that match
+ * addresses must see the address that will be dialed.
+ */
+export function inetAton(host: string): string | undefined {
+  const parts = host.split(".");
+  if (parts.length < 1 || parts.length > 4) return undefined;
+  const nums: number[] = [];
+  for (const p of parts) {
+    let n: number;
+    if (/^0x[0-9a-f]+$/i.test(p)) n = parseInt(p.slice(2), 16);
+    else if (/^0[0-7]*$/.test(p)) n = parseInt(p, 8);
+    else if (/^[1-9]\d*$/.test(p)) n = Number(p);
+    else return undefined;
+    nums.push(n);
+  }
+  const last = nums.pop()!;
+  if (nums.some((n) => n > 255) || last >= 2 ** (8 * (4 - nums.length))) return undefined;
+  let v = last;
+  nums.forEach((n, i) => (v += n * 2 ** (8 * (3 - i))));
+  return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join(".");
+}

@@ -55,7 +55,9 @@ Deno.test({
       assert.equal(refused.status, "000");
       assert.ok([52, 56].includes(refused.code), `curl exit ${refused.code}`);
       assert.equal((await viaHttp(port(black), url)).status, "200");
-      assert.equal((await viaHttp(port(black), url, "127.0.0.2")).status, "000");
+      const refused2 = await viaHttp(port(black), url, "127.0.0.2");
+      assert.equal(refused2.status, "000");
+      assert.ok([52, 56].includes(refused2.code), `curl exit ${refused2.code}`);
     } finally {
       await white.close();
       await black.close();
@@ -331,4 +333,46 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("bypass sees the address that is dialed: 127.1, 2130706433 and an empty host are refused", async () => {
+  const rt = await start(["socks5://127.0.0.1:0?bypass=127.0.0.0/8"]);
+  try {
+    for (const host of ["127.1", "2130706433", "0x7f.0.0.1"]) {
+      assert.equal(await socks5Rep(port(rt), host, 9), 2, host);
+    }
+  } finally {
+    await rt.close();
+  }
+});
+
+Deno.test("closing a service ends connections waiting on a slow bandwidth limit at once", async () => {
+  const echo = (await import("../_helpers.ts")).echoServer();
+  const rt = await start([`tcp://127.0.0.1:0/127.0.0.1:${echo.port}?limiter.out=1KB`]);
+  const c = await dialTcp("127.0.0.1", port(rt));
+  try {
+    await c.write(new Uint8Array(64 * 1024)); // 64 KiB back at 1 KiB/s: about a minute
+    await c.read(new Uint8Array(1024));
+    const t0 = performance.now();
+    await rt.close();
+    assert.ok(performance.now() - t0 < 3000, "close did not wait for the token bucket");
+  } finally {
+    c.close();
+    await echo.close();
+  }
+});
+
+Deno.test("auth settings on handlers that do not authenticate are refused (ss would run open)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/u`, "aes-128-gcm secret\n");
+    const cfg = cliConfig(["ss://127.0.0.1:0", "tcp://127.0.0.1:0/127.0.0.1:9"], []);
+    cfg.services![0]!.handler.auth = { username: "", password: "", file: `${dir}/u` };
+    await assert.rejects(
+      Runtime.start(cfg),
+      /handler\.auth\.file: the ss handler does not authenticate/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
