@@ -376,3 +376,26 @@ Deno.test("auth settings on handlers that do not authenticate are refused (ss wo
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "http proxy sends the URL's host upstream, not the client's Host header",
+  ignore: !HAS_CURL,
+  fn: async () => {
+    const origin = startOrigin();
+    const rt = await start(["http://127.0.0.1:0"]);
+    try {
+      const r = await curl([
+        "-x",
+        `http://127.0.0.1:${port(rt)}`,
+        "-H",
+        "Host: blocked.example",
+        `http://127.0.0.1:${origin.port}/headers`,
+      ]);
+      const seen = JSON.parse(new TextDecoder().decode(r.stdout));
+      assert.equal(seen.host, `127.0.0.1:${origin.port}`);
+    } finally {
+      await rt.close();
+      await origin.close();
+    }
+  },
+});

@@ -286,8 +286,12 @@ export class HttpHandler implements Handler {
     }
     ctx.log.debug(`${req.method} ${req.target}`, { dst: t.addr });
     try {
-      let headers = stripHopByHop(req.headers);
-      if (!getHeader(headers, "host")) headers = [["Host", t.host], ...headers];
+      // RFC 9112 §3.2.2: an absolute-form target replaces the client's Host header, so the
+      // origin serves the host the bypass rules checked, not another virtual host.
+      const headers: Headers = [
+        ["Host", t.host],
+        ...removeHeaders(stripHopByHop(req.headers), ["host"]),
+      ];
       headers.push(upgrade ? ["Connection", "Upgrade"] : ["Connection", "close"]);
       if (upgrade) headers.push(["Upgrade", upgrade]);
       await up.write(serializeHead(`${req.method} ${t.path} ${req.version}`, headers));
