@@ -332,7 +332,7 @@ function take(maps: (MetadataMap | undefined)[], k: string): string | undefined 
 }
 
 /**
- * GOST's special query keys (gost.md §1.2 step 11) become named objects in `out` referenced by
+ * GOST's special query keys (docs/access-control.md, "Objects and names") become named objects in `out` referenced by
  * `target`: `admission` (services only), `bypass`, `resolver` (+`prefer`), `hosts`, and on
  * services the limiters (`limiter.in/out`, `limiter.conn.in/out`, `climiter`, `rlimiter`).
  */
