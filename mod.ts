@@ -36,7 +36,7 @@ export { formatConfig, loadConfigSource } from "./src/config/file.ts";
 export { Runtime, type RuntimeOptions } from "./src/runtime.ts";
 export { Service } from "./src/service.ts";
 export { Chain, ChainRouter, routeDial } from "./src/chain/router.ts";
-export { SocketConn } from "./src/transport/tcp/conn.ts";
+export { SocketConn } from "./src/core/socket.ts";
 export { WrappedConn } from "./src/core/conn.ts";
 
 // Protocol engines, usable on their own over any Conn.

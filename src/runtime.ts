@@ -18,7 +18,7 @@ import { KeyUse, Metadata } from "./core/metadata.ts";
 import { checkMetadata, type Diagnostics } from "./config/keys.ts";
 import type { Registries } from "./core/registry.ts";
 import type { Auther, Credentials, ForwardTarget, Handler, TlsOptions } from "./core/types.ts";
-import { AnyAuther, parseAuthFile, UserAuther } from "./auth.ts";
+import { AnyAuther, parseAuthFile, UserAuther } from "./access/auther.ts";
 import {
   Chain,
   ChainNode,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { dialTcp } from "../src/transport/tcp/conn.ts";
+import { dialTcp } from "../src/core/socket.ts";
 import { echoServer, readAll, withTimeout } from "./_helpers.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;

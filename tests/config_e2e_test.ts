@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { loadConfigSource } from "../src/config/file.ts";
 import { Runtime } from "../src/runtime.ts";
 import { ConfigError } from "../src/core/errors.ts";
-import { dialTcp } from "../src/transport/tcp/conn.ts";
+import { dialTcp } from "../src/core/socket.ts";
 import { echoServer, readAll, withTimeout } from "./_helpers.ts";
 
 Deno.test("a YAML config with services, a chain and a top-level hop runs end to end", async () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { cliConfig } from "../src/config/cli.ts";
 import { Runtime } from "../src/runtime.ts";
-import { dialTcp } from "../src/transport/tcp/conn.ts";
+import { dialTcp } from "../src/core/socket.ts";
 import {
   echoServer,
   randomBytes,

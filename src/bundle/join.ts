@@ -4,13 +4,13 @@
  * and refuses links whose MAC does not match the key.
  * @module
  */
-import { type Conn, formatAddr, type NetAddr, readFull } from "../core/conn.ts";
+import { type Conn, formatAddr, readFull } from "../core/conn.ts";
 import { errorText, ProtocolError, TunnelError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
-import { AsyncQueue } from "../core/queue.ts";
+import { type Emit, ServeListener } from "../core/serve_listener.ts";
 import type { Listener } from "../core/types.ts";
-import { constantTimeEqual } from "../auth.ts";
-import { withDeadline } from "../proxy/common.ts";
+import { constantTimeEqual } from "../core/secret.ts";
+import { withDeadline } from "../core/deadline.ts";
 import { Bundle, type BundleOptions } from "./bundle.ts";
 import {
   encodeJoin,
@@ -149,47 +149,21 @@ export async function dialBundle(
 }
 
 /** Accepts links on one or more listeners and yields a Bundle per bundle id. */
-export class BundleListener implements Listener {
-  readonly #inners: Listener[];
+export class BundleListener extends ServeListener {
   readonly #o: JoinOptions;
   readonly #log: Logger;
   readonly #bundles = new Map<string, Bundle>();
-  readonly #queue: AsyncQueue<Conn>;
-  readonly #tasks = new Set<Promise<void>>();
-  readonly #loops: Promise<void>[];
-  #closed = false;
   /** Links refused (bad MAC, version, full). */
   refused = 0;
 
   constructor(inners: Listener[], o: JoinOptions, backlog = 128) {
-    this.#inners = inners;
+    const log = o.log ?? silentLogger;
+    super(inners, { name: "mtmux", log, backlog, serve: (c, emit) => this.#onLink(c, emit) });
     this.#o = o;
-    this.#log = o.log ?? silentLogger;
-    this.#queue = new AsyncQueue(backlog);
-    this.#loops = inners.map((l) => this.#acceptLoop(l));
+    this.#log = log;
   }
 
-  get addr(): NetAddr {
-    return this.#inners[0]!.addr;
-  }
-
-  async #acceptLoop(l: Listener): Promise<void> {
-    for (;;) {
-      let c: Conn | null;
-      try {
-        c = await l.accept();
-      } catch {
-        if (this.#closed) return;
-        continue;
-      }
-      if (!c) return;
-      const t = this.#onLink(c);
-      this.#tasks.add(t);
-      t.finally(() => this.#tasks.delete(t));
-    }
-  }
-
-  async #onLink(c: Conn): Promise<void> {
+  async #onLink(c: Conn, emit: Emit): Promise<void> {
     try {
       const j = await withDeadline(c, 10_000, () => readJoin(c));
       const win = (this.#o.bundle.windowFrames ?? 256) * MAX_PAYLOAD;
@@ -208,7 +182,7 @@ export class BundleListener implements Listener {
       if (j.flags & FLAG_PIN) {
         // pin mode: the link itself is handed on; smux runs on it directly.
         await c.write(encodeReply(ST_OK, win));
-        if (!this.#queue.push(c)) throw new TunnelError("mtmux: accept backlog full");
+        emit(c);
         return;
       }
       const key = hexOf(j.bundleId);
@@ -230,10 +204,7 @@ export class BundleListener implements Listener {
         b.closed.then(() => {
           if (this.#bundles.get(key) === bundle) this.#bundles.delete(key);
         });
-        if (!this.#queue.push(b)) {
-          b.close();
-          throw new TunnelError("mtmux: accept backlog full");
-        }
+        if (!emit(b)) throw new TunnelError("mtmux: accept backlog full");
       }
       await c.write(encodeReply(ST_OK, win));
       b.addLink(j.linkIndex, c);
@@ -243,22 +214,8 @@ export class BundleListener implements Listener {
     }
   }
 
-  /** The next bundle (stripe mode) or pinned link (pin mode). */
-  accept(): Promise<Conn | null> {
-    return this.#queue.shift();
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await Promise.all(this.#inners.map((l) => l.close()));
-    await Promise.all(this.#loops);
-    await Promise.all(this.#tasks);
-    for (const c of this.#queue.close()) c.close();
+  override async close(): Promise<void> {
+    await super.close();
     for (const b of this.#bundles.values()) b.close();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 }

@@ -21,9 +21,8 @@ import type {
   TargetSelector,
 } from "../core/types.ts";
 import { directDialTcp } from "../transport/tcp/dialer.ts";
-import { dialUdp } from "../transport/udp/conn.ts";
-import { FailMarker, type Selectable, Selector } from "./selector.ts";
-import type { SelectorConfig } from "../config/model.ts";
+import { dialUdp } from "../core/udp.ts";
+import { FailMarker, type Selectable, Selector, type SelectorOptions } from "./selector.ts";
 
 /** One node of a hop: an address plus the dialer and connector that reach through it. */
 export class ChainNode implements Selectable {
@@ -234,7 +233,7 @@ export class ForwardTargets implements TargetSelector {
 
   constructor(
     targets: readonly (ForwardTarget | { target: ForwardTarget; weight: number })[],
-    selector?: SelectorConfig,
+    selector?: SelectorOptions,
   ) {
     this.#nodes = targets.map((t) =>
       "target" in t ? new TargetNode(t.target, t.weight) : new TargetNode(t, 1)

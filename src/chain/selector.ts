@@ -5,7 +5,14 @@
  */
 import { parseDuration } from "../core/duration.ts";
 import { crc32 as crc32Bytes } from "../core/crc32.ts";
-import type { SelectorConfig } from "../config/model.ts";
+
+/** How a hop picks its node: the shape of a config `selector`, owned here so chain needs no config. */
+export interface SelectorOptions {
+  strategy?: string;
+  maxFails?: number;
+  /** Go duration text, e.g. "30s". */
+  failTimeout?: string;
+}
 
 /** Fail bookkeeping of one node. */
 export class FailMarker {
@@ -43,7 +50,7 @@ export class Selector<T extends Selectable> {
   readonly failTimeout: number;
   #counter = 0;
 
-  constructor(cfg: SelectorConfig | undefined) {
+  constructor(cfg: SelectorOptions | undefined) {
     this.strategy = (cfg?.strategy ?? "round").toLowerCase();
     this.maxFails = cfg?.maxFails ?? 1;
     this.failTimeout = cfg?.failTimeout ? parseDuration(cfg.failTimeout) ?? 10_000 : 10_000;

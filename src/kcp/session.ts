@@ -5,14 +5,16 @@
  * on writes and on acknowledgement progress.
  * @module
  */
+import { ChunkQueue } from "../core/chunk_queue.ts";
 import { type Conn, ConnBase, type NetAddr } from "../core/conn.ts";
-import { ClosedError } from "../core/errors.ts";
+import { Backoff } from "../core/backoff.ts";
+import { ClosedError, errorText } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import { AsyncQueue } from "../core/queue.ts";
 import { listenHost, splitHostPort } from "../core/addr.ts";
 import type { Listener } from "../core/types.ts";
-import { resolveHost } from "../transport/udp/conn.ts";
-import { setUdpBuffers } from "../transport/udp/sockbuf.ts";
+import { resolveHost } from "../core/udp.ts";
+import { setUdpBuffers } from "../core/sockbuf.ts";
 import { Kcp } from "./arq.ts";
 import type { KcpConfig } from "./config.ts";
 import { createCrypt, deriveKey } from "./crypt/mod.ts";
@@ -36,9 +38,8 @@ export class KcpSession extends ConnBase {
   readonly #ackNoDelay: boolean;
   #timer?: ReturnType<typeof setTimeout>;
   #closed = false;
-  #readWake: (() => void) | null = null;
   #writeWake: (() => void) | null = null;
-  #pending: Uint8Array[] = [];
+  readonly #rq = new ChunkQueue();
 
   constructor(
     conv: number,
@@ -95,9 +96,7 @@ export class KcpSession extends ConnBase {
   }
 
   #wakeReader(): void {
-    const w = this.#readWake;
-    this.#readWake = null;
-    w?.();
+    this.#rq.wake();
   }
   #wakeWriter(): void {
     const w = this.#writeWake;
@@ -105,26 +104,17 @@ export class KcpSession extends ConnBase {
     w?.();
   }
 
-  async read(p: Uint8Array): Promise<number | null> {
-    while (this.#pending.length === 0) {
-      if (this.#closed) return null;
-      const got = this.kcp.recv(Math.max(p.length, this.kcp.mss));
-      if (got.length > 0) {
-        this.#pending = got;
-        break;
-      }
-      await new Promise<void>((r) => (this.#readWake = r));
-    }
-    let n = 0;
-    while (n < p.length && this.#pending.length > 0) {
-      const c = this.#pending[0]!;
-      const k = Math.min(c.length, p.length - n);
-      p.set(c.subarray(0, k), n);
-      n += k;
-      if (k === c.length) this.#pending.shift();
-      else this.#pending[0] = c.subarray(k);
-    }
-    return n;
+  #want = 0;
+  /** Pulls what the ARQ engine has reassembled into the queue; true once closed. */
+  readonly #pull = (): boolean => {
+    if (this.#closed) return true;
+    for (const m of this.kcp.recv(Math.max(this.#want, this.kcp.mss))) this.#rq.push(m);
+    return false;
+  };
+
+  read(p: Uint8Array): Promise<number | null> {
+    this.#want = p.length;
+    return this.#rq.read(p, this.#pull);
   }
 
   async write(p: Uint8Array): Promise<number> {
@@ -198,16 +188,20 @@ export class KcpListener implements Listener {
 
   async #receive(): Promise<void> {
     const buf = new Uint8Array(2048);
+    const backoff = new Backoff();
     while (!this.#closed) {
       let d: Uint8Array, from: Deno.NetAddr;
       try {
         const [x, f] = await this.#sock.receive(buf);
         d = x;
         from = f as Deno.NetAddr;
-      } catch {
+      } catch (e) {
         if (this.#closed) return;
+        await backoff.fail();
+        this.#log.warn(`kcp: receive failed: ${errorText(e)} (retrying in ${backoff.delay} ms)`);
         continue;
       }
+      backoff.ok();
       const key = `${from.hostname}:${from.port}`;
       let s = this.#sessions.get(key);
       const o = (s ? s.env : this.#env).open(d);

@@ -9,7 +9,7 @@ import type { HandleContext, Handler, HandlerOptions } from "../core/types.ts";
 import { HttpHandler } from "./http/handler.ts";
 import { Socks4Handler } from "./socks/socks4.ts";
 import { Socks5Handler } from "./socks/socks5.ts";
-import { withDeadline } from "./common.ts";
+import { withDeadline } from "../core/deadline.ts";
 
 export class AutoHandler implements Handler {
   readonly #http: Handler;

@@ -1,5 +1,5 @@
 /**
- * Plumbing shared by the proxy handlers: handshake deadlines, failure classification and the
+ * Plumbing shared by the proxy handlers: failure classification and the
  * logged relay of an established tunnel.
  * @module
  */
@@ -7,27 +7,6 @@ import { type Conn, formatAddr, PrefixedConn, WrappedConn } from "../core/conn.t
 import { ForbiddenError, TimeoutError } from "../core/errors.ts";
 import { relay } from "../core/relay.ts";
 import type { HandleContext } from "../core/types.ts";
-
-/**
- * Runs a handshake step; if it takes longer than `ms`, closes `conn` (which fails the pending
- * read) and throws a TimeoutError.
- */
-export async function withDeadline<T>(conn: Conn, ms: number, f: () => Promise<T>): Promise<T> {
-  if (ms <= 0) return await f();
-  let timedOut = false;
-  const t = setTimeout(() => {
-    timedOut = true;
-    conn.close();
-  }, ms);
-  try {
-    return await f();
-  } catch (e) {
-    if (timedOut) throw new TimeoutError(`handshake not done within ${ms} ms`, { cause: e });
-    throw e;
-  } finally {
-    clearTimeout(t);
-  }
-}
 
 /** The innermost cause of an error. */
 export function rootCause(e: unknown): unknown {

@@ -16,7 +16,7 @@ import { parseIp } from "../core/ip.ts";
 import type { Logger } from "../core/log.ts";
 import type { Network } from "../core/types.ts";
 import { BufReader } from "../core/bufio.ts";
-import { getHeader, parseResponseHead, serializeHead } from "../proxy/http/codec.ts";
+import { getHeader, parseResponseHead, serializeHead } from "../protocol/http1.ts";
 import { tlsClient } from "../transport/tls/stream.ts";
 
 /** Opens a conn to `address` (through a nameserver's chain, or directly). */

@@ -1,153 +1,113 @@
 /**
- * Multiplexing on top of any transport (gost.md §4.3): a listener that runs an smux server
- * session on each accepted conn and hands out its streams, and a dialer that keeps one smux
- * client session per node and opens a stream per dial, re-creating the session when it dies.
- * mtcp, mws, mwss and mtls are these two wrapped around tcp, ws, wss and tls.
+ * Multiplexing on top of any transport (docs/gost-config.md, mtcp): a listener that runs a
+ * server session on each accepted carrier conn and hands out its streams, and a dialer that
+ * keeps sessions per node and opens a stream per dial, re-creating a session when it dies.
+ * mtcp, mws, mwss, mtls, kcp and mtmux are these two around their carriers; which multiplexer
+ * runs the sessions is the transport's {@link MuxFactory}, built once for both directions.
  * @module
  */
-import type { Conn, NetAddr } from "../core/conn.ts";
-import { errorText } from "../core/errors.ts";
+import type { Conn } from "../core/conn.ts";
+import { TunnelError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
-import { AsyncQueue } from "../core/queue.ts";
+import type { MuxFactory, MuxSession } from "../core/mux.ts";
+import { ServeListener } from "../core/serve_listener.ts";
 import type { DialContext, Dialer, Listener } from "../core/types.ts";
-import {
-  clientSession,
-  serverSession,
-  type SmuxConfig,
-  type SmuxSession,
-} from "../mux/smux/mod.ts";
 
-/** Accepts raw conns from `inner` and yields the smux streams inside them. */
-export class MuxListener implements Listener {
-  readonly #inner: Listener;
-  readonly #cfg: SmuxConfig;
-  readonly #log: Logger;
-  readonly #streams: AsyncQueue<Conn>;
-  readonly #sessions = new Set<SmuxSession>();
-  readonly #tasks = new Set<Promise<void>>();
-  readonly #loop: Promise<void>;
-  #closed = false;
-
-  constructor(inner: Listener, cfg: SmuxConfig, log: Logger, backlog = 128) {
-    this.#inner = inner;
-    this.#cfg = cfg;
-    this.#log = log;
-    this.#streams = new AsyncQueue(backlog);
-    this.#loop = this.#acceptLoop();
-  }
-
-  get addr(): NetAddr {
-    return this.#inner.addr;
-  }
-
-  /** Multiplexed sessions (peer connections) alive now. */
-  get sessionCount(): number {
-    return this.#sessions.size;
-  }
-
-  async #acceptLoop(): Promise<void> {
-    for (;;) {
-      let conn: Conn | null;
-      try {
-        conn = await this.#inner.accept();
-      } catch (e) {
-        if (this.#closed) return;
-        this.#log.warn(`accept: ${errorText(e)}`);
-        await new Promise((r) => setTimeout(r, 100));
-        continue;
-      }
-      if (conn === null) return;
-      if (this.#closed) {
-        conn.close();
-        return;
-      }
-      const session = serverSession(conn, this.#cfg, { log: this.#log });
-      this.#sessions.add(session);
-      const t = this.#serve(session);
-      this.#tasks.add(t);
-      t.finally(() => this.#tasks.delete(t));
-    }
-  }
-
-  async #serve(session: SmuxSession): Promise<void> {
-    try {
-      for (;;) {
-        const s = await session.acceptStream();
-        if (!s) break;
-        if (!this.#streams.push(s)) {
-          this.#log.warn("mux: backlog full, stream closed");
+/** Accepts carrier conns from `inner` and yields the streams their peers open. */
+export class MuxListener extends ServeListener {
+  constructor(inner: Listener | Listener[], mux: MuxFactory, log: Logger, backlog = 128) {
+    super(inner, {
+      name: "mux",
+      log,
+      backlog,
+      serve: async (raw, emit, signal) => {
+        const s = mux(raw, "server");
+        const stop = () => s.close();
+        signal.addEventListener("abort", stop, { once: true });
+        try {
+          for (;;) {
+            const stream = await s.acceptStream();
+            if (!stream) break;
+            emit(stream);
+          }
+        } finally {
+          signal.removeEventListener("abort", stop);
           s.close();
+          await s.closed;
         }
-      }
-    } finally {
-      session.close();
-      this.#sessions.delete(session);
-      await session.closed;
-    }
+      },
+    });
   }
 
-  accept(): Promise<Conn | null> {
-    return this.#streams.shift();
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#inner.close();
-    await this.#loop;
-    for (const s of this.#streams.close()) s.close();
-    for (const s of this.#sessions) s.close();
-    await Promise.all(this.#tasks);
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+  /** Multiplexed sessions (carrier conns) alive now. */
+  get sessionCount(): number {
+    return this.serving;
   }
 }
 
-/** Opens the raw transport conn a session runs on (TCP, TLS, WebSocket, ...). */
-export type SessionDial = (addr: string, ctx: DialContext) => Promise<Conn>;
+/** Opens carrier conn number `slot` to `addr` (TCP, TLS, WebSocket, a bundle, a KCP session). */
+export type CarrierDial = (addr: string, ctx: DialContext, slot: number) => Promise<Conn>;
 
-/** One smux client session per node address; a new stream per dial. */
+export interface MuxDialerOptions {
+  /**
+   * Sessions kept per node (default 1). With more, every dial makes sure all are up and opens
+   * its stream on the one with the fewest streams (mtmux's `mode=pin`).
+   */
+  sessions?: number;
+}
+
+type Slot = Promise<MuxSession> | undefined;
+
+/** Sessions per node address; a new stream per dial. */
 export class MuxDialer implements Dialer {
-  readonly #dialRaw: SessionDial;
-  readonly #cfg: SmuxConfig;
-  readonly #log: Logger;
-  readonly #sessions = new Map<string, Promise<SmuxSession>>();
+  readonly #dial: CarrierDial;
+  readonly #mux: MuxFactory;
+  readonly #n: number;
+  readonly #pools = new Map<string, Slot[]>();
 
-  constructor(dialRaw: SessionDial, cfg: SmuxConfig, log: Logger) {
-    this.#dialRaw = dialRaw;
-    this.#cfg = cfg;
-    this.#log = log;
+  constructor(dial: CarrierDial, mux: MuxFactory, o: MuxDialerOptions = {}) {
+    this.#dial = dial;
+    this.#mux = mux;
+    this.#n = Math.max(1, o.sessions ?? 1);
   }
 
-  async #session(addr: string, ctx: DialContext): Promise<SmuxSession> {
-    const cached = this.#sessions.get(addr);
+  /** The live session in `slots[i]`, dialing a new one when there is none. */
+  async #slot(slots: Slot[], i: number, addr: string, ctx: DialContext): Promise<MuxSession> {
+    const cached = slots[i];
     if (cached) {
       const s = await cached.catch(() => null);
       if (s && !s.isClosed) return s;
-      if (this.#sessions.get(addr) === cached) this.#sessions.delete(addr);
+      if (slots[i] === cached) slots[i] = undefined;
       // Another dial may have started a fresh session meanwhile.
-      const again = this.#sessions.get(addr);
+      const again = slots[i];
       if (again) return await again;
     }
-    const p = (async () => {
-      const raw = await this.#dialRaw(addr, ctx);
-      const s = clientSession(raw, this.#cfg, { log: this.#log });
-      s.closed.then(() => {
-        if (this.#sessions.get(addr) === p) this.#sessions.delete(addr);
-      });
-      return s;
-    })();
-    this.#sessions.set(addr, p);
-    p.catch(() => {
-      if (this.#sessions.get(addr) === p) this.#sessions.delete(addr);
-    });
+    const p = (async () => this.#mux(await this.#dial(addr, ctx, i), "client"))();
+    slots[i] = p;
+    const forget = () => {
+      if (slots[i] === p) slots[i] = undefined;
+    };
+    p.then((s) => s.closed.then(forget), forget);
     return await p;
   }
 
   async dial(addr: string, ctx: DialContext): Promise<Conn> {
-    const s = await this.#session(addr, ctx);
+    let slots = this.#pools.get(addr);
+    if (!slots) this.#pools.set(addr, slots = new Array<Slot>(this.#n).fill(undefined));
+    let s: MuxSession;
+    if (this.#n === 1) {
+      s = await this.#slot(slots, 0, addr, ctx);
+    } else {
+      const tries = await Promise.allSettled(slots.map((_, i) => this.#slot(slots, i, addr, ctx)));
+      const live = tries.flatMap((t) =>
+        t.status === "fulfilled" && !t.value.isClosed ? [t.value] : []
+      );
+      if (live.length === 0) {
+        const failed = tries.find((t) => t.status === "rejected");
+        throw failed ? failed.reason : new TunnelError(`no session to ${addr} could be opened`);
+      }
+      s = live.reduce((a, b) => b.streamCount < a.streamCount ? b : a);
+    }
     try {
       return await s.openStream();
     } catch (e) {
@@ -158,10 +118,10 @@ export class MuxDialer implements Dialer {
   }
 
   async close(): Promise<void> {
-    const all = [...this.#sessions.values()];
-    this.#sessions.clear();
+    const all = [...this.#pools.values()].flat();
+    this.#pools.clear();
     await Promise.all(all.map(async (p) => {
-      const s = await p.catch(() => null);
+      const s = await p?.catch(() => null);
       s?.close();
       await s?.closed;
     }));

@@ -4,7 +4,7 @@ import { cliConfig } from "../../src/config/cli.ts";
 import { loadConfigSource } from "../../src/config/file.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { Logger } from "../../src/core/log.ts";
-import { dialTcp } from "../../src/transport/tcp/conn.ts";
+import { dialTcp } from "../../src/core/socket.ts";
 import { hasCommand, withTimeout } from "../_helpers.ts";
 import { curl, fetchVia, startOrigin } from "../proxy/_server.ts";
 

@@ -5,7 +5,7 @@ import { encodeFrame, encodeJoin, joinMac, readJoin, T_DATA } from "../../src/bu
 import { pipe } from "../../src/core/pipe.ts";
 import { type Conn, ConnBase, type NetAddr } from "../../src/core/conn.ts";
 import { TcpListener } from "../../src/transport/tcp/listener.ts";
-import { dialTcp } from "../../src/transport/tcp/conn.ts";
+import { dialTcp } from "../../src/core/socket.ts";
 import { randomBytes, readAll, sha256, withTimeout, writeChunks } from "../_helpers.ts";
 import { runConnSuite } from "../conformance/conn_suite.ts";
 

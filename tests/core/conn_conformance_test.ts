@@ -1,6 +1,6 @@
 import { pipe } from "../../src/core/pipe.ts";
 import { TcpListener } from "../../src/transport/tcp/listener.ts";
-import { dialTcp } from "../../src/transport/tcp/conn.ts";
+import { dialTcp } from "../../src/core/socket.ts";
 import { runConnSuite } from "../conformance/conn_suite.ts";
 
 runConnSuite("pipe", () => {

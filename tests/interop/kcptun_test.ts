@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/config/cli.ts";
 import { Runtime } from "../../src/runtime.ts";
-import { dialTcp } from "../../src/transport/tcp/conn.ts";
+import { dialTcp } from "../../src/core/socket.ts";
 import { readFull } from "../../src/core/conn.ts";
 import { echoServer, freePort, hasCommand, randomBytes, sha256, withTimeout } from "../_helpers.ts";
 

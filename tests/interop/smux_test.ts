@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { clientSession, serverSession } from "../../src/mux/smux/mod.ts";
 import { TcpListener } from "../../src/transport/tcp/listener.ts";
-import { dialTcp } from "../../src/transport/tcp/conn.ts";
+import { dialTcp } from "../../src/core/socket.ts";
 import { echoConn, randomBytes, sha256, withTimeout, writeChunks } from "../_helpers.ts";
 import { readFull } from "../../src/core/conn.ts";
 import { goPeer, startListeningPeer } from "./_go.ts";

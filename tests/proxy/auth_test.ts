@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { constantTimeEqual, parseAuthFile, UserAuther } from "../../src/auth.ts";
+import { parseAuthFile, UserAuther } from "../../src/access/auther.ts";
+import { constantTimeEqual } from "../../src/core/secret.ts";
 import { loadConfigSource } from "../../src/config/file.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { hasCommand } from "../_helpers.ts";

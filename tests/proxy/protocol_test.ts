@@ -4,7 +4,7 @@ import { cliConfig } from "../../src/config/cli.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { BufReader } from "../../src/core/bufio.ts";
 import { pipe } from "../../src/core/pipe.ts";
-import { dialTcp } from "../../src/transport/tcp/conn.ts";
+import { dialTcp } from "../../src/core/socket.ts";
 import {
   addrFeature,
   decodeRequest,
@@ -13,8 +13,8 @@ import {
   readMessage,
   userAuthFeature,
 } from "../../src/proxy/relay/codec.ts";
-import { encodeUdpFrame } from "../../src/proxy/socks/udp.ts";
-import { encodeSocksAddr, ipv6Text, parseSocksAddr } from "../../src/proxy/socks/addr.ts";
+import { encodeUdpFrame } from "../../src/protocol/udp_frame.ts";
+import { encodeSocksAddr, ipv6Text, parseSocksAddr } from "../../src/protocol/socks_addr.ts";
 import { echoServer, randomBytes, readAll, udpEchoServer, withTimeout } from "../_helpers.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");

@@ -4,7 +4,7 @@ import { cliConfig } from "../../src/config/cli.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { evpBytesToKey, SsCipher } from "../../src/proxy/ss/cipher.ts";
 import { openPacket, sealPacket } from "../../src/proxy/ss/mod.ts";
-import { dialTcp } from "../../src/transport/tcp/conn.ts";
+import { dialTcp } from "../../src/core/socket.ts";
 import {
   freePort,
   hasCommand,

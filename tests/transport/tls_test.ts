@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import * as x509 from "@peculiar/x509";
 import { cliConfig } from "../../src/config/cli.ts";
 import { Runtime } from "../../src/runtime.ts";
-import { dialTcp } from "../../src/transport/tcp/conn.ts";
+import { dialTcp } from "../../src/core/socket.ts";
 import { echoServer, freePort, readAll, withTimeout } from "../_helpers.ts";
 import { builtinRegistries } from "../../src/builtins.ts";
 import { Metadata } from "../../src/core/metadata.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { setUdpBuffers } from "../../src/transport/udp/sockbuf.ts";
+import { setUdpBuffers } from "../../src/core/sockbuf.ts";
 import { KcpListener } from "../../src/kcp/session.ts";
 import { finish, KCP_DEFAULTS } from "../../src/kcp/config.ts";
 

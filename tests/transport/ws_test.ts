@@ -7,7 +7,7 @@ import { acceptKey } from "../../src/transport/ws/handshake.ts";
 import { builtinRegistries } from "../../src/builtins.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { silentLogger } from "../../src/core/log.ts";
-import { dialTcp } from "../../src/transport/tcp/conn.ts";
+import { dialTcp } from "../../src/core/socket.ts";
 import { echoServer, freePort, hasCommand, readAll, sha256, withTimeout } from "../_helpers.ts";
 import { runConnSuite } from "../conformance/conn_suite.ts";
 import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";

@@ -3,7 +3,13 @@
  * Conns, and GOST's `mux.*` options.
  * @module
  */
-export { clientSession, serverSession, type SessionOptions, SmuxSession } from "./session.ts";
+export {
+  clientSession,
+  serverSession,
+  type SessionOptions,
+  smuxFactory,
+  SmuxSession,
+} from "./session.ts";
 export { SmuxStream } from "./stream.ts";
 export { DEFAULT_CONFIG, type SmuxConfig, smuxConfigFromMetadata, verifyConfig } from "./config.ts";
 export * as frame from "./frame.ts";

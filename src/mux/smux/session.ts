@@ -5,6 +5,7 @@
  * whole frames into one underlying write (a frame is never split across writes).
  * @module
  */
+import type { MuxFactory, MuxSession } from "../../core/mux.ts";
 import type { Conn } from "../../core/conn.ts";
 import { ClosedError, errorText, ProtocolError } from "../../core/errors.ts";
 import { type Logger, silentLogger } from "../../core/log.ts";
@@ -45,7 +46,7 @@ export interface Outgoing {
 /** Smallest v2 window we advertise, however many streams share the session. */
 const MIN_WINDOW = 4096;
 
-export class SmuxSession implements AsyncDisposable, StreamHost {
+export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
   readonly config: SmuxConfig;
   readonly client: boolean;
   readonly #conn: Conn;
@@ -413,4 +414,9 @@ export function serverSession(
   opts: SessionOptions = {},
 ): SmuxSession {
   return new SmuxSession(conn, false, config, opts);
+}
+
+/** smux as a transport's {@link MuxFactory}: one config for both ends. */
+export function smuxFactory(config: Partial<SmuxConfig>, opts: SessionOptions = {}): MuxFactory {
+  return (carrier, role) => new SmuxSession(carrier, role === "client", config, opts);
 }

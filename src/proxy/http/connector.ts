@@ -13,8 +13,8 @@ import type {
   Credentials,
   Network,
 } from "../../core/types.ts";
-import { FramedUdpConn } from "../socks/udp.ts";
-import { parseResponseHead, serializeHead } from "./codec.ts";
+import { FramedUdpConn } from "../udp.ts";
+import { parseResponseHead, serializeHead } from "../../protocol/http1.ts";
 
 export class HttpConnector implements Connector {
   readonly #auth?: Credentials;

@@ -10,8 +10,9 @@ import type { Conn } from "../../core/conn.ts";
 import { errorText, ProtocolError } from "../../core/errors.ts";
 import { joinHostPort } from "../../core/addr.ts";
 import type { HandleContext, Handler, HandlerOptions } from "../../core/types.ts";
-import { classifyDialError, pipeLogged, withDeadline } from "../common.ts";
-import { serveUdpOverTcp } from "../socks/udp.ts";
+import { classifyDialError, pipeLogged } from "../common.ts";
+import { withDeadline } from "../../core/deadline.ts";
+import { serveUdpOverTcp } from "../udp.ts";
 import {
   copyBody,
   getHeader,
@@ -25,7 +26,7 @@ import {
   responseFraming,
   serializeHead,
   stripHopByHop,
-} from "./codec.ts";
+} from "../../protocol/http1.ts";
 
 const enc = new TextEncoder();
 

@@ -6,7 +6,7 @@
  */
 import type { BufReader } from "../../core/bufio.ts";
 import { ProtocolError } from "../../core/errors.ts";
-import { encodeSocksAddrString, parseSocksAddr } from "../socks/addr.ts";
+import { encodeSocksAddrString, parseSocksAddr } from "../../protocol/socks_addr.ts";
 
 export const VERSION = 1;
 export const CMD_CONNECT = 0x01;

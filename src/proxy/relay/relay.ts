@@ -18,8 +18,9 @@ import type {
   HandlerOptions,
   Network,
 } from "../../core/types.ts";
-import { classifyDialError, pipeLogged, withDeadline } from "../common.ts";
-import { serveUdpOverTcp } from "../socks/udp.ts";
+import { classifyDialError, pipeLogged } from "../common.ts";
+import { withDeadline } from "../../core/deadline.ts";
+import { serveUdpOverTcp } from "../udp.ts";
 import {
   addrFeature,
   CMD_BIND,

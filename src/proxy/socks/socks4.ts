@@ -23,8 +23,9 @@ import type {
   HandlerOptions,
   Network,
 } from "../../core/types.ts";
-import { acceptWhileWatching, classifyDialError, pipeLogged, withDeadline } from "../common.ts";
-import { SocketConn } from "../../transport/tcp/conn.ts";
+import { acceptWhileWatching, classifyDialError, pipeLogged } from "../common.ts";
+import { withDeadline } from "../../core/deadline.ts";
+import { SocketConn } from "../../core/socket.ts";
 
 export const GRANTED = 90;
 export const FAILED = 91;

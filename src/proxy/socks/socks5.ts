@@ -19,10 +19,16 @@ import type {
   HandlerOptions,
   Network,
 } from "../../core/types.ts";
-import { SocketConn } from "../../transport/tcp/conn.ts";
-import { acceptWhileWatching, classifyDialError, pipeLogged, withDeadline } from "../common.ts";
-import { encodeSocksAddr, encodeSocksAddrString, parseSocksAddr, readSocksAddr } from "./addr.ts";
-import { FramedUdpConn, serveUdpOverTcp, UdpAssociation } from "./udp.ts";
+import { SocketConn } from "../../core/socket.ts";
+import { acceptWhileWatching, classifyDialError, pipeLogged } from "../common.ts";
+import { withDeadline } from "../../core/deadline.ts";
+import {
+  encodeSocksAddr,
+  encodeSocksAddrString,
+  parseSocksAddr,
+  readSocksAddr,
+} from "../../protocol/socks_addr.ts";
+import { FramedUdpConn, serveUdpOverTcp, UdpAssociation } from "../udp.ts";
 
 export const VER5 = 5;
 export const METHOD_NONE = 0x00;

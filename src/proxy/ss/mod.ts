@@ -19,9 +19,10 @@ import type {
   HandlerOptions,
   Network,
 } from "../../core/types.ts";
-import { pipeLogged, withDeadline } from "../common.ts";
-import { encodeSocksAddrString, parseSocksAddr, readSocksAddr } from "../socks/addr.ts";
-import { UdpAssociation } from "../socks/udp.ts";
+import { pipeLogged } from "../common.ts";
+import { withDeadline } from "../../core/deadline.ts";
+import { encodeSocksAddrString, parseSocksAddr, readSocksAddr } from "../../protocol/socks_addr.ts";
+import { UdpAssociation } from "../udp.ts";
 import { type SsCipher, ssCipher, TAG } from "./cipher.ts";
 import { SaltFilter, SsConn } from "./conn.ts";
 

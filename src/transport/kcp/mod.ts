@@ -6,7 +6,7 @@
 import type { Conn, NetAddr } from "../../core/conn.ts";
 import type { Registries } from "../../core/registry.ts";
 import type { Listener } from "../../core/types.ts";
-import type { SmuxConfig } from "../../mux/smux/mod.ts";
+import { type SmuxConfig, smuxFactory } from "../../mux/smux/mod.ts";
 import { verifyConfig } from "../../mux/smux/config.ts";
 import { type KcpConfig, kcpConfigFromMetadata } from "../../kcp/config.ts";
 import { deriveKey } from "../../kcp/crypt/mod.ts";
@@ -55,7 +55,8 @@ export function register(reg: Registries): void {
       );
     }
     const inner = new CompressedListener(kl, cfg.nocomp);
-    return new MuxListener(inner, kcpSmuxConfig(cfg), o.log, o.metadata.int("backlog", 128));
+    const mux = smuxFactory(kcpSmuxConfig(cfg), { log: o.log });
+    return new MuxListener(inner, mux, o.log, o.metadata.int("backlog", 128));
   });
   reg.dialers.register("kcp", async (o) => {
     const cfg = await kcpConfigFromMetadata(o.metadata);
@@ -66,8 +67,7 @@ export function register(reg: Registries): void {
         const s = await dialKcp(addr, cfg, key);
         return cfg.nocomp ? s : new SnappyConn(s);
       },
-      kcpSmuxConfig(cfg),
-      o.log,
+      smuxFactory(kcpSmuxConfig(cfg), { log: o.log }),
     );
   });
 }

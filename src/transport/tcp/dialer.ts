@@ -6,7 +6,7 @@ import type { Conn } from "../../core/conn.ts";
 import { dialHost, splitHostPort } from "../../core/addr.ts";
 import { TimeoutError, TunnelError } from "../../core/errors.ts";
 import type { DialContext, Dialer } from "../../core/types.ts";
-import { dialTcp } from "./conn.ts";
+import { dialTcp } from "../../core/socket.ts";
 
 /** `tcp` dialer: whatever reaches the node's address is the transport. */
 export class TcpDialer implements Dialer {

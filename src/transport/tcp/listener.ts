@@ -5,7 +5,7 @@
 import type { Conn, NetAddr } from "../../core/conn.ts";
 import { listenHost, splitHostPort } from "../../core/addr.ts";
 import type { Listener, ListenerOptions } from "../../core/types.ts";
-import { SocketConn } from "./conn.ts";
+import { SocketConn } from "../../core/socket.ts";
 
 /** Accepts TCP connections on `host:port`. */
 export class TcpListener implements Listener {

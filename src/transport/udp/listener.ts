@@ -4,6 +4,7 @@
  * DNS-style default); with it, a session lives until `ttl` (default 5 s) passes idle.
  * @module
  */
+import { Backoff } from "../../core/backoff.ts";
 import { type Conn, ConnBase, type NetAddr } from "../../core/conn.ts";
 import { listenHost, splitHostPort } from "../../core/addr.ts";
 import { AsyncQueue } from "../../core/queue.ts";
@@ -95,6 +96,7 @@ export class UdpListener implements Listener {
 
   async #receive(): Promise<void> {
     const buf = new Uint8Array(65536);
+    const backoff = new Backoff();
     while (!this.#closed) {
       let data: Uint8Array;
       let from: Deno.NetAddr;
@@ -104,9 +106,11 @@ export class UdpListener implements Listener {
         from = f as Deno.NetAddr;
       } catch (e) {
         if (this.#closed) return;
-        this.#log?.warn("udp receive failed", { error: String(e) });
+        await backoff.fail();
+        this.#log?.warn("udp receive failed", { error: String(e), retryMs: backoff.delay });
         continue;
       }
+      backoff.ok();
       const key = `${from.hostname}:${from.port}`;
       let s = this.#sessions.get(key);
       if (!s) {

@@ -1,7 +1,7 @@
 /** The `udp` transport: the listener of UDP port forwarding and a direct datagram dialer. @module */
 import type { Registries } from "../../core/registry.ts";
 import type { Dialer } from "../../core/types.ts";
-import { dialUdp } from "./conn.ts";
+import { dialUdp } from "../../core/udp.ts";
 import { createUdpListener } from "./listener.ts";
 
 export function register(reg: Registries): void {

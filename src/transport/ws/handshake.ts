@@ -12,7 +12,7 @@ import {
   parseRequestHead,
   parseResponseHead,
   serializeHead,
-} from "../../proxy/http/codec.ts";
+} from "../../protocol/http1.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 

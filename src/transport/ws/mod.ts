@@ -3,11 +3,9 @@
  * (mux.version 1 by default) inside one WebSocket connection.
  * @module
  */
-import type { Conn, NetAddr } from "../../core/conn.ts";
-import { errorText } from "../../core/errors.ts";
+import type { Conn } from "../../core/conn.ts";
 import type { Logger } from "../../core/log.ts";
 import type { Metadata } from "../../core/metadata.ts";
-import { AsyncQueue } from "../../core/queue.ts";
 import type { Registries } from "../../core/registry.ts";
 import type {
   DialContext,
@@ -16,8 +14,9 @@ import type {
   ListenerOptions,
   TlsOptions,
 } from "../../core/types.ts";
-import { smuxConfigFromMetadata } from "../../mux/smux/mod.ts";
-import { withDeadline } from "../../proxy/common.ts";
+import { smuxConfigFromMetadata, smuxFactory } from "../../mux/smux/mod.ts";
+import { withDeadline } from "../../core/deadline.ts";
+import { handshakeListener } from "../../core/serve_listener.ts";
 import { MuxDialer, MuxListener } from "../mux.ts";
 import { TcpListener } from "../tcp/listener.ts";
 import { dialTls, listenTls } from "../tls/mod.ts";
@@ -48,87 +47,19 @@ function wsOptions(md: Metadata): WsOptions {
 }
 
 /** Accepts TCP/TLS conns and upgrades those asking for `path`. */
-export class WsListener implements Listener {
-  readonly #inner: Listener;
-  readonly #o: WsOptions;
-  readonly #log: Logger;
-  readonly #queue: AsyncQueue<Conn>;
-  readonly #pending = new Set<Conn>();
-  readonly #tasks = new Set<Promise<void>>();
-  readonly #loop: Promise<void>;
-  #closed = false;
-
-  constructor(inner: Listener, o: WsOptions, log: Logger) {
-    this.#inner = inner;
-    this.#o = o;
-    this.#log = log;
-    this.#queue = new AsyncQueue(o.backlog);
-    this.#loop = this.#acceptLoop();
-  }
-
-  get addr(): NetAddr {
-    return this.#inner.addr;
-  }
-
-  async #acceptLoop(): Promise<void> {
-    for (;;) {
-      let raw: Conn | null;
-      try {
-        raw = await this.#inner.accept();
-      } catch (e) {
-        if (this.#closed) return;
-        this.#log.warn(`accept: ${errorText(e)}`);
-        continue;
-      }
-      if (!raw) return;
-      const t = this.#upgrade(raw);
-      this.#tasks.add(t);
-      t.finally(() => this.#tasks.delete(t));
-    }
-  }
-
-  async #upgrade(raw: Conn): Promise<void> {
-    this.#pending.add(raw);
-    try {
-      const r = await withDeadline(
-        raw,
-        this.#o.handshakeTimeout,
-        () => serverUpgrade(raw, this.#o.path),
-      );
-      if (!r.ok) {
-        if (r.status !== "closed") this.#log.debug(`ws: refused request: ${r.status}`);
-        raw.close();
-        return;
-      }
-      if (!this.#queue.push(new WsConn(raw, r.br, { client: false }))) {
-        this.#log.warn("ws: backlog full, connection closed");
-        raw.close();
-      }
-    } catch (e) {
-      this.#log.debug(`ws: handshake failed: ${errorText(e)}`);
-      raw.close();
-    } finally {
-      this.#pending.delete(raw);
-    }
-  }
-
-  accept(): Promise<Conn | null> {
-    return this.#queue.shift();
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#inner.close();
-    await this.#loop;
-    for (const c of this.#pending) c.close();
-    await Promise.all(this.#tasks);
-    for (const c of this.#queue.close()) c.close();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
+export function wsListener(inner: Listener, o: WsOptions, log: Logger): Listener {
+  return handshakeListener(inner, {
+    name: "ws",
+    log,
+    timeout: o.handshakeTimeout,
+    backlog: o.backlog,
+    handshake: async (raw) => {
+      const r = await serverUpgrade(raw, o.path);
+      if (r.ok) return new WsConn(raw, r.br, { client: false });
+      if (r.status !== "closed") log.debug(`ws: refused request: ${r.status}`);
+      return null;
+    },
+  });
 }
 
 /** Upgrades the raw conn to `addr` (TLS first for wss). */
@@ -156,7 +87,7 @@ async function dialWs(
 
 async function listener(o: ListenerOptions, secure: boolean): Promise<Listener> {
   const inner = secure ? await listenTls(o) : TcpListener.listen(o.addr);
-  return new WsListener(inner, wsOptions(o.metadata), o.log);
+  return wsListener(inner, wsOptions(o.metadata), o.log);
 }
 
 export function register(reg: Registries): void {
@@ -168,15 +99,14 @@ export function register(reg: Registries): void {
       return { dial: (addr, ctx) => dialWs(addr, ctx, w, o.tls, secure) };
     });
     reg.listeners.register(`m${name}`, async (o) => {
-      const cfg = smuxConfigFromMetadata(o.metadata, 1);
-      return new MuxListener(await listener(o, secure), cfg, o.log, o.metadata.int("backlog", 128));
+      const mux = smuxFactory(smuxConfigFromMetadata(o.metadata, 1), { log: o.log });
+      return new MuxListener(await listener(o, secure), mux, o.log, o.metadata.int("backlog", 128));
     });
     reg.dialers.register(`m${name}`, (o) => {
       const w = wsOptions(o.metadata);
       return new MuxDialer(
         (addr, ctx) => dialWs(addr, ctx, w, o.tls, secure),
-        smuxConfigFromMetadata(o.metadata, 1),
-        o.log,
+        smuxFactory(smuxConfigFromMetadata(o.metadata, 1), { log: o.log }),
       );
     });
   }

@@ -3,9 +3,9 @@
  * by its framing (Content-Length, chunked, or until close).
  * @module
  */
-import type { BufReader } from "../../core/bufio.ts";
-import type { Conn } from "../../core/conn.ts";
-import { ProtocolError } from "../../core/errors.ts";
+import type { BufReader } from "../core/bufio.ts";
+import type { Conn } from "../core/conn.ts";
+import { ProtocolError } from "../core/errors.ts";
 
 export type Headers = [string, string][];
 

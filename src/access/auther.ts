@@ -3,20 +3,9 @@
  * Passwords are compared in constant time and never logged.
  * @module
  */
-import type { Auther, Credentials } from "./core/types.ts";
-import { ConfigError } from "./core/errors.ts";
-
-const enc = new TextEncoder();
-
-/** Compares two strings in time independent of where they differ. */
-export function constantTimeEqual(a: string, b: string): boolean {
-  const x = enc.encode(a);
-  const y = enc.encode(b);
-  let diff = x.length ^ y.length;
-  const n = Math.max(x.length, y.length);
-  for (let i = 0; i < n; i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
-}
+import type { Auther, Credentials } from "../core/types.ts";
+import { ConfigError } from "../core/errors.ts";
+import { constantTimeEqual } from "../core/secret.ts";
 
 /** Authenticates against a fixed user list. */
 export class UserAuther implements Auther {

@@ -2,9 +2,9 @@
  * Datagram conns: one `read` returns one datagram, one `write` sends one.
  * @module
  */
-import { ConnBase, type NetAddr } from "../../core/conn.ts";
-import { isIPv4, isIPv6, splitHostPort } from "../../core/addr.ts";
-import { TunnelError } from "../../core/errors.ts";
+import { ConnBase, type NetAddr } from "./conn.ts";
+import { isIPv4, isIPv6, splitHostPort } from "./addr.ts";
+import { TunnelError } from "./errors.ts";
 
 /** Resolves a hostname to an IP literal for UDP sends ("" and localhost ⇒ loopback). */
 export async function resolveHost(host: string): Promise<string> {

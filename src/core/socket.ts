@@ -2,7 +2,7 @@
  * {@link Conn} over a `Deno.Conn` (TCP, TLS or Unix socket).
  * @module
  */
-import { ConnBase, type NetAddr } from "../../core/conn.ts";
+import { ConnBase, type NetAddr } from "./conn.ts";
 
 function toNetAddr(a: Deno.Addr): NetAddr {
   if (a.transport === "tcp" || a.transport === "udp") {

@@ -3,10 +3,10 @@
  * shared by socks5, GOST's relay protocol, UDP-over-TCP frames and Shadowsocks.
  * @module
  */
-import { formatIp } from "../../core/ip.ts";
-import { isIPv4, isIPv6, joinHostPort, splitHostPort } from "../../core/addr.ts";
-import type { BufReader } from "../../core/bufio.ts";
-import { ProtocolError } from "../../core/errors.ts";
+import { formatIp } from "../core/ip.ts";
+import { isIPv4, isIPv6, joinHostPort, splitHostPort } from "../core/addr.ts";
+import type { BufReader } from "../core/bufio.ts";
+import { ProtocolError } from "../core/errors.ts";
 
 export const ATYP_IPV4 = 1;
 export const ATYP_DOMAIN = 3;

@@ -1,0 +1,29 @@
+/**
+ * The shape every stream multiplexer has, whatever runs it (smux today; QUIC's native streams or
+ * another engine later): sessions over one carrier conn that open and accept streams, each a
+ * {@link Conn}. Transports build their listeners and dialers from a {@link MuxFactory}, never
+ * from an engine directly.
+ * @module
+ */
+import type { Conn } from "./conn.ts";
+
+/** One multiplexed session over one carrier conn. */
+export interface MuxSession {
+  /** Opens a stream to the peer. */
+  openStream(): Promise<Conn>;
+  /** The next stream the peer opened; `null` once the session is closed. */
+  acceptStream(): Promise<Conn | null>;
+  /** Closes the session, its streams and its carrier. */
+  close(): void;
+  /** Resolves once the session is closed and its loops have ended. */
+  readonly closed: Promise<void>;
+  readonly isClosed: boolean;
+  /** Streams open now (for least-loaded picking). */
+  readonly streamCount: number;
+}
+
+/** Which end of the carrier a session runs on. */
+export type MuxRole = "client" | "server";
+
+/** Starts a session on a carrier conn: one factory per transport serves both directions. */
+export type MuxFactory = (carrier: Conn, role: MuxRole) => MuxSession;
