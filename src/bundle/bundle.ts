@@ -5,6 +5,7 @@
  * unacknowledged frames are re-sent on the others, so no byte is lost while `minLinks` remain.
  * @module
  */
+import { ChunkQueue } from "../core/chunk_queue.ts";
 import { BufReader } from "../core/bufio.ts";
 import { type Conn, ConnBase, type NetAddr } from "../core/conn.ts";
 import { ClosedError, errorText, ProtocolError, TimeoutError } from "../core/errors.ts";
@@ -99,10 +100,9 @@ export class Bundle extends ConnBase {
   // receive side
   #expected = 0;
   readonly #ooo = new Map<number, { type: number; payload: Uint8Array }>();
-  #readable: Uint8Array[] = [];
-  #readableFrames = 0;
+  /** In-order payloads waiting for `read`. */
+  readonly #rq = new ChunkQueue();
   #finReceived = false;
-  #readWake: (() => void) | null = null;
   #ackDebt = 0;
   #holeSince = 0;
   #holeAsked = 0;
@@ -141,7 +141,7 @@ export class Bundle extends ConnBase {
   /** Bytes held for the reader (reordered or unread): bounded by the window. */
   get bufferedBytes(): number {
     let n = 0;
-    for (const c of this.#readable) n += c.length;
+    n += this.#rq.bytes;
     for (const f of this.#ooo.values()) n += f.payload.length;
     return n;
   }
@@ -301,7 +301,7 @@ export class Bundle extends ConnBase {
   // ---------------------------------------------------------------- receive side
 
   #limit(): number {
-    return (this.#expected + this.#o.windowFrames - this.#readableFrames) >>> 0;
+    return (this.#expected + this.#o.windowFrames - this.#rq.length) >>> 0;
   }
 
   #onData(seq: number, type: number, payload: Uint8Array): void {
@@ -322,17 +322,12 @@ export class Bundle extends ConnBase {
       this.#ooo.delete(this.#expected);
       this.#expected = (this.#expected + 1) >>> 0;
       if (f.type === T_FIN) this.#finReceived = true;
-      else {
-        this.#readable.push(f.payload);
-        this.#readableFrames++;
-      }
+      else this.#rq.push(f.payload);
       this.#ackDebt++;
       moved = true;
     }
     if (moved) {
-      const w = this.#readWake;
-      this.#readWake = null;
-      w?.();
+      if (this.#finReceived) this.#rq.wake();
       if (this.#ackDebt >= Math.max(1, this.#o.windowFrames >> 3)) this.#sendAck();
     }
   }
@@ -393,23 +388,13 @@ export class Bundle extends ConnBase {
 
   // ---------------------------------------------------------------- Conn
 
+  readonly #ended = (): boolean => this.#finReceived || this.#closed;
+
   async read(p: Uint8Array): Promise<number | null> {
-    while (this.#readable.length === 0) {
-      if (this.#finReceived || this.#closed) return null;
-      await new Promise<void>((r) => (this.#readWake = r));
-    }
-    let n = 0;
-    while (n < p.length && this.#readable.length > 0) {
-      const c = this.#readable[0]!;
-      const k = Math.min(c.length, p.length - n);
-      p.set(c.subarray(0, k), n);
-      n += k;
-      if (k === c.length) {
-        this.#readable.shift();
-        this.#readableFrames--;
-        this.#ackDebt++;
-      } else this.#readable[0] = c.subarray(k);
-    }
+    const before = this.#rq.chunksTaken;
+    const n = await this.#rq.read(p, this.#ended);
+    if (n === null) return null;
+    this.#ackDebt += this.#rq.chunksTaken - before;
     if (this.#ackDebt >= Math.max(1, this.#o.windowFrames >> 3)) this.#sendAck();
     return n;
   }
@@ -455,9 +440,7 @@ export class Bundle extends ConnBase {
       }
     }
     this.#notify();
-    const w = this.#readWake;
-    this.#readWake = null;
-    w?.();
+    this.#rq.wake();
     Promise.all(this.#tasks).finally(() => this.#done.resolve());
   }
 }

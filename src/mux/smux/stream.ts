@@ -7,6 +7,7 @@
  * may still write (newer smux semantics), so a Burrow peer gets true half-close.
  * @module
  */
+import { ChunkQueue } from "../../core/chunk_queue.ts";
 import { ConnBase, type NetAddr } from "../../core/conn.ts";
 import { ClosedError, ProtocolError } from "../../core/errors.ts";
 import type { SmuxConfig } from "./config.ts";
@@ -40,9 +41,7 @@ export class SmuxStream extends ConnBase {
   /** In the session's ready list. */
   queued = false;
 
-  #chunks: Uint8Array[] = [];
-  #buffered = 0;
-  #readWake: (() => void) | null = null;
+  readonly #rq = new ChunkQueue();
   #finReceived = false;
   #finSent = false;
   #closed = false;
@@ -74,7 +73,7 @@ export class SmuxStream extends ConnBase {
 
   /** Unread bytes held by this stream. */
   get buffered(): number {
-    return this.#buffered;
+    return this.#rq.bytes;
   }
 
   // ---------------------------------------------------------------- from the session
@@ -82,15 +81,13 @@ export class SmuxStream extends ConnBase {
   /** Accepts a PSH payload; false if the stream no longer takes data. */
   onData(p: Uint8Array): boolean {
     if (this.#closed) return false;
-    this.#chunks.push(p);
-    this.#buffered += p.length;
-    this.#wakeReader();
+    this.#rq.push(p);
     return true;
   }
 
   onFin(): void {
     this.#finReceived = true;
-    this.#wakeReader();
+    this.#rq.wake();
     if (this.#finSent) this.#host.forget(this.id);
   }
 
@@ -104,7 +101,7 @@ export class SmuxStream extends ConnBase {
 
   onSessionClosed(): void {
     this.#closed = true;
-    this.#wakeReader();
+    this.#rq.wake();
     const err = this.#host.error ?? new ClosedError("smux: session closed");
     for (const e of this.pending) e.reject?.(err);
     this.pending = [];
@@ -113,29 +110,13 @@ export class SmuxStream extends ConnBase {
     w?.();
   }
 
-  #wakeReader(): void {
-    const w = this.#readWake;
-    this.#readWake = null;
-    w?.();
-  }
-
   // ---------------------------------------------------------------- Conn
 
+  readonly #ended = (): boolean => this.#finReceived || this.#closed;
+
   async read(p: Uint8Array): Promise<number | null> {
-    while (this.#buffered === 0) {
-      if (this.#finReceived || this.#closed) return null;
-      await new Promise<void>((r) => (this.#readWake = r));
-    }
-    let n = 0;
-    while (n < p.length && this.#chunks.length > 0) {
-      const c = this.#chunks[0]!;
-      const k = Math.min(c.length, p.length - n);
-      p.set(k === c.length ? c : c.subarray(0, k), n);
-      n += k;
-      if (k === c.length) this.#chunks.shift();
-      else this.#chunks[0] = c.subarray(k);
-    }
-    this.#buffered -= n;
+    const n = await this.#rq.read(p, this.#ended);
+    if (n === null) return null;
     this.#host.returnTokens(n);
     if (this.#host.config.version === 2 && !this.#closed) {
       this.#numRead = (this.#numRead + n) >>> 0;
@@ -237,10 +218,7 @@ export class SmuxStream extends ConnBase {
     this.#closed = true;
     this.#host.forget(this.id);
     // Unread bytes go back to the session, so one abandoned stream cannot starve the rest.
-    this.#host.returnTokens(this.#buffered);
-    this.#chunks = [];
-    this.#buffered = 0;
-    this.#wakeReader();
+    this.#host.returnTokens(this.#rq.clear());
     const w = this.#windowWake;
     this.#windowWake = null;
     w?.();

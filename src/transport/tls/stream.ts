@@ -5,6 +5,7 @@
  * wrapped back into a Conn.
  * @module
  */
+import { ChunkQueue } from "../../core/chunk_queue.ts";
 import tls from "node:tls";
 import { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
@@ -44,12 +45,10 @@ export class DuplexConn extends ConnBase {
   readonly localAddr: NetAddr;
   readonly remoteAddr: NetAddr;
   readonly #s: Duplex;
-  #chunks: Uint8Array[] = [];
-  #buffered = 0;
+  readonly #rq = new ChunkQueue();
   #ended = false;
   #error?: Error;
   #writeError?: Error;
-  #wake: (() => void) | null = null;
   #closed = false;
 
   constructor(s: Duplex, local: NetAddr, remote: NetAddr, transport: string) {
@@ -58,10 +57,8 @@ export class DuplexConn extends ConnBase {
     this.localAddr = { ...local, transport };
     this.remoteAddr = { ...remote, transport };
     s.on("data", (d: Buffer) => {
-      this.#chunks.push(new Uint8Array(d.buffer, d.byteOffset, d.length));
-      this.#buffered += d.length;
-      if (this.#buffered > 256 * 1024) s.pause();
-      this.#notify();
+      this.#rq.push(new Uint8Array(d.buffer, d.byteOffset, d.length));
+      if (this.#rq.bytes > 256 * 1024) s.pause();
     });
     s.on("end", () => {
       this.#ended = true;
@@ -78,28 +75,17 @@ export class DuplexConn extends ConnBase {
   }
 
   #notify(): void {
-    const w = this.#wake;
-    this.#wake = null;
-    w?.();
+    this.#rq.wake();
   }
 
+  readonly #done = (): boolean => {
+    if (this.#error && !this.#closed) throw this.#error;
+    return this.#ended || this.#closed;
+  };
+
   async read(p: Uint8Array): Promise<number | null> {
-    while (this.#chunks.length === 0) {
-      if (this.#error && !this.#closed) throw this.#error;
-      if (this.#ended || this.#closed) return null;
-      await new Promise<void>((r) => (this.#wake = r));
-    }
-    let n = 0;
-    while (n < p.length && this.#chunks.length > 0) {
-      const c = this.#chunks[0]!;
-      const k = Math.min(c.length, p.length - n);
-      p.set(c.subarray(0, k), n);
-      n += k;
-      if (k === c.length) this.#chunks.shift();
-      else this.#chunks[0] = c.subarray(k);
-    }
-    this.#buffered -= n;
-    if (this.#buffered < 64 * 1024 && this.#s.isPaused()) this.#s.resume();
+    const n = await this.#rq.read(p, this.#done);
+    if (n !== null && this.#rq.bytes < 64 * 1024 && this.#s.isPaused()) this.#s.resume();
     return n;
   }
 
