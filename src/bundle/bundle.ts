@@ -1,5 +1,5 @@
 /**
- * A bundle: N links (any Conns) carrying ONE reliable ordered byte stream (mtmux.md §4, "stripe"
+ * A bundle: N links (any Conns) carrying ONE reliable ordered byte stream (docs/bundle.md §3, "stripe"
  * mode). Data is cut into sequenced frames and striped over the links by a scheduler; the far
  * end reorders within a bounded window and acknowledges cumulatively. When a link dies its
  * unacknowledged frames are re-sent on the others, so no byte is lost while `minLinks` remain.
@@ -120,10 +120,21 @@ export class Bundle extends ConnBase {
     this.localAddr = { ...local, transport: "mtmux" };
     this.remoteAddr = { ...remote, transport: "mtmux" };
     this.#peerLimit = peerWindowFrames;
-    // Acks also go out on a short timer so a sender waiting at the window edge never stalls.
+  }
+
+  /**
+   * Acks also go out on a short timer so a sender waiting at the window edge never stalls, and
+   * holes are chased on it; it runs only while there is something to ack or a hole to fill.
+   */
+  #armAckTimer(): void {
+    if (this.#ackTimer !== undefined || this.#closed) return;
     this.#ackTimer = setInterval(() => {
       this.#checkHole();
       if (this.#ackDebt > 0) this.#sendAck();
+      if (this.#ackDebt === 0 && this.#ooo.size === 0) {
+        clearInterval(this.#ackTimer);
+        this.#ackTimer = undefined;
+      }
     }, 10);
   }
 
@@ -191,18 +202,29 @@ export class Bundle extends ConnBase {
     );
   }
 
+  /**
+   * The link for the next frame, among live links with room (`queued < LINK_CAP`). Round-robin
+   * among links that are not behind: a link whose unacknowledged bytes exceed the least-loaded
+   * link's by more than a slack is skipped until it drains (kernel buffers hide a slow link from
+   * `queued`; in-flight bytes do not). Equal links stay round-robin, which keeps the receiver's
+   * reorder distance short. Called per frame, so it allocates nothing.
+   */
   #pickLink(): Link | undefined {
-    const live = [...this.#links.values()].filter((l) => l.alive && l.queued < LINK_CAP);
-    if (live.length === 0) return undefined;
-    if (this.#o.scheduler === "round-robin") return live[this.#rr++ % live.length];
-    // Round-robin among links that are not behind: a link whose unacknowledged bytes exceed
-    // the least-loaded link's by more than a slack is skipped until it drains (kernel buffers
-    // hide a slow link from `queued`; in-flight bytes do not). Equal links stay round-robin,
-    // which keeps the receiver's reorder distance short.
     let min = Infinity;
-    for (const l of live) if (l.inflight < min) min = l.inflight;
-    const ok = live.filter((l) => l.inflight <= min + INFLIGHT_SLACK);
-    return ok[this.#rr++ % ok.length];
+    for (const l of this.#links.values()) {
+      if (l.alive && l.queued < LINK_CAP && l.inflight < min) min = l.inflight;
+    }
+    if (min === Infinity) return undefined;
+    const limit = this.#o.scheduler === "round-robin" ? Infinity : min + INFLIGHT_SLACK;
+    let n = 0;
+    for (const l of this.#links.values()) {
+      if (l.alive && l.queued < LINK_CAP && l.inflight <= limit) n++;
+    }
+    let k = this.#rr++ % n;
+    for (const l of this.#links.values()) {
+      if (l.alive && l.queued < LINK_CAP && l.inflight <= limit && k-- === 0) return l;
+    }
+    return undefined;
   }
 
   async #send(seq: number): Promise<void> {
@@ -282,6 +304,7 @@ export class Bundle extends ConnBase {
             this.#linkWrite(l, encodeFrame(T_PONG, 0, payload));
             break;
           case T_PONG: {
+            if (len < 8) throw new ProtocolError("mtmux: short PONG");
             const rtt = ((Date.now() >>> 0) - u32(payload, 4)) >>> 0;
             if (rtt < 600_000) l.srtt = l.srtt === 0 ? rtt : (7 * l.srtt + rtt) / 8;
             break;
@@ -307,6 +330,7 @@ export class Bundle extends ConnBase {
   #onData(seq: number, type: number, payload: Uint8Array): void {
     if (seqLess(seq, this.#expected) || this.#ooo.has(seq)) {
       this.#ackDebt++; // a duplicate (re-injection): make sure the sender hears we have it
+      this.#armAckTimer();
       return;
     }
     // A peer that ignores our window could make us buffer without bound: refuse.
@@ -315,6 +339,7 @@ export class Bundle extends ConnBase {
       return;
     }
     this.#ooo.set(seq, { type, payload });
+    this.#armAckTimer();
     let moved = false;
     for (;;) {
       const f = this.#ooo.get(this.#expected);
@@ -383,7 +408,15 @@ export class Bundle extends ConnBase {
     if (!u) return;
     const other = [...this.#links.values()].filter((l) => l.alive && l.index !== u.link)[0] ??
       this.#links.get(u.link);
-    if (other?.alive) this.#linkWrite(other, u.frame);
+    if (!other?.alive) return;
+    if (other.index !== u.link) {
+      // The copy on `other` is what the ack will account for now.
+      const from = this.#links.get(u.link);
+      if (from) from.inflight -= u.frame.length;
+      other.inflight += u.frame.length;
+      u.link = other.index;
+    }
+    this.#linkWrite(other, u.frame);
   }
 
   // ---------------------------------------------------------------- Conn
@@ -395,6 +428,7 @@ export class Bundle extends ConnBase {
     const n = await this.#rq.read(p, this.#ended);
     if (n === null) return null;
     this.#ackDebt += this.#rq.chunksTaken - before;
+    if (this.#ackDebt > 0) this.#armAckTimer();
     if (this.#ackDebt >= Math.max(1, this.#o.windowFrames >> 3)) this.#sendAck();
     return n;
   }

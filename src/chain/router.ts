@@ -1,5 +1,5 @@
 /**
- * Chains and the router (gost.md §5.2–5.4). A route is one node per hop. Dialing through it is
+ * Chains and the router (docs/gost-config.md §3.2–3.4). A route is one node per hop. Dialing through it is
  * recursive: the last node's dialer gets a `netDial` that reaches its address through the nodes
  * before it, so a multiplexing dialer (mtcp, kcp, ...) only dials the earlier hops when it needs
  * a new session — GOST's route splitting falls out of that.

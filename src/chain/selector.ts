@@ -1,5 +1,5 @@
 /**
- * Node selection (gost.md §5.5): strategies round/rand/fifo/hash over the candidates that are
+ * Node selection (docs/gost-config.md §3.5): strategies round/rand/fifo/hash over the candidates that are
  * not marked failed, and fail marks (`maxFails` within `failTimeout`).
  * @module
  */

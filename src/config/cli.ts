@@ -1,6 +1,6 @@
 /**
  * GOST's command line: `-L` service URLs and `-F` node URLs normalised into a {@link Config}
- * (gost.md §1.2–1.4), plus the flag parser for `-L -F -C -D -DD -V -O`.
+ * (docs/gost-config.md §1.3–1.5), plus the flag parser for `-L -F -C -D -DD -V -O`.
  * @module
  */
 import { ConfigError } from "../core/errors.ts";

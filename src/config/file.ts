@@ -1,6 +1,6 @@
 /**
  * Config sources for `-C`: a file path (format from the extension), `-` for stdin (JSON if it
- * starts with `{`), an inline JSON object, or an http(s) URL (gost.md §1.1).
+ * starts with `{`), an inline JSON object, or an http(s) URL (docs/gost-config.md §1.2).
  * @module
  */
 import { ConfigError } from "../core/errors.ts";

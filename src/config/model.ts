@@ -1,6 +1,6 @@
 /**
  * The one normalised configuration type, produced by both the CLI (`-L`/`-F`) and config files,
- * with GOST's field names (gost.md §2). `normalizeConfig` validates untrusted input and names
+ * with GOST's field names (docs/gost-config.md §2). `normalizeConfig` validates untrusted input and names
  * the bad field in its error (`services[2].listener.type: expected a string`).
  * @module
  */
@@ -383,7 +383,7 @@ function selector(f: Fields | undefined): SelectorConfig | undefined {
   return s;
 }
 
-/** Strategy names GOST accepts (gost.md §5.5). */
+/** Strategy names GOST accepts (docs/gost-config.md §3.5). */
 export const STRATEGIES: string[] = ["round", "rr", "random", "rand", "fifo", "ha", "hash"];
 
 function plugin(f: Fields | undefined, def: string): PluginConfig {

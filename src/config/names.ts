@@ -1,5 +1,5 @@
 /**
- * GOST's registered type names (gost.md §1.5). The CLI's fallbacks (unknown handler ⇒ `auto`,
+ * GOST's registered type names (docs/gost-config.md §1.6). The CLI's fallbacks (unknown handler ⇒ `auto`,
  * unknown listener ⇒ `tcp`, unknown connector ⇒ `http`, unknown dialer ⇒ `tcp`) are decided
  * against these lists, exactly as GOST decides them, so `-L kcp://...` means the kcp listener
  * even in a build without it (which then fails with a clear "unknown listener type").

@@ -1,5 +1,5 @@
 /**
- * One JSON object per line on stderr, GOST's field names (gost.md §6.1):
+ * One JSON object per line on stderr, GOST's field names (docs/gost-config.md §5):
  * `time`, `level`, `msg`, then context fields (`kind`, `service`, `remote`, `local`, ...).
  * @module
  */

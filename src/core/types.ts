@@ -10,7 +10,7 @@ import type { Metadata } from "./metadata.ts";
 /** "tcp" for streams; "udp" for datagram conns (one read/write = one datagram). */
 export type Network = "tcp" | "udp";
 
-/** TLS settings of a listener, dialer or handler (gost.md §2 TLSConfig). */
+/** TLS settings of a listener, dialer or handler (docs/gost-config.md §2.6). */
 export interface TlsOptions {
   certFile?: string;
   keyFile?: string;

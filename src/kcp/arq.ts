@@ -1,5 +1,5 @@
 /**
- * The KCP ARQ engine as kcp-go implements it (protocols.md §2): segments, RTO, fast and early
+ * The KCP ARQ engine as kcp-go implements it (docs/kcp.md §2): segments, RTO, fast and early
  * retransmit, windows, stream mode. Pure: no sockets, no timers; the caller feeds datagrams to
  * `input`, calls `flush` on a timer, and gets datagrams from `output`. Times are u32 ms.
  * @module

@@ -1,5 +1,5 @@
 /**
- * kcptun-style KCP configuration (protocols.md §5.1–5.2, gost.md §4.6) from a kcptun JSON file
+ * kcptun-style KCP configuration (docs/kcp.md §8.1–8.2, docs/kcp.md §9) from a kcptun JSON file
  * (`kcp.configFile`), a `kcp.config` map and `kcp.*` keys, in that order of precedence (later
  * wins). Defaults are kcptun's documented ones — key "it's a secrect", crypt aes, mode fast,
  * mtu 1350, windows 1024, FEC 10/3, compression on, smuxver 1, keepalive 10 s — not the zeroed

@@ -1,5 +1,5 @@
 /**
- * The kcp-go datagram envelope (protocols.md §3): `nonce(16) ‖ crc32(4)` then the FEC header and
+ * The kcp-go datagram envelope (docs/kcp.md §4): `nonce(16) ‖ crc32(4)` then the FEC header and
  * KCP bytes, all encrypted together; FEC framing and parity on the way out, CRC check and FEC
  * recovery on the way in.
  * @module

@@ -1,5 +1,5 @@
 /**
- * kcp-go's forward error correction (protocols.md §3.4–3.6): Reed–Solomon over GF(2^8) with
+ * kcp-go's forward error correction (docs/kcp.md §5): Reed–Solomon over GF(2^8) with
  * klauspost/reedsolomon's systematic Vandermonde-derived matrix (parity byte-identical), an
  * encoder that frames data packets and emits parity after every `ds` data packets, and a
  * bounded decoder that recovers missing data packets.

@@ -1,5 +1,5 @@
 /**
- * KCP sessions over UDP (protocols.md §2.13): a session is a {@link Conn}; a listener
+ * KCP sessions over UDP (docs/kcp.md §3): a session is a {@link Conn}; a listener
  * demultiplexes one socket by remote address; a client session owns its own socket.
  * The engine is driven by a timer at the engine's own pace (≤ interval) plus immediate flushes
  * on writes and on acknowledgement progress.

@@ -1,5 +1,5 @@
 /**
- * Snappy (protocols.md §5.4, §7): the raw block format (a greedy LZ77 compressor and a strict
+ * Snappy (docs/kcp.md §7): the raw block format (a greedy LZ77 compressor and a strict
  * decompressor) and the framing format as a {@link Conn} wrapper — what kcptun puts between
  * smux and KCP unless `nocomp`. The writer emits one chunk per write (Go's writer flushes every
  * write), so each smux frame travels as one chunk.

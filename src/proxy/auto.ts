@@ -1,5 +1,5 @@
 /**
- * The `auto` handler (gost.md §3.1): sniffs the first byte — 0x04 SOCKS4, 0x05 SOCKS5, anything
+ * The `auto` handler (docs/gost-proxies.md §2): sniffs the first byte — 0x04 SOCKS4, 0x05 SOCKS5, anything
  * else HTTP — and hands the connection on with that byte put back.
  * @module
  */

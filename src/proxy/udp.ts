@@ -1,6 +1,6 @@
 /**
  * UDP relaying for SOCKS5 (UDP ASSOCIATE, GOST's UDP-over-TCP 0xF3) and relay/http UDP:
- * the UDP-over-TCP frame codec (gost.md §3.3.4) and an association that keeps one upstream
+ * the UDP-over-TCP frame codec (docs/gost-proxies.md §4.4) and an association that keeps one upstream
  * datagram conn per destination, dialed through the router.
  * @module
  */

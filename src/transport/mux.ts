@@ -1,5 +1,5 @@
 /**
- * Multiplexing on top of any transport (docs/gost-config.md, mtcp): a listener that runs a
+ * Multiplexing on top of any transport (docs/gost-config.md §4.3): a listener that runs a
  * server session on each accepted carrier conn and hands out its streams, and a dialer that
  * keeps sessions per node and opens a stream per dial, re-creating a session when it dies.
  * mtcp, mws, mwss, mtls, kcp and mtmux are these two around their carriers; which multiplexer

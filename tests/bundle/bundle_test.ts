@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { Bundle, type BundleOptions } from "../../src/bundle/bundle.ts";
 import { BundleListener, dialBundle } from "../../src/bundle/join.ts";
-import { encodeFrame, encodeJoin, joinMac, readJoin, T_DATA } from "../../src/bundle/wire.ts";
+import {
+  encodeFrame,
+  encodeJoin,
+  joinMac,
+  readJoin,
+  T_DATA,
+  T_PONG,
+} from "../../src/bundle/wire.ts";
 import { pipe } from "../../src/core/pipe.ts";
 import { type Conn, ConnBase, type NetAddr } from "../../src/core/conn.ts";
 import { TcpListener } from "../../src/transport/tcp/listener.ts";
@@ -286,6 +293,36 @@ Deno.test("bundle: a frame lost on a live link is asked for again after the miss
     const data = randomBytes(400_000);
     const [, got] = await withTimeout(
       Promise.all([writeChunks(a, data).then(() => a.closeWrite()), readAll(b)]),
+      10_000,
+    );
+    assert.equal(await sha256(got), await sha256(data));
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+Deno.test("bundle: a short PONG from a hostile peer kills that link only; data on the others is intact", async () => {
+  const addr = { transport: "pipe", hostname: "x", port: 1 };
+  const a = new Bundle(addr, addr, { scheduler: "round-robin" });
+  const b = new Bundle(addr, addr, { scheduler: "round-robin" });
+  const [x0, y0] = pipe({ capacity: 256 * 1024 });
+  const [x1, y1] = pipe({ capacity: 256 * 1024 });
+  const [evil, evilPeer] = pipe({ capacity: 256 * 1024 });
+  a.addLink(0, x0);
+  b.addLink(0, y0);
+  a.addLink(1, x1);
+  b.addLink(1, y1);
+  b.addLink(2, evil);
+  try {
+    assert.equal(b.aliveLinks, 3);
+    await evilPeer.write(encodeFrame(T_PONG, 0, new Uint8Array(2)));
+    // The bad frame ends that link: its far end is closed by the bundle.
+    assert.equal(await withTimeout(evilPeer.read(new Uint8Array(16)), 2000, "evil link end"), null);
+    assert.equal(b.aliveLinks, 2);
+    const data = randomBytes(256 * 1024);
+    const [, got] = await withTimeout(
+      Promise.all([writeChunks(a, data, 30_000).then(() => a.closeWrite()), readAll(b)]),
       10_000,
     );
     assert.equal(await sha256(got), await sha256(data));

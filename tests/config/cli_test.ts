@@ -7,7 +7,7 @@ import {
   UsageError,
 } from "../../src/config/cli.ts";
 
-// gost.md §1.4, services: CLI → handler, listener (+ forward targets)
+// docs/gost-config.md §1.5, services: CLI → handler, listener (+ forward targets)
 const SERVICES: [string, string, string, string[]?][] = [
   [":8080", "auto", "tcp"],
   ["http://:8080", "http", "tcp"],
@@ -36,7 +36,7 @@ for (const [url, handler, listener, targets] of SERVICES) {
   });
 }
 
-// gost.md §1.4, nodes: CLI → connector, dialer
+// docs/gost-config.md §1.5, nodes: CLI → connector, dialer
 const NODES: [string, string, string][] = [
   ["1.2.3.4:8080", "http", "tcp"],
   ["wss://h:443", "http", "wss"],

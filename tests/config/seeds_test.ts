@@ -1,6 +1,6 @@
 /**
- * Every CLI and YAML example in the user's reference pages (copied from ../shared/seeds into tests/fixtures/seeds) parses into a
- * config. (Running them end to end is tested per transport.)
+ * Every CLI and YAML example of the user's reference pages (kept in tests/fixtures/seeds) parses
+ * into a config. (Running them end to end is tested per transport.)
  */
 import assert from "node:assert/strict";
 import { cliConfig, parseArgs } from "../../src/config/cli.ts";

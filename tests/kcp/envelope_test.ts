@@ -5,7 +5,7 @@ import { crc32, Envelope } from "../../src/kcp/envelope.ts";
 const fromHex = (h: string) => new Uint8Array(h.match(/../g)!.map((x) => parseInt(x, 16)));
 const KCP = fromHex("4433221151008000e803000000000000000000000500000068656c6c6f");
 
-Deno.test("envelope CRC vectors (protocols.md §3.8)", () => {
+Deno.test("envelope CRC vectors (docs/kcp.md §4.4)", () => {
   assert.equal(crc32(KCP), 0x054acaab);
   assert.equal(
     crc32(

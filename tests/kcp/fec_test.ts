@@ -3,7 +3,7 @@ import { FecDecoder, FecEncoder, ReedSolomon } from "../../src/kcp/fec.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
-Deno.test("Reed–Solomon matrix and known answers match klauspost/reedsolomon (protocols.md §3.6)", () => {
+Deno.test("Reed–Solomon matrix and known answers match klauspost/reedsolomon (docs/kcp.md §5.3–5.4)", () => {
   const rs = new ReedSolomon(10, 3);
   assert.deepEqual([...rs.matrix[10]!], [129, 150, 175, 184, 210, 196, 254, 232, 3, 2]);
   assert.deepEqual([...rs.matrix[11]!], [150, 129, 184, 175, 196, 210, 232, 254, 2, 3]);

@@ -7,7 +7,7 @@ import { randomBytes, readAll, sha256, withTimeout } from "../_helpers.ts";
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 const te = new TextEncoder();
 
-Deno.test("snappy checksums and block vectors (protocols.md §5.4, §7)", () => {
+Deno.test("snappy checksums and block vectors (docs/kcp.md §7.5)", () => {
   assert.equal(crc32c(te.encode("123456789")), 0xe3069283);
   assert.equal(maskedCrc(te.encode("hello")), 0x191c1fbb);
   assert.equal(hex(compressBlock(te.encode("hello"))), "051068656c6c6f");

@@ -27,7 +27,7 @@ import { runConnSuite } from "../conformance/conn_suite.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
 
-Deno.test("smux frame vectors (protocols.md §1.12, gost.md §6.4)", () => {
+Deno.test("smux frame vectors (docs/smux.md §1.3)", () => {
   assert.equal(hex(encodeFrame(1, CMD_SYN, 3)), "01 00 00 00 03 00 00 00");
   assert.equal(hex(encodeFrame(1, CMD_FIN, 2)), "01 01 00 00 02 00 00 00");
   assert.equal(hex(encodeFrame(1, CMD_NOP, 0)), "01 03 00 00 00 00 00 00");

@@ -1,4 +1,4 @@
-/** Wire-level tests: byte vectors from gost.md §6.4, refusals, garbage, UDP. */
+/** Wire-level tests: byte vectors from docs/gost-proxies.md §9, refusals, garbage, UDP. */
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/config/cli.ts";
 import { Runtime } from "../../src/runtime.ts";
@@ -19,7 +19,7 @@ import { echoServer, randomBytes, readAll, udpEchoServer, withTimeout } from "..
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
 
-Deno.test("relay request vectors (gost.md §6.4)", () => {
+Deno.test("relay request vectors (docs/gost-proxies.md §9)", () => {
   assert.equal(
     hex(encodeMessage(0x01, [addrFeature("example.com:80")])),
     "01 01 00 12 02 00 0f 03 0b 65 78 61 6d 70 6c 65 2e 63 6f 6d 00 50",

@@ -17,7 +17,7 @@ import type { Conn } from "../../src/core/conn.ts";
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
 const HAVE_CURL = hasCommand("curl");
 
-Deno.test("ws frame and handshake vectors (protocols.md §6.3–6.4)", async () => {
+Deno.test("ws frame and handshake vectors (docs/websocket.md §3.5 (accept: §2.3))", async () => {
   const hi = new TextEncoder().encode("hi");
   assert.equal(
     hex(encodeFrame(OP_BINARY, hi, new Uint8Array([1, 2, 3, 4]))),

@@ -1,5 +1,5 @@
 /**
- * kcp-go's CFB (protocols.md §4.3): full-block CFB over the whole datagram with a fixed IV,
+ * kcp-go's CFB (docs/kcp.md §6.3): full-block CFB over the whole datagram with a fixed IV,
  * no state between packets. Encryption is sequential; decryption can compute every keystream
  * block at once (E(IV), E(C0), E(C1), ...), so a bulk ECB is used when one exists.
  * @module

@@ -1,5 +1,5 @@
 /**
- * kcp-go block crypts and kcptun's key derivation (protocols.md §4).
+ * kcp-go block crypts and kcptun's key derivation (docs/kcp.md §6).
  * @module
  */
 import crypto from "node:crypto";

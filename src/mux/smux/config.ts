@@ -1,6 +1,6 @@
 /**
- * smux configuration, defaults and validation (protocols.md §1.10), and the GOST `mux.*`
- * metadata keys (gost.md §4.2) parsed into it.
+ * smux configuration, defaults and validation (docs/smux.md §5.1), and the GOST `mux.*`
+ * metadata keys (docs/smux.md §5.2) parsed into it.
  * @module
  */
 import { ConfigError } from "../../core/errors.ts";

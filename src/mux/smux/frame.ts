@@ -1,5 +1,5 @@
 /**
- * smux frame format (protocols.md §1.1): `ver u8 | cmd u8 | length u16 LE | sid u32 LE` then
+ * smux frame format (docs/smux.md §1): `ver u8 | cmd u8 | length u16 LE | sid u32 LE` then
  * `length` payload bytes. UPD (v2) carries `consumed u32 LE | window u32 LE`.
  * @module
  */

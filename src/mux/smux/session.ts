@@ -1,6 +1,6 @@
 /**
  * An smux session over any {@link Conn}, wire-compatible with xtaci/smux v1 and v2
- * (protocols.md §1). One receive loop parses frames in place from a reused buffer; one write
+ * (docs/smux.md). One receive loop parses frames in place from a reused buffer; one write
  * loop sends control frames first, then data frames round-robin across streams, packing
  * whole frames into one underlying write (a frame is never split across writes).
  * @module

@@ -1,5 +1,5 @@
 /**
- * The HTTP proxy handler (gost.md §3.2): CONNECT tunnels, absolute-URI forwarding of plain HTTP
+ * The HTTP proxy handler (docs/gost-proxies.md §3): CONNECT tunnels, absolute-URI forwarding of plain HTTP
  * with client keep-alive (several requests, different hosts, on one connection), Basic proxy
  * auth with 407, hop-by-hop headers removed, and GOST's UDP over HTTP (`X-Gost-Protocol: udp`).
  * Upstream failures answer 502 (504 on timeout) as the issue asks; GOST itself answers 503.
@@ -178,7 +178,7 @@ export class HttpHandler implements Handler {
     return false;
   }
 
-  /** Probe resistance: answer as something that is not a proxy (gost.md §3.2). */
+  /** Probe resistance: answer as something that is not a proxy (docs/gost-proxies.md §3.3). */
   async #decoy(conn: Conn, br: BufReader, req: RequestHead, ctx: HandleContext): Promise<void> {
     const pr = this.#md.probeResist!;
     if (pr.type === "code") {

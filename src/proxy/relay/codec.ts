@@ -1,5 +1,5 @@
 /**
- * GOST's relay protocol wire format (gost.md §3.5; big-endian):
+ * GOST's relay protocol wire format (docs/gost-proxies.md §6.1–6.4; big-endian):
  * request `VER=1 CMD FEALEN(2) FEATURES`, response `VER=1 STATUS FEALEN(2) FEATURES`,
  * feature `TYPE(1) LEN(2) DATA`. Unknown feature types are skipped.
  * @module

@@ -1,5 +1,5 @@
 /**
- * GOST relay handler and connector (gost.md §3.5). By default the response travels lazily:
+ * GOST relay handler and connector (docs/gost-proxies.md §6.5–6.6). By default the response travels lazily:
  * the server sends it with the first bytes from the target, and the client sends its request
  * with its first write. Unlike GOST's connector, ours also sends the request when the app reads
  * first, so server-speaks-first protocols (SSH banners, VNC) work without `nodelay=true`.

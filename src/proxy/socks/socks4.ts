@@ -1,5 +1,5 @@
 /**
- * SOCKS4 and SOCKS4a (gost.md §3.4) — handler and connector. Request
+ * SOCKS4 and SOCKS4a (docs/gost-proxies.md §5) — handler and connector. Request
  * `04 CD PORT(2) IP(4) USERID NUL [HOST NUL]`; reply `00 CD 0000 00000000` with CD 90 granted,
  * 91 failed, 92 rejected, 93 user id rejected. BIND works when `bind=true` (GOST refuses it).
  * @module

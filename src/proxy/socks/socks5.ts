@@ -1,6 +1,6 @@
 /**
  * SOCKS5 (RFC 1928, RFC 1929 user/pass) — handler and connector, with GOST's UDP-over-TCP
- * command 0xF3 (gost.md §3.3). Reply codes come from the real failure: refused ⇒ 5, host
+ * command 0xF3 (docs/gost-proxies.md §4). Reply codes come from the real failure: refused ⇒ 5, host
  * unreachable or timeout ⇒ 4, other dial failures ⇒ 3 (GOST's choice), not allowed ⇒ 2,
  * unknown command ⇒ 7.
  * @module

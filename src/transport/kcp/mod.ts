@@ -1,5 +1,5 @@
 /**
- * The `kcp` transport (gost.md §4.6): KCP sessions over UDP with kcptun's envelope, snappy
+ * The `kcp` transport (docs/kcp.md §9): KCP sessions over UDP with kcptun's envelope, snappy
  * framing unless `nocomp`, and smux (`smuxver`) on top; each smux stream is a connection.
  * @module
  */

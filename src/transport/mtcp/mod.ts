@@ -1,5 +1,5 @@
 /**
- * `mtcp`: smux over one TCP connection (docs/gost-config.md), `mux.version` 2 by default.
+ * `mtcp`: smux over one TCP connection (docs/gost-config.md §4.3), `mux.version` 2 by default.
  * @module
  */
 import type { Metadata } from "../../core/metadata.ts";

@@ -1,6 +1,6 @@
 /**
  * `mtmux`: a bundle of `tunnels` TCP links (default 4) carrying one reliable ordered stream,
- * with smux (v2) on top so many logical streams share it (wire format and design in docs/mtmux-wire.md). Options: `tunnels`, `secret` (link MAC key; `key` in YAML), `keepaliveInterval`,
+ * with smux (v2) on top so many logical streams share it (design in docs/bundle.md §3, wire format in docs/mtmux-wire.md). Options: `tunnels`, `secret` (link MAC key; `key` in YAML), `keepaliveInterval`,
  * `keepaliveTimeout`, `timeout` (missing frame), `minLinks`, `window` (frames of 16 KiB), `scheduler`
  * (`lowest-rtt` | `round-robin`), `portRange` (link i uses port+i, like the original),
  * `mode` (`stripe` default | `pin`: each link its own smux session, set on the dialer).

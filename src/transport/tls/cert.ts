@@ -1,5 +1,5 @@
 /**
- * TLS certificates (gost.md §4.8): configured files, `./cert.pem` + `./key.pem` in the working
+ * TLS certificates (docs/gost-config.md §4.5): configured files, `./cert.pem` + `./key.pem` in the working
  * directory, else an automatically generated self-signed ECDSA P-256 certificate (O=GOST,
  * CN=gost.run, 365 days), made once per process with `@peculiar/x509` over WebCrypto.
  * @module

@@ -1,5 +1,5 @@
 /**
- * The `udp` listener (gost.md §3.6): one virtual datagram conn per client address on one socket.
+ * The `udp` listener (docs/gost-config.md §4.2): one virtual datagram conn per client address on one socket.
  * Without `keepalive=true` a session ends right after the first datagram written back (GOST's
  * DNS-style default); with it, a session lives until `ttl` (default 5 s) passes idle.
  * @module

@@ -1,5 +1,5 @@
 /**
- * A WebSocket connection as a byte stream, the way GOST uses it (protocols.md §6.4): each
+ * A WebSocket connection as a byte stream, the way GOST uses it (docs/websocket.md §3): each
  * write is one binary message; reads concatenate data messages of any type. Pings are answered;
  * a client may ping on an interval and give up when nothing arrives for two intervals.
  * closeWrite sends a close frame (the peer reads end of stream); close drops the transport

@@ -1,5 +1,5 @@
 /**
- * RFC 6455 frames (protocols.md §6.1): header encoding, masking, opcodes.
+ * RFC 6455 frames (docs/websocket.md §1): header encoding, masking, opcodes.
  * @module
  */
 

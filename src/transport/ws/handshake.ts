@@ -1,5 +1,5 @@
 /**
- * The WebSocket opening handshake (protocols.md §6.3), client and server side.
+ * The WebSocket opening handshake (docs/websocket.md §2), client and server side.
  * @module
  */
 import { BufReader } from "../../core/bufio.ts";

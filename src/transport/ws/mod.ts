@@ -1,5 +1,5 @@
 /**
- * `ws`, `wss`, `mws`, `mwss` (gost.md §4.4–4.5): WebSocket on TCP or TLS, optionally with smux
+ * `ws`, `wss`, `mws`, `mwss` (docs/websocket.md §4): WebSocket on TCP or TLS, optionally with smux
  * (mux.version 1 by default) inside one WebSocket connection.
  * @module
  */
