@@ -4,6 +4,9 @@
  * @module
  */
 import { createRegistries, type Registries } from "./core/registry.ts";
+import type { Config } from "./config/model.ts";
+import { parseCli } from "./config/cli.ts";
+import { knownNames } from "./config/names.ts";
 import * as tcp from "./transport/tcp/mod.ts";
 import * as udp from "./transport/udp/mod.ts";
 import * as mtcp from "./transport/mtcp/mod.ts";
@@ -41,4 +44,16 @@ export function registerBuiltins(reg: Registries): Registries {
 /** Registries with every built-in type. */
 export function builtinRegistries(): Registries {
   return registerBuiltins(createRegistries());
+}
+
+/**
+ * The config a GOST command line describes (`-L` services, `-F` nodes), with the type-name
+ * fallbacks decided against GOST's names and those registered in `reg` (the built-ins by default).
+ */
+export function cliConfig(
+  services: string[],
+  nodes: string[],
+  reg: Registries = builtinRegistries(),
+): Config {
+  return parseCli(services, nodes, knownNames(reg));
 }

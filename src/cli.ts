@@ -2,7 +2,8 @@
  * The command-line program behind `main.ts`: flags → config → runtime, signals → clean exit.
  * @module
  */
-import { asUsage, type CliArgs, cliConfig, parseArgs, UsageError } from "./config/cli.ts";
+import { asUsage, type CliArgs, parseArgs, UsageError } from "./config/cli.ts";
+import { cliConfig } from "./builtins.ts";
 import { formatConfig, loadConfigSource } from "./config/file.ts";
 import { ACCESS_LISTS, type Config, mergeConfigs } from "./config/model.ts";
 import { ConfigError, errorText } from "./core/errors.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cliConfig } from "../src/config/cli.ts";
+import { cliConfig } from "../src/builtins.ts";
 import { Runtime } from "../src/runtime.ts";
 import { dialTcp } from "../src/core/socket.ts";
 import {

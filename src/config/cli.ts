@@ -607,12 +607,12 @@ export function parseNodeUrl(
   return hop;
 }
 
-/** Builds the config the CLI describes: services from `-L`, one chain `chain-0` from `-F`. */
-export function cliConfig(
-  services: string[],
-  nodes: string[],
-  names: KnownNames = GOST_NAMES,
-): Config {
+/**
+ * Builds the config the CLI describes: services from `-L`, one chain `chain-0` from `-F`. `names`
+ * decides the fallbacks: {@link knownNames} of the registries the config will run on (the
+ * library's `cliConfig` passes the built-in ones).
+ */
+export function parseCli(services: string[], nodes: string[], names: KnownNames): Config {
   const cfg: Config = {};
   const svcs: ServiceConfig[] = [];
   for (const s of services) svcs.push(...parseServiceUrl(s, svcs.length, names, cfg));

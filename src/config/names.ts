@@ -1,10 +1,12 @@
 /**
- * GOST's registered type names (docs/gost-config.md §1.6). The CLI's fallbacks (unknown handler ⇒ `auto`,
- * unknown listener ⇒ `tcp`, unknown connector ⇒ `http`, unknown dialer ⇒ `tcp`) are decided
- * against these lists, exactly as GOST decides them, so `-L kcp://...` means the kcp listener
- * even in a build without it (which then fails with a clear "unknown listener type").
+ * GOST's registered type names (docs/gost-config.md §1.6). The CLI's fallbacks (unknown handler ⇒
+ * `auto`, unknown listener ⇒ `tcp`, unknown connector ⇒ `http`, unknown dialer ⇒ `tcp`) are
+ * decided against these lists joined with the names a runtime's registries hold: `-L kcp://...`
+ * means the kcp listener even in a build without it (which then fails with a clear "unknown
+ * listener type"), and a type only Burrow registers (`mtmux`) is never mistaken for `tcp`.
  * @module
  */
+import type { Registries } from "../core/registry.ts";
 
 export const GOST_HANDLERS: ReadonlySet<string> = new Set(
   ("api auto dns file tcp udp forward rtcp rudp runix http http2 http3 masque metrics red redir " +
@@ -25,7 +27,7 @@ export const GOST_CONNECTORS: ReadonlySet<string> = new Set(
 
 export const GOST_DIALERS: ReadonlySet<string> = new Set(
   ("direct virtual dtls ftcp grpc http2 h2 h2c http3 h3 h3-masque wt icmp icmp6 kcp mtcp mtls mws " +
-    "mwss ohttp ohttps otls pht phts quic serial ssh sshd tcp tls udp unix utls ws wss mtmux")
+    "mwss ohttp ohttps otls pht phts quic serial ssh sshd tcp tls udp unix utls ws wss")
     .split(" "),
 );
 
@@ -37,10 +39,21 @@ export interface KnownNames {
   dialers: ReadonlySet<string>;
 }
 
-/** GOST's lists plus Burrow's own additions (`mtmux`). */
+/** GOST's own lists. */
 export const GOST_NAMES: KnownNames = {
   handlers: GOST_HANDLERS,
   listeners: GOST_LISTENERS,
   connectors: GOST_CONNECTORS,
   dialers: GOST_DIALERS,
 };
+
+/** GOST's lists joined with every name registered in `reg`. */
+export function knownNames(reg: Registries): KnownNames {
+  const join = (a: ReadonlySet<string>, b: string[]) => new Set([...a, ...b]);
+  return {
+    handlers: join(GOST_HANDLERS, reg.handlers.names()),
+    listeners: join(GOST_LISTENERS, reg.listeners.names()),
+    connectors: join(GOST_CONNECTORS, reg.connectors.names()),
+    dialers: join(GOST_DIALERS, reg.dialers.names()),
+  };
+}

@@ -1,6 +1,6 @@
 /** GOST's access control, enforced: admission, bypass, limiters, auth files. */
 import assert from "node:assert/strict";
-import { cliConfig } from "../../src/config/cli.ts";
+import { cliConfig } from "../../src/builtins.ts";
 import { loadConfigSource } from "../../src/config/file.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { Logger } from "../../src/core/log.ts";

@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  cliConfig,
-  parseArgs,
-  parseNodeUrl,
-  parseServiceUrl,
-  UsageError,
-} from "../../src/config/cli.ts";
+import { parseArgs, parseNodeUrl, parseServiceUrl, UsageError } from "../../src/config/cli.ts";
+import { builtinRegistries, cliConfig } from "../../src/builtins.ts";
 
 // docs/gost-config.md §1.5, services: CLI → handler, listener (+ forward targets)
 const SERVICES: [string, string, string, string[]?][] = [
@@ -177,4 +172,20 @@ Deno.test("flag parsing: repeatable -L/-F, -C, -O, -D, -V, =-forms; unknown flag
   assert.throws(() => parseArgs(["-L"]), /needs an argument/);
   assert.throws(() => parseArgs(["-O", "xml"]), /expected yaml or json/);
   assert.throws(() => parseArgs(["stray"]), /unexpected argument/);
+});
+
+Deno.test("CLI type fallbacks know every registered type: a new type is one registry line", () => {
+  const reg = builtinRegistries();
+  reg.listeners.register("foo", () => Promise.reject(new Error("unused")));
+  reg.dialers.register("foo", () => ({ dial: () => Promise.reject(new Error("unused")) }));
+  const cfg = cliConfig(["foo://:0/127.0.0.1:9"], ["socks5+foo://127.0.0.1:1"], reg);
+  assert.equal(cfg.services![0]!.listener.type, "foo");
+  assert.equal(cfg.chains![0]!.hops[0]!.nodes![0]!.dialer!.type, "foo");
+  // Burrow's own mtmux is known through the built-in registries, not through a second list.
+  const m = cliConfig(["mtmux://:0"], []);
+  assert.equal(m.services![0]!.listener.type, "mtmux");
+  // GOST's fallback for a name nobody registered: listener tcp, handler auto.
+  const u = cliConfig(["bar://:0"], []);
+  assert.equal(u.services![0]!.listener.type, "tcp");
+  assert.equal(u.services![0]!.handler.type, "auto");
 });

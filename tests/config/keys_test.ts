@@ -1,7 +1,8 @@
 /** Nothing is silently ignored: GOST keys Burrow lacks are refused, typos are warned about. */
 import assert from "node:assert/strict";
 import { normalizeConfig } from "../../src/config/model.ts";
-import { cliConfig, UsageError } from "../../src/config/cli.ts";
+import { UsageError } from "../../src/config/cli.ts";
+import { cliConfig } from "../../src/builtins.ts";
 import { closest, type Diagnostics } from "../../src/config/keys.ts";
 import { ConfigError } from "../../src/core/errors.ts";
 import { Runtime } from "../../src/runtime.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mergeConfigs, normalizeConfig } from "../../src/config/model.ts";
 import { ConfigError } from "../../src/core/errors.ts";
 import { formatConfig, loadConfigSource } from "../../src/config/file.ts";
-import { cliConfig } from "../../src/config/cli.ts";
+import { cliConfig } from "../../src/builtins.ts";
 
 function throwsAt(raw: unknown, path: string, msg: RegExp): void {
   assert.throws(() => normalizeConfig(raw), (e: unknown) => {

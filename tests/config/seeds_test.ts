@@ -3,7 +3,8 @@
  * into a config. (Running them end to end is tested per transport.)
  */
 import assert from "node:assert/strict";
-import { cliConfig, parseArgs } from "../../src/config/cli.ts";
+import { parseArgs } from "../../src/config/cli.ts";
+import { cliConfig } from "../../src/builtins.ts";
 import { normalizeConfig } from "../../src/config/model.ts";
 import { parseYaml } from "../../src/config/yaml.ts";
 

@@ -1,6 +1,6 @@
 /** Our kcp transport against Debian's kcptun (kcptun-client / kcptun-server), both directions. */
 import assert from "node:assert/strict";
-import { cliConfig } from "../../src/config/cli.ts";
+import { cliConfig } from "../../src/builtins.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { readFull } from "../../src/core/conn.ts";

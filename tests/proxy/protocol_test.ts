@@ -1,6 +1,6 @@
 /** Wire-level tests: byte vectors from docs/gost-proxies.md §9, refusals, garbage, UDP. */
 import assert from "node:assert/strict";
-import { cliConfig } from "../../src/config/cli.ts";
+import { cliConfig } from "../../src/builtins.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { BufReader } from "../../src/core/bufio.ts";
 import { pipe } from "../../src/core/pipe.ts";

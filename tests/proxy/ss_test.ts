@@ -1,6 +1,6 @@
 /** Shadowsocks: spec vectors, our client and server together, shadowsocks-libev interop, bad input. */
 import assert from "node:assert/strict";
-import { cliConfig } from "../../src/config/cli.ts";
+import { cliConfig } from "../../src/builtins.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { evpBytesToKey, SsCipher } from "../../src/proxy/ss/cipher.ts";
 import { openPacket, sealPacket } from "../../src/proxy/ss/mod.ts";

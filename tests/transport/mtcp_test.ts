@@ -1,6 +1,6 @@
 /** The mtcp seed page (tests/fixtures/seeds/000_*.txt) end to end, with curl as the client. */
 import assert from "node:assert/strict";
-import { cliConfig } from "../../src/config/cli.ts";
+import { cliConfig } from "../../src/builtins.ts";
 import { normalizeConfig } from "../../src/config/model.ts";
 import { parseYaml } from "../../src/config/yaml.ts";
 import { Runtime } from "../../src/runtime.ts";

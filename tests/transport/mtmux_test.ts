@@ -1,6 +1,6 @@
 /** mtmux as a transport: proxies and forwarding over a 4-link bundle, with curl. */
 import assert from "node:assert/strict";
-import { cliConfig } from "../../src/config/cli.ts";
+import { cliConfig } from "../../src/builtins.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { freePort, hasCommand, sha256 } from "../_helpers.ts";
 import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";

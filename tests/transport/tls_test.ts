@@ -1,7 +1,7 @@
 /** TLS: with a CA (client certificates, chain verification); first-hop dial failures. */
 import assert from "node:assert/strict";
 import * as x509 from "@peculiar/x509";
-import { cliConfig } from "../../src/config/cli.ts";
+import { cliConfig } from "../../src/builtins.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { echoServer, freePort, readAll, withTimeout } from "../_helpers.ts";
