@@ -385,3 +385,25 @@ for (const version of [1, 2]) {
     };
   }, { maxBuffered: version === 1 ? 6 << 20 : 2 << 20 });
 }
+
+for (const version of [1, 2]) {
+  Deno.test(`smux v${version}: closing the session settles a FIN still queued for a finished stream`, async () => {
+    // Peer `a` never reads and the pipe is already full, so our write loop blocks on its first
+    // batch: the stream's FIN, queued after the peer's FIN, is still waiting when we close.
+    const [a, b] = pipe({ capacity: 1 });
+    await b.write(new Uint8Array(1));
+    const srv = serverSession(b, { version, keepAliveDisabled: true });
+    await a.write(encodeFrame(version, CMD_SYN, 3));
+    const s = (await withTimeout(srv.acceptStream(), 2000))!;
+    const w = s.write(new Uint8Array(10)).catch(() => {});
+    await a.write(encodeFrame(version, CMD_FIN, 3));
+    assert.equal(await withTimeout(s.read(new Uint8Array(10)), 2000), null);
+    const cw = s.closeWrite(); // FIN sent and received: the session forgets the stream
+    await new Promise((r) => setTimeout(r, 10));
+    srv.close();
+    await withTimeout(cw, 2000, "closeWrite after session close");
+    await withTimeout(w, 2000, "write after session close");
+    await withTimeout(srv.closed, 2000);
+    a.close();
+  });
+}

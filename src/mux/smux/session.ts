@@ -379,7 +379,9 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
     this.#timers = [];
     this.#conn.close();
     for (const s of this.#accepts.close()) s.onSessionClosed();
-    for (const s of [...this.#streams.values()]) s.onSessionClosed();
+    // A stream already forgotten (FIN sent and received, or closed) may still have its FIN
+    // queued in #ready: settle that too, or its closeWrite() waits forever.
+    for (const s of new Set([...this.#streams.values(), ...this.#ready])) s.onSessionClosed();
     this.#streams.clear();
     this.#ctrl = [];
     for (const s of this.#ready) s.queued = false;
