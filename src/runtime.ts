@@ -337,6 +337,12 @@ export class Runtime implements AsyncDisposable {
             auth: dialerAuth,
             log: log.with({ kind: "dialer", dialer: n.dialer.type }),
           }), `${np}.dialer.type`);
+        if (dialer.directOnly && j > 0) {
+          throw new ConfigError(
+            `${np}.dialer.type`,
+            `a ${n.dialer.type} node opens its own UDP socket and cannot be reached through earlier hops: put it in the chain's first hop`,
+          );
+        }
         const connector = await this.#make(() =>
           reg.connectors.get(n.connector.type)({
             metadata: cmd,

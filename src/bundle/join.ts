@@ -10,7 +10,7 @@ import { type Logger, silentLogger } from "../core/log.ts";
 import { type Emit, ServeListener } from "../core/serve_listener.ts";
 import type { Listener } from "../core/types.ts";
 import { constantTimeEqual } from "../core/secret.ts";
-import { withDeadline } from "../core/deadline.ts";
+import { withDeadline, withSignal } from "../core/deadline.ts";
 import { Bundle, type BundleOptions } from "./bundle.ts";
 import {
   encodeJoin,
@@ -36,14 +36,36 @@ export interface JoinOptions {
 
 const hexOf = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
-/** Sends the join on a fresh link and checks the reply; returns the peer's window in frames. */
-async function join(
+/** How long a link may take to be joined (both sides). */
+const JOIN_TIMEOUT = 10_000;
+
+/**
+ * Sends the join on a fresh link and checks the reply; returns the peer's window in frames. A
+ * silent peer fails it after JOIN_TIMEOUT, an abort at once (the link is closed either way).
+ */
+function join(
   conn: Conn,
   id: Uint8Array,
   index: number,
   count: number,
   key: string,
   flags = 0,
+  signal?: AbortSignal,
+): Promise<number> {
+  return withDeadline(
+    conn,
+    JOIN_TIMEOUT,
+    () => withSignal(conn, signal, () => exchangeJoin(conn, id, index, count, key, flags)),
+  );
+}
+
+async function exchangeJoin(
+  conn: Conn,
+  id: Uint8Array,
+  index: number,
+  count: number,
+  key: string,
+  flags: number,
 ): Promise<number> {
   await conn.write(
     encodeJoin({
@@ -75,8 +97,9 @@ export async function pinJoin(
   index: number,
   count: number,
   key: string,
+  signal?: AbortSignal,
 ): Promise<void> {
-  await join(conn, id, index, count, key, FLAG_PIN);
+  await join(conn, id, index, count, key, FLAG_PIN, signal);
 }
 
 /**
@@ -86,6 +109,7 @@ export async function pinJoin(
 export async function dialBundle(
   dial: (index: number) => Promise<Conn>,
   o: JoinOptions,
+  signal?: AbortSignal,
 ): Promise<Bundle> {
   const id = crypto.getRandomValues(new Uint8Array(16));
   const log = o.log ?? silentLogger;
@@ -96,7 +120,7 @@ export async function dialBundle(
     try {
       const c = await dial(i);
       try {
-        window = await join(c, id, i, o.tunnels, o.key);
+        window = await join(c, id, i, o.tunnels, o.key, 0, signal);
         conns[i] = c;
       } catch (e) {
         c.close();
@@ -165,7 +189,7 @@ export class BundleListener extends ServeListener {
 
   async #onLink(c: Conn, emit: Emit): Promise<void> {
     try {
-      const j = await withDeadline(c, 10_000, () => readJoin(c));
+      const j = await withDeadline(c, JOIN_TIMEOUT, () => readJoin(c));
       const win = (this.#o.bundle.windowFrames ?? 256) * MAX_PAYLOAD;
       if (j.version !== VERSION) {
         await c.write(encodeReply(ST_VERSION, 0));

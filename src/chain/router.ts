@@ -6,7 +6,14 @@
  * @module
  */
 import type { Conn } from "../core/conn.ts";
-import { errorText, ForbiddenError, TimeoutError, TunnelError } from "../core/errors.ts";
+import { abortable, withSignal } from "../core/deadline.ts";
+import {
+  errorText,
+  ForbiddenError,
+  TimeoutError,
+  TunnelError,
+  UnsupportedError,
+} from "../core/errors.ts";
 import type { Bypasser } from "../access/bypass.ts";
 import { isIPv4, isIPv6, joinHostPort, splitHostPort } from "../core/addr.ts";
 import { inetAton, splitHostPortLoose } from "../core/ip.ts";
@@ -120,18 +127,30 @@ export async function routeDial(
   const prefix = route.slice(0, -1);
   let conn: Conn;
   try {
+    if (node.dialer.directOnly && prefix.length > 0) {
+      // Never bypass the earlier hops silently (the runtime refuses such chains at start).
+      throw new UnsupportedError(`${node.name}: its dialer cannot be reached through earlier hops`);
+    }
     const addr = await resolveAddress(node.addr, node.lookup);
-    conn = await node.dialer.dial(addr, {
-      netDial: (a) => routeDial(prefix, "tcp", a, log, signal),
-      direct: prefix.length === 0,
+    // Bounded by the signal whether or not the dialer watches it (a silent peer mid-handshake).
+    conn = await abortable(
+      node.dialer.dial(addr, {
+        netDial: (a) => routeDial(prefix, "tcp", a, log, signal),
+        direct: prefix.length === 0,
+        signal,
+        log,
+      }),
       signal,
-      log,
-    });
+    );
   } catch (e) {
     throw e instanceof RouteError ? e : new RouteError(node, e);
   }
   try {
-    return await node.connector.connect(conn, network, address, { signal, log });
+    return await withSignal(
+      conn,
+      signal,
+      () => node.connector.connect(conn, network, address, { signal, log }),
+    );
   } catch (e) {
     conn.close();
     throw e instanceof RouteError ? e : new RouteError(node, e);

@@ -137,6 +137,11 @@ export interface DialContext {
  * dialers (mtcp, mws, kcp, mtmux) keep their session per node and open a stream per dial.
  */
 export interface Dialer {
+  /**
+   * The dialer opens its own socket (UDP for kcp and udp) instead of using `ctx.netDial`, so it
+   * cannot ride inside earlier hops: such a node may only be a chain's first hop.
+   */
+  readonly directOnly?: boolean;
   dial(addr: string, ctx: DialContext): Promise<Conn>;
   close?(): Promise<void>;
 }

@@ -54,6 +54,8 @@ export interface MuxDialerOptions {
    * its stream on the one with the fewest streams (mtmux's `mode=pin`).
    */
   sessions?: number;
+  /** The carrier dial ignores `ctx.netDial` (see {@link Dialer.directOnly}). */
+  directOnly?: boolean;
 }
 
 type Slot = Promise<MuxSession> | undefined;
@@ -64,8 +66,10 @@ export class MuxDialer implements Dialer {
   readonly #mux: MuxFactory;
   readonly #n: number;
   readonly #pools = new Map<string, Slot[]>();
+  readonly directOnly: boolean;
 
   constructor(dial: CarrierDial, mux: MuxFactory, o: MuxDialerOptions = {}) {
+    this.directOnly = o.directOnly ?? false;
     this.#dial = dial;
     this.#mux = mux;
     this.#n = Math.max(1, o.sessions ?? 1);

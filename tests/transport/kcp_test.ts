@@ -275,3 +275,17 @@ Deno.test("kcp dialer: one KCP session per node, a new smux stream per dial, a n
     await listener.close();
   }
 });
+
+Deno.test("a kcp node behind another hop is refused at start, never dialed around that hop", async () => {
+  const cfg = cliConfig(["socks5://127.0.0.1:0"], ["http://127.0.0.1:1", "kcp://127.0.0.1:2"]);
+  await assert.rejects(
+    Runtime.start(cfg, { log: silentLogger }),
+    (e: Error) => e instanceof ConfigError && /hops\[1\].*kcp node.*first hop/.test(e.message),
+  );
+  // As the first hop it is fine.
+  const ok = await Runtime.start(
+    cliConfig(["socks5://127.0.0.1:0"], ["kcp://127.0.0.1:2", "http://127.0.0.1:1"]),
+    { log: silentLogger },
+  );
+  await ok.close();
+});

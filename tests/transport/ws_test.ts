@@ -63,12 +63,7 @@ async function transportPair(
   };
 }
 
-for (const type of ["ws", "wss", "mws", "mwss", "tls", "mtls"]) {
-  runConnSuite(`${type} listener ⇄ dialer`, () => transportPair(type), {
-    size: 4 << 20,
-    maxBuffered: 16 << 20,
-  });
-}
+// Every type's listener ⇄ dialer pair runs the suite in tests/conformance/registry_test.ts.
 // First hops run TLS on the native socket instead of over a Conn: the same contract.
 for (const type of ["wss", "tls"]) {
   runConnSuite(

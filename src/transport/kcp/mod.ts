@@ -68,6 +68,7 @@ export function register(reg: Registries): void {
         return cfg.nocomp ? s : new SnappyConn(s);
       },
       smuxFactory(kcpSmuxConfig(cfg), { log: o.log }),
+      { directOnly: true },
     );
   });
 }

@@ -84,7 +84,7 @@ export function register(reg: Registries): void {
         async (addr, ctx, i) => {
           const raw = await ctx.netDial(linkAddr(addr, i));
           try {
-            await pinJoin(raw, id, i, j.tunnels, j.key);
+            await pinJoin(raw, id, i, j.tunnels, j.key, ctx.signal);
           } catch (e) {
             raw.close();
             throw e;
@@ -99,7 +99,7 @@ export function register(reg: Registries): void {
       throw new ConfigError(`${o.metadata.path}.mode`, "expected stripe or pin");
     }
     return new MuxDialer(
-      (addr, ctx) => dialBundle((i) => ctx.netDial(linkAddr(addr, i)), j),
+      (addr, ctx) => dialBundle((i) => ctx.netDial(linkAddr(addr, i)), j, ctx.signal),
       mux,
     );
   });

@@ -6,6 +6,7 @@ import { dialHost, listenHost, splitHostPort } from "../../core/addr.ts";
 import type { Conn } from "../../core/conn.ts";
 import { ConfigError, errorText } from "../../core/errors.ts";
 import { handshakeListener } from "../../core/serve_listener.ts";
+import { withDeadline, withSignal } from "../../core/deadline.ts";
 import type { Registries } from "../../core/registry.ts";
 import type { DialContext, Listener, ListenerOptions, TlsOptions } from "../../core/types.ts";
 import { smuxConfigFromMetadata, smuxFactory } from "../../mux/smux/mod.ts";
@@ -81,7 +82,11 @@ export async function dialTls(
   }
   const raw = await ctx.netDial(addr);
   try {
-    return await tlsClient(raw, opts);
+    return await withDeadline(
+      raw,
+      15_000,
+      () => withSignal(raw, ctx.signal, () => tlsClient(raw, opts)),
+    );
   } catch (e) {
     raw.close();
     throw e;

@@ -7,5 +7,5 @@ import { createUdpListener } from "./listener.ts";
 export function register(reg: Registries): void {
   reg.listeners.register("udp", createUdpListener);
   // A udp node is reached directly by datagrams; there is no stream to tunnel through.
-  reg.dialers.register("udp", (): Dialer => ({ dial: (addr) => dialUdp(addr) }));
+  reg.dialers.register("udp", (): Dialer => ({ directOnly: true, dial: (addr) => dialUdp(addr) }));
 }

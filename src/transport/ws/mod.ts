@@ -15,7 +15,7 @@ import type {
   TlsOptions,
 } from "../../core/types.ts";
 import { smuxConfigFromMetadata, smuxFactory } from "../../mux/smux/mod.ts";
-import { withDeadline } from "../../core/deadline.ts";
+import { withDeadline, withSignal } from "../../core/deadline.ts";
 import { handshakeListener } from "../../core/serve_listener.ts";
 import { MuxDialer, MuxListener } from "../mux.ts";
 import { TcpListener } from "../tcp/listener.ts";
@@ -76,7 +76,12 @@ async function dialWs(
     const br = await withDeadline(
       raw,
       o.handshakeTimeout,
-      () => clientUpgrade(raw, { host, path: o.path, headers: o.header }),
+      () =>
+        withSignal(
+          raw,
+          ctx.signal,
+          () => clientUpgrade(raw, { host, path: o.path, headers: o.header }),
+        ),
     );
     return new WsConn(raw, br, { client: true, pingInterval: o.keepalive ? o.ttl : 0 });
   } catch (e) {
