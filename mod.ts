@@ -25,7 +25,7 @@ export {
   UnsupportedError,
 } from "./src/core/errors.ts";
 export { Logger, silentLogger } from "./src/core/log.ts";
-export { Metadata } from "./src/core/metadata.ts";
+export { Metadata, type MetadataRecord } from "./src/core/metadata.ts";
 export { createRegistries, type Registries, Registry } from "./src/core/registry.ts";
 export type * from "./src/core/types.ts";
 export { builtinRegistries, cliConfig, registerBuiltins } from "./src/builtins.ts";

@@ -4,13 +4,13 @@
  * @module
  */
 import { ConfigError } from "../core/errors.ts";
+import type { MetadataRecord } from "../core/metadata.ts";
 import { STRATEGIES } from "./model.ts";
 import type {
   AuthConfig,
   Config,
   ForwardNodeConfig,
   HopConfig,
-  MetadataMap,
   NodeConfig,
   SelectorConfig,
   ServiceConfig,
@@ -293,7 +293,7 @@ const FORCED_SELF = new Set([
 ]);
 const SERVICE_SPECIAL = new Set(["auth", "retries", ...Object.keys(TLS_KEYS), ...SELECTOR_KEYS]);
 
-function put(m: MetadataMap | undefined, k: string, v: string): MetadataMap {
+function put(m: MetadataRecord | undefined, k: string, v: string): MetadataRecord {
   const o = m ?? {};
   o[k] = v;
   return o;
@@ -318,7 +318,7 @@ function hostMappings(v: string): { hostname: string; ip: string }[] {
 }
 
 /** Takes (and removes) key `k` from every map, case-insensitively; the first value found. */
-function take(maps: (MetadataMap | undefined)[], k: string): string | undefined {
+function take(maps: (MetadataRecord | undefined)[], k: string): string | undefined {
   let out: string | undefined;
   for (const m of maps) {
     if (!m) continue;
@@ -337,7 +337,7 @@ function take(maps: (MetadataMap | undefined)[], k: string): string | undefined 
  * services the limiters (`limiter.in/out`, `limiter.conn.in/out`, `climiter`, `rlimiter`).
  */
 function specialObjects(
-  maps: (MetadataMap | undefined)[],
+  maps: (MetadataRecord | undefined)[],
   out: Config,
   target: ServiceConfig | HopConfig,
   isService: boolean,
@@ -458,9 +458,9 @@ export function parseServiceUrl(
     if (handler !== "relay") handler = FORCED_SELF.has(listener) ? listener : "forward";
   }
 
-  const svcMd: MetadataMap = {};
-  let handlerMd: MetadataMap | undefined;
-  let listenerMd: MetadataMap | undefined;
+  const svcMd: MetadataRecord = {};
+  let handlerMd: MetadataRecord | undefined;
+  let listenerMd: MetadataRecord | undefined;
   const tls: TLSConfig = {};
   let retries: number | undefined;
   for (const [k, v] of u.query) {
@@ -551,10 +551,10 @@ export function parseNodeUrl(
     }
   }
 
-  let hopMd: MetadataMap | undefined;
-  let nodeMd: MetadataMap | undefined;
-  let connMd: MetadataMap | undefined;
-  let dialMd: MetadataMap | undefined;
+  let hopMd: MetadataRecord | undefined;
+  let nodeMd: MetadataRecord | undefined;
+  let connMd: MetadataRecord | undefined;
+  let dialMd: MetadataRecord | undefined;
   const tls: TLSConfig = {};
   for (const [k, v] of u.query) {
     const lk = k.toLowerCase();

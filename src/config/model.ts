@@ -5,7 +5,9 @@
  * @module
  */
 import { ConfigError } from "../core/errors.ts";
+import { kindOf, toBool, toDurationMs, toInt, toStr } from "../core/values.ts";
 import { parseDuration } from "../core/duration.ts";
+import type { MetadataRecord } from "../core/metadata.ts";
 import {
   consoleDiagnostics,
   type Diagnostics,
@@ -13,8 +15,6 @@ import {
   type Level,
   reportUnknown,
 } from "./keys.ts";
-
-export type MetadataMap = Record<string, unknown>;
 
 export interface AuthConfig {
   username: string;
@@ -48,7 +48,7 @@ export interface HandlerConfig {
   tls?: TLSConfig;
   /** A traffic limiter by name (per user in GOST; here: per connection of the handler). */
   limiter?: string;
-  metadata?: MetadataMap;
+  metadata?: MetadataRecord;
 }
 
 export interface ListenerConfig {
@@ -58,14 +58,14 @@ export interface ListenerConfig {
   authers?: string[];
   auth?: AuthConfig;
   tls?: TLSConfig;
-  metadata?: MetadataMap;
+  metadata?: MetadataRecord;
 }
 
 export interface ForwardNodeConfig {
   name: string;
   addr: string;
   network?: string;
-  metadata?: MetadataMap;
+  metadata?: MetadataRecord;
 }
 
 export interface ForwarderConfig {
@@ -90,14 +90,14 @@ export interface ServiceConfig {
   limiter?: string;
   climiter?: string;
   rlimiter?: string;
-  metadata?: MetadataMap;
+  metadata?: MetadataRecord;
 }
 
 export interface PluginConfig {
   type: string;
   auth?: AuthConfig;
   tls?: TLSConfig;
-  metadata?: MetadataMap;
+  metadata?: MetadataRecord;
 }
 
 export interface NodeConfig {
@@ -110,7 +110,7 @@ export interface NodeConfig {
   bypasses?: string[];
   resolver?: string;
   hosts?: string;
-  metadata?: MetadataMap;
+  metadata?: MetadataRecord;
 }
 
 export interface HopConfig {
@@ -121,13 +121,13 @@ export interface HopConfig {
   bypasses?: string[];
   resolver?: string;
   hosts?: string;
-  metadata?: MetadataMap;
+  metadata?: MetadataRecord;
 }
 
 export interface ChainConfig {
   name: string;
   hops: HopConfig[];
-  metadata?: MetadataMap;
+  metadata?: MetadataRecord;
 }
 
 export interface AutherConfig {
@@ -221,10 +221,6 @@ export interface Config {
 
 type Obj = Record<string, unknown>;
 
-function kind(v: unknown): string {
-  return Array.isArray(v) ? "a list" : v === null ? "null" : `a ${typeof v}`;
-}
-
 /**
  * Looks keys up case-insensitively (GOST/viper matches config keys that way) and remembers which
  * it read, so `check` can refuse or warn about the rest.
@@ -237,7 +233,7 @@ class Fields {
   readonly #read = new Set<string>();
   constructor(o: unknown, path: string, diag: Diagnostics) {
     if (typeof o !== "object" || o === null || Array.isArray(o)) {
-      throw new ConfigError(path, `expected a mapping, got ${kind(o)}`);
+      throw new ConfigError(path, `expected a mapping, got ${kindOf(o)}`);
     }
     this.#o = o as Obj;
     this.path = path;
@@ -266,11 +262,7 @@ class Fields {
     return v !== undefined && v !== null;
   }
   str(key: string): string | undefined {
-    const v = this.#raw(key);
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === "string") return v;
-    if (typeof v === "number" || typeof v === "boolean") return String(v);
-    throw new ConfigError(this.at(key), `expected a string, got ${kind(v)}`);
+    return toStr(this.#raw(key), this.at(key));
   }
   reqStr(key: string, def?: string): string {
     const v = this.str(key) ?? def;
@@ -278,33 +270,16 @@ class Fields {
     return v;
   }
   int(key: string): number | undefined {
-    const v = this.#raw(key);
-    if (v === undefined || v === null || v === "") return undefined;
-    const n = typeof v === "number" ? v : typeof v === "string" ? Number(v.trim()) : NaN;
-    if (!Number.isInteger(n)) {
-      throw new ConfigError(this.at(key), `expected an integer, got ${JSON.stringify(v)}`);
-    }
-    return n;
+    return toInt(this.#raw(key), this.at(key));
   }
   bool(key: string): boolean | undefined {
-    const v = this.#raw(key);
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === "boolean") return v;
-    if (v === "true" || v === "1") return true;
-    if (v === "false" || v === "0") return false;
-    throw new ConfigError(this.at(key), `expected true or false, got ${JSON.stringify(v)}`);
+    return toBool(this.#raw(key), this.at(key));
   }
+  /** Duration text as given (a number means seconds), checked like metadata durations. */
   duration(key: string): string | undefined {
     const v = this.#raw(key);
-    if (v === undefined || v === null || v === "") return undefined;
-    const text = typeof v === "number" ? `${v}s` : String(v);
-    if (parseDuration(text) === undefined) {
-      throw new ConfigError(
-        this.at(key),
-        `expected a duration such as "30s", got ${JSON.stringify(v)}`,
-      );
-    }
-    return text;
+    if (toDurationMs(v, this.at(key)) === undefined) return undefined;
+    return typeof v === "number" ? `${v}s` : String(v);
   }
   obj(key: string): Fields | undefined {
     const v = this.#raw(key);
@@ -314,25 +289,25 @@ class Fields {
   list(key: string): Fields[] | undefined {
     const v = this.#raw(key);
     if (v === undefined || v === null) return undefined;
-    if (!Array.isArray(v)) throw new ConfigError(this.at(key), `expected a list, got ${kind(v)}`);
+    if (!Array.isArray(v)) throw new ConfigError(this.at(key), `expected a list, got ${kindOf(v)}`);
     return v.map((x, i) => new Fields(x, `${this.at(key)}[${i}]`, this.diag));
   }
   strList(key: string): string[] | undefined {
     const v = this.#raw(key);
     if (v === undefined || v === null) return undefined;
-    if (!Array.isArray(v)) throw new ConfigError(this.at(key), `expected a list, got ${kind(v)}`);
+    if (!Array.isArray(v)) throw new ConfigError(this.at(key), `expected a list, got ${kindOf(v)}`);
     return v.map((x, i) => {
       if (typeof x !== "string") {
-        throw new ConfigError(`${this.at(key)}[${i}]`, `expected a string, got ${kind(x)}`);
+        throw new ConfigError(`${this.at(key)}[${i}]`, `expected a string, got ${kindOf(x)}`);
       }
       return x;
     });
   }
-  metadata(key = "metadata"): MetadataMap | undefined {
+  metadata(key = "metadata"): MetadataRecord | undefined {
     const v = this.#raw(key);
     if (v === undefined || v === null) return undefined;
     if (typeof v !== "object" || Array.isArray(v)) {
-      throw new ConfigError(this.at(key), `expected a mapping, got ${kind(v)}`);
+      throw new ConfigError(this.at(key), `expected a mapping, got ${kindOf(v)}`);
     }
     return { ...(v as Obj) };
   }

@@ -3,8 +3,7 @@
  * alias keys. Parse it once into a typed options object at init; hot paths never look keys up.
  * @module
  */
-import { parseDuration } from "./duration.ts";
-import { ConfigError } from "./errors.ts";
+import { toBool, toDurationMs, toInt } from "./values.ts";
 
 /** Raw metadata as it comes from the CLI (strings) or a config file (any JSON value). */
 export type MetadataRecord = Record<string, unknown>;
@@ -46,11 +45,11 @@ export class Metadata {
     return out;
   }
 
-  /** Which of `keys` is present (last one wins), for error messages. */
-  #keyOf(keys: string[]): string {
+  /** The field path of whichever of `keys` is present (last one wins), for error messages. */
+  #at(keys: string[]): string {
     let out = keys[0] ?? "";
     for (const k of keys) if (this.#map.has(k.toLowerCase())) out = k;
-    return out;
+    return `${this.path}.${out}`;
   }
 
   has(...keys: string[]): boolean {
@@ -66,48 +65,18 @@ export class Metadata {
 
   bool(keys: string | string[], def = false): boolean {
     const ks = typeof keys === "string" ? [keys] : keys;
-    const v = this.get(...ks);
-    if (v === undefined || v === null) return def;
-    if (typeof v === "boolean") return v;
-    if (typeof v === "number") return v !== 0;
-    const s = String(v).trim().toLowerCase();
-    if (["1", "t", "true", "yes", "on"].includes(s)) return true;
-    if (["0", "f", "false", "no", "off", ""].includes(s)) return false;
-    if (/^-?\d+$/.test(s)) return Number(s) !== 0;
-    throw new ConfigError(
-      `${this.path}.${this.#keyOf(ks)}`,
-      `expected a boolean, got ${JSON.stringify(v)}`,
-    );
+    return toBool(this.get(...ks), this.#at(ks)) ?? def;
   }
 
   int(keys: string | string[], def = 0): number {
     const ks = typeof keys === "string" ? [keys] : keys;
-    const v = this.get(...ks);
-    if (v === undefined || v === null || v === "") return def;
-    if (typeof v === "boolean") return v ? 1 : 0;
-    const n = typeof v === "number" ? v : Number(String(v).trim());
-    if (!Number.isInteger(n)) {
-      throw new ConfigError(
-        `${this.path}.${this.#keyOf(ks)}`,
-        `expected an integer, got ${JSON.stringify(v)}`,
-      );
-    }
-    return n;
+    return toInt(this.get(...ks), this.#at(ks)) ?? def;
   }
 
   /** A duration in milliseconds: Go duration text, or a number of seconds. */
   duration(keys: string | string[], defMs = 0): number {
     const ks = typeof keys === "string" ? [keys] : keys;
-    const v = this.get(...ks);
-    if (v === undefined || v === null || v === "") return defMs;
-    const ms = typeof v === "number" ? v * 1000 : parseDuration(String(v));
-    if (ms === undefined || ms < 0 || !Number.isFinite(ms)) {
-      throw new ConfigError(
-        `${this.path}.${this.#keyOf(ks)}`,
-        `expected a duration such as "30s", got ${JSON.stringify(v)}`,
-      );
-    }
-    return ms;
+    return toDurationMs(this.get(...ks), this.#at(ks)) ?? defMs;
   }
 
   /** A list: a YAML array, or comma-separated text. */
