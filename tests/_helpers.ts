@@ -145,8 +145,12 @@ export function echoServer(): { port: number; close: () => Promise<void> } {
   };
 }
 
-/** A loopback port that was free a moment ago (TCP, or UDP with `udp`). */
-export function freePort(udp = false): number {
+/**
+ * A loopback port that was free a moment ago (TCP, or UDP with `udp`). Only for a port that must
+ * be chosen before anything binds it: a child process's listen flag, or an address that must
+ * refuse. Anything in-process listens on port 0 and reads the port ({@link portOf}).
+ */
+export function portForChild(udp = false): number {
   if (udp) {
     const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
     const p = (s.addr as Deno.NetAddr).port;
@@ -177,4 +181,41 @@ export function udpEchoServer(): { port: number; close: () => Promise<void> } {
       await loop;
     },
   };
+}
+
+/** The bound port of service `i` of a started runtime (listen on port 0, then ask). */
+export function portOf(
+  rt: { services: { listener: { addr: { port: number } } }[] },
+  i = 0,
+): number {
+  return rt.services[i]!.listener.addr.port;
+}
+
+/** Waits until `cond()` holds (polling), failing after `ms` with `what`. */
+export async function until(cond: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`${what}: not reached within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/**
+ * Waits until `get()` has stopped changing for `quietMs` (a writer that is blocked, a buffer
+ * that is full) and returns it; fails after `ms`. Assert a lower bound on the result too, so a
+ * slow machine cannot pass an upper-bound check before anything ran.
+ */
+export async function settle(get: () => number, quietMs = 150, ms = 10_000): Promise<number> {
+  const t0 = Date.now();
+  let last = get();
+  let since = Date.now();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 10));
+    const v = get();
+    if (v !== last) {
+      last = v;
+      since = Date.now();
+    } else if (v > 0 && Date.now() - since >= quietMs) return v;
+    if (Date.now() - t0 > ms) throw new Error(`value still changing (or zero) after ${ms} ms`);
+  }
 }

@@ -13,7 +13,15 @@ import { pipe } from "../../src/core/pipe.ts";
 import { type Conn, ConnBase, type NetAddr } from "../../src/core/conn.ts";
 import { TcpListener } from "../../src/transport/tcp/listener.ts";
 import { dialTcp } from "../../src/core/socket.ts";
-import { randomBytes, readAll, sha256, withTimeout, writeChunks } from "../_helpers.ts";
+import {
+  randomBytes,
+  readAll,
+  settle,
+  sha256,
+  until,
+  withTimeout,
+  writeChunks,
+} from "../_helpers.ts";
 import { runConnSuite } from "../conformance/conn_suite.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -137,7 +145,8 @@ Deno.test("bundle: memory stays bounded by the window when the reader stalls", a
         written += chunk.length;
       }
     })().catch(() => {});
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(() => written);
+    assert.ok(b.bufferedBytes >= 8 * 16 * 1024, `buffered only ${b.bufferedBytes}`);
     assert.ok(b.bufferedBytes <= 16 * 16 * 1024, `buffered ${b.bufferedBytes}`);
     assert.ok(written <= 16 * 16 * 1024 + 4 * 64 * 1024, `writer ran ahead: ${written}`);
     a.close();
@@ -188,9 +197,7 @@ Deno.test("bundle join: a stranger's link with a wrong MAC is refused; the right
   const client = await good.dialing;
   const server = (await withTimeout(good.l.accept(), 3000)) as Bundle;
   try {
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(client.aliveLinks, 4);
-    assert.equal(server.aliveLinks, 4);
+    await until(() => client.aliveLinks === 4 && server.aliveLinks === 4, 5000, "4 links up");
     await client.write(new TextEncoder().encode("over four links"));
     const buf = new Uint8Array(100);
     const n = await withTimeout(server.read(buf), 3000);
@@ -231,14 +238,10 @@ Deno.test("bundle over TCP: a killed link is re-dialed and the bundle is whole a
   }, { tunnels: 3, key: "k", bundle: {} });
   const b = (await l.accept())!;
   try {
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(a.aliveLinks, 3);
+    await until(() => a.aliveLinks === 3, 5000, "3 links up");
     links[0]!.close();
-    const t0 = Date.now();
-    while (links.length < 4 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(links.length, 4, "a fourth dial replaced the dead link");
-    assert.equal(a.aliveLinks, 3);
+    await until(() => links.length === 4, 5000, "a fourth dial replaced the dead link");
+    await until(() => a.aliveLinks === 3, 5000, "the bundle whole again");
     const data = randomBytes(1 << 20);
     const [, got] = await withTimeout(
       Promise.all([writeChunks(a, data).then(() => a.closeWrite()), readAll(b)]),

@@ -120,7 +120,9 @@ export function runConnSuite(
       const limit = opts.maxBuffered ?? 16 << 20;
       try {
         let written = 0;
-        const chunk = new Uint8Array(64 * 1024);
+        // Incompressible, so bytes written ahead measure bytes buffered: a transport that
+        // compresses (kcp's snappy) bounds its windows in wire bytes, and zeros shrink ~20×.
+        const chunk = randomBytes(64 * 1024);
         let stalled = false;
         const writer = (async () => {
           while (written < limit * 2) {

@@ -4,7 +4,15 @@ import { cliConfig } from "../../src/builtins.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { readFull } from "../../src/core/conn.ts";
-import { echoServer, freePort, hasCommand, randomBytes, sha256, withTimeout } from "../_helpers.ts";
+import {
+  echoServer,
+  hasCommand,
+  portForChild,
+  portOf,
+  randomBytes,
+  sha256,
+  withTimeout,
+} from "../_helpers.ts";
 
 const HAVE = hasCommand("kcptun-client") && hasCommand("kcptun-server");
 if (!HAVE) {
@@ -85,11 +93,11 @@ for (const combo of COMBOS) {
     ignore: !HAVE,
     fn: async () => {
       const echo = echoServer();
-      const kp = freePort(true);
-      const lp = freePort();
       const rt = await Runtime.start(
-        cliConfig([`kcp://127.0.0.1:${kp}/127.0.0.1:${echo.port}${ourQuery(combo)}`], []),
+        cliConfig([`kcp://127.0.0.1:0/127.0.0.1:${echo.port}${ourQuery(combo)}`], []),
       );
+      const kp = portOf(rt);
+      const lp = portForChild();
       const client = new Deno.Command("kcptun-client", {
         args: ["-l", `127.0.0.1:${lp}`, "-r", `127.0.0.1:${kp}`, ...kcptunFlags(combo)],
         stdout: "null",
@@ -115,7 +123,7 @@ for (const combo of COMBOS) {
     ignore: !HAVE,
     fn: async () => {
       const echo = echoServer();
-      const kp = freePort(true);
+      const kp = portForChild(true);
       const server = new Deno.Command("kcptun-server", {
         args: ["-l", `127.0.0.1:${kp}`, "-t", `127.0.0.1:${echo.port}`, ...kcptunFlags(combo)],
         stdout: "null",

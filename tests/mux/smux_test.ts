@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { clientSession, serverSession, type SmuxSession } from "../../src/mux/smux/mod.ts";
+import {
+  clientSession,
+  serverSession,
+  type SmuxSession,
+  type SmuxStream,
+} from "../../src/mux/smux/mod.ts";
 import {
   CMD_FIN,
   CMD_NOP,
@@ -19,7 +24,9 @@ import {
   randomBytes,
   readAll,
   sendThrough,
+  settle,
   sha256,
+  until,
   withTimeout,
   writeChunks,
 } from "../_helpers.ts";
@@ -144,9 +151,9 @@ Deno.test("smux v2: a stalled stream buffers at most its window and does not blo
         written += chunk.length;
       }
     })().catch(() => {});
-    await new Promise((r) => setTimeout(r, 300));
     // Initial peer window is 256 KiB (protocol constant): the writer stops there.
-    assert.ok(written <= 262144, `wrote ${written}`);
+    await settle(() => written);
+    assert.ok(written >= 32768 && written <= 262144, `wrote ${written}`);
     assert.ok(sStalled.buffered <= 262144);
     await sendThrough(live, sLive, 1 << 20);
     cli.close();
@@ -164,19 +171,20 @@ Deno.test("smux v2: windows shrink as streams are added, so stalled streams cann
   try {
     const stalled = await Promise.all(Array.from({ length: 8 }, () => cli.openStream()));
     const live = await cli.openStream();
-    const accepted = [];
+    const accepted: SmuxStream[] = [];
     for (let i = 0; i < 9; i++) accepted.push((await srv.acceptStream())!);
     const sLive = accepted[8]!;
-    // Let the window updates arrive (the protocol's initial window is a fixed 256 KiB).
-    await new Promise((r) => setTimeout(r, 100));
-    for (const s of accepted) assert.ok(s.window <= (1 << 20) / 18, `window ${s.window}`);
+    // The window updates arrive (the protocol's initial window is a fixed 256 KiB).
+    await until(() => accepted.every((s) => s.window <= (1 << 20) / 18), 5000, "shrunk windows");
     const writers = stalled.map((s) =>
       (async () => {
         const chunk = new Uint8Array(16384);
         for (;;) await s.write(chunk);
       })().catch(() => {})
     );
-    await new Promise((r) => setTimeout(r, 200));
+    // The stalled streams fill their windows first.
+    const held = await settle(() => accepted.slice(0, 8).reduce((n, s) => n + s.buffered, 0));
+    assert.ok(held >= 8 * 16384, `stalled streams hold ${held}`);
     await sendThrough(live, sLive, 1 << 20, "live stream starved");
     // A single stream on a fresh session gets the whole configured window.
     const [c2, s2] = pair(2, { maxReceiveBuffer: 1 << 20, maxStreamBuffer: 512 * 1024 });
@@ -207,8 +215,9 @@ Deno.test("smux v1: session receive buffer bounds memory when a reader stalls", 
         written += chunk.length;
       }
     })().catch(() => {});
-    await new Promise((r) => setTimeout(r, 300));
+    await settle(() => written);
     // Bucket (256 KiB) + one frame + the pipe's 1 MiB capacity + a batch in flight.
+    assert.ok(peer.buffered >= 128 * 1024, `buffered only ${peer.buffered}: the writer never ran`);
     assert.ok(peer.buffered <= 256 * 1024 + 32768, `buffered ${peer.buffered}`);
     assert.ok(written < 2 << 20, `writer ran ahead: ${written}`);
     cli.close();
@@ -299,9 +308,8 @@ Deno.test("smux v2: when streams close, the survivors' windows grow without stal
     const opened = await Promise.all(Array.from({ length: 8 }, () => cli.openStream()));
     const accepted = [];
     for (let i = 0; i < 8; i++) accepted.push((await srv.acceptStream())!);
-    await new Promise((r) => setTimeout(r, 50));
     const [keep, sKeep] = [opened[0]!, accepted[0]!];
-    assert.ok(sKeep.window <= 64 * 1024, `window ${sKeep.window}`);
+    await until(() => sKeep.window <= 64 * 1024, 5000, `window ${sKeep.window} shrinking`);
     // Some traffic first, so that the next update is not the first-read one.
     const warm = randomBytes(100_000);
     await Promise.all([keep.write(warm), readFull(sKeep, new Uint8Array(warm.length))]);

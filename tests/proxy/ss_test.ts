@@ -6,8 +6,8 @@ import { evpBytesToKey, SsCipher } from "../../src/proxy/ss/cipher.ts";
 import { openPacket, sealPacket } from "../../src/proxy/ss/mod.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import {
-  freePort,
   hasCommand,
+  portForChild,
   randomBytes,
   readAll,
   sha256,
@@ -102,7 +102,7 @@ for (const m of METHODS) {
     fn: async () => {
       const origin = startOrigin();
       const ours = await Runtime.start(cliConfig([`ss://${m}:pass123@127.0.0.1:0`], []));
-      const lp = freePort();
+      const lp = portForChild();
       const local = new Deno.Command("ss-local", {
         args: [
           "-s",
@@ -121,7 +121,7 @@ for (const m of METHODS) {
         stdout: "null",
         stderr: "null",
       }).spawn();
-      const sp = freePort();
+      const sp = portForChild();
       const server = new Deno.Command("ss-server", {
         args: ["-s", "127.0.0.1", "-p", String(sp), "-k", "pass123", "-m", m],
         stdout: "null",
@@ -172,7 +172,7 @@ for (const m of METHODS) {
       const echo = udpEchoServer();
       const ep = echo.port;
       const ours = await Runtime.start(cliConfig([`ssu://${m}:pw@127.0.0.1:0?keepalive=true`], []));
-      const tp = freePort(true);
+      const tp = portForChild(true);
       const tunnel = new Deno.Command("ss-tunnel", {
         args: [
           "-s",
@@ -194,7 +194,7 @@ for (const m of METHODS) {
         stdout: "null",
         stderr: "null",
       }).spawn();
-      const sp = freePort();
+      const sp = portForChild();
       const server = new Deno.Command("ss-server", {
         args: ["-s", "127.0.0.1", "-p", String(sp), "-k", "pw", "-m", m, "-U"],
         stdout: "null",

@@ -7,7 +7,7 @@ import { Runtime } from "../../src/runtime.ts";
 import { kcpConfigFromMetadata } from "../../src/kcp/config.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { ConfigError } from "../../src/core/errors.ts";
-import { freePort, hasCommand } from "../_helpers.ts";
+import { hasCommand, portOf } from "../_helpers.ts";
 import { builtinRegistries } from "../../src/builtins.ts";
 import { silentLogger } from "../../src/core/log.ts";
 import type { MuxListener } from "../../src/transport/mux.ts";
@@ -91,8 +91,8 @@ for (
     ignore: !HAVE_CURL,
     fn: async () => {
       const origin = startOrigin();
-      const kp = freePort(true);
-      const srv = await Runtime.start(cliConfig([`${h}+kcp://127.0.0.1:${kp}`], []));
+      const srv = await Runtime.start(cliConfig([`${h}+kcp://127.0.0.1:0`], []));
+      const kp = portOf(srv);
       const front = h === "socks5" ? "socks5" : "http";
       const cli = await Runtime.start(
         cliConfig([`${front}://127.0.0.1:0`], [`${f}+kcp://127.0.0.1:${kp}`]),
@@ -116,8 +116,9 @@ Deno.test({
   fn: async () => {
     const origin = startOrigin();
     const dir = await Deno.makeTempDir();
-    const kp = freePort(true);
-    const hp = freePort();
+    // service-1 first, on port 0: service-0 forwards to the port it got.
+    const target = await Runtime.start(cliConfig([`http://127.0.0.1:0`], []));
+    const hp = portOf(target);
     await Deno.writeTextFile(
       `${dir}/kcp.json`,
       JSON.stringify({
@@ -147,7 +148,7 @@ Deno.test({
     const yaml = `
 services:
 - name: service-0
-  addr: "127.0.0.1:${kp}"
+  addr: "127.0.0.1:0"
   handler:
     type: forward
   listener:
@@ -166,14 +167,9 @@ services:
     nodes:
     - name: target-0
       addr: 127.0.0.1:${hp}
-- name: service-1
-  addr: 127.0.0.1:${hp}
-  handler:
-    type: http
-  listener:
-    type: tcp
 `;
     const srv = await Runtime.start(normalizeConfig(parseYaml(yaml)));
+    const kp = portOf(srv);
     const cli = await Runtime.start(
       cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${hp}`], [
         `forward+kcp://127.0.0.1:${kp}?kcp.configFile=${dir}/kcp.json`,
@@ -188,6 +184,7 @@ services:
     } finally {
       await cli.close();
       await srv.close();
+      await target.close();
       await origin.close();
       await Deno.remove(dir, { recursive: true });
     }
@@ -200,16 +197,16 @@ Deno.test({
   ignore: !HAVE_CURL,
   fn: async () => {
     const origin = startOrigin();
-    const [kp, kp2] = [freePort(true), freePort(true)];
-    const sp = freePort();
     // As written on the page: plain ss (no method) behind a KCP data channel.
-    const srv = await Runtime.start(
-      cliConfig([`kcp://127.0.0.1:${kp}/127.0.0.1:${sp}`, `ss://127.0.0.1:${sp}`], []),
-    );
+    const ss = await Runtime.start(cliConfig([`ss://127.0.0.1:0`], []));
+    const sp = portOf(ss);
+    const srv = await Runtime.start(cliConfig([`kcp://127.0.0.1:0/127.0.0.1:${sp}`], []));
+    const kp = portOf(srv);
     const cli = await Runtime.start(
       cliConfig(["http://127.0.0.1:0"], [`ss+kcp://127.0.0.1:${kp}`]),
     );
-    const direct = await Runtime.start(cliConfig([`ss+kcp://aes-128-gcm:pw@127.0.0.1:${kp2}`], []));
+    const direct = await Runtime.start(cliConfig([`ss+kcp://aes-128-gcm:pw@127.0.0.1:0`], []));
+    const kp2 = portOf(direct);
     const dcli = await Runtime.start(
       cliConfig(["socks5://127.0.0.1:0"], [`ss+kcp://aes-128-gcm:pw@127.0.0.1:${kp2}`]),
     );
@@ -229,6 +226,7 @@ Deno.test({
       await direct.close();
       await cli.close();
       await srv.close();
+      await ss.close();
       await origin.close();
     }
   },

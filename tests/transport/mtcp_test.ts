@@ -4,7 +4,7 @@ import { cliConfig } from "../../src/builtins.ts";
 import { normalizeConfig } from "../../src/config/model.ts";
 import { parseYaml } from "../../src/config/yaml.ts";
 import { Runtime } from "../../src/runtime.ts";
-import { freePort, hasCommand } from "../_helpers.ts";
+import { hasCommand, portOf } from "../_helpers.ts";
 import { fetchVia, startOrigin } from "../proxy/_server.ts";
 
 const HAVE_CURL = hasCommand("curl");
@@ -47,9 +47,8 @@ for (const [name, server, client, curlArgs] of cases) {
     ignore: !HAVE_CURL,
     fn: async () => {
       const origin = startOrigin();
-      const sp = freePort();
-      const srv = await Runtime.start(cliConfig(server(sp), []));
-      const [ls, fs] = client(sp, freePort());
+      const srv = await Runtime.start(cliConfig(server(0), []));
+      const [ls, fs] = client(portOf(srv), 0);
       const cli = await Runtime.start(cliConfig(ls, fs));
       try {
         const cp = cli.services[0]!.listener.addr.port;
@@ -71,10 +70,12 @@ Deno.test({
   ignore: !HAVE_CURL,
   fn: async () => {
     const origin = startOrigin();
-    const [p8443, p8080] = [freePort(), freePort()];
+    const target = await Runtime.start(cliConfig([`http://127.0.0.1:0`], []));
+    const p8080 = portOf(target);
     const srv = await Runtime.start(
-      cliConfig([`mtcp://127.0.0.1:${p8443}/127.0.0.1:${p8080}`, `http://127.0.0.1:${p8080}`], []),
+      cliConfig([`mtcp://127.0.0.1:0/127.0.0.1:${p8080}`], []),
     );
+    const p8443 = portOf(srv);
     const cli = await Runtime.start(
       cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${p8080}`], [`forward+mtcp://127.0.0.1:${p8443}`]),
     );
@@ -87,6 +88,7 @@ Deno.test({
     } finally {
       await cli.close();
       await srv.close();
+      await target.close();
       await origin.close();
     }
   },
@@ -97,11 +99,21 @@ Deno.test({
   ignore: !HAVE_CURL,
   fn: async () => {
     const origin = startOrigin();
-    const [p8443, p8080] = [freePort(), freePort()];
+    // service-1 first, on port 0: service-0 forwards to the port it got.
+    const target = await Runtime.start(normalizeConfig(parseYaml(`
+services:
+- name: service-1
+  addr: 127.0.0.1:0
+  handler:
+    type: http
+  listener:
+    type: tcp
+`)));
+    const p8080 = portOf(target);
     const yaml = `
 services:
 - name: service-0
-  addr: 127.0.0.1:${p8443}
+  addr: 127.0.0.1:0
   handler:
     type: forward
   listener:
@@ -118,14 +130,9 @@ services:
     nodes:
     - name: target-0
       addr: 127.0.0.1:${p8080}
-- name: service-1
-  addr: 127.0.0.1:${p8080}
-  handler:
-    type: http
-  listener:
-    type: tcp
 `;
     const srv = await Runtime.start(normalizeConfig(parseYaml(yaml)));
+    const p8443 = portOf(srv);
     const cli = await Runtime.start(
       cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${p8080}`], [`forward+mtcp://127.0.0.1:${p8443}`]),
     );
@@ -138,6 +145,7 @@ services:
     } finally {
       await cli.close();
       await srv.close();
+      await target.close();
       await origin.close();
     }
   },
@@ -145,8 +153,8 @@ services:
 
 Deno.test("mtcp: a dead session is re-created on the next dial", async () => {
   const origin = startOrigin();
-  const sp = freePort();
-  let srv = await Runtime.start(cliConfig([`http+mtcp://127.0.0.1:${sp}`], []));
+  let srv = await Runtime.start(cliConfig([`http+mtcp://127.0.0.1:0`], []));
+  const sp = portOf(srv);
   const cli = await Runtime.start(
     cliConfig(["http://127.0.0.1:0"], [`http+mtcp://127.0.0.1:${sp}`]),
   );
@@ -154,6 +162,7 @@ Deno.test("mtcp: a dead session is re-created on the next dial", async () => {
     const cp = cli.services[0]!.listener.addr.port;
     await fetchVia(["-x", `http://127.0.0.1:${cp}`], origin.port, 1000);
     await srv.close(); // kills the session under the client
+    // The same port again (ours a moment ago): the client's node address does not change.
     srv = await Runtime.start(cliConfig([`http+mtcp://127.0.0.1:${sp}`], []));
     await fetchVia(["-x", `http://127.0.0.1:${cp}`], origin.port, 2000);
   } finally {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/builtins.ts";
 import { Runtime } from "../../src/runtime.ts";
-import { freePort, hasCommand, sha256 } from "../_helpers.ts";
+import { hasCommand, portOf, sha256 } from "../_helpers.ts";
 import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
 
 const HAVE_CURL = hasCommand("curl");
@@ -13,10 +13,10 @@ Deno.test({
   ignore: !HAVE_CURL,
   fn: async () => {
     const origin = startOrigin();
-    const p = freePort();
     const srv = await Runtime.start(
-      cliConfig([`socks5+mtmux://127.0.0.1:${p}?tunnels=4&secret=k1`], []),
+      cliConfig([`socks5+mtmux://127.0.0.1:0?tunnels=4&secret=k1`], []),
     );
+    const p = portOf(srv);
     const cli = await Runtime.start(
       cliConfig(["socks5://127.0.0.1:0"], [`socks5+mtmux://127.0.0.1:${p}?tunnels=4&secret=k1`]),
     );
@@ -46,10 +46,12 @@ Deno.test({
   ignore: !HAVE_CURL,
   fn: async () => {
     const origin = startOrigin();
-    const [p, t] = [freePort(), freePort()];
+    const target = await Runtime.start(cliConfig([`http://127.0.0.1:0`], []));
+    const t = portOf(target);
     const srv = await Runtime.start(
-      cliConfig([`mtmux://127.0.0.1:${p}/127.0.0.1:${t}?tunnels=8`, `http://127.0.0.1:${t}`], []),
+      cliConfig([`mtmux://127.0.0.1:0/127.0.0.1:${t}?tunnels=8`], []),
     );
+    const p = portOf(srv);
     const cli = await Runtime.start(
       cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${t}`], [`forward+mtmux://127.0.0.1:${p}?tunnels=8`]),
     );
@@ -65,16 +67,17 @@ Deno.test({
     } finally {
       await cli.close();
       await srv.close();
+      await target.close();
       await origin.close();
     }
   },
 });
 
 Deno.test("mtmux: a client with the wrong key cannot join", async () => {
-  const p = freePort();
   const srv = await Runtime.start(
-    cliConfig([`socks5+mtmux://127.0.0.1:${p}?tunnels=2&secret=right`], []),
+    cliConfig([`socks5+mtmux://127.0.0.1:0?tunnels=2&secret=right`], []),
   );
+  const p = portOf(srv);
   const cli = await Runtime.start(
     cliConfig(["tcp://127.0.0.1:0/127.0.0.1:9"], [
       `forward+mtmux://127.0.0.1:${p}?tunnels=2&secret=wrong`,
@@ -100,8 +103,8 @@ Deno.test({
   ignore: !HAVE_CURL,
   fn: async () => {
     const origin = startOrigin();
-    const p = freePort();
-    const srv = await Runtime.start(cliConfig([`http+mtmux://127.0.0.1:${p}?secret=s`], []));
+    const srv = await Runtime.start(cliConfig([`http+mtmux://127.0.0.1:0?secret=s`], []));
+    const p = portOf(srv);
     const cli = await Runtime.start(
       cliConfig(["http://127.0.0.1:0"], [
         `http+mtmux://127.0.0.1:${p}?tunnels=3&secret=s&mode=pin`,

@@ -4,7 +4,7 @@ import * as x509 from "@peculiar/x509";
 import { cliConfig } from "../../src/builtins.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { dialTcp } from "../../src/core/socket.ts";
-import { echoServer, freePort, readAll, withTimeout } from "../_helpers.ts";
+import { echoServer, portForChild, readAll, withTimeout } from "../_helpers.ts";
 import { builtinRegistries } from "../../src/builtins.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { silentLogger } from "../../src/core/log.ts";
@@ -109,7 +109,7 @@ Deno.test("tls first-hop dial: refused ⇒ an error; a silent server ⇒ aborted
     log: silentLogger,
   });
   const netDial = () => Promise.reject(new Error("the direct path must not use netDial"));
-  const closed = freePort();
+  const closed = portForChild();
   await assert.rejects(
     d.dial(`127.0.0.1:${closed}`, { netDial, direct: true, log: silentLogger }),
     /tls handshake/,

@@ -8,7 +8,7 @@ import { builtinRegistries } from "../../src/builtins.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { silentLogger } from "../../src/core/log.ts";
 import { dialTcp } from "../../src/core/socket.ts";
-import { echoServer, freePort, hasCommand, readAll, sha256, withTimeout } from "../_helpers.ts";
+import { echoServer, hasCommand, portOf, readAll, sha256, withTimeout } from "../_helpers.ts";
 import { runConnSuite } from "../conformance/conn_suite.ts";
 import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
 import { goPeer, startListeningPeer } from "../interop/_go.ts";
@@ -204,18 +204,17 @@ for (const t of ["ws", "wss", "mws", "mwss"]) {
     ignore: !HAVE_CURL,
     fn: async () => {
       const origin = startOrigin();
-      const p = freePort();
-      const srv = await Runtime.start(cliConfig([`${t}://127.0.0.1:${p}?path=/ws`], []));
+      const srv = await Runtime.start(cliConfig([`${t}://127.0.0.1:0?path=/ws`], []));
+      const p = portOf(srv);
       const cli = await Runtime.start(
         cliConfig(["http://127.0.0.1:0"], [`${t}://127.0.0.1:${p}?path=/ws`]),
       );
-      const [p8443, p1080] = [freePort(), freePort()];
+      const socks = await Runtime.start(cliConfig([`socks5://127.0.0.1:0`], []));
+      const p1080 = portOf(socks);
       const fsrv = await Runtime.start(
-        cliConfig(
-          [`${t}://127.0.0.1:${p8443}/127.0.0.1:${p1080}`, `socks5://127.0.0.1:${p1080}`],
-          [],
-        ),
+        cliConfig([`${t}://127.0.0.1:0/127.0.0.1:${p1080}`], []),
       );
+      const p8443 = portOf(fsrv);
       const fcli = await Runtime.start(
         cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${p1080}`], [`forward+${t}://127.0.0.1:${p8443}`]),
       );
@@ -234,6 +233,7 @@ for (const t of ["ws", "wss", "mws", "mwss"]) {
       } finally {
         await fcli.close();
         await fsrv.close();
+        await socks.close();
         await cli.close();
         await srv.close();
         await origin.close();
