@@ -54,6 +54,10 @@ function seg(data: Uint8Array): Segment {
   };
 }
 
+/** Why {@link Kcp.input} dropped a datagram: too short, another conversation, a segment
+ * longer than the datagram, an unknown command. */
+export type InputRefusal = "short" | "conv" | "truncated" | "command";
+
 export class Kcp {
   readonly conv: number;
   mtu = 1400;
@@ -202,9 +206,10 @@ export class Kcp {
 
   /**
    * Feeds one datagram (envelope removed). `regular` is false for FEC-recovered data (no
-   * window update, no RTT sample). Returns 0, or a negative code for a malformed datagram.
+   * window update, no RTT sample). Returns null when taken, or why a malformed datagram was
+   * dropped (segments before the bad one were taken, as in kcp-go).
    */
-  input(data: Uint8Array, regular = true, ackNoDelay = false): number {
+  input(data: Uint8Array, regular = true, ackNoDelay = false): InputRefusal | null {
     const prevUna = this.sndUna;
     let latest = 0;
     let sawAck = false;
@@ -212,12 +217,12 @@ export class Kcp {
     let maxAckTs = 0;
     let off = 0;
     const now = this.#clock();
-    if (data.length < OVERHEAD) return -1;
+    if (data.length < OVERHEAD) return "short";
     while (data.length - off >= OVERHEAD) {
       const conv =
         (data[off]! | (data[off + 1]! << 8) | (data[off + 2]! << 16) | (data[off + 3]! << 24)) >>>
         0;
-      if (conv !== this.conv) return -1;
+      if (conv !== this.conv) return "conv";
       const cmd = data[off + 4]!;
       const frg = data[off + 5]!;
       const wnd = data[off + 6]! | (data[off + 7]! << 8);
@@ -230,8 +235,8 @@ export class Kcp {
       const len = (data[off + 20]! | (data[off + 21]! << 8) | (data[off + 22]! << 16) |
         (data[off + 23]! << 24)) >>> 0;
       off += OVERHEAD;
-      if (data.length - off < len) return -2;
-      if (cmd < CMD_PUSH || cmd > CMD_WINS) return -3;
+      if (data.length - off < len) return "truncated";
+      if (cmd < CMD_PUSH || cmd > CMD_WINS) return "command";
       if (regular) this.rmtWnd = wnd;
       // una: everything below it arrived.
       while (this.sndBuf.length > 0 && diff(una, this.sndBuf[0]!.sn) > 0) this.sndBuf.shift();
@@ -306,7 +311,7 @@ export class Kcp {
     else if (ackNoDelay && this.#acks.length > 0) this.flush(true);
     // #acks holds (sn, ts) pairs: flush once half a datagram of ACKs is waiting.
     else if (this.#acks.length >= this.#ackBatch()) this.flush(true);
-    return 0;
+    return null;
   }
 
   /**

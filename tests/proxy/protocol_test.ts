@@ -332,3 +332,34 @@ Deno.test("http keep-alive: an idle client connection is closed after idleTimeou
     await origin.close();
   }
 });
+
+Deno.test("http forwarding: an origin that dies mid-body cuts the client off; no 502 inside the body", async () => {
+  // An origin that promises 1000 bytes, sends 10, then goes away.
+  const origin = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const c = await origin.accept();
+    const buf = new Uint8Array(4096);
+    await c.read(buf);
+    await c.write(
+      new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789"),
+    );
+    c.close();
+  })();
+  const rt = await Runtime.start(cliConfig(["http://127.0.0.1:0"], []));
+  try {
+    const c = await dialTcp("127.0.0.1", rt.services[0]!.listener.addr.port);
+    const port = (origin.addr as Deno.NetAddr).port;
+    await c.write(
+      new TextEncoder().encode(`GET http://127.0.0.1:${port}/ HTTP/1.1\r\nHost: x\r\n\r\n`),
+    );
+    const got = new TextDecoder().decode(await withTimeout(readAll(c), 5000));
+    c.close();
+    assert.match(got, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.ok(got.endsWith("\r\n\r\n0123456789"), JSON.stringify(got));
+    assert.ok(!got.includes("502"));
+  } finally {
+    await rt.close();
+    origin.close();
+    await serving;
+  }
+});

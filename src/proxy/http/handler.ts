@@ -69,14 +69,14 @@ export function requestTarget(
 
 export class HttpHandler implements Handler {
   readonly #o: HandlerOptions;
-  readonly #md: HttpOptions;
+  readonly #opts: HttpOptions;
 
   constructor(opts: HandlerOptions) {
     this.#o = opts;
     const md = opts.metadata;
     const pr = md.string(["probeResist", "probe_resist"]);
     const i = pr.indexOf(":");
-    this.#md = {
+    this.#opts = {
       readTimeout: md.duration("readTimeout", 15_000),
       proxyAgent: md.string(["proxyAgent", "http.proxyAgent"], "gost/3.0"),
       realm: md.string("authBasicRealm", "gost"),
@@ -91,8 +91,8 @@ export class HttpHandler implements Handler {
 
   #simple(status: string, extra: Headers = []): Uint8Array {
     const h: Headers = [
-      ["Proxy-Agent", this.#md.proxyAgent],
-      ...Object.entries(this.#md.header),
+      ["Proxy-Agent", this.#opts.proxyAgent],
+      ...Object.entries(this.#opts.header),
       ...extra,
     ];
     return serializeHead(`HTTP/1.1 ${status}`, [...h, ["Content-Length", "0"], [
@@ -109,7 +109,7 @@ export class HttpHandler implements Handler {
       // after `idleTimeout` (default 60 s) so idle clients cannot pile up.
       const head = await withDeadline(
         conn,
-        first ? this.#md.readTimeout : this.#md.keepaliveIdle,
+        first ? this.#opts.readTimeout : this.#opts.keepaliveIdle,
         () => br.readHead(),
       )
         .catch((e) => {
@@ -161,14 +161,14 @@ export class HttpHandler implements Handler {
     }
     const host = requestTarget(req)?.host.replace(/:\d+$/, "").toLowerCase() ??
       req.target.replace(/:\d+$/, "").toLowerCase();
-    if (this.#md.probeResist && !this.#md.knock.includes(host)) {
+    if (this.#opts.probeResist && !this.#opts.knock.includes(host)) {
       await this.#decoy(conn, br, req, ctx);
       return false;
     }
     ctx.log.warn(`http: authentication failed${user ? ` for user ${JSON.stringify(user)}` : ""}`);
     await conn.write(serializeHead("HTTP/1.1 407 Proxy Authentication Required", [
-      ["Proxy-Authenticate", `Basic realm="${this.#md.realm}"`],
-      ["Proxy-Agent", this.#md.proxyAgent],
+      ["Proxy-Authenticate", `Basic realm="${this.#opts.realm}"`],
+      ["Proxy-Agent", this.#opts.proxyAgent],
       ["Content-Length", "0"],
       ["Connection", "close"],
       ...(hasToken(req.headers, "proxy-connection", "keep-alive")
@@ -180,7 +180,7 @@ export class HttpHandler implements Handler {
 
   /** Probe resistance: answer as something that is not a proxy (docs/gost-proxies.md §3.3). */
   async #decoy(conn: Conn, br: BufReader, req: RequestHead, ctx: HandleContext): Promise<void> {
-    const pr = this.#md.probeResist!;
+    const pr = this.#opts.probeResist!;
     if (pr.type === "code") {
       const code = /^\d{3}$/.test(pr.value) ? pr.value : "404";
       await conn.write(
@@ -223,12 +223,12 @@ export class HttpHandler implements Handler {
   async #connect(br: BufReader, conn: Conn, req: RequestHead, ctx: HandleContext): Promise<void> {
     const udp = (getHeader(req.headers, "x-gost-protocol") ?? "").toLowerCase() === "udp";
     if (udp) {
-      if (!this.#md.udp) {
+      if (!this.#opts.udp) {
         await conn.write(this.#simple("403 Forbidden"));
         return;
       }
       await conn.write(
-        enc.encode(`HTTP/1.1 200 OK\r\nProxy-Agent: ${this.#md.proxyAgent}\r\n\r\n`),
+        enc.encode(`HTTP/1.1 200 OK\r\nProxy-Agent: ${this.#opts.proxyAgent}\r\n\r\n`),
       );
       return await serveUdpOverTcp(br, conn, this.#o.router, ctx.log);
     }
@@ -247,10 +247,10 @@ export class HttpHandler implements Handler {
     }
     await conn.write(
       enc.encode(
-        `HTTP/1.1 200 Connection established\r\nProxy-Agent: ${this.#md.proxyAgent}\r\n\r\n`,
+        `HTTP/1.1 200 Connection established\r\nProxy-Agent: ${this.#opts.proxyAgent}\r\n\r\n`,
       ),
     );
-    await pipeLogged(br.conn(), up, addr, ctx, this.#md.idleTimeout);
+    await pipeLogged(br.conn(), up, addr, ctx, this.#opts.idleTimeout);
   }
 
   /** Forwards one plain HTTP request; resolves whether the client connection stays open. */
@@ -286,6 +286,9 @@ export class HttpHandler implements Handler {
       return false;
     }
     ctx.log.debug(`${req.method} ${req.target}`, { dst: t.addr });
+    // Once the response head went out, a failure can only cut the connection: a 502 written
+    // then would land inside the body the client is reading.
+    let answered = false;
     try {
       // RFC 9112 §3.2.2: an absolute-form target replaces the client's Host header, so the
       // origin serves the host the bypass rules checked, not another virtual host.
@@ -302,6 +305,7 @@ export class HttpHandler implements Handler {
       if (rhead === null) throw new ProtocolError("http: upstream closed without a response");
       const res = parseResponseHead(rhead);
       if (res.status === 101) {
+        answered = true;
         await conn.write(serializeHead(`${res.version} 101 ${res.reason}`, res.headers));
         await pipeLogged(br.conn(), ubr.conn(), t.addr, ctx);
         return false;
@@ -311,12 +315,13 @@ export class HttpHandler implements Handler {
       const out = stripHopByHop(res.headers);
       if (!keep) out.push(["Connection", "close"]);
       else if (req.version === "HTTP/1.0") out.push(["Connection", "keep-alive"]);
+      answered = true;
       await conn.write(serializeHead(`${res.version} ${res.status} ${res.reason}`.trimEnd(), out));
       await copyBody(ubr, conn, framing);
       return keep;
     } catch (e) {
       ctx.log.error(`http: ${req.method} ${t.addr}: ${errorText(e)}`, { dst: t.addr });
-      await conn.write(this.#simple("502 Bad Gateway")).catch(() => {});
+      if (!answered) await conn.write(this.#simple("502 Bad Gateway")).catch(() => {});
       return false;
     } finally {
       up.close();

@@ -86,12 +86,12 @@ interface Socks5Options {
 /** The SOCKS5 server side. */
 export class Socks5Handler implements Handler {
   readonly #o: HandlerOptions;
-  readonly #md: Socks5Options;
+  readonly #opts: Socks5Options;
 
   constructor(opts: HandlerOptions) {
     this.#o = opts;
     const md = opts.metadata;
-    this.#md = {
+    this.#opts = {
       readTimeout: md.duration("readTimeout", 15_000),
       udp: md.bool("udp"),
       bind: md.bool("bind"),
@@ -101,7 +101,7 @@ export class Socks5Handler implements Handler {
 
   async handle(conn: Conn, ctx: HandleContext): Promise<void> {
     const br = new BufReader(conn, 512);
-    const req = await withDeadline(conn, this.#md.readTimeout, async () => {
+    const req = await withDeadline(conn, this.#opts.readTimeout, async () => {
       if ((await br.readByte()) !== VER5) throw new ProtocolError("socks5: bad version");
       await this.#negotiate(br, conn, ctx);
       const head = await br.readN(3);
@@ -167,11 +167,11 @@ export class Socks5Handler implements Handler {
       return;
     }
     await conn.write(encodeReply(REP.ok, formatAddr(up.localAddr).replace(/^:/, "0.0.0.0:")));
-    await pipeLogged(br.conn(), up, addr, ctx, this.#md.idleTimeout);
+    await pipeLogged(br.conn(), up, addr, ctx, this.#opts.idleTimeout);
   }
 
   async #bind(conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
-    if (!this.#md.bind) {
+    if (!this.#opts.bind) {
       await conn.write(encodeReply(REP.notAllowed));
       throw new TunnelError("socks5: BIND not enabled (bind=true)");
     }
@@ -193,7 +193,7 @@ export class Socks5Handler implements Handler {
   }
 
   async #associate(br: BufReader, conn: Conn, ctx: HandleContext): Promise<void> {
-    if (!this.#md.udp) {
+    if (!this.#opts.udp) {
       await conn.write(encodeReply(REP.notAllowed));
       throw new TunnelError("socks5: UDP ASSOCIATE not enabled (udp=true)");
     }
@@ -244,7 +244,7 @@ export class Socks5Handler implements Handler {
   }
 
   async #udpTun(br: BufReader, conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
-    if (splitHostPort(addr).port !== 0 || !this.#md.udp) {
+    if (splitHostPort(addr).port !== 0 || !this.#opts.udp) {
       await conn.write(encodeReply(REP.notAllowed));
       throw new TunnelError("socks5: UDP-over-TCP needs udp=true (bind mode unsupported)");
     }
