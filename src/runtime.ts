@@ -27,6 +27,7 @@ import {
   Hop,
   type HostLookup,
 } from "./chain/router.ts";
+import { SelfAddresses } from "./chain/self.ts";
 import { Selector } from "./chain/selector.ts";
 import { Service, type ServiceGuards } from "./service.ts";
 import { Admission, AllAdmit } from "./access/admission.ts";
@@ -97,6 +98,8 @@ export class Runtime implements AsyncDisposable {
   readonly chains = new Map<string, Chain>();
   readonly #log: Logger;
   #diag: Diagnostics = { strict: false, warn: () => {} };
+  /** Our listeners: routers refuse to dial them directly (proxy loops). */
+  readonly #self = new SelfAddresses();
   readonly #sources: LineSource[] = [];
   readonly #admissions = new Map<string, Admission>();
   readonly #bypasses = new Map<string, Bypass>();
@@ -481,6 +484,7 @@ export class Runtime implements AsyncDisposable {
       log: log.with({ kind: "router" }),
       bypass: this.#bypassOf(s),
       lookup: this.#lookupOf(s),
+      self: this.#self,
     });
     const handlerMd = new Metadata(s.handler.metadata ?? {}, `${path}.handler.metadata`, use);
     const listenerMd = new Metadata(s.listener.metadata ?? {}, `${path}.listener.metadata`, use);
@@ -510,6 +514,7 @@ export class Runtime implements AsyncDisposable {
       `${path}.listener`,
       s.addr,
     );
+    this.#self.add(listener.addr);
     try {
       checkMetadata(this.#diag, [
         { md: svcMd, kind: "service", type: "" },

@@ -10,6 +10,7 @@ import { abortable, withSignal } from "../core/deadline.ts";
 import {
   errorText,
   ForbiddenError,
+  LoopError,
   TimeoutError,
   TunnelError,
   UnsupportedError,
@@ -29,6 +30,7 @@ import type {
 } from "../core/types.ts";
 import { directDialTcp } from "../transport/tcp/dialer.ts";
 import { dialUdp } from "../core/udp.ts";
+import type { SelfAddresses } from "./self.ts";
 import { FailMarker, type Selectable, Selector, type SelectorOptions } from "./selector.ts";
 
 /** One node of a hop: an address plus the dialer and connector that reach through it. */
@@ -181,6 +183,8 @@ export interface RouterOptions {
   bypass?: Bypasser;
   /** Service hosts/resolver: targets are resolved here, before routing (GOST). */
   lookup?: HostLookup;
+  /** Our own listeners: a direct dial to one is refused with a LoopError. */
+  self?: SelfAddresses;
 }
 
 /** The router handlers dial through. */
@@ -191,8 +195,10 @@ export class ChainRouter implements Router {
   readonly #log: Logger;
   readonly #bypass?: Bypasser;
   readonly #lookup?: HostLookup;
+  readonly #self?: SelfAddresses;
 
   constructor(opts: RouterOptions = {}) {
+    this.#self = opts.self;
     this.#chain = opts.chain;
     this.#bypass = opts.bypass;
     this.#lookup = opts.lookup;
@@ -219,6 +225,12 @@ export class ChainRouter implements Router {
         // Resolved per attempt, before routing: hop bypasses see the resolved address (GOST).
         const target = await resolveAddress(address, this.#lookup);
         route = this.#chain?.route(req.client, network, target) ?? [];
+        if (route.length === 0 && this.#self) {
+          const { host, port } = splitHostPort(target);
+          if (this.#self.has(network, host, port)) {
+            throw new LoopError(`${address} is one of our own listeners: a proxy loop, refused`);
+          }
+        }
         const conn = await routeDial(route, network, target, log, ac.signal);
         for (const n of route) n.marker.reset();
         return conn;
@@ -227,7 +239,7 @@ export class ChainRouter implements Router {
         if (e instanceof RouteError) e.node.marker.mark();
         const path = [...route.map((n) => `${n.name}@${n.addr}`), address].join(" > ");
         log.warn(`route(retry=${attempt}) ${errorText(e)}`, { kind: "router", route: path });
-        if (req.signal?.aborted) break;
+        if (req.signal?.aborted || e instanceof LoopError) break;
       } finally {
         clearTimeout(timer);
         req.signal?.removeEventListener("abort", onAbort);

@@ -7,28 +7,32 @@ import type { Conn } from "./conn.ts";
 import { TimeoutError } from "./errors.ts";
 
 /**
- * Runs a handshake step; if it takes longer than `ms`, closes `conn` (which fails the pending
- * read) and throws a TimeoutError.
+ * Runs a handshake step; if it takes longer than `ms`, closes `conn` and rejects with a
+ * TimeoutError at once, whether or not the step notices the close (some never settle on a
+ * closed conn: a node:tls handshake). A step that ends after the deadline is ignored.
  */
-export async function withDeadline<T>(conn: Conn, ms: number, f: () => Promise<T>): Promise<T> {
-  if (ms <= 0) return await f();
-  let timedOut = false;
-  const t = setTimeout(() => {
-    timedOut = true;
-    conn.close();
-  }, ms);
-  try {
-    const r = await f();
-    // The step may end normally on the closed conn (a read seeing EOF): still a timeout.
-    if (timedOut) throw new TimeoutError(`handshake not done within ${ms} ms`);
-    return r;
-  } catch (e) {
-    if (e instanceof TimeoutError) throw e;
-    if (timedOut) throw new TimeoutError(`handshake not done within ${ms} ms`, { cause: e });
-    throw e;
-  } finally {
-    clearTimeout(t);
-  }
+export function withDeadline<T>(conn: Conn, ms: number, f: () => Promise<T>): Promise<T> {
+  if (ms <= 0) return f();
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    const t = setTimeout(() => {
+      if (done) return;
+      done = true;
+      conn.close();
+      reject(new TimeoutError(`handshake not done within ${ms} ms`));
+    }, ms);
+    f().then((v) => {
+      if (done) return;
+      done = true;
+      clearTimeout(t);
+      resolve(v);
+    }, (e) => {
+      if (done) return;
+      done = true;
+      clearTimeout(t);
+      reject(e);
+    });
+  });
 }
 
 /**
@@ -70,24 +74,35 @@ export function abortable<T extends { close(): void }>(
 }
 
 /**
- * Runs a handshake on `conn` bounded by `signal`: an abort closes `conn`, which fails the
- * pending read or write, and the step rejects with the abort reason.
+ * Runs a handshake on `conn` bounded by `signal`: an abort closes `conn` and rejects with the
+ * abort reason at once (the step's own outcome is then ignored).
  */
-export async function withSignal<T>(
+export function withSignal<T>(
   conn: Conn,
   signal: AbortSignal | undefined,
   f: () => Promise<T>,
 ): Promise<T> {
-  if (!signal) return await f();
-  if (signal.aborted) throw signal.reason;
-  const onAbort = () => conn.close();
-  signal.addEventListener("abort", onAbort, { once: true });
-  try {
-    return await f();
-  } catch (e) {
-    if (signal.aborted) throw signal.reason ?? e;
-    throw e;
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-  }
+  if (!signal) return f();
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    const onAbort = () => {
+      if (done) return;
+      done = true;
+      conn.close();
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    f().then((v) => {
+      signal.removeEventListener("abort", onAbort);
+      if (done) return;
+      done = true;
+      resolve(v);
+    }, (e) => {
+      signal.removeEventListener("abort", onAbort);
+      if (done) return;
+      done = true;
+      reject(e);
+    });
+  });
 }

@@ -55,6 +55,14 @@ export class ForbiddenError extends TunnelError {
   }
 }
 
+/** A target that is this process's own listener: dialing it would loop (HTTP 508). */
+export class LoopError extends ForbiddenError {
+  constructor(message: string) {
+    super(message);
+    this.name = "LoopError";
+  }
+}
+
 /** The object was closed; further use is a bug or a race with shutdown. */
 export class ClosedError extends TunnelError {
   constructor(message = "closed", options?: { cause?: unknown }) {

@@ -27,6 +27,9 @@ function parseHeaders(lines: string[]): Headers {
   const out: Headers = [];
   for (const line of lines) {
     if (line === "") continue;
+    // RFC 9110 §5.5: CR, LF and NUL never belong in a field; a bare CR passed on is a request
+    // smuggling vector (a peer that ends lines at CR sees another header).
+    if (/[\r\0]/.test(line)) throw new ProtocolError("http: CR or NUL inside a header line");
     if (/^[ \t]/.test(line) && out.length > 0) {
       out[out.length - 1]![1] += " " + line.trim(); // obsolete line folding
       continue;

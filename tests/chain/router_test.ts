@@ -82,3 +82,49 @@ Deno.test("dial timeout aborts a hanging route", async () => {
   await assert.rejects(new ChainRouter({ chain, dialTimeout: 200 }).dial("tcp", "t:1"), /timeout/);
   assert.ok(Date.now() - t0 < 2000);
 });
+
+Deno.test("a hop that accepts TCP and never answers is cut at dialTimeout, counted as failed, and the next node serves", async () => {
+  const { cliConfig } = await import("../../src/builtins.ts");
+  const { Runtime } = await import("../../src/runtime.ts");
+  const { Logger } = await import("../../src/core/log.ts");
+  const { dialTcp } = await import("../../src/core/socket.ts");
+  const { echoServer, readAll, withTimeout } = await import("../_helpers.ts");
+  // The silent hop: accepts and holds every connection without a byte.
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const holding = (async () => {
+    try {
+      for (;;) held.push(await silent.accept());
+    } catch { /* closed */ }
+  })();
+  const good = await Runtime.start(cliConfig(["socks5://127.0.0.1:0"], []));
+  const echo = echoServer();
+  const lines: string[] = [];
+  const sp = (silent.addr as Deno.NetAddr).port;
+  const rt = await Runtime.start(
+    cliConfig(
+      [`tcp://127.0.0.1:0/127.0.0.1:${echo.port}?dialTimeout=300ms&retries=1`],
+      [`socks5://127.0.0.1:${sp},127.0.0.1:${good.services[0]!.listener.addr.port}?strategy=fifo`],
+    ),
+    { log: new Logger("warn", {}, (l) => lines.push(l)) },
+  );
+  try {
+    const c = await dialTcp("127.0.0.1", rt.services[0]!.listener.addr.port);
+    await c.write(new TextEncoder().encode("ping"));
+    await c.closeWrite();
+    assert.equal(new TextDecoder().decode(await withTimeout(readAll(c), 5000)), "ping");
+    c.close();
+    assert.ok(held.length >= 1, "the silent hop was tried first");
+    assert.ok(
+      lines.some((l) => l.includes("route(retry=0)") && l.includes("dial timeout")),
+      lines.join("\n"),
+    );
+  } finally {
+    await rt.close();
+    await good.close();
+    await echo.close();
+    silent.close();
+    for (const c of held) c.close();
+    await holding;
+  }
+});

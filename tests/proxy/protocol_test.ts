@@ -363,3 +363,62 @@ Deno.test("http forwarding: an origin that dies mid-body cuts the client off; no
     await serving;
   }
 });
+
+Deno.test("a proxy asked to reach its own listener refuses at once (508 / SOCKS5 REP 2), no self-connections", async () => {
+  const rt = await Runtime.start(cliConfig(["http://127.0.0.1:0", "socks5://:0"], []));
+  try {
+    const hp = rt.services[0]!.listener.addr.port;
+    for (const host of ["127.0.0.1", "localhost"]) {
+      const c = await dialTcp("127.0.0.1", hp);
+      await c.write(
+        new TextEncoder().encode(`GET http://${host}:${hp}/ HTTP/1.1\r\nHost: ${host}\r\n\r\n`),
+      );
+      const got = new TextDecoder().decode(await withTimeout(readAll(c), 5000));
+      c.close();
+      assert.match(got, /^HTTP\/1\.1 508 Loop Detected/);
+      const t = await dialTcp("127.0.0.1", hp);
+      await t.write(new TextEncoder().encode(`CONNECT ${host}:${hp} HTTP/1.1\r\n\r\n`));
+      assert.match(
+        new TextDecoder().decode(await withTimeout(readAll(t), 5000)),
+        /^HTTP\/1\.1 508/,
+      );
+      t.close();
+    }
+    // The socks5 service listens on every address: any local IP with its port is itself.
+    const sp = rt.services[1]!.listener.addr.port;
+    const s = await dialTcp("127.0.0.1", sp);
+    await s.write(new Uint8Array([5, 1, 0]));
+    const br = new BufReader(s, 64);
+    assert.deepEqual([...await br.readN(2)], [5, 0]);
+    await s.write(new Uint8Array([5, 1, 0, 1, 127, 0, 0, 9, sp >> 8, sp & 0xff]));
+    assert.equal((await withTimeout(br.readN(2), 5000))[1], 2, "REP 2: not allowed");
+    s.close();
+    // A different port on the same host is not a loop.
+    const other = echoServer();
+    const o = await dialTcp("127.0.0.1", hp);
+    await o.write(new TextEncoder().encode(`CONNECT 127.0.0.1:${other.port} HTTP/1.1\r\n\r\n`));
+    const head = (await withTimeout(new BufReader(o).readHead(), 5000))!;
+    assert.match(head, /^HTTP\/1\.1 200/);
+    o.close();
+    await other.close();
+  } finally {
+    await rt.close();
+  }
+});
+
+Deno.test("http: a bare CR inside a header is refused with 400, never forwarded", async () => {
+  const rt = await Runtime.start(cliConfig(["http://127.0.0.1:0"], []));
+  try {
+    const c = await dialTcp("127.0.0.1", rt.services[0]!.listener.addr.port);
+    await c.write(
+      new TextEncoder().encode(
+        "GET http://127.0.0.1:9/ HTTP/1.1\r\nHost: x\r\nX-A: a\rTransfer-Encoding: chunked\r\n\r\n",
+      ),
+    );
+    const got = new TextDecoder().decode(await withTimeout(readAll(c), 5000));
+    c.close();
+    assert.match(got, /^HTTP\/1\.1 400 Bad Request/);
+  } finally {
+    await rt.close();
+  }
+});

@@ -140,3 +140,48 @@ Deno.test("tls first-hop dial: refused ⇒ an error; a silent server ⇒ aborted
     await accepting;
   }
 });
+
+Deno.test("tls listener: clients stalled mid-ClientHello are closed at the handshake deadline; others are served", async () => {
+  const reg = builtinRegistries();
+  const l = await reg.listeners.get("tls")({
+    addr: "127.0.0.1:0",
+    metadata: new Metadata({ handshakeTimeout: "200ms" }),
+    log: silentLogger,
+    service: "t",
+  });
+  const stalled: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 20; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+      await c.write(new Uint8Array([0x16, 3, 1, 0, 200])); // a record header, then silence
+      stalled.push(c);
+    }
+    // Each stalled client sees its connection closed (its socket is not held any longer).
+    await withTimeout(
+      Promise.all(stalled.map(async (c) => {
+        const b = new Uint8Array(64);
+        while (await c.read(b).catch(() => null) !== null) { /* alert bytes, if any */ }
+      })),
+      5000,
+      "stalled clients closed",
+    );
+    // A real client still gets through.
+    const d = await reg.dialers.get("tls")({ metadata: new Metadata({}), log: silentLogger });
+    const [a, b] = await Promise.all([
+      d.dial(`127.0.0.1:${l.addr.port}`, {
+        netDial: () => Promise.reject(new Error("direct")),
+        direct: true,
+        log: silentLogger,
+      }),
+      l.accept(),
+    ]);
+    await a.write(new TextEncoder().encode("hi"));
+    const got = new Uint8Array(2);
+    assert.equal(await withTimeout(b!.read(got), 5000), 2);
+    a.close();
+    b!.close();
+  } finally {
+    for (const c of stalled) c.close();
+    await l.close();
+  }
+});

@@ -7,7 +7,7 @@
  */
 import { BufReader } from "../../core/bufio.ts";
 import type { Conn } from "../../core/conn.ts";
-import { errorText, ProtocolError } from "../../core/errors.ts";
+import { errorText, LoopError, ProtocolError } from "../../core/errors.ts";
 import { joinHostPort } from "../../core/addr.ts";
 import type { HandleContext, Handler, HandlerOptions } from "../../core/types.ts";
 import { classifyDialError, pipeLogged } from "../common.ts";
@@ -212,6 +212,7 @@ export class HttpHandler implements Handler {
   }
 
   #failure(e: unknown): string {
+    if (e instanceof LoopError) return "508 Loop Detected";
     const kind = classifyDialError(e);
     return kind === "forbidden"
       ? "403 Forbidden"

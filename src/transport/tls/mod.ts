@@ -2,7 +2,7 @@
  * `tls` (TLS over TCP) and `mtls` (smux over TLS) listeners and dialers.
  * @module
  */
-import { dialHost, listenHost, splitHostPort } from "../../core/addr.ts";
+import { dialHost, splitHostPort } from "../../core/addr.ts";
 import type { Conn } from "../../core/conn.ts";
 import { ConfigError, errorText } from "../../core/errors.ts";
 import { handshakeListener } from "../../core/serve_listener.ts";
@@ -13,36 +13,43 @@ import { smuxConfigFromMetadata, smuxFactory } from "../../mux/smux/mod.ts";
 import { MuxDialer, MuxListener } from "../mux.ts";
 import { TcpListener } from "../tcp/listener.ts";
 import { serverCert } from "./cert.ts";
-import { tlsClient, tlsConnect, tlsServer } from "./stream.ts";
+import { type ServerTls, serverTls, tlsClient, tlsConnect, tlsServer } from "./stream.ts";
 
 /**
  * Binds a TLS listener on TCP with the configured or automatic certificate; with a `caFile`,
- * clients must present a certificate signed by it.
+ * clients must present a certificate signed by it. The handshake runs through node:tls on the
+ * accepted TCP conn, under a deadline: a client that stops mid-ClientHello is closed then. (A
+ * conn from Deno.listenTls cannot be: closing it while its handshake is pending leaves the
+ * socket open until the client leaves, and it cannot ask for client certificates.)
  */
 export async function listenTls(opts: ListenerOptions): Promise<Listener> {
   const { cert, key } = await serverCert(opts.tls);
-  const { host, port } = splitHostPort(opts.addr);
+  let ca: string | undefined;
   if (opts.tls?.caFile) {
-    let ca: string;
     try {
       ca = await Deno.readTextFile(opts.tls.caFile);
     } catch (e) {
       throw new ConfigError("tls.caFile", `cannot read ${opts.tls.caFile}: ${errorText(e)}`);
     }
-    // TLS through node:tls on accepted TCP conns: Deno.listenTls cannot ask for client certs.
-    return handshakeListener(TcpListener.listen(opts.addr), {
-      name: "tls",
-      log: opts.log,
-      timeout: 15_000,
-      handshake: (raw) => tlsServer(raw, { cert, key, ca }),
-    });
   }
+  let server: ServerTls;
   try {
-    return new TcpListener(Deno.listenTls({ hostname: listenHost(host), port, cert, key }));
+    server = serverTls({ cert, key, ca });
   } catch (e) {
-    if (e instanceof Deno.errors.AddrInUse) throw e;
     throw new ConfigError("tls", `cannot use the certificate: ${errorText(e)}`);
   }
+  return handshakeListener(TcpListener.listen(opts.addr), {
+    name: "tls",
+    log: opts.log,
+    timeout: handshakeTimeout(opts),
+    backlog: opts.metadata.int("backlog", 128),
+    handshake: (raw) => tlsServer(raw, server),
+  });
+}
+
+/** `handshakeTimeout` (GOST's ws key, used for every TLS listener here), 15 s by default. */
+function handshakeTimeout(opts: ListenerOptions): number {
+  return opts.metadata.duration(["handshakeTimeout", "tls.handshakeTimeout"], 15_000);
 }
 
 /** A TLS client handshake on the raw conn to `addr`, as a node's dialer TLS config says. */

@@ -13,16 +13,20 @@ import { type Conn, ConnBase, type NetAddr } from "../../core/conn.ts";
 import { ClosedError, TunnelError } from "../../core/errors.ts";
 
 /** A Node Duplex over a Conn. */
-export function connToDuplex(c: Conn): Duplex {
+export function connToDuplex(c: Conn, gate?: ReadGate): Duplex {
   return new Duplex({
     // Node's 16 KiB default stalls TLS output on every socket write round trip.
     writableHighWaterMark: 256 * 1024,
     read() {
-      const b = new Uint8Array(64 * 1024);
-      c.read(b).then(
-        (n) => this.push(n === null ? null : Buffer.from(b.buffer, 0, n)),
-        (e) => this.destroy(e),
-      );
+      const pull = () => {
+        const b = new Uint8Array(64 * 1024);
+        c.read(b).then(
+          (n) => this.push(n === null ? null : Buffer.from(b.buffer, 0, n)),
+          (e) => this.destroy(e),
+        );
+      };
+      if (gate?.held) gate.parked = pull;
+      else pull();
     },
     write(chunk: Buffer, _enc, cb) {
       c.write(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)).then(
@@ -40,6 +44,24 @@ export function connToDuplex(c: Conn): Duplex {
   });
 }
 
+/**
+ * Stops reading the carrier while the decrypted side holds too much: a TLSSocket keeps pulling
+ * its socket even when paused, so pausing it alone does not hold a fast writer back.
+ */
+export class ReadGate {
+  held = false;
+  parked: (() => void) | null = null;
+  hold(): void {
+    this.held = true;
+  }
+  release(): void {
+    this.held = false;
+    const p = this.parked;
+    this.parked = null;
+    p?.();
+  }
+}
+
 /** A Conn over a Node Duplex (e.g. a TLSSocket), with read back-pressure via pause/resume. */
 export class DuplexConn extends ConnBase {
   readonly localAddr: NetAddr;
@@ -51,14 +73,26 @@ export class DuplexConn extends ConnBase {
   #writeError?: Error;
   #closed = false;
 
-  constructor(s: Duplex, local: NetAddr, remote: NetAddr, transport: string) {
+  readonly #gate?: ReadGate;
+
+  constructor(
+    s: Duplex,
+    local: NetAddr,
+    remote: NetAddr,
+    transport: string,
+    gate?: ReadGate,
+  ) {
     super();
     this.#s = s;
+    this.#gate = gate;
     this.localAddr = { ...local, transport };
     this.remoteAddr = { ...remote, transport };
     s.on("data", (d: Buffer) => {
       this.#rq.push(new Uint8Array(d.buffer, d.byteOffset, d.length));
-      if (this.#rq.bytes > 256 * 1024) s.pause();
+      if (this.#rq.bytes > 256 * 1024) {
+        s.pause();
+        this.#gate?.hold();
+      }
     });
     s.on("end", () => {
       this.#ended = true;
@@ -85,7 +119,10 @@ export class DuplexConn extends ConnBase {
 
   async read(p: Uint8Array): Promise<number | null> {
     const n = await this.#rq.read(p, this.#done);
-    if (n !== null && this.#rq.bytes < 64 * 1024 && this.#s.isPaused()) this.#s.resume();
+    if (n !== null && this.#rq.bytes < 64 * 1024 && this.#s.isPaused()) {
+      this.#gate?.release();
+      this.#s.resume();
+    }
     return n;
   }
 
@@ -153,8 +190,9 @@ function clientOptions(o: TlsClientOptions): tls.ConnectionOptions {
 
 /** Runs a TLS client handshake over `conn`. */
 export function tlsClient(conn: Conn, o: TlsClientOptions = {}): Promise<Conn> {
-  const s = tls.connect({ socket: connToDuplex(conn), ...clientOptions(o) });
-  return handshake(s, () => [conn.localAddr, conn.remoteAddr], "tls", "secureConnect");
+  const gate = new ReadGate();
+  const s = tls.connect({ socket: connToDuplex(conn, gate), ...clientOptions(o) });
+  return handshake(s, () => [conn.localAddr, conn.remoteAddr], "tls", "secureConnect", gate);
 }
 
 /**
@@ -184,22 +222,31 @@ export function tlsConnect(host: string, port: number, o: TlsClientOptions = {})
 }
 
 /** Runs a TLS server handshake over `conn` (TLS on top of a tunnel stream). */
-export function tlsServer(
-  conn: Conn,
-  o: { cert: string; key: string; ca?: string },
-): Promise<Conn> {
-  const s = new tls.TLSSocket(connToDuplex(conn), {
+/** A server-side TLS context, built once per listener (a bad certificate fails here). */
+export interface ServerTls {
+  readonly pem: { cert: string; key: string; ca?: string };
+  /** Client certificates are required and verified against the CA (GOST's mutual TLS). */
+  readonly requireCert: boolean;
+}
+
+export function serverTls(o: { cert: string; key: string; ca?: string }): ServerTls {
+  tls.createSecureContext({ cert: o.cert, key: o.key, ...(o.ca ? { ca: o.ca } : {}) });
+  return { pem: o, requireCert: !!o.ca };
+}
+
+export function tlsServer(conn: Conn, o: ServerTls): Promise<Conn> {
+  const gate = new ReadGate();
+  const s = new tls.TLSSocket(connToDuplex(conn, gate), {
     isServer: true,
     secureContext: tls.createSecureContext({
-      cert: o.cert,
-      key: o.key,
-      ...(o.ca ? { ca: o.ca } : {}),
+      cert: o.pem.cert,
+      key: o.pem.key,
+      ...(o.pem.ca ? { ca: o.pem.ca } : {}),
     }),
-    // With a CA, client certificates are required and verified (GOST's mutual TLS).
-    requestCert: !!o.ca,
-    rejectUnauthorized: !!o.ca,
+    requestCert: o.requireCert,
+    rejectUnauthorized: o.requireCert,
   });
-  return handshake(s, () => [conn.localAddr, conn.remoteAddr], "tls", "secure");
+  return handshake(s, () => [conn.localAddr, conn.remoteAddr], "tls", "secure", gate);
 }
 
 function handshake(
@@ -207,6 +254,7 @@ function handshake(
   addrs: () => [NetAddr, NetAddr],
   transport: string,
   event: string,
+  gate?: ReadGate,
 ): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const onErr = (e: Error) => {
@@ -217,7 +265,7 @@ function handshake(
     s.once(event, () => {
       s.off("error", onErr);
       const [local, remote] = addrs();
-      resolve(new DuplexConn(s, local, remote, transport));
+      resolve(new DuplexConn(s, local, remote, transport, gate));
     });
   });
 }
