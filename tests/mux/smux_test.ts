@@ -15,6 +15,7 @@ import {
   encodeUpd,
 } from "../../src/mux/smux/frame.ts";
 import { pipe } from "../../src/core/pipe.ts";
+import { BufReader } from "../../src/core/bufio.ts";
 import { readFull } from "../../src/core/conn.ts";
 import { ConfigError } from "../../src/core/errors.ts";
 import { Metadata } from "../../src/core/metadata.ts";
@@ -415,3 +416,28 @@ for (const version of [1, 2]) {
     a.close();
   });
 }
+
+Deno.test("smux: a SYN flood past mux.maxStreams is refused with FINs; the session holds only the limit", async () => {
+  const [a, b] = pipe({ capacity: 1 << 22 });
+  const srv = serverSession(b, { version: 2, maxStreams: 100, keepAliveDisabled: true });
+  try {
+    const syns = new Uint8Array(500 * 8);
+    for (let i = 0; i < 500; i++) syns.set(encodeFrame(2, CMD_SYN, 2 * i + 1), i * 8);
+    await a.write(syns);
+    // Every refused SYN is answered with a FIN for its id.
+    const br = new BufReader(a, 1 << 16);
+    const fins = new Set<number>();
+    while (fins.size < 400) {
+      const h = await withTimeout(br.readN(8), 5000, "FINs for refused streams");
+      const len = h[2]! | (h[3]! << 8);
+      if (len > 0) await br.readN(len);
+      if (h[1] === CMD_FIN) fins.add(new DataView(h.buffer, h.byteOffset).getUint32(4, true));
+    }
+    assert.equal(srv.streamCount, 100);
+    assert.equal(srv.refusedStreams, 400);
+    assert.ok(fins.has(2 * 499 + 1) && !fins.has(1), "the first 100 were taken, the rest refused");
+  } finally {
+    srv.close();
+    a.close();
+  }
+});

@@ -17,6 +17,11 @@ export interface SmuxConfig {
   maxFrameSize: number;
   maxReceiveBuffer: number;
   maxStreamBuffer: number;
+  /**
+   * Streams open at once in one session (Burrow's `mux.maxStreams`; smux has no limit). A SYN
+   * beyond it is answered with FIN, so one peer cannot make us hold unbounded handlers.
+   */
+  maxStreams: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<SmuxConfig> = Object.freeze({
@@ -30,6 +35,7 @@ export const DEFAULT_CONFIG: Readonly<SmuxConfig> = Object.freeze({
   // shrink as streams are added, see SmuxSession.streamWindow); 64 KiB held one mtcp stream to
   // ~340-470 MB/s here, 512 KiB to ~650-830. v1 has no per-stream limit at all.
   maxStreamBuffer: 512 * 1024,
+  maxStreams: 1024,
 });
 
 /** Throws a ConfigError naming the bad `mux.*` key. */
@@ -47,6 +53,9 @@ export function verifyConfig(c: SmuxConfig, path = "mux"): SmuxConfig {
   }
   if (!(c.maxReceiveBuffer > 0)) throw bad("maxReceiveBuffer", "must be positive");
   if (!(c.maxStreamBuffer > 0)) throw bad("maxStreamBuffer", "must be positive");
+  if (!(Number.isInteger(c.maxStreams) && c.maxStreams > 0)) {
+    throw bad("maxStreams", "must be a positive integer");
+  }
   if (c.maxStreamBuffer > c.maxReceiveBuffer) {
     throw bad("maxStreamBuffer", "must not exceed maxReceiveBuffer");
   }
@@ -63,6 +72,7 @@ export function smuxConfigFromMetadata(md: Metadata, defaultVersion: number): Sm
     keepAliveTimeout: md.duration("mux.keepaliveTimeout", DEFAULT_CONFIG.keepAliveTimeout),
     maxFrameSize: md.int("mux.maxFrameSize", DEFAULT_CONFIG.maxFrameSize),
     maxReceiveBuffer: md.int("mux.maxReceiveBuffer", DEFAULT_CONFIG.maxReceiveBuffer),
+    maxStreams: md.int("mux.maxStreams", DEFAULT_CONFIG.maxStreams),
     maxStreamBuffer: md.int("mux.maxStreamBuffer", DEFAULT_CONFIG.maxStreamBuffer),
   };
   return verifyConfig(c, `${md.path}.mux`);

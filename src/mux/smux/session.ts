@@ -30,6 +30,7 @@ import { SmuxStream, type StreamHost } from "./stream.ts";
 const ACCEPT_BACKLOG = 1024;
 const BATCH_TARGET = 128 * 1024;
 const RECV_BUFFER = 256 * 1024;
+const RECV_START = 16 * 1024;
 
 export interface SessionOptions {
   log?: Logger;
@@ -63,7 +64,10 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
   #ctrl: Uint8Array[] = [];
   #ready: SmuxStream[] = [];
   #writerWake: (() => void) | null = null;
-  readonly #batch = new Uint8Array(BATCH_TARGET + 2 * (HEADER_SIZE + 65535));
+  /** Allocated on the first write: an idle session holds no write buffer. */
+  #batch: Uint8Array | null = null;
+  /** Streams refused for `maxStreams` (warned about once per session). */
+  refusedStreams = 0;
 
   #closed = false;
   #error?: Error;
@@ -216,7 +220,7 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
   }
 
   async #writeLoop(): Promise<void> {
-    const batch = this.#batch;
+    let batch = this.#batch;
     const ver = this.config.version;
     const done: (() => void)[] = [];
     const fails: ((e: Error) => void)[] = [];
@@ -225,6 +229,7 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
         await new Promise<void>((r) => (this.#writerWake = r));
         continue;
       }
+      batch ??= this.#batch = new Uint8Array(BATCH_TARGET + 2 * (HEADER_SIZE + 65535));
       let n = 0;
       while (this.#ctrl.length > 0 && n + this.#ctrl[0]!.length <= batch.length) {
         const f = this.#ctrl.shift()!;
@@ -265,19 +270,33 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
   }
 
   async #recvLoop(): Promise<void> {
-    const buf = new Uint8Array(RECV_BUFFER);
+    // Starts small (an idle session holds little) and doubles up to RECV_BUFFER while reads
+    // fill it; frames are parsed in place from it.
+    let buf = new Uint8Array(RECV_START);
     let start = 0;
     let end = 0;
     const ensure = async (n: number): Promise<boolean> => {
       while (end - start < n) {
-        if (start > 0 && buf.length - start < n) {
-          buf.copyWithin(0, start, end);
+        if (buf.length - start < n) {
+          if (n > buf.length || (start === 0 && buf.length < RECV_BUFFER)) {
+            const bigger = new Uint8Array(Math.min(RECV_BUFFER, Math.max(buf.length * 2, n)));
+            bigger.set(buf.subarray(start, end));
+            buf = bigger;
+          } else buf.copyWithin(0, start, end);
           end -= start;
           start = 0;
         }
         const k = await this.#conn.read(buf.subarray(end));
         if (k === null) return false;
         end += k;
+        if (end === buf.length && buf.length < RECV_BUFFER) {
+          // A read filled the buffer: traffic is flowing, give it room.
+          const bigger = new Uint8Array(Math.min(RECV_BUFFER, buf.length * 2));
+          bigger.set(buf.subarray(start, end));
+          buf = bigger;
+          end -= start;
+          start = 0;
+        }
       }
       return true;
     };
@@ -354,6 +373,17 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
 
   #onSyn(sid: number): void {
     if (this.#streams.has(sid)) return;
+    if (this.#streams.size >= this.config.maxStreams) {
+      // Refused with a FIN: the peer's stream ends at once, nothing is held for it.
+      if (this.refusedStreams++ === 0) {
+        this.#log.warn(
+          `smux: more than ${this.config.maxStreams} streams open in one session; refusing new ones (mux.maxStreams)`,
+          { kind: "mux" },
+        );
+      }
+      this.#sendCtrl(encodeFrame(this.config.version, CMD_FIN, sid));
+      return;
+    }
     const s = new SmuxStream(this, sid);
     this.#streams.set(sid, s);
     if (!this.#accepts.push(s)) {

@@ -6,7 +6,7 @@
 import type { Conn, NetAddr } from "../../core/conn.ts";
 import type { Registries } from "../../core/registry.ts";
 import type { Listener } from "../../core/types.ts";
-import { type SmuxConfig, smuxFactory } from "../../mux/smux/mod.ts";
+import { DEFAULT_CONFIG, type SmuxConfig, smuxFactory } from "../../mux/smux/mod.ts";
 import { verifyConfig } from "../../mux/smux/config.ts";
 import { type KcpConfig, kcpConfigFromMetadata } from "../../kcp/config.ts";
 import { deriveKey } from "../../kcp/crypt/mod.ts";
@@ -24,6 +24,7 @@ export function kcpSmuxConfig(c: KcpConfig): SmuxConfig {
     maxFrameSize: 32768,
     maxReceiveBuffer: c.smuxbuf || c.sockbuf,
     maxStreamBuffer: c.streambuf || Math.floor(c.sockbuf / 2),
+    maxStreams: DEFAULT_CONFIG.maxStreams,
   }, "kcp");
 }
 
