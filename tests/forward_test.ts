@@ -8,6 +8,7 @@ import {
   readAll,
   sha256,
   udpEchoServer,
+  until,
   withTimeout,
   writeChunks,
 } from "./_helpers.ts";
@@ -203,6 +204,51 @@ Deno.test("close(grace) lets a live connection finish, then closes stragglers", 
   } finally {
     c.close();
     idle.close();
+    await rt.close();
+    await echo.close();
+  }
+});
+
+Deno.test("udp forward: new source addresses past maxSessions are dropped, served again once sessions expire", async () => {
+  const echo = udpEchoServer();
+  const rt = await Runtime.start(
+    cliConfig(
+      [`udp://127.0.0.1:0/127.0.0.1:${echo.port}?keepalive=true&ttl=300ms&maxSessions=2`],
+      [],
+    ),
+  );
+  const clients = Array.from(
+    { length: 3 },
+    () => Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }),
+  );
+  try {
+    const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: port(rt) };
+    for (const c of clients.slice(0, 2)) {
+      await c.send(new Uint8Array([1]), to);
+      await withTimeout(c.receive(), 3000, "served source");
+    }
+    // The third source is over the limit: its datagram is dropped (counted), no session made.
+    const l = rt.services[0]!.listener as unknown as { dropped: number };
+    await clients[2]!.send(new Uint8Array([2]), to);
+    await until(() => l.dropped === 1, 3000, "third source dropped");
+    // Once the first two go idle past ttl, the third is served.
+    const got = await withTimeout(
+      (async () => {
+        for (;;) {
+          await clients[2]!.send(new Uint8Array([4]), to);
+          const r = await Promise.race([
+            clients[2]!.receive().then(([d]) => d),
+            new Promise<null>((r) => setTimeout(() => r(null), 100)),
+          ]);
+          if (r) return r;
+        }
+      })(),
+      5000,
+      "served after expiry",
+    );
+    assert.ok(got.length === 1);
+  } finally {
+    for (const c of clients) c.close();
     await rt.close();
     await echo.close();
   }

@@ -71,7 +71,8 @@ export async function copy(
 export async function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<RelayResult> {
   const max = opts.bufferSize ?? MAX_BUFFER;
   const datagram = a.datagram || b.datagram;
-  const first = datagram ? Math.max(DATAGRAM_BUFFER, max) : Math.min(START_BUFFER, max);
+  // Any datagram fits in 64 KiB; more would only be held per session (UDP sessions are many).
+  const first = datagram ? DATAGRAM_BUFFER : Math.min(START_BUFFER, max);
   const result: RelayResult = { aToB: 0, bToA: 0 };
   let closed = false;
   const closeBoth = () => {

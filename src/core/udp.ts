@@ -26,7 +26,8 @@ export class UdpConn extends ConnBase {
   readonly remoteAddr: NetAddr;
   readonly #sock: Deno.DatagramConn;
   readonly #peer: Deno.NetAddr;
-  readonly #buf = new Uint8Array(65536);
+  /** Only for callers with buffers too small for any datagram (allocated on first need). */
+  #buf: Uint8Array | null = null;
   #closed = false;
 
   constructor(sock: Deno.DatagramConn, peer: Deno.NetAddr) {
@@ -44,7 +45,9 @@ export class UdpConn extends ConnBase {
       let data: Uint8Array;
       let from: Deno.Addr;
       try {
-        [data, from] = await this.#sock.receive(this.#buf);
+        // A buffer that fits any datagram is received into directly: no copy, no buffer held.
+        const into = p.length >= 65536 ? p : (this.#buf ??= new Uint8Array(65536));
+        [data, from] = await this.#sock.receive(into);
       } catch (e) {
         if (this.#closed) return null;
         throw e;
@@ -52,7 +55,7 @@ export class UdpConn extends ConnBase {
       const f = from as Deno.NetAddr;
       if (f.port !== this.#peer.port || f.hostname !== this.#peer.hostname) continue;
       const n = Math.min(p.length, data.length);
-      p.set(data.subarray(0, n));
+      if (data.buffer !== p.buffer || data.byteOffset !== p.byteOffset) p.set(data.subarray(0, n));
       return n;
     }
   }

@@ -57,6 +57,9 @@ function bundleMux(md: Metadata, log: Logger): MuxFactory {
 export function register(reg: Registries): void {
   reg.listeners.register("mtmux", (o) => {
     const j = joinOptions(o.metadata, o.log);
+    if (!j.key) {
+      o.log.warn("mtmux: no secret set, so any client can open bundles here; set secret=...");
+    }
     const { host, port } = splitHostPort(o.addr);
     const n = j.portRange ? j.tunnels : 1;
     const inners = Array.from(

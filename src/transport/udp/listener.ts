@@ -20,6 +20,12 @@ export interface UdpListenerOptions {
   readQueueSize: number;
   /** Sessions waiting to be accepted. */
   backlog: number;
+  /**
+   * Client addresses served at once (Burrow's `maxSessions`, default 1024): source addresses are
+   * spoofable, so each new one must not cost memory without bound. Datagrams from a new source
+   * beyond it are dropped until sessions expire.
+   */
+  maxSessions: number;
 }
 
 class UdpSession extends ConnBase {
@@ -81,6 +87,8 @@ export class UdpListener implements Listener {
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #log?: Logger;
   #closed = false;
+  /** Datagrams dropped because `maxSessions` client addresses were being served. */
+  dropped = 0;
 
   constructor(addr: string, opts: UdpListenerOptions, log?: Logger) {
     const { host, port } = splitHostPort(addr);
@@ -114,6 +122,14 @@ export class UdpListener implements Listener {
       const key = `${from.hostname}:${from.port}`;
       let s = this.#sessions.get(key);
       if (!s) {
+        if (this.#sessions.size >= this.opts.maxSessions) {
+          if (this.dropped++ === 0) {
+            this.#log?.warn(
+              `udp: ${this.opts.maxSessions} client addresses served at once; datagrams from new ones are dropped (maxSessions)`,
+            );
+          }
+          continue;
+        }
         s = new UdpSession(this, from, this.opts.readQueueSize);
         if (!this.#accepts.push(s)) {
           this.#log?.warn("udp backlog full, datagram dropped", { remote: key });
@@ -170,6 +186,7 @@ export function createUdpListener(opts: ListenerOptions): Promise<Listener> {
       ttl: md.duration("ttl", 5000),
       readQueueSize: md.int("readQueueSize", 128),
       backlog: md.int("backlog", 128),
+      maxSessions: md.int("maxSessions", 1024),
     }, opts.log),
   );
 }
