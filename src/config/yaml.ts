@@ -3,7 +3,15 @@
  * our build machines, so `npm:yaml` stands in. Switching back is a change to this file only.
  * @module
  */
-import { parse as parseYamlText, stringify } from "yaml";
+import { parseDocument, stringify } from "yaml";
+
+/** Strict YAML: a warning (an unknown `!tag`, ...) is an error, not a line on stderr. */
+function parseYamlText(text: string): unknown {
+  const doc = parseDocument(text, { logLevel: "silent" });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) throw problem;
+  return doc.toJS();
+}
 
 /** Expands tabs in leading whitespace to 4-column stops (Markdown's tab width). */
 function expandIndentTabs(text: string): string {

@@ -8,6 +8,7 @@
  * stack by wrapping.
  * @module
  */
+import { ProtocolError } from "./errors.ts";
 
 /** An endpoint address. `transport` is informative ("tcp", "udp", "smux", "ws", ...). */
 export interface NetAddr {
@@ -242,7 +243,8 @@ export function readN(conn: Conn, n: number): Promise<Uint8Array> {
 }
 
 /** The stream ended in the middle of a structure. */
-export class UnexpectedEofError extends Error {
+/** A message cut short by the end of the stream: a protocol error of the peer. */
+export class UnexpectedEofError extends ProtocolError {
   constructor(got: number, want: number) {
     super(`unexpected end of stream (${got} of ${want} bytes)`);
     this.name = "UnexpectedEofError";
