@@ -29,7 +29,7 @@ export interface RelayOptions {
 }
 
 /** Buffers start small (idle and interactive conns are the many) and grow for bulk transfers. */
-const START_BUFFER = 32 * 1024;
+const START_BUFFER = 4 * 1024;
 const MAX_BUFFER = 256 * 1024;
 /** Datagram conns need room for any datagram from the first read. */
 const DATAGRAM_BUFFER = 64 * 1024;

@@ -17,6 +17,7 @@ import { encodeUdpFrame } from "../../src/protocol/udp_frame.ts";
 import { encodeSocksAddr, ipv6Text, parseSocksAddr } from "../../src/protocol/socks_addr.ts";
 import { echoServer, randomBytes, readAll, udpEchoServer, withTimeout } from "../_helpers.ts";
 
+const enc = (s: string) => new TextEncoder().encode(s);
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
 
 Deno.test("relay request vectors (docs/gost-proxies.md §9)", () => {
@@ -420,5 +421,34 @@ Deno.test("http: a bare CR inside a header is refused with 400, never forwarded"
     assert.match(got, /^HTTP\/1\.1 400 Bad Request/);
   } finally {
     await rt.close();
+  }
+});
+
+Deno.test("http forwarding: a client that leaves mid-response frees the upstream at once (stalled origin)", async () => {
+  const origin = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const sawEnd = (async () => {
+    const c = await origin.accept();
+    held.push(c);
+    await c.read(new Uint8Array(4096));
+    await c.write(enc("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\npartial"));
+    // Then the origin stalls. The proxy must close its side once the client is gone.
+    const b = new Uint8Array(16);
+    while (await c.read(b).catch(() => null) !== null) { /* nothing comes */ }
+    return true;
+  })();
+  const rt = await Runtime.start(cliConfig(["http://127.0.0.1:0"], []));
+  try {
+    const c = await dialTcp("127.0.0.1", rt.services[0]!.listener.addr.port);
+    const port = (origin.addr as Deno.NetAddr).port;
+    await c.write(enc(`GET http://127.0.0.1:${port}/ HTTP/1.1\r\nHost: x\r\n\r\n`));
+    const br = new BufReader(c);
+    assert.match((await withTimeout(br.readHead(), 5000))!, /^HTTP\/1\.1 200/);
+    c.close(); // the client leaves while the body is still coming
+    assert.equal(await withTimeout(sawEnd, 5000, "upstream closed by the proxy"), true);
+  } finally {
+    await rt.close();
+    for (const c of held) c.close();
+    origin.close();
   }
 });

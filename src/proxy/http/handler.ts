@@ -104,13 +104,18 @@ export class HttpHandler implements Handler {
   async handle(conn: Conn, ctx: HandleContext): Promise<void> {
     const br = new BufReader(conn, 4096);
     let first = true;
+    /** A read of the client's next bytes, started while a response was being relayed. */
+    let next: Promise<unknown> | null = null;
     for (;;) {
       // The first request gets the handshake deadline; an idle keep-alive connection is closed
       // after `idleTimeout` (default 60 s) so idle clients cannot pile up.
       const head = await withDeadline(
         conn,
         first ? this.#opts.readTimeout : this.#opts.keepaliveIdle,
-        () => br.readHead(),
+        async () => {
+          await next;
+          return await br.readHead();
+        },
       )
         .catch((e) => {
           if (!first) return null; // idle keep-alive expired: a quiet close
@@ -133,7 +138,9 @@ export class HttpHandler implements Handler {
       if (!(await this.#authorize(conn, br, req, ctx))) return;
       req.headers = removeHeaders(req.headers, ["Gost-Target", "X-Gost-Target", "Gost-Record"]);
       if (req.method === "CONNECT") return await this.#connect(br, conn, req, ctx);
-      if (!(await this.#forward(br, conn, req, ctx))) return;
+      const r = await this.#forward(br, conn, req, ctx);
+      if (!r) return;
+      next = r.next;
     }
   }
 
@@ -254,17 +261,20 @@ export class HttpHandler implements Handler {
     await pipeLogged(br.conn(), up, addr, ctx, this.#opts.idleTimeout);
   }
 
-  /** Forwards one plain HTTP request; resolves whether the client connection stays open. */
+  /**
+   * Forwards one plain HTTP request; resolves null when the client connection ends, or, to keep
+   * it, the pending read of the client's next bytes that watched it during the response.
+   */
   async #forward(
     br: BufReader,
     conn: Conn,
     req: RequestHead,
     ctx: HandleContext,
-  ): Promise<boolean> {
+  ): Promise<{ next: Promise<unknown> } | null> {
     const t = requestTarget(req);
     if (!t || req.method === "PRI") {
       await conn.write(this.#simple("400 Bad Request"));
-      return false;
+      return null;
     }
     const clientKeep = req.version === "HTTP/1.1"
       ? !hasToken(req.headers, "connection", "close") &&
@@ -284,7 +294,7 @@ export class HttpHandler implements Handler {
     } catch (e) {
       ctx.log.error(`http: ${req.method} ${t.addr}: ${errorText(e)}`, { dst: t.addr });
       await conn.write(this.#simple(this.#failure(e))).catch(() => {});
-      return false;
+      return null;
     }
     ctx.log.debug(`${req.method} ${req.target}`, { dst: t.addr });
     // Once the response head went out, a failure can only cut the connection: a 502 written
@@ -301,6 +311,10 @@ export class HttpHandler implements Handler {
       if (upgrade) headers.push(["Upgrade", upgrade]);
       await up.write(serializeHead(`${req.method} ${t.path} ${req.version}`, headers));
       await copyBody(br, up, requestFraming(req.headers));
+      // The request is in: watch the client while the response flows, so a client that leaves
+      // ends the upstream read at once (a stalled origin would otherwise hold both sockets).
+      // Not for an upgrade: after a 101 the client's bytes belong to the tunnel.
+      const next = upgrade ? null : br.peek(1).catch(() => up.close());
       const ubr = new BufReader(up, 4096);
       const rhead = await ubr.readHead();
       if (rhead === null) throw new ProtocolError("http: upstream closed without a response");
@@ -309,7 +323,7 @@ export class HttpHandler implements Handler {
         answered = true;
         await conn.write(serializeHead(`${res.version} 101 ${res.reason}`, res.headers));
         await pipeLogged(br.conn(), ubr.conn(), t.addr, ctx);
-        return false;
+        return null;
       }
       const framing = responseFraming(req.method, res);
       const keep = clientKeep && framing.kind !== "close";
@@ -319,11 +333,12 @@ export class HttpHandler implements Handler {
       answered = true;
       await conn.write(serializeHead(`${res.version} ${res.status} ${res.reason}`.trimEnd(), out));
       await copyBody(ubr, conn, framing);
-      return keep;
+      if (!keep || !next) return null;
+      return { next };
     } catch (e) {
       ctx.log.error(`http: ${req.method} ${t.addr}: ${errorText(e)}`, { dst: t.addr });
       if (!answered) await conn.write(this.#simple("502 Bad Gateway")).catch(() => {});
-      return false;
+      return null;
     } finally {
       up.close();
     }
