@@ -61,6 +61,8 @@ const LINK_CAP = 64 * 1024;
 const HOLE = 1;
 /** How far (bytes in flight) a link may run ahead of the least-loaded one. */
 const INFLIGHT_SLACK = 256 * 1024;
+/** A frame missing this long (at least; 4 RTTs if more) is asked for, and its link suspected. */
+const SUSPECT_AFTER = 300;
 
 class Link {
   alive = true;
@@ -69,6 +71,13 @@ class Link {
   inflight = 0;
   srtt = 0;
   lastRecv = Date.now();
+  /**
+   * The frame the peer waits for went out here and stays missing while the peer keeps
+   * acknowledging (a black hole: no RST, just silence): new frames avoid this link and its
+   * unacknowledged ones went out again elsewhere.
+   * A PONG clears it; the keepalive timeout still declares it dead.
+   */
+  suspect = false;
   chain: Promise<void> = Promise.resolve();
   timer?: ReturnType<typeof setInterval>;
   constructor(readonly index: number, readonly conn: Conn) {}
@@ -95,6 +104,10 @@ export class Bundle extends ConnBase {
   #nextSeq = 0;
   #peerLimit: number;
   readonly #unacked = new Map<number, Unacked>();
+  /** The last frame the peer asked for, and when (its ask arrives once per link). */
+  #holeSeq = -1;
+  #holeAt = 0;
+
   #wake: (() => void)[] = [];
 
   // receive side
@@ -210,19 +223,21 @@ export class Bundle extends ConnBase {
    * reorder distance short. Called per frame, so it allocates nothing.
    */
   #pickLink(): Link | undefined {
+    return this.#pick(false) ?? this.#pick(true);
+  }
+
+  /** One pick among usable links; suspect ones only when `withSuspects` (none else is left). */
+  #pick(withSuspects: boolean): Link | undefined {
+    const usable = (l: Link) => l.alive && l.queued < LINK_CAP && (withSuspects || !l.suspect);
     let min = Infinity;
-    for (const l of this.#links.values()) {
-      if (l.alive && l.queued < LINK_CAP && l.inflight < min) min = l.inflight;
-    }
+    for (const l of this.#links.values()) if (usable(l) && l.inflight < min) min = l.inflight;
     if (min === Infinity) return undefined;
     const limit = this.#o.scheduler === "round-robin" ? Infinity : min + INFLIGHT_SLACK;
     let n = 0;
-    for (const l of this.#links.values()) {
-      if (l.alive && l.queued < LINK_CAP && l.inflight <= limit) n++;
-    }
+    for (const l of this.#links.values()) if (usable(l) && l.inflight <= limit) n++;
     let k = this.#rr++ % n;
     for (const l of this.#links.values()) {
-      if (l.alive && l.queued < LINK_CAP && l.inflight <= limit && k-- === 0) return l;
+      if (usable(l) && l.inflight <= limit && k-- === 0) return l;
     }
     return undefined;
   }
@@ -307,6 +322,11 @@ export class Bundle extends ConnBase {
             if (len < 8) throw new ProtocolError("mtmux: short PONG");
             const rtt = ((Date.now() >>> 0) - u32(payload, 4)) >>> 0;
             if (rtt < 600_000) l.srtt = l.srtt === 0 ? rtt : (7 * l.srtt + rtt) / 8;
+            if (l.suspect) {
+              // A round trip again: the link works.
+              l.suspect = false;
+              this.#notify();
+            }
             break;
           }
           case T_LINK_CLOSE:
@@ -352,12 +372,25 @@ export class Bundle extends ConnBase {
       moved = true;
     }
     if (moved) {
+      this.#holeSince = 0; // progress: a remaining hole gets its own full time
       if (this.#finReceived) this.#rq.wake();
       if (this.#ackDebt >= Math.max(1, this.#o.windowFrames >> 3)) this.#sendAck();
     }
   }
 
   /** A frame missing while later ones arrive: ask again, and give up after three timeouts. */
+  /**
+   * When to ask for a missing frame: the first time soon (SUSPECT_AFTER, or 4 RTTs) — striping
+   * reorders by far less, so a longer gap means a lost frame or a silent link —, then every
+   * `timeout`.
+   */
+  #askAfter(): number {
+    if (this.#holeAsked !== this.#holeSince) return this.#o.timeout;
+    let rtt = 0;
+    for (const l of this.#links.values()) if (l.alive && l.srtt > rtt) rtt = l.srtt;
+    return Math.min(this.#o.timeout, Math.max(SUSPECT_AFTER, 4 * rtt));
+  }
+
   #checkHole(): void {
     if (this.#ooo.size === 0) {
       this.#holeSince = 0;
@@ -373,26 +406,33 @@ export class Bundle extends ConnBase {
       this.#fail(
         new TimeoutError(`mtmux: frame ${this.#expected} missing for ${now - this.#holeSince} ms`),
       );
-    } else if (now - this.#holeAsked > this.#o.timeout) {
+    } else if (now - this.#holeAsked > this.#askAfter()) {
       this.#holeAsked = now;
       this.#log.debug(`mtmux: frame ${this.#expected} missing, asking again`, { kind: "mtmux" });
       this.#sendAck(HOLE);
     }
   }
 
+  /**
+   * Acks are cumulative, so they take turns over the live links (a lost one is repaired by the
+   * next, even if one link silently drops everything); a re-request (HOLE) goes on every link.
+   */
   #sendAck(flags = 0): void {
     this.#ackDebt = 0;
-    const l =
-      [...this.#links.values()].filter((x) => x.alive).sort((a, b) => a.queued - b.queued)[0];
-    if (!l) return;
     const p = new Uint8Array(8);
     putU32(p, 0, this.#expected);
     putU32(p, 4, this.#limit());
-    this.#linkWrite(l, encodeFrame(T_ACK, 0, p, flags));
+    const frame = encodeFrame(T_ACK, 0, p, flags);
+    if (flags & HOLE) {
+      for (const l of this.#links.values()) if (l.alive) this.#linkWrite(l, frame);
+      return;
+    }
+    const l = this.#pickLink() ?? [...this.#links.values()].find((x) => x.alive);
+    if (l) this.#linkWrite(l, frame);
   }
 
   #onAck(ack: number, limit: number, flags = 0): void {
-    if (flags & HOLE) this.#resendOnOtherLink(ack);
+    if (flags & HOLE) this.#onHole(ack);
     for (const [s, u] of this.#unacked) {
       if (!seqLess(s, ack)) continue;
       const l = this.#links.get(u.link);
@@ -401,6 +441,51 @@ export class Bundle extends ConnBase {
     }
     if (seqLess(this.#peerLimit, limit)) this.#peerLimit = limit;
     this.#notify();
+  }
+
+  /**
+   * The peer asks for frame `ack`: the link it went out on may be silently dropping everything
+   * (a black hole: no RST). That link becomes suspect — new frames avoid it, and all its
+   * unacknowledged frames go out again on the others at once, instead of one re-request per
+   * missing-frame timeout, which could not beat the bundle's gap limit. A PONG clears it; the
+   * keepalive timeout still declares it dead.
+   */
+  #onHole(ack: number): void {
+    // The ask comes on every link: act on its first copy only (a later ask, after `timeout`,
+    // is a new one).
+    const now = Date.now();
+    if (ack === this.#holeSeq && now - this.#holeAt < this.#o.timeout / 2) return;
+    this.#holeSeq = ack;
+    this.#holeAt = now;
+    const u = this.#unacked.get(ack);
+    const l = u && u.link >= 0 ? this.#links.get(u.link) : undefined;
+    let others = 0;
+    for (const x of this.#links.values()) if (x.alive && !x.suspect && x !== l) others++;
+    if (!l || !l.alive || l.suspect || others === 0) {
+      this.#resendOnOtherLink(ack);
+      return;
+    }
+    l.suspect = true;
+    this.#log.debug(`mtmux: frame ${ack} sent on link ${l.index} is missing; link suspect`, {
+      kind: "mtmux",
+    });
+    const lost: number[] = [];
+    for (const [seq, x] of this.#unacked) {
+      if (x.link === l.index) {
+        x.link = -1;
+        lost.push(seq);
+      }
+    }
+    l.inflight = 0;
+    // Probe it now rather than at the next keepalive: a PONG clears the suspicion.
+    const ts = new Uint8Array(8);
+    putU32(ts, 4, Date.now() >>> 0);
+    this.#linkWrite(l, encodeFrame(T_PING, 0, ts));
+    const t = (async () => {
+      for (const seq of lost) await this.#send(seq).catch(() => {});
+    })();
+    this.#tasks.add(t);
+    t.finally(() => this.#tasks.delete(t));
   }
 
   #resendOnOtherLink(seq: number): void {

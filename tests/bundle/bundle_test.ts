@@ -334,3 +334,64 @@ Deno.test("bundle: a short PONG from a hostile peer kills that link only; data o
     b.close();
   }
 });
+
+/** A link that can turn into a black hole: writes still "succeed" but nothing arrives. */
+class BlackholeLink extends ConnBase {
+  holed = false;
+  constructor(readonly inner: Conn) {
+    super();
+  }
+  get localAddr(): NetAddr {
+    return this.inner.localAddr;
+  }
+  get remoteAddr(): NetAddr {
+    return this.inner.remoteAddr;
+  }
+  read(p: Uint8Array) {
+    return this.inner.read(p);
+  }
+  write(p: Uint8Array): Promise<number> {
+    return this.holed ? Promise.resolve(p.length) : this.inner.write(p);
+  }
+  closeWrite() {
+    return this.inner.closeWrite();
+  }
+  close() {
+    this.inner.close();
+  }
+}
+
+Deno.test("bundle: a link that silently stops forwarding (no RST) loses nothing; the others carry on", async () => {
+  const addr = { transport: "pipe", hostname: "x", port: 1 };
+  const o = { scheduler: "round-robin" as const, timeout: 5000 };
+  const a = new Bundle(addr, addr, o);
+  const b = new Bundle(addr, addr, o);
+  const holes: BlackholeLink[] = [];
+  for (let i = 0; i < 4; i++) {
+    const [x, y] = pipe({ capacity: 256 * 1024 });
+    const hx = new BlackholeLink(x);
+    const hy = new BlackholeLink(y);
+    if (i === 2) holes.push(hx, hy);
+    a.addLink(i, hx);
+    b.addLink(i, hy);
+  }
+  try {
+    const data = randomBytes(4 << 20);
+    let sent = 0;
+    const writer = (async () => {
+      for (let off = 0; off < data.length; off += 32 * 1024) {
+        await a.write(data.subarray(off, off + 32 * 1024));
+        sent += 32 * 1024;
+        if (sent === 512 * 1024) { for (const h of holes) h.holed = true; // mid-transfer
+         }
+      }
+      await a.closeWrite();
+    })();
+    const [, got] = await withTimeout(Promise.all([writer, readAll(b)]), 12_000, "transfer");
+    assert.equal(await sha256(got), await sha256(data));
+    assert.equal(a.aliveLinks, 4, "the silent link is suspected, not yet declared dead");
+  } finally {
+    a.close();
+    b.close();
+  }
+});
