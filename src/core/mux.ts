@@ -15,6 +15,8 @@ export interface MuxSession {
   acceptStream(): Promise<Conn | null>;
   /** Closes the session, its streams and its carrier. */
   close(): void;
+  /** Ends every stream cleanly (the peer reads EOF), then closes; bounded by `ms`. */
+  shutdown(ms?: number): Promise<void>;
   /** Resolves once the session is closed and its loops have ended. */
   readonly closed: Promise<void>;
   readonly isClosed: boolean;

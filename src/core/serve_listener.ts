@@ -30,6 +30,11 @@ export interface ServeListenerOptions {
   serve: Serve;
   /** Conns served but not yet accepted; more are closed with a warning. */
   backlog?: number;
+  /**
+   * How long `close` lets serve tasks end by themselves after the abort (a mux session sending
+   * its streams a FIN) before it closes their raw conns. Default 0.
+   */
+  drainMs?: number;
 }
 
 /** Accepts from one or more inner listeners and serves each raw conn. */
@@ -113,6 +118,17 @@ export class ServeListener implements Listener {
   async close(): Promise<void> {
     if (this.#abort.signal.aborted) return;
     this.#abort.abort();
+    // Serve tasks drain first, while their carriers still work: closing an inner listener may
+    // close its conns too (a KCP listener owns its sessions' socket).
+    const drain = this.#o.drainMs ?? 0;
+    if (drain > 0 && this.#tasks.size > 0) {
+      let t: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all(this.#tasks),
+        new Promise((r) => (t = setTimeout(r, drain))),
+      ]);
+      clearTimeout(t);
+    }
     await Promise.all(this.#inners.map((l) => l.close()));
     await Promise.all(this.#loops);
     for (const raw of this.#raws) raw.close();

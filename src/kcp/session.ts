@@ -169,6 +169,7 @@ export class KcpListener implements Listener {
   /** The receive buffer the kernel granted (0: left at the system default). */
   readonly sockbuf: number;
   #closed = false;
+  readonly #sending = new Set<Promise<void>>();
 
   constructor(addr: string, cfg: KcpConfig, log: Logger = silentLogger, backlog = 128) {
     const { host, port } = splitHostPort(addr);
@@ -222,7 +223,7 @@ export class KcpListener implements Listener {
           this.#cfg,
           env,
           {
-            send: (pkt) => void this.#sock.send(pkt, from).catch(() => {}),
+            send: (pkt) => this.#send(pkt, from),
             closed: () => this.#sessions.delete(key),
           },
           this.addr,
@@ -251,11 +252,19 @@ export class KcpListener implements Listener {
     return this.#sessions.size;
   }
 
+  /** Sends stay tracked so `close` can let the last ones (a closing session's FINs) go out. */
+  #send(pkt: Uint8Array, to: Deno.NetAddr): void {
+    const p = this.#sock.send(pkt, to).then(() => {}, () => {});
+    this.#sending.add(p);
+    p.finally(() => this.#sending.delete(p));
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const s of this.#accepts.close()) s.close();
     for (const s of [...this.#sessions.values()]) s.session.close();
+    await Promise.all(this.#sending);
     try {
       this.#sock.close();
     } catch { /* closed */ }

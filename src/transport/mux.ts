@@ -20,9 +20,12 @@ export class MuxListener extends ServeListener {
       name: "mux",
       log,
       backlog,
+      drainMs: 1500,
       serve: async (raw, emit, signal) => {
         const s = mux(raw, "server");
-        const stop = () => s.close();
+        // Closing the listener ends its sessions with a FIN on every stream, so clients read
+        // EOF at once (a KCP client would otherwise wait for its keepalive timeout).
+        const stop = () => void s.shutdown(1000);
         signal.addEventListener("abort", stop, { once: true });
         try {
           for (;;) {
@@ -32,6 +35,7 @@ export class MuxListener extends ServeListener {
           }
         } finally {
           signal.removeEventListener("abort", stop);
+          if (signal.aborted) await s.shutdown(1000);
           s.close();
           await s.closed;
         }

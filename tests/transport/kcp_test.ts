@@ -7,7 +7,8 @@ import { Runtime } from "../../src/runtime.ts";
 import { kcpConfigFromMetadata } from "../../src/kcp/config.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { ConfigError } from "../../src/core/errors.ts";
-import { hasCommand, portOf } from "../_helpers.ts";
+import { echoServer, hasCommand, portOf, withTimeout } from "../_helpers.ts";
+import { dialTcp } from "../../src/core/socket.ts";
 import { builtinRegistries } from "../../src/builtins.ts";
 import { silentLogger } from "../../src/core/log.ts";
 import type { MuxListener } from "../../src/transport/mux.ts";
@@ -286,4 +287,28 @@ Deno.test("a kcp node behind another hop is refused at start, never dialed aroun
     { log: silentLogger },
   );
   await ok.close();
+});
+
+Deno.test("kcp: a server that shuts down ends its clients' tunnels at once (FIN), not at their keepalive", async () => {
+  const echo = echoServer();
+  const srv = await Runtime.start(cliConfig([`kcp://127.0.0.1:0/127.0.0.1:${echo.port}`], []));
+  const cli = await Runtime.start(
+    cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`], [
+      `forward+kcp://127.0.0.1:${portOf(srv)}`,
+    ]),
+  );
+  try {
+    const c = await dialTcp("127.0.0.1", portOf(cli));
+    await c.write(new TextEncoder().encode("x"));
+    const b = new Uint8Array(8);
+    assert.equal(await withTimeout(c.read(b), 5000, "tunnel up"), 1);
+    await srv.close();
+    // The client's smux stream got a FIN over KCP: its tunnel ends well before any keepalive.
+    assert.equal(await withTimeout(c.read(b), 5000, "tunnel end after server shutdown"), null);
+    c.close();
+  } finally {
+    await cli.close();
+    await srv.close();
+    await echo.close();
+  }
 });

@@ -64,6 +64,8 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
   #ctrl: Uint8Array[] = [];
   #ready: SmuxStream[] = [];
   #writerWake: (() => void) | null = null;
+  /** A batch is being written to the carrier. */
+  #writing = false;
   /** Allocated on the first write: an idle session holds no write buffer. */
   #batch: Uint8Array | null = null;
   /** Streams refused for `maxStreams` (warned about once per session). */
@@ -255,6 +257,7 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
         if (s.pending.length > 0) this.#ready.push(s);
         else s.queued = false;
       }
+      this.#writing = true;
       try {
         await this.#conn.write(batch.subarray(0, n));
       } catch (e) {
@@ -262,6 +265,8 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
         for (const f of fails) f(err);
         this.#fail(err);
         return;
+      } finally {
+        this.#writing = false;
       }
       for (const d of done) d();
       done.length = 0;
@@ -402,6 +407,23 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
   }
 
   /** Closes the session, its transport and every stream. Idempotent. */
+  /**
+   * Ends the session cleanly: every open stream (and any not yet accepted) gets a FIN, so the
+   * peer reads EOF instead of waiting for its keepalive to notice (over KCP there is no
+   * connection close to see); waits up to `ms` for them to be written, then closes.
+   */
+  async shutdown(ms = 1000): Promise<void> {
+    if (this.#closed) return;
+    for (const s of this.#accepts.close()) s.close();
+    for (const s of [...this.#streams.values()]) s.close();
+    const until = Date.now() + ms;
+    while (!this.#closed && (this.#ctrl.length > 0 || this.#ready.length > 0 || this.#writing)) {
+      if (Date.now() >= until) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    this.close();
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
