@@ -289,7 +289,8 @@ export class Bundle extends ConnBase {
   }
 
   async #readLink(l: Link): Promise<void> {
-    const br = new BufReader(l.conn, 64 * 1024);
+    // Room for one whole frame; an idle link holds no more.
+    const br = new BufReader(l.conn, HEADER + MAX_PAYLOAD);
     try {
       for (;;) {
         let h: Uint8Array;

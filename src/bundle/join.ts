@@ -32,6 +32,8 @@ export interface JoinOptions {
   key: string;
   bundle: Partial<BundleOptions>;
   log?: Logger;
+  /** Bundles one listener holds at once (`maxBundles`, default 256); more joins get "full". */
+  maxBundles?: number;
 }
 
 const hexOf = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -221,6 +223,11 @@ export class BundleListener extends ServeListener {
         b = undefined;
       }
       // Find or create the bundle before any await, so links racing in together meet.
+      if (!b && this.#bundles.size >= (this.#o.maxBundles ?? 256)) {
+        this.refused++;
+        await c.write(encodeReply(ST_FULL, 0));
+        throw new ProtocolError(`mtmux: ${this.#bundles.size} bundles open, refused (maxBundles)`);
+      }
       if (!b) {
         b = new Bundle(c.localAddr, c.remoteAddr, { ...this.#o.bundle, log: this.#log });
         const bundle = b;

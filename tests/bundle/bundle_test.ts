@@ -395,3 +395,29 @@ Deno.test("bundle: a link that silently stops forwarding (no RST) loses nothing;
     b.close();
   }
 });
+
+Deno.test("bundle listener: bundles past maxBundles are refused as full; the ones open keep working", async () => {
+  const l = new BundleListener([TcpListener.listen("127.0.0.1:0")], {
+    tunnels: 1,
+    key: "k",
+    bundle: {},
+    maxBundles: 1,
+  });
+  const o = { tunnels: 1, key: "k", bundle: {} };
+  const first = await dialBundle(() => dialTcp("127.0.0.1", l.addr.port), o);
+  const served = (await withTimeout(l.accept(), 3000))!;
+  try {
+    await assert.rejects(
+      dialBundle(() => dialTcp("127.0.0.1", l.addr.port), o),
+      /bundle full/,
+    );
+    assert.equal(l.refused, 1);
+    await first.write(new TextEncoder().encode("ok"));
+    const b = new Uint8Array(2);
+    assert.equal(await withTimeout(served.read(b), 3000), 2);
+  } finally {
+    first.close();
+    served.close();
+    await l.close();
+  }
+});

@@ -30,6 +30,7 @@ function joinOptions(md: Metadata, log: Logger): JoinOptions & { portRange: bool
     // `key=` on a GOST command line means a TLS key file, so the CLI spelling is `secret=`.
     key: md.string(["key", "secret", "mtmux.key"]),
     portRange: md.bool("portRange"),
+    maxBundles: md.int("maxBundles", 256),
     log,
     bundle: {
       keepaliveInterval: md.duration(["keepaliveInterval", "KeepAliveInterval"], 10_000),
