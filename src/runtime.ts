@@ -28,6 +28,7 @@ import {
   type HostLookup,
 } from "./chain/router.ts";
 import { SelfAddresses } from "./chain/self.ts";
+import { newViaId } from "./proxy/http/via.ts";
 import { Selector } from "./chain/selector.ts";
 import { Service, type ServiceGuards } from "./service.ts";
 import { Admission, AllAdmit } from "./access/admission.ts";
@@ -100,6 +101,8 @@ export class Runtime implements AsyncDisposable {
   #diag: Diagnostics = { strict: false, warn: () => {} };
   /** Our listeners: routers refuse to dial them directly (proxy loops). */
   readonly #self = new SelfAddresses();
+  /** This runtime's name in hop markers (HTTP `Via`): a request that comes back is a loop. */
+  readonly #instance = newViaId();
   readonly #sources: LineSource[] = [];
   readonly #admissions = new Map<string, Admission>();
   readonly #bypasses = new Map<string, Bypass>();
@@ -348,6 +351,7 @@ export class Runtime implements AsyncDisposable {
         }
         const connector = await this.#make(() =>
           reg.connectors.get(n.connector.type)({
+            instance: this.#instance,
             metadata: cmd,
             tls: tlsOpts(n.connector.tls),
             auth: connectorAuth,
@@ -491,6 +495,7 @@ export class Runtime implements AsyncDisposable {
     const hlog = log.with({ kind: "handler", handler: s.handler.type });
     const makeHandler = async (type: string): Promise<Handler> =>
       await reg.handlers.get(type)({
+        instance: this.#instance,
         metadata: handlerMd,
         router,
         log: hlog,

@@ -110,6 +110,8 @@ export interface HandlerOptions {
   tls?: TlsOptions;
   /** Set when the service forwards (`-L tcp://:p/target`, `forwarder:` in YAML). */
   forwarder?: TargetSelector;
+  /** Names the runtime in hop markers (HTTP `Via`), so a request back into it is a loop. */
+  instance?: string;
 }
 
 export type HandlerFactory = (opts: HandlerOptions) => Promise<Handler> | Handler;
@@ -172,6 +174,8 @@ export interface ConnectorOptions {
   auth?: Credentials;
   tls?: TlsOptions;
   log: Logger;
+  /** Names the runtime in hop markers (HTTP `Via`), so a chain back into it is a loop. */
+  instance?: string;
 }
 
 export type ConnectorFactory = (opts: ConnectorOptions) => Promise<Connector> | Connector;

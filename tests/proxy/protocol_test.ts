@@ -452,3 +452,34 @@ Deno.test("http forwarding: a client that leaves mid-response frees the upstream
     origin.close();
   }
 });
+
+Deno.test("http: forwarded requests carry our Via mark; a request that carries it already is a loop: 508", async () => {
+  const rt = await Runtime.start(cliConfig(["http://127.0.0.1:0"], []));
+  const origin = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = rt.services[0]!.listener.addr.port;
+    // A plain request is forwarded with the mark added to the hops it already had.
+    const op = (origin.addr as Deno.NetAddr).port;
+    const seen = (async () => {
+      const o = await origin.accept();
+      const head = (await new BufReader(o).readHead())!;
+      await o.write(enc("HTTP/1.1 204 No Content\r\n\r\n"));
+      o.close();
+      return head;
+    })();
+    const g = await dialTcp("127.0.0.1", port);
+    await g.write(enc(`GET http://127.0.0.1:${op}/ HTTP/1.1\r\nHost: x\r\nVia: 1.0 first\r\n\r\n`));
+    const head = await withTimeout(seen, 5000);
+    g.close();
+    const m = /\r\nVia: 1\.0 first, 1\.1 (burrow-[0-9a-f]{8})\r\n/i.exec(head);
+    assert.ok(m, head);
+    // The same runtime reached again (a chain or proxy leading back) refuses.
+    const c = await dialTcp("127.0.0.1", port);
+    await c.write(enc(`CONNECT 127.0.0.1:9 HTTP/1.1\r\nVia: 1.1 other, 1.1 ${m[1]}\r\n\r\n`));
+    assert.match(new TextDecoder().decode(await withTimeout(readAll(c), 5000)), /^HTTP\/1\.1 508/);
+    c.close();
+  } finally {
+    await rt.close();
+    origin.close();
+  }
+});

@@ -19,8 +19,10 @@ import { parseResponseHead, serializeHead } from "../../protocol/http1.ts";
 export class HttpConnector implements Connector {
   readonly #auth?: Credentials;
   readonly #header: Record<string, string>;
+  readonly instance?: string;
 
   constructor(opts: ConnectorOptions) {
+    this.instance = opts.instance;
     this.#auth = opts.auth;
     this.#header = opts.metadata.map(["header", "http.header"]);
   }
@@ -44,6 +46,8 @@ export class HttpConnector implements Connector {
       ]);
     }
     headers.push(["Proxy-Connection", "keep-alive"]);
+    // A chain that leads back into this runtime is then seen as a loop there.
+    if (this.instance) headers.push(["Via", `1.1 ${this.instance}`]);
     if (network === "udp") headers.push(["X-Gost-Protocol", "udp"]);
     await conn.write(serializeHead(`CONNECT ${target} HTTP/1.1`, headers));
     const br = new BufReader(conn, 1024);

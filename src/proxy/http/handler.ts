@@ -8,6 +8,7 @@
 import { BufReader } from "../../core/bufio.ts";
 import type { Conn } from "../../core/conn.ts";
 import { errorText, LoopError, ProtocolError } from "../../core/errors.ts";
+import { newViaId, passedUs, viaWithUs } from "./via.ts";
 import { joinHostPort } from "../../core/addr.ts";
 import type { HandleContext, Handler, HandlerOptions } from "../../core/types.ts";
 import { classifyDialError, pipeLogged } from "../common.ts";
@@ -70,8 +71,11 @@ export function requestTarget(
 export class HttpHandler implements Handler {
   readonly #o: HandlerOptions;
   readonly #opts: HttpOptions;
+  /** Our name in `Via` (the runtime's, shared with its http connectors). */
+  readonly #via: string;
 
   constructor(opts: HandlerOptions) {
+    this.#via = opts.instance ?? newViaId();
     this.#o = opts;
     const md = opts.metadata;
     const pr = md.string(["probeResist", "probe_resist"]);
@@ -136,6 +140,11 @@ export class HttpHandler implements Handler {
         throw e;
       }
       if (!(await this.#authorize(conn, br, req, ctx))) return;
+      if (passedUs(req.headers, this.#via)) {
+        ctx.log.warn(`http: ${req.method} ${req.target} came back to us: a proxy loop, refused`);
+        await conn.write(this.#simple("508 Loop Detected")).catch(() => {});
+        return;
+      }
       req.headers = removeHeaders(req.headers, ["Gost-Target", "X-Gost-Target", "Gost-Record"]);
       if (req.method === "CONNECT") return await this.#connect(br, conn, req, ctx);
       const r = await this.#forward(br, conn, req, ctx);
@@ -305,7 +314,8 @@ export class HttpHandler implements Handler {
       // origin serves the host the bypass rules checked, not another virtual host.
       const headers: Headers = [
         ["Host", t.host],
-        ...removeHeaders(stripHopByHop(req.headers), ["host"]),
+        ...removeHeaders(stripHopByHop(req.headers), ["host", "via"]),
+        ["Via", viaWithUs(req.headers, this.#via, req.version.slice(5))],
       ];
       headers.push(upgrade ? ["Connection", "Upgrade"] : ["Connection", "close"]);
       if (upgrade) headers.push(["Upgrade", upgrade]);
