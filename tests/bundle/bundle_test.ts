@@ -10,7 +10,7 @@ import {
   T_PONG,
 } from "../../src/bundle/wire.ts";
 import { pipe } from "../../src/core/pipe.ts";
-import { type Conn, ConnBase, type NetAddr } from "../../src/core/conn.ts";
+import { type Conn, ConnBase, type NetAddr, WrappedConn } from "../../src/core/conn.ts";
 import { TcpListener } from "../../src/transport/tcp/listener.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import {
@@ -336,28 +336,10 @@ Deno.test("bundle: a short PONG from a hostile peer kills that link only; data o
 });
 
 /** A link that can turn into a black hole: writes still "succeed" but nothing arrives. */
-class BlackholeLink extends ConnBase {
+class BlackholeLink extends WrappedConn {
   holed = false;
-  constructor(readonly inner: Conn) {
-    super();
-  }
-  get localAddr(): NetAddr {
-    return this.inner.localAddr;
-  }
-  get remoteAddr(): NetAddr {
-    return this.inner.remoteAddr;
-  }
-  read(p: Uint8Array) {
-    return this.inner.read(p);
-  }
-  write(p: Uint8Array): Promise<number> {
+  override write(p: Uint8Array): Promise<number> {
     return this.holed ? Promise.resolve(p.length) : this.inner.write(p);
-  }
-  closeWrite() {
-    return this.inner.closeWrite();
-  }
-  close() {
-    this.inner.close();
   }
 }
 

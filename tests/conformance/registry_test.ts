@@ -11,9 +11,9 @@ import { silentLogger } from "../../src/core/log.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import type { Connector } from "../../src/core/types.ts";
 import { ChainNode, routeDial } from "../../src/chain/router.ts";
-import { directDialTcp } from "../../src/transport/tcp/dialer.ts";
 import { withTimeout } from "../_helpers.ts";
-import { type ConnPair, runConnSuite, type SuiteOptions } from "./conn_suite.ts";
+import { runConnSuite, type SuiteOptions } from "./conn_suite.ts";
+import { transportPair } from "./pair.ts";
 
 /** Types that do not carry a byte stream, with the reason and where they are tested instead. */
 const NOT_STREAMS: Record<string, string> = {
@@ -32,31 +32,6 @@ const OPTIONS: Record<string, SuiteOptions & { md?: Record<string, string> }> = 
 
 const reg = builtinRegistries();
 const pairs = reg.listeners.names().filter((n) => reg.dialers.has(n));
-
-/** A listener and a dialer of one type, connected. */
-async function transportPair(type: string, md: Record<string, string> = {}): Promise<ConnPair> {
-  const l = await reg.listeners.get(type)({
-    addr: "127.0.0.1:0",
-    metadata: new Metadata(md),
-    log: silentLogger,
-    service: "t",
-  });
-  const d = await reg.dialers.get(type)({ metadata: new Metadata(md), log: silentLogger });
-  const [a, b] = await Promise.all([
-    d.dial(`127.0.0.1:${l.addr.port}`, { netDial: (x) => directDialTcp(x), log: silentLogger }),
-    l.accept(),
-  ]);
-  return {
-    a,
-    b: b!,
-    cleanup: async () => {
-      a.close();
-      b?.close();
-      await d.close?.();
-      await l.close();
-    },
-  };
-}
 
 Deno.test("conformance covers every listener ⇄ dialer type of the registry", () => {
   assert.ok(pairs.length >= 10, `only ${pairs.length} types`);

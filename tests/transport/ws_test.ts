@@ -10,9 +10,9 @@ import { silentLogger } from "../../src/core/log.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { echoServer, hasCommand, portOf, readAll, sha256, withTimeout } from "../_helpers.ts";
 import { runConnSuite } from "../conformance/conn_suite.ts";
+import { transportPair } from "../conformance/pair.ts";
 import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
 import { goPeer, startListeningPeer } from "../interop/_go.ts";
-import type { Conn } from "../../src/core/conn.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
 const HAVE_CURL = hasCommand("curl");
@@ -27,41 +27,6 @@ Deno.test("ws frame and handshake vectors (docs/websocket.md §3.5 (accept: §2.
   assert.equal(hex(encodeFrame(OP_CLOSE, new Uint8Array([3, 0xe8]))), "88 02 03 e8");
   assert.equal(await acceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 });
-
-/** A listener and a dialer of one type, connected. */
-async function transportPair(
-  type: string,
-  md: Record<string, string> = {},
-  direct = false,
-): Promise<{ a: Conn; b: Conn; cleanup: () => Promise<void> }> {
-  const reg = builtinRegistries();
-  const l = await reg.listeners.get(type)({
-    addr: "127.0.0.1:0",
-    metadata: new Metadata(md),
-    log: silentLogger,
-    service: "t",
-  });
-  const d = await reg.dialers.get(type)({ metadata: new Metadata(md), log: silentLogger });
-  const { directDialTcp } = await import("../../src/transport/tcp/dialer.ts");
-  const [a, b] = await Promise.all([
-    d.dial(`127.0.0.1:${l.addr.port}`, {
-      netDial: (x) => directDialTcp(x),
-      direct,
-      log: silentLogger,
-    }),
-    l.accept(),
-  ]);
-  return {
-    a,
-    b: b!,
-    cleanup: async () => {
-      a.close();
-      b?.close();
-      await d.close?.();
-      await l.close();
-    },
-  };
-}
 
 // Every type's listener ⇄ dialer pair runs the suite in tests/conformance/registry_test.ts.
 // First hops run TLS on the native socket instead of over a Conn: the same contract.
@@ -156,7 +121,7 @@ Deno.test("ws client keepalive pings keep an idle tunnel; a silent server is dro
     await b.write(new Uint8Array([2]));
     assert.equal(await withTimeout(back, 2000), 1);
   } finally {
-    await cleanup();
+    await cleanup?.();
   }
   // A server that upgrades and then never answers anything.
   const raw = Deno.listen({ hostname: "127.0.0.1", port: 0 });
