@@ -79,8 +79,10 @@ export class UdpConn extends ConnBase {
   }
 }
 
-/** Opens a UDP socket on an ephemeral port and "connects" it to `addr`. */
-export async function dialUdp(addr: string): Promise<UdpConn> {
+/** A socket on an ephemeral port of the family (and loopback-ness) of `addr`, and its peer. */
+export async function udpSocketFor(
+  addr: string,
+): Promise<{ sock: Deno.DatagramConn; peer: Deno.NetAddr }> {
   const { host, port } = splitHostPort(addr);
   const ip = await resolveHost(host);
   const sock = Deno.listenDatagram({
@@ -88,5 +90,11 @@ export async function dialUdp(addr: string): Promise<UdpConn> {
     hostname: ip.includes(":") ? "::" : ip.startsWith("127.") ? "127.0.0.1" : "0.0.0.0",
     port: 0,
   });
-  return new UdpConn(sock, { transport: "udp", hostname: ip, port });
+  return { sock, peer: { transport: "udp", hostname: ip, port } };
+}
+
+/** Opens a UDP socket on an ephemeral port and "connects" it to `addr`. */
+export async function dialUdp(addr: string): Promise<UdpConn> {
+  const { sock, peer } = await udpSocketFor(addr);
+  return new UdpConn(sock, peer);
 }

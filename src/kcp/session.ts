@@ -13,7 +13,7 @@ import { type Logger, silentLogger } from "../core/log.ts";
 import { AsyncQueue } from "../core/queue.ts";
 import { listenHost, splitHostPort } from "../core/addr.ts";
 import type { Listener } from "../core/types.ts";
-import { resolveHost } from "../core/udp.ts";
+import { udpSocketFor } from "../core/udp.ts";
 import { setUdpBuffers } from "../core/sockbuf.ts";
 import { Kcp } from "./arq.ts";
 import type { KcpConfig } from "./config.ts";
@@ -282,15 +282,9 @@ export async function dialKcp(
   cfg: KcpConfig,
   key32 = deriveKey(cfg.key),
 ): Promise<KcpSession> {
-  const { host, port } = splitHostPort(addr);
-  const ip = await resolveHost(host);
-  const sock = Deno.listenDatagram({
-    transport: "udp",
-    hostname: ip.includes(":") ? "::" : ip.startsWith("127.") ? "127.0.0.1" : "0.0.0.0",
-    port: 0,
-  });
+  const { sock, peer: remote } = await udpSocketFor(addr);
+  const { hostname: ip, port } = remote;
   setUdpBuffers(sock, cfg.sockbuf);
-  const remote: Deno.NetAddr = { transport: "udp", hostname: ip, port };
   const env = envelopeFor(cfg, key32);
   const conv = crypto.getRandomValues(new Uint32Array(1))[0]!;
   const la = sock.addr as Deno.NetAddr;
