@@ -30,7 +30,7 @@ import {
 import { SelfAddresses } from "./chain/self.ts";
 import { newViaId } from "./proxy/http/via.ts";
 import { Selector } from "./chain/selector.ts";
-import { Service, type ServiceGuards } from "./service.ts";
+import { rawGuard, Service, type ServiceGuards } from "./service.ts";
 import { Admission, AllAdmit } from "./access/admission.ts";
 import { Bypass, type Bypasser, BypassGroup } from "./access/bypass.ts";
 import { ConnLimiter, RateLimiter, TrafficLimiter } from "./access/limiter.ts";
@@ -505,6 +505,15 @@ export class Runtime implements AsyncDisposable {
         tls: tlsOpts(s.handler.tls ?? s.listener.tls ?? this.#defaultTls),
         forwarder,
       });
+    const admissions = [...(s.admission ? [s.admission] : []), ...(s.admissions ?? [])]
+      .map((n) => this.#admissions.get(n)!);
+    const guards: ServiceGuards = {};
+    if (admissions.length > 0) {
+      guards.admission = admissions.length === 1 ? admissions[0] : new AllAdmit(admissions);
+    }
+    if (s.climiter) guards.climiter = this.#climiters.get(s.climiter);
+    if (s.rlimiter) guards.rlimiter = this.#rlimiters.get(s.rlimiter);
+    if (s.limiter) guards.traffic = this.#limiters.get(s.limiter);
     const handler = await this.#make(() => makeHandler(s.handler.type), `${path}.handler.type`);
     const listener = await this.#make(
       () =>
@@ -515,6 +524,7 @@ export class Runtime implements AsyncDisposable {
           auther,
           log: log.with({ kind: "listener", listener: s.listener.type }),
           service: s.name,
+          guard: rawGuard(guards, log.with({ service: s.name })),
         }),
       `${path}.listener`,
       s.addr,
@@ -531,15 +541,6 @@ export class Runtime implements AsyncDisposable {
       await listener.close();
       throw e;
     }
-    const admissions = [...(s.admission ? [s.admission] : []), ...(s.admissions ?? [])]
-      .map((n) => this.#admissions.get(n)!);
-    const guards: ServiceGuards = {};
-    if (admissions.length > 0) {
-      guards.admission = admissions.length === 1 ? admissions[0] : new AllAdmit(admissions);
-    }
-    if (s.climiter) guards.climiter = this.#climiters.get(s.climiter);
-    if (s.rlimiter) guards.rlimiter = this.#rlimiters.get(s.rlimiter);
-    if (s.limiter) guards.traffic = this.#limiters.get(s.limiter);
     return new Service(s.name, listener, handler, log, guards);
   }
 

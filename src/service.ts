@@ -7,7 +7,7 @@
 import { type Conn, formatAddr } from "./core/conn.ts";
 import { errorText } from "./core/errors.ts";
 import type { Logger } from "./core/log.ts";
-import type { Handler, Listener } from "./core/types.ts";
+import type { Handler, Listener, RawGuard } from "./core/types.ts";
 import type { Admitter } from "./access/admission.ts";
 import type { ConnLimiter, RateLimiter, TrafficLimiter } from "./access/limiter.ts";
 
@@ -31,6 +31,31 @@ export interface ServiceGuards {
   traffic?: TrafficLimiter;
 }
 
+/**
+ * The admission and connection-limit part of `g` as one check per raw connection: the service
+ * runs it on accepted conns, or a mux listener on its carrier conns (then per session, as GOST
+ * applies them to the raw listener). Undefined when there is nothing to check.
+ */
+export function rawGuard(g: ServiceGuards, log: Logger): RawGuard | undefined {
+  const { admission, climiter } = g;
+  if (!admission && !climiter) return undefined;
+  return (conn) => {
+    const remote = formatAddr(conn.remoteAddr);
+    if (admission && !admission.admit(remote)) {
+      // GOST closes refused clients silently, before reading a byte.
+      log.debug(`admission: ${remote} is denied`, { kind: "service" });
+      return null;
+    }
+    if (!climiter) return () => {};
+    const release = climiter.acquire(remote);
+    if (!release) {
+      log.info(`climiter: ${remote}: too many connections`, { kind: "service" });
+      return null;
+    }
+    return release;
+  };
+}
+
 /** Runs one listener + handler pair. */
 export class Service implements AsyncDisposable {
   readonly name: string;
@@ -44,6 +69,7 @@ export class Service implements AsyncDisposable {
   #closing?: Promise<void>;
 
   readonly #guards: ServiceGuards;
+  readonly #guard?: RawGuard;
   /** Called once when the service has closed (releases reload timers and the like). */
   onClose?: () => void;
 
@@ -59,6 +85,7 @@ export class Service implements AsyncDisposable {
     this.listener = listener;
     this.handler = handler;
     this.#log = log.with({ service: name });
+    this.#guard = rawGuard(guards, this.#log);
   }
 
   /** Live connections now. */
@@ -102,24 +129,14 @@ export class Service implements AsyncDisposable {
         conn.close();
         return;
       }
-      const g = this.#guards;
       let release: (() => void) | undefined;
-      if (g.admission || g.climiter) {
-        const remote = formatAddr(conn.remoteAddr);
-        if (g.admission && !g.admission.admit(remote)) {
-          // GOST closes refused clients silently, before reading a byte.
-          this.#log.debug(`admission: ${remote} is denied`, { kind: "service" });
+      if (this.#guard && !this.listener.guardsRaw) {
+        const r = this.#guard(conn);
+        if (r === null) {
           conn.close();
           continue;
         }
-        if (g.climiter) {
-          release = g.climiter.acquire(remote);
-          if (!release) {
-            this.#log.info(`climiter: ${remote}: too many connections`, { kind: "service" });
-            conn.close();
-            continue;
-          }
-        }
+        release = r;
       }
       const task = this.#serve(conn);
       if (release) task.finally(release);

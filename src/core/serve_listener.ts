@@ -11,7 +11,7 @@ import { withDeadline } from "./deadline.ts";
 import { errorText } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { AsyncQueue } from "./queue.ts";
-import type { Listener } from "./types.ts";
+import type { Listener, RawGuard } from "./types.ts";
 
 /** Hands a served conn to `accept()`; false (and the conn closed) when the backlog is full. */
 export type Emit = (c: Conn) => boolean;
@@ -35,6 +35,8 @@ export interface ServeListenerOptions {
    * its streams a FIN) before it closes their raw conns. Default 0.
    */
   drainMs?: number;
+  /** Checked on each raw conn before it is served: admission, connection limits. */
+  guard?: RawGuard;
 }
 
 /** Accepts from one or more inner listeners and serves each raw conn. */
@@ -56,6 +58,10 @@ export class ServeListener implements Listener {
 
   get addr(): NetAddr {
     return this.#inners[0]!.addr;
+  }
+
+  get guardsRaw(): boolean {
+    return this.#o.guard !== undefined;
   }
 
   /** Raw conns being served now (handshakes in progress, live sessions). */
@@ -84,11 +90,16 @@ export class ServeListener implements Listener {
         raw.close();
         return;
       }
-      this.#serve(raw);
+      const release = this.#o.guard ? this.#o.guard(raw) : undefined;
+      if (release === null) {
+        raw.close();
+        continue;
+      }
+      this.#serve(raw, release);
     }
   }
 
-  #serve(raw: Conn): void {
+  #serve(raw: Conn, release?: () => void): void {
     this.#raws.add(raw);
     const t = (async () => {
       try {
@@ -98,6 +109,7 @@ export class ServeListener implements Listener {
         raw.close();
       } finally {
         this.#raws.delete(raw);
+        release?.();
       }
     })();
     this.#tasks.add(t);

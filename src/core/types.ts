@@ -35,8 +35,19 @@ export interface Credentials {
 // ---------------------------------------------------------------- listener
 
 /** Accepts connections; a multiplexing listener yields its streams. */
+/**
+ * Admission and connection limits for one raw connection: a release function when it may in
+ * (called when it ends), or null when it is refused (the caller closes it unread).
+ */
+export type RawGuard = (raw: Conn) => (() => void) | null;
+
 export interface Listener extends AsyncDisposable {
   readonly addr: NetAddr;
+  /**
+   * True when the listener applied the service's {@link RawGuard} to its raw connections itself
+   * (a mux listener, whose accepted conns are streams): the service must not apply it again.
+   */
+  readonly guardsRaw?: boolean;
   /** Next connection, or `null` once the listener is closed. */
   accept(): Promise<Conn | null>;
   /** Stops accepting and releases the socket (and any sessions it owns). */
@@ -51,6 +62,8 @@ export interface ListenerOptions {
   auther?: Auther;
   log: Logger;
   service: string;
+  /** The service's admission and connection limits, for listeners that own raw conns. */
+  guard?: RawGuard;
 }
 
 export type ListenerFactory = (opts: ListenerOptions) => Promise<Listener>;

@@ -11,15 +11,27 @@ import { TunnelError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { MuxFactory, MuxSession } from "../core/mux.ts";
 import { ServeListener } from "../core/serve_listener.ts";
-import type { DialContext, Dialer, Listener } from "../core/types.ts";
+import type { DialContext, Dialer, Listener, RawGuard } from "../core/types.ts";
 
 /** Accepts carrier conns from `inner` and yields the streams their peers open. */
 export class MuxListener extends ServeListener {
-  constructor(inner: Listener | Listener[], mux: MuxFactory, log: Logger, backlog = 128) {
+  /**
+   * `guard` (the service's admission and connection limits) applies per carrier conn, as GOST
+   * wraps the raw listener: a refused client gets no session at all, and a connection limit
+   * counts sessions, not streams.
+   */
+  constructor(
+    inner: Listener | Listener[],
+    mux: MuxFactory,
+    log: Logger,
+    backlog = 128,
+    guard?: RawGuard,
+  ) {
     super(inner, {
       name: "mux",
       log,
       backlog,
+      guard,
       drainMs: 1500,
       serve: async (raw, emit, signal) => {
         const s = mux(raw, "server");

@@ -5,7 +5,7 @@ import { loadConfigSource } from "../../src/config/file.ts";
 import { Runtime } from "../../src/runtime.ts";
 import { Logger } from "../../src/core/log.ts";
 import { dialTcp } from "../../src/core/socket.ts";
-import { hasCommand, withTimeout } from "../_helpers.ts";
+import { echoServer, hasCommand, readAll, withTimeout } from "../_helpers.ts";
 import { curl, fetchVia, startOrigin } from "../proxy/_server.ts";
 
 const HAS_CURL = hasCommand("curl");
@@ -398,4 +398,44 @@ Deno.test({
       await origin.close();
     }
   },
+});
+
+Deno.test("mux transports apply admission and climiter per connection, as GOST does on the raw listener", async () => {
+  const { encodeFrame, CMD_SYN } = await import("../../src/mux/smux/frame.ts");
+  const echo = echoServer();
+  // climiter=1: one connection at a time — here one mtcp session, whatever its streams.
+  const srv = await start([`mtcp://127.0.0.1:0/127.0.0.1:${echo.port}?climiter=1`]);
+  const cli = await start(
+    [`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`],
+    [`forward+mtcp://127.0.0.1:${srv.services[0]!.listener.addr.port}`],
+  );
+  const denied = await start([`mtcp://127.0.0.1:0/127.0.0.1:${echo.port}?admission=127.0.0.1`]);
+  try {
+    // Three tunnels share the client's one session: all of them work.
+    const conns = await Promise.all(
+      [1, 2, 3].map(() => dialTcp("127.0.0.1", cli.services[0]!.listener.addr.port)),
+    );
+    for (const [i, c] of conns.entries()) {
+      await c.write(new Uint8Array([i]));
+      const b = new Uint8Array(1);
+      assert.equal(await withTimeout(c.read(b), 5000, `stream ${i}`), 1);
+      assert.equal(b[0], i);
+    }
+    // A second connection to the mtcp port is over the limit: closed before any frame.
+    const extra = await dialTcp("127.0.0.1", srv.services[0]!.listener.addr.port);
+    await extra.write(encodeFrame(2, CMD_SYN, 1));
+    assert.equal((await withTimeout(readAll(extra), 5000)).length, 0);
+    extra.close();
+    // A denied client gets no session at all: no FIN frame, just the close.
+    const d = await dialTcp("127.0.0.1", denied.services[0]!.listener.addr.port);
+    await d.write(encodeFrame(2, CMD_SYN, 1));
+    assert.equal((await withTimeout(readAll(d), 5000)).length, 0);
+    d.close();
+    for (const c of conns) c.close();
+  } finally {
+    await cli.close();
+    await srv.close();
+    await denied.close();
+    await echo.close();
+  }
 });

@@ -57,7 +57,7 @@ export function register(reg: Registries): void {
     }
     const inner = new CompressedListener(kl, cfg.nocomp);
     const mux = smuxFactory(kcpSmuxConfig(cfg), { log: o.log });
-    return new MuxListener(inner, mux, o.log, o.metadata.int("backlog", 128));
+    return new MuxListener(inner, mux, o.log, o.metadata.int("backlog", 128), o.guard);
   });
   reg.dialers.register("kcp", async (o) => {
     const cfg = await kcpConfigFromMetadata(o.metadata);

@@ -23,6 +23,7 @@ export function register(reg: Registries): void {
         mux(o.metadata, o.log),
         o.log,
         o.metadata.int("backlog", 128),
+        o.guard,
       ),
     ));
   reg.dialers.register(

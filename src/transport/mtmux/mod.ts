@@ -68,7 +68,9 @@ export function register(reg: Registries): void {
       (_, i) => TcpListener.listen(joinHostPort(host, port === 0 ? 0 : port + i)),
     );
     const bundles = new BundleListener(inners, j, o.metadata.int("backlog", 128));
-    return Promise.resolve(new MuxListener(bundles, bundleMux(o.metadata, o.log), o.log));
+    return Promise.resolve(
+      new MuxListener(bundles, bundleMux(o.metadata, o.log), o.log, 128, o.guard),
+    );
   });
   reg.dialers.register("mtmux", (o): Dialer => {
     const j = joinOptions(o.metadata, o.log);

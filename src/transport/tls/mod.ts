@@ -105,7 +105,7 @@ export function register(reg: Registries): void {
   reg.dialers.register("tls", (o) => ({ dial: (addr, ctx) => dialTls(addr, ctx, o.tls) }));
   reg.listeners.register("mtls", async (o) => {
     const mux = smuxFactory(smuxConfigFromMetadata(o.metadata, 1), { log: o.log });
-    return new MuxListener(await listenTls(o), mux, o.log, o.metadata.int("backlog", 128));
+    return new MuxListener(await listenTls(o), mux, o.log, o.metadata.int("backlog", 128), o.guard);
   });
   reg.dialers.register(
     "mtls",

@@ -105,7 +105,13 @@ export function register(reg: Registries): void {
     });
     reg.listeners.register(`m${name}`, async (o) => {
       const mux = smuxFactory(smuxConfigFromMetadata(o.metadata, 1), { log: o.log });
-      return new MuxListener(await listener(o, secure), mux, o.log, o.metadata.int("backlog", 128));
+      return new MuxListener(
+        await listener(o, secure),
+        mux,
+        o.log,
+        o.metadata.int("backlog", 128),
+        o.guard,
+      );
     });
     reg.dialers.register(`m${name}`, (o) => {
       const w = wsOptions(o.metadata);
