@@ -186,7 +186,11 @@ export class Service implements AsyncDisposable {
    */
   close(graceMs = 0): Promise<void> {
     this.#closing ??= (async () => {
-      await this.listener.close();
+      // Live conns keep working through the grace period: a mux listener only stops taking
+      // new sessions and streams until the end.
+      const keep = graceMs > 0 && this.listener.stopAccepting !== undefined;
+      if (keep) await this.listener.stopAccepting!();
+      else await this.listener.close();
       await this.#loop;
       if (this.#tasks.size > 0 && graceMs > 0) {
         let t: ReturnType<typeof setTimeout> | undefined;
@@ -199,6 +203,7 @@ export class Service implements AsyncDisposable {
       this.#abort.abort();
       for (const c of this.#conns) c.close();
       await Promise.all(this.#tasks);
+      if (keep) await this.listener.close();
       await this.handler.close?.();
       this.onClose?.();
       this.#log.info("closed", { kind: "service" });

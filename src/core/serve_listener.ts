@@ -48,6 +48,7 @@ export class ServeListener implements Listener {
   readonly #tasks = new Set<Promise<void>>();
   readonly #loops: Promise<void>[];
   readonly #abort = new AbortController();
+  #stopped = false;
 
   constructor(inner: Listener | Listener[], o: ServeListenerOptions) {
     this.#inners = Array.isArray(inner) ? inner : [inner];
@@ -90,6 +91,10 @@ export class ServeListener implements Listener {
         raw.close();
         return;
       }
+      if (this.#stopped) {
+        raw.close();
+        continue;
+      }
       const release = this.#o.guard ? this.#o.guard(raw) : undefined;
       if (release === null) {
         raw.close();
@@ -117,6 +122,10 @@ export class ServeListener implements Listener {
   }
 
   #emit: Emit = (c) => {
+    if (this.#stopped) {
+      c.close(); // no longer accepting: a new stream of a live session is refused
+      return false;
+    }
     if (this.#queue.push(c)) return true;
     if (!this.#abort.signal.aborted) this.#o.log.warn(`${this.#o.name}: backlog full, conn closed`);
     c.close();
@@ -125,6 +134,16 @@ export class ServeListener implements Listener {
 
   accept(): Promise<Conn | null> {
     return this.#queue.shift();
+  }
+
+  /**
+   * New raw conns are closed as they come (the inner listeners stay open: a KCP listener's
+   * socket carries the live sessions too) and new streams refused; served ones go on.
+   */
+  stopAccepting(): Promise<void> {
+    this.#stopped = true;
+    for (const c of this.#queue.close()) c.close();
+    return Promise.resolve();
   }
 
   async close(): Promise<void> {

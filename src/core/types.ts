@@ -52,6 +52,12 @@ export interface Listener extends AsyncDisposable {
   accept(): Promise<Conn | null>;
   /** Stops accepting and releases the socket (and any sessions it owns). */
   close(): Promise<void>;
+  /**
+   * Stops accepting but keeps what is already served working (the streams of open mux
+   * sessions), so a service can give them a grace period; `close` ends them later. `accept`
+   * then returns null.
+   */
+  stopAccepting?(): Promise<void>;
 }
 
 export interface ListenerOptions {

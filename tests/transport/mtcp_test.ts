@@ -171,3 +171,40 @@ Deno.test("mtcp: a dead session is re-created on the next dial", async () => {
     await origin.close();
   }
 });
+
+Deno.test("mtcp: shutdown with a grace period keeps live streams working, refuses new sessions, then ends them", async () => {
+  const { echoServer, withTimeout } = await import("../_helpers.ts");
+  const { dialTcp } = await import("../../src/core/socket.ts");
+  const echo = echoServer();
+  const srv = await Runtime.start(cliConfig([`mtcp://127.0.0.1:0/127.0.0.1:${echo.port}`], []));
+  const cli = await Runtime.start(
+    cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`], [
+      `forward+mtcp://127.0.0.1:${portOf(srv)}`,
+    ]),
+  );
+  try {
+    const c = await dialTcp("127.0.0.1", portOf(cli));
+    const b = new Uint8Array(1);
+    await c.write(new Uint8Array([1]));
+    assert.equal(await withTimeout(c.read(b), 5000), 1);
+    const closing = srv.close(10_000); // the grace period
+    // The live stream still works during the grace period...
+    await c.write(new Uint8Array([2]));
+    assert.equal(await withTimeout(c.read(b), 5000, "echo during grace"), 1);
+    assert.equal(b[0], 2);
+    // ...but a new session is not taken: its connection is closed at once.
+    const fresh = await dialTcp("127.0.0.1", portOf(srv));
+    assert.equal(
+      await withTimeout(fresh.read(new Uint8Array(8)), 5000, "new session refused"),
+      null,
+    );
+    fresh.close();
+    // When the client finishes, the server's close completes before the grace runs out.
+    c.close();
+    await withTimeout(closing, 5000, "close after the last stream");
+  } finally {
+    await cli.close();
+    await srv.close();
+    await echo.close();
+  }
+});
