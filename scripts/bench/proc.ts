@@ -10,33 +10,52 @@ export function freePort(): number {
   return p;
 }
 
-/** Starts `main.ts` with `args`; resolves once `probePort` accepts connections (0: after a pause). */
+/**
+ * Starts `main.ts` with `args` and resolves once every `-L` service has logged that it listens
+ * (a UDP service has no TCP port to probe, and a fixed pause is a race on a busy machine).
+ * `ports` are the bound ports, in `-L` order. `_probePort` is kept for older callers.
+ */
 export async function startBurrow(
   args: string[],
-  probePort: number,
-): Promise<{ stop: () => Promise<void> }> {
+  _probePort = 0,
+): Promise<{ stop: () => Promise<void>; ports: number[] }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--unstable-net", MAIN, ...args],
     stdout: "null",
-    stderr: "null",
+    stderr: "piped",
   }).spawn();
-  // A UDP-only service has no TCP port to probe: give it a moment instead.
-  if (probePort === 0) await new Promise((r) => setTimeout(r, 1500));
-  for (let i = 0; i < 200 && probePort !== 0; i++) {
-    try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port: probePort });
-      c.close();
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
+  const want = args.filter((a) => a === "-L").length;
+  const ports: number[] = [];
+  const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = Date.now() + 15_000;
+  while (ports.length < want && Date.now() < deadline) {
+    const r = await lines.read();
+    if (r.done) break;
+    text += r.value;
+    let i: number;
+    while ((i = text.indexOf("\n")) >= 0) {
+      const line = text.slice(0, i);
+      text = text.slice(i + 1);
+      const m = /listening on .*:(\d+)\/(tcp|udp)/.exec(line);
+      if (m) ports.push(Number(m[1]));
     }
   }
+  if (ports.length < want) throw new Error(`burrow ${args.join(" ")}: did not start`);
+  // Keep draining the log so the child never blocks on a full pipe.
+  const draining = (async () => {
+    try {
+      while (!(await lines.read()).done) { /* discard */ }
+    } catch { /* closed */ }
+  })();
   return {
+    ports,
     stop: async () => {
       try {
         child.kill("SIGTERM");
       } catch { /* gone */ }
       await child.status;
+      await draining;
     },
   };
 }
