@@ -83,6 +83,10 @@ class Link {
   constructor(readonly index: number, readonly conn: Conn) {}
 }
 
+/** Links a frame may go on (module-level: the per-frame pick allocates nothing). */
+const usableAny = (l: Link) => l.alive && l.queued < LINK_CAP;
+const usableSound = (l: Link) => usableAny(l) && !l.suspect;
+
 interface Unacked {
   frame: Uint8Array;
   link: number;
@@ -228,7 +232,7 @@ export class Bundle extends ConnBase {
 
   /** One pick among usable links; suspect ones only when `withSuspects` (none else is left). */
   #pick(withSuspects: boolean): Link | undefined {
-    const usable = (l: Link) => l.alive && l.queued < LINK_CAP && (withSuspects || !l.suspect);
+    const usable = withSuspects ? usableAny : usableSound;
     let min = Infinity;
     for (const l of this.#links.values()) if (usable(l) && l.inflight < min) min = l.inflight;
     if (min === Infinity) return undefined;

@@ -7,31 +7,60 @@ import type { Conn } from "./conn.ts";
 import { TimeoutError } from "./errors.ts";
 
 /**
+ * Settles with `p` unless `arm`'s trigger cuts in first: then rejects with the reason it gives,
+ * and hands a result that arrives later to `late` (to close it). `arm` returns its disarm.
+ */
+function race<T>(
+  p: Promise<T>,
+  arm: (cut: (reason: unknown) => void) => () => void,
+  late?: (v: T) => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    const disarm = arm((reason) => {
+      if (done) return;
+      done = true;
+      reject(reason);
+    });
+    p.then((v) => {
+      disarm();
+      if (done) return late?.(v);
+      done = true;
+      resolve(v);
+    }, (e) => {
+      disarm();
+      if (done) return;
+      done = true;
+      reject(e);
+    });
+  });
+}
+
+/** Arms `signal`: an abort cuts with its reason, after `onAbort`. */
+function onSignal(signal: AbortSignal, onAbort: () => void) {
+  return (cut: (reason: unknown) => void) => {
+    const f = () => {
+      onAbort();
+      cut(signal.reason ?? new DOMException("aborted", "AbortError"));
+    };
+    signal.addEventListener("abort", f, { once: true });
+    return () => signal.removeEventListener("abort", f);
+  };
+}
+
+/**
  * Runs a handshake step; if it takes longer than `ms`, closes `conn` and rejects with a
  * TimeoutError at once, whether or not the step notices the close (some never settle on a
  * closed conn: a node:tls handshake). A step that ends after the deadline is ignored.
  */
 export function withDeadline<T>(conn: Conn, ms: number, f: () => Promise<T>): Promise<T> {
   if (ms <= 0) return f();
-  return new Promise<T>((resolve, reject) => {
-    let done = false;
+  return race(f(), (cut) => {
     const t = setTimeout(() => {
-      if (done) return;
-      done = true;
       conn.close();
-      reject(new TimeoutError(`handshake not done within ${ms} ms`));
+      cut(new TimeoutError(`handshake not done within ${ms} ms`));
     }, ms);
-    f().then((v) => {
-      if (done) return;
-      done = true;
-      clearTimeout(t);
-      resolve(v);
-    }, (e) => {
-      if (done) return;
-      done = true;
-      clearTimeout(t);
-      reject(e);
-    });
+    return () => clearTimeout(t);
   });
 }
 
@@ -45,32 +74,11 @@ export function abortable<T extends { close(): void }>(
   signal: AbortSignal | undefined,
 ): Promise<T> {
   if (!signal) return p;
-  const reason = () => signal.reason ?? new DOMException("aborted", "AbortError");
   if (signal.aborted) {
     p.then((c) => c.close(), () => {});
-    return Promise.reject(reason());
+    return Promise.reject(signal.reason ?? new DOMException("aborted", "AbortError"));
   }
-  return new Promise<T>((resolve, reject) => {
-    let done = false;
-    const onAbort = () => {
-      if (done) return;
-      done = true;
-      p.then((c) => c.close(), () => {});
-      reject(reason());
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then((c) => {
-      signal.removeEventListener("abort", onAbort);
-      if (done) return c.close();
-      done = true;
-      resolve(c);
-    }, (e) => {
-      signal.removeEventListener("abort", onAbort);
-      if (done) return;
-      done = true;
-      reject(e);
-    });
-  });
+  return race(p, onSignal(signal, () => {}), (c) => c.close());
 }
 
 /**
@@ -84,25 +92,5 @@ export function withSignal<T>(
 ): Promise<T> {
   if (!signal) return f();
   if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    let done = false;
-    const onAbort = () => {
-      if (done) return;
-      done = true;
-      conn.close();
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    f().then((v) => {
-      signal.removeEventListener("abort", onAbort);
-      if (done) return;
-      done = true;
-      resolve(v);
-    }, (e) => {
-      signal.removeEventListener("abort", onAbort);
-      if (done) return;
-      done = true;
-      reject(e);
-    });
-  });
+  return race(f(), onSignal(signal, () => conn.close()));
 }

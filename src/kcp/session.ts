@@ -169,7 +169,8 @@ export class KcpListener implements Listener {
   /** The receive buffer the kernel granted (0: left at the system default). */
   readonly sockbuf: number;
   #closed = false;
-  readonly #sending = new Set<Promise<void>>();
+  #sending = 0;
+  #idle: (() => void) | null = null;
 
   constructor(addr: string, cfg: KcpConfig, log: Logger = silentLogger, backlog = 128) {
     const { host, port } = splitHostPort(addr);
@@ -252,19 +253,24 @@ export class KcpListener implements Listener {
     return this.#sessions.size;
   }
 
-  /** Sends stay tracked so `close` can let the last ones (a closing session's FINs) go out. */
+  /** Sends are counted so `close` can let the last ones (a closing session's FINs) go out. */
   #send(pkt: Uint8Array, to: Deno.NetAddr): void {
-    const p = this.#sock.send(pkt, to).then(() => {}, () => {});
-    this.#sending.add(p);
-    p.finally(() => this.#sending.delete(p));
+    this.#sending++;
+    this.#sock.send(pkt, to).then(this.#sent, this.#sent);
   }
+  readonly #sent = (): void => {
+    if (--this.#sending === 0 && this.#idle) {
+      this.#idle();
+      this.#idle = null;
+    }
+  };
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const s of this.#accepts.close()) s.close();
     for (const s of [...this.#sessions.values()]) s.session.close();
-    await Promise.all(this.#sending);
+    if (this.#sending > 0) await new Promise<void>((r) => (this.#idle = r));
     try {
       this.#sock.close();
     } catch { /* closed */ }

@@ -312,3 +312,10 @@ Deno.test("kcp: a server that shuts down ends its clients' tunnels at once (FIN)
     await echo.close();
   }
 });
+
+Deno.test("kcp listener reads mux.maxStreams (strict start accepts it)", async () => {
+  const cfg = cliConfig(["kcp://127.0.0.1:0/127.0.0.1:9?mux.maxStreams=5"], []);
+  cfg.strict = true;
+  const rt = await Runtime.start(cfg, { log: silentLogger });
+  await rt.close();
+});

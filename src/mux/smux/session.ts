@@ -64,6 +64,7 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
   #ctrl: Uint8Array[] = [];
   #ready: SmuxStream[] = [];
   #writerWake: (() => void) | null = null;
+  #shutdown?: Promise<void>;
   /** A batch is being written to the carrier. */
   #writing = false;
   /** Allocated on the first write: an idle session holds no write buffer. */
@@ -283,7 +284,7 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
     const ensure = async (n: number): Promise<boolean> => {
       while (end - start < n) {
         if (buf.length - start < n) {
-          if (n > buf.length || (start === 0 && buf.length < RECV_BUFFER)) {
+          if (n > buf.length) {
             const bigger = new Uint8Array(Math.min(RECV_BUFFER, Math.max(buf.length * 2, n)));
             bigger.set(buf.subarray(start, end));
             buf = bigger;
@@ -412,7 +413,11 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
    * peer reads EOF instead of waiting for its keepalive to notice (over KCP there is no
    * connection close to see); waits up to `ms` for them to be written, then closes.
    */
-  async shutdown(ms = 1000): Promise<void> {
+  shutdown(ms = 1000): Promise<void> {
+    return this.#shutdown ??= this.#drain(ms);
+  }
+
+  async #drain(ms: number): Promise<void> {
     if (this.#closed) return;
     for (const s of this.#accepts.close()) s.close();
     for (const s of [...this.#streams.values()]) s.close();

@@ -15,7 +15,7 @@ import { SnappyConn } from "../../kcp/snappy.ts";
 import { MuxDialer, MuxListener } from "../mux.ts";
 
 /** smux settings as kcptun derives them. */
-export function kcpSmuxConfig(c: KcpConfig): SmuxConfig {
+export function kcpSmuxConfig(c: KcpConfig, maxStreams = DEFAULT_CONFIG.maxStreams): SmuxConfig {
   return verifyConfig({
     version: c.smuxver,
     keepAliveDisabled: false,
@@ -24,7 +24,7 @@ export function kcpSmuxConfig(c: KcpConfig): SmuxConfig {
     maxFrameSize: 32768,
     maxReceiveBuffer: c.smuxbuf || c.sockbuf,
     maxStreamBuffer: c.streambuf || Math.floor(c.sockbuf / 2),
-    maxStreams: DEFAULT_CONFIG.maxStreams,
+    maxStreams,
   }, "kcp");
 }
 
@@ -56,7 +56,9 @@ export function register(reg: Registries): void {
       );
     }
     const inner = new CompressedListener(kl, cfg.nocomp);
-    const mux = smuxFactory(kcpSmuxConfig(cfg), { log: o.log });
+    // Burrow's stream cap (the README's limits table) applies to kcp sessions too.
+    const maxStreams = o.metadata.int("mux.maxStreams", DEFAULT_CONFIG.maxStreams);
+    const mux = smuxFactory(kcpSmuxConfig(cfg, maxStreams), { log: o.log });
     return new MuxListener(inner, mux, o.log, o.metadata.int("backlog", 128), o.guard);
   });
   reg.dialers.register("kcp", async (o) => {
