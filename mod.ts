@@ -34,7 +34,7 @@ export { mergeConfigs, normalizeConfig } from "./src/config/model.ts";
 export { parseCli, parseNodeUrl, parseServiceUrl } from "./src/config/cli.ts";
 export { GOST_NAMES, type KnownNames, knownNames } from "./src/config/names.ts";
 export { formatConfig, loadConfigSource } from "./src/config/file.ts";
-export { Runtime, type RuntimeOptions } from "./src/runtime.ts";
+export { Runtime, type RuntimeOptions } from "./src/runtime/runtime.ts";
 export { Service } from "./src/service.ts";
 export { Chain, ChainRouter, routeDial } from "./src/chain/router.ts";
 export { SocketConn } from "./src/core/socket.ts";

@@ -15,8 +15,9 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["transport", "proxy"],
   ["access", "resolver"],
   ["chain"],
-  ["service.ts", "builtins.ts"],
-  ["runtime.ts"],
+  ["service.ts", "builtins.ts", "metrics"],
+  ["runtime"],
+  ["api"],
   ["cli.ts"],
 ];
 

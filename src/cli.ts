@@ -9,7 +9,7 @@ import { ACCESS_LISTS, type Config, mergeConfigs } from "./config/model.ts";
 import { ConfigError, errorText } from "./core/errors.ts";
 import { consoleDiagnostics } from "./config/keys.ts";
 import { type Level, Logger, sinkFor } from "./core/log.ts";
-import { Runtime } from "./runtime.ts";
+import { Runtime } from "./runtime/runtime.ts";
 import { VERSION } from "./version.ts";
 
 const USAGE = `Usage: burrow [-L service]... [-F node]... [-C config]... [-D] [-O yaml|json] [-V]

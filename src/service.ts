@@ -2,9 +2,13 @@
  * A service: one listener + one handler. Every accepted conn is owned by exactly one task that
  * closes it in `finally`; closing the service stops accepting, gives live conns a grace period
  * to finish, then closes them.
+ *
+ * The handler and the access rules form the service's pipeline, which a live runtime can swap
+ * (`replace`) while the listener keeps its port: new conns take the new pipeline, the old one's
+ * conns drain within the grace period (docs/runtime.md).
  * @module
  */
-import { type Conn, formatAddr } from "./core/conn.ts";
+import { type Conn, formatAddr, WrappedConn } from "./core/conn.ts";
 import { errorText } from "./core/errors.ts";
 import type { Logger } from "./core/log.ts";
 import type { Handler, Listener, RawGuard } from "./core/types.ts";
@@ -56,20 +60,99 @@ export function rawGuard(g: ServiceGuards, log: Logger): RawGuard | undefined {
   };
 }
 
+/**
+ * Where a listener built for a service finds the service's current raw guard: the guard can
+ * change (a reload swaps the pipeline) while the listener lives on.
+ */
+export class GuardSlot {
+  current?: RawGuard;
+  /** The function to hand to the listener; it always consults the current guard. */
+  readonly guard: RawGuard = (raw) => this.current ? this.current(raw) : NOOP;
+}
+
+const NOOP = () => {};
+
+/**
+ * A service's live counters (GOST's `status.stats` keys). Plain numbers, always kept: the API,
+ * the dashboard and the metrics exposition read them; the copy path only adds.
+ */
+export interface ServiceStats {
+  totalConns: number;
+  currentConns: number;
+  totalErrs: number;
+  inputBytes: number;
+  outputBytes: number;
+}
+
+/** Hooks a metrics collector gives a service (called once per connection, never per read). */
+export interface ServiceObserver {
+  /** A connection ended after `seconds`; `failed` when its handler reported an error. */
+  connDone(service: string, seconds: number, failed: boolean): void;
+}
+
+/** Counts the bytes a client sends (input) and receives (output) into a service's stats. */
+class CountingConn extends WrappedConn {
+  readonly #stats: ServiceStats;
+  constructor(inner: Conn, stats: ServiceStats) {
+    super(inner);
+    this.#stats = stats;
+  }
+  get datagram(): boolean | undefined {
+    return this.inner.datagram;
+  }
+  override async read(p: Uint8Array): Promise<number | null> {
+    const n = await this.inner.read(p);
+    if (n !== null) this.#stats.inputBytes += n;
+    return n;
+  }
+  override async write(p: Uint8Array): Promise<number> {
+    const n = await this.inner.write(p);
+    this.#stats.outputBytes += n;
+    return n;
+  }
+}
+
+/** One handler with its access rules and the conns it serves. */
+interface Pipeline {
+  readonly handler: Handler;
+  readonly guards: ServiceGuards;
+  readonly guard?: RawGuard;
+  readonly abort: AbortController;
+  readonly conns: Set<Conn>;
+  readonly tasks: Set<Promise<void>>;
+}
+
+/** Optional parts of a {@link Service}. */
+export interface ServiceOptions {
+  guards?: ServiceGuards;
+  /** The slot the listener was built with (see {@link GuardSlot}). */
+  slot?: GuardSlot;
+  observer?: ServiceObserver;
+}
+
 /** Runs one listener + handler pair. */
 export class Service implements AsyncDisposable {
   readonly name: string;
   readonly listener: Listener;
-  readonly handler: Handler;
   readonly #log: Logger;
-  readonly #conns = new Set<Conn>();
-  readonly #tasks = new Set<Promise<void>>();
-  readonly #abort = new AbortController();
+  readonly #stopped = new AbortController();
+  readonly #slot: GuardSlot;
+  readonly #drains = new Set<Promise<void>>();
+  readonly #acceptStop = Promise.withResolvers<void>();
+  #pipe: Pipeline;
   #loop?: Promise<void>;
   #closing?: Promise<void>;
-
-  readonly #guards: ServiceGuards;
-  readonly #guard?: RawGuard;
+  /** When the service was created (ms since the epoch). */
+  readonly createdAt: number = Date.now();
+  /** Live counters; see {@link ServiceStats}. */
+  readonly stats: ServiceStats = {
+    totalConns: 0,
+    currentConns: 0,
+    totalErrs: 0,
+    inputBytes: 0,
+    outputBytes: 0,
+  };
+  observer?: ServiceObserver;
   /** Called once when the service has closed (releases reload timers and the like). */
   onClose?: () => void;
 
@@ -78,19 +161,42 @@ export class Service implements AsyncDisposable {
     listener: Listener,
     handler: Handler,
     log: Logger,
-    guards: ServiceGuards = {},
+    opts: ServiceOptions = {},
   ) {
     this.name = name;
-    this.#guards = guards;
     this.listener = listener;
-    this.handler = handler;
     this.#log = log.with({ service: name });
-    this.#guard = rawGuard(guards, this.#log);
+    this.#slot = opts.slot ?? new GuardSlot();
+    this.observer = opts.observer;
+    this.#pipe = this.#pipeline(handler, opts.guards ?? {});
   }
 
-  /** Live connections now. */
+  #pipeline(handler: Handler, guards: ServiceGuards): Pipeline {
+    const guard = rawGuard(guards, this.#log);
+    this.#slot.current = guard;
+    return {
+      handler,
+      guards,
+      guard,
+      abort: new AbortController(),
+      conns: new Set(),
+      tasks: new Set(),
+    };
+  }
+
+  /** Resolves once `close` has stopped the listener (a released port is free again). */
+  get stoppedAccepting(): Promise<void> {
+    return this.#acceptStop.promise;
+  }
+
+  /** The current handler. */
+  get handler(): Handler {
+    return this.#pipe.handler;
+  }
+
+  /** Live connections now (all pipelines). */
   get connections(): number {
-    return this.#conns.size;
+    return this.stats.currentConns;
   }
 
   /** Starts the accept loop (idempotent). */
@@ -103,57 +209,90 @@ export class Service implements AsyncDisposable {
     return this;
   }
 
+  /**
+   * Swaps the handler and access rules while the listener keeps its port: conns accepted from
+   * now on take the new pipeline; the old one's conns get `graceMs` to finish, then close, and
+   * the old handler closes. Resolves when the old pipeline has drained.
+   */
+  replace(handler: Handler, guards: ServiceGuards = {}, graceMs = 0): Promise<void> {
+    const old = this.#pipe;
+    this.#pipe = this.#pipeline(handler, guards);
+    const drain = this.#drain(old, graceMs);
+    this.#drains.add(drain);
+    drain.finally(() => this.#drains.delete(drain));
+    return drain;
+  }
+
+  async #drain(p: Pipeline, graceMs: number): Promise<void> {
+    if (p.tasks.size > 0 && graceMs > 0) {
+      let t: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all(p.tasks),
+        new Promise<void>((r) => (t = setTimeout(r, graceMs))),
+      ]);
+      clearTimeout(t);
+    }
+    p.abort.abort();
+    for (const c of p.conns) c.close();
+    await Promise.all(p.tasks);
+    await p.handler.close?.();
+  }
+
   async #acceptLoop(): Promise<void> {
     let backoff = 0;
+    const stopped = this.#stopped.signal;
     for (;;) {
       let conn: Conn | null;
       try {
         conn = await this.listener.accept();
         backoff = 0;
       } catch (e) {
-        if (this.#abort.signal.aborted) return;
+        if (stopped.aborted) return;
         // Temporary accept errors back off 1 s doubling to 5 s (GOST).
         backoff = Math.min(backoff ? backoff * 2 : 1000, 5000);
         this.#log.warn(`accept: ${errorText(e)}; retrying in ${backoff} ms`, { kind: "service" });
         await new Promise<void>((r) => {
           const t = setTimeout(r, backoff);
-          this.#abort.signal.addEventListener("abort", () => (clearTimeout(t), r()), {
-            once: true,
-          });
+          stopped.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
         });
-        if (this.#abort.signal.aborted) return;
+        if (stopped.aborted) return;
         continue;
       }
       if (conn === null) return;
-      if (this.#abort.signal.aborted) {
+      if (stopped.aborted) {
         conn.close();
         return;
       }
+      const p = this.#pipe;
       let release: (() => void) | undefined;
-      if (this.#guard && !this.listener.guardsRaw) {
-        const r = this.#guard(conn);
+      if (p.guard && !this.listener.guardsRaw) {
+        const r = p.guard(conn);
         if (r === null) {
           conn.close();
           continue;
         }
         release = r;
       }
-      const task = this.#serve(conn);
+      const task = this.#serve(conn, p);
       if (release) task.finally(release);
-      this.#tasks.add(task);
-      task.finally(() => this.#tasks.delete(task));
+      p.tasks.add(task);
+      task.finally(() => p.tasks.delete(task));
     }
   }
 
-  async #serve(raw: Conn): Promise<void> {
-    let conn = raw;
-    this.#conns.add(conn);
-    const remote = formatAddr(conn.remoteAddr);
-    const local = formatAddr(conn.localAddr);
+  async #serve(raw: Conn, p: Pipeline): Promise<void> {
+    const stats = this.stats;
+    stats.totalConns++;
+    stats.currentConns++;
+    let conn: Conn = new CountingConn(raw, stats);
+    p.conns.add(conn);
+    const remote = formatAddr(raw.remoteAddr);
+    const local = formatAddr(raw.localAddr);
     const log = this.#log.with({ kind: "handler", remote, local, sid: newSid() });
     const t0 = performance.now();
     log.info(`${remote} <> ${local}`);
-    const g = this.#guards;
+    const g = p.guards;
+    let failed = false;
     try {
       if (g.rlimiter && !g.rlimiter.allow(remote)) {
         log.info(`rlimiter: ${remote}: rate limit exceeded`);
@@ -161,22 +300,27 @@ export class Service implements AsyncDisposable {
       }
       if (g.traffic) {
         // The wrapper is what gets closed (on shutdown too), so a wait for tokens ends with it.
-        this.#conns.delete(conn);
-        conn = g.traffic.wrap(raw, remote);
-        this.#conns.add(conn);
+        const counted = conn;
+        conn = g.traffic.wrap(counted, remote);
+        p.conns.delete(counted);
+        p.conns.add(conn);
       }
-      await this.handler.handle(conn, {
+      await p.handler.handle(conn, {
         sid: String(log.fields.sid),
         log,
-        signal: this.#abort.signal,
+        signal: p.abort.signal,
       });
     } catch (e) {
+      failed = true;
+      stats.totalErrs++;
       log.error(errorText(e));
     } finally {
       conn.close();
-      this.#conns.delete(conn);
-      this.#conns.delete(raw);
-      log.info(`${remote} >< ${local}`, { duration: Math.round((performance.now() - t0) * 1e6) });
+      p.conns.delete(conn);
+      stats.currentConns--;
+      const ms = performance.now() - t0;
+      this.observer?.connDone(this.name, ms / 1000, failed);
+      log.info(`${remote} >< ${local}`, { duration: Math.round(ms * 1e6) });
     }
   }
 
@@ -184,27 +328,22 @@ export class Service implements AsyncDisposable {
    * Stops accepting, waits up to `graceMs` for live conns, then closes them and waits for
    * their tasks to end.
    */
-  close(graceMs = 0): Promise<void> {
+  close(graceMs = 0, opts: { releasePort?: boolean } = {}): Promise<void> {
     this.#closing ??= (async () => {
+      this.#stopped.abort();
       // Live conns keep working through the grace period: a mux listener only stops taking
-      // new sessions and streams until the end.
-      const keep = graceMs > 0 && this.listener.stopAccepting !== undefined;
-      if (keep) await this.listener.stopAccepting!();
-      else await this.listener.close();
-      await this.#loop;
-      if (this.#tasks.size > 0 && graceMs > 0) {
-        let t: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          Promise.all(this.#tasks),
-          new Promise<void>((r) => (t = setTimeout(r, graceMs))),
-        ]);
-        clearTimeout(t);
+      // new sessions and streams until the end (unless the port must be free at once).
+      const keep = graceMs > 0 && this.listener.stopAccepting !== undefined && !opts.releasePort;
+      try {
+        if (keep) await this.listener.stopAccepting!();
+        else await this.listener.close();
+        // The socket is released once the pending accept has ended too.
+        await this.#loop;
+      } finally {
+        this.#acceptStop.resolve();
       }
-      this.#abort.abort();
-      for (const c of this.#conns) c.close();
-      await Promise.all(this.#tasks);
+      await Promise.all([this.#drain(this.#pipe, graceMs), ...this.#drains]);
       if (keep) await this.listener.close();
-      await this.handler.close?.();
       this.onClose?.();
       this.#log.info("closed", { kind: "service" });
     })();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { loadConfigSource } from "../src/config/file.ts";
-import { Runtime } from "../src/runtime.ts";
+import { Runtime } from "../src/runtime/runtime.ts";
 import { ConfigError } from "../src/core/errors.ts";
 import { dialTcp } from "../src/core/socket.ts";
 import { echoServer, readAll, withTimeout } from "./_helpers.ts";

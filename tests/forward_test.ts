@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { cliConfig } from "../src/builtins.ts";
-import { Runtime } from "../src/runtime.ts";
+import { Runtime } from "../src/runtime/runtime.ts";
 import { dialTcp } from "../src/core/socket.ts";
 import {
   echoServer,

@@ -81,8 +81,16 @@ export class Hop {
 }
 
 /** An ordered list of hops. */
+/** Hooks a metrics collector gives a chain (once per dial, never per read). */
+export interface ChainObserver {
+  /** A dial through `node` of `chain` failed there. */
+  nodeError(chain: string, node: string): void;
+  /** A route through `node` (the route's last node) was connected in `seconds`. */
+  nodeConnected(chain: string, node: string, seconds: number): void;
+}
+
 export class Chain {
-  constructor(readonly name: string, readonly hops: Hop[]) {}
+  constructor(readonly name: string, readonly hops: Hop[], readonly observer?: ChainObserver) {}
 
   /** Picks one node per hop; a hop that bypasses `address` ends the route before it. */
   route(hashKey?: string, network: Network = "tcp", address = ""): ChainNode[] {
@@ -231,12 +239,20 @@ export class ChainRouter implements Router {
             throw new LoopError(`${address} is one of our own listeners: a proxy loop, refused`);
           }
         }
+        const t0 = performance.now();
         const conn = await routeDial(route, network, target, log, ac.signal);
         for (const n of route) n.marker.reset();
+        const obs = this.#chain?.observer;
+        if (obs && route.length > 0) {
+          obs.nodeConnected(this.#chain!.name, route.at(-1)!.name, (performance.now() - t0) / 1000);
+        }
         return conn;
       } catch (e) {
         last = e;
-        if (e instanceof RouteError) e.node.marker.mark();
+        if (e instanceof RouteError) {
+          e.node.marker.mark();
+          this.#chain?.observer?.nodeError(this.#chain.name, e.node.name);
+        }
         const path = [...route.map((n) => `${n.name}@${n.addr}`), address].join(" > ");
         log.warn(`route(retry=${attempt}) ${errorText(e)}`, { kind: "router", route: path });
         if (req.signal?.aborted || e instanceof LoopError) break;

@@ -25,6 +25,12 @@ export class SelfAddresses {
     this.#own.push(addr);
   }
 
+  /** Forgets a listener's address (its service was removed). */
+  remove(addr: NetAddr): void {
+    const i = this.#own.indexOf(addr);
+    if (i >= 0) this.#own.splice(i, 1);
+  }
+
   /** The host's interface addresses (needs --allow-sys; loopback only without it). */
   #localIps(): Set<string> {
     if (this.#local) return this.#local;

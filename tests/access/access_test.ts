@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/builtins.ts";
 import { loadConfigSource } from "../../src/config/file.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import { Logger } from "../../src/core/log.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { echoServer, hasCommand, readAll, withTimeout } from "../_helpers.ts";

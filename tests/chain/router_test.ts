@@ -85,7 +85,7 @@ Deno.test("dial timeout aborts a hanging route", async () => {
 
 Deno.test("a hop that accepts TCP and never answers is cut at dialTimeout, counted as failed, and the next node serves", async () => {
   const { cliConfig } = await import("../../src/builtins.ts");
-  const { Runtime } = await import("../../src/runtime.ts");
+  const { Runtime } = await import("../../src/runtime/runtime.ts");
   const { Logger } = await import("../../src/core/log.ts");
   const { dialTcp } = await import("../../src/core/socket.ts");
   const { echoServer, readAll, withTimeout } = await import("../_helpers.ts");

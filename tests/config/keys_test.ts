@@ -5,7 +5,7 @@ import { UsageError } from "../../src/config/cli.ts";
 import { cliConfig } from "../../src/builtins.ts";
 import { closest, type Diagnostics } from "../../src/config/keys.ts";
 import { ConfigError } from "../../src/core/errors.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import type { Config } from "../../src/config/model.ts";
 
 function collect(strict = false): Diagnostics & { seen: string[] } {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/builtins.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import { silentLogger } from "../../src/core/log.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { encodeSocksAddr } from "../../src/protocol/socks_addr.ts";

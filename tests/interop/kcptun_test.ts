@@ -1,7 +1,7 @@
 /** Our kcp transport against Debian's kcptun (kcptun-client / kcptun-server), both directions. */
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/builtins.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { readFull } from "../../src/core/conn.ts";
 import {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { parseAuthFile, UserAuther } from "../../src/access/auther.ts";
 import { constantTimeEqual } from "../../src/core/secret.ts";
 import { loadConfigSource } from "../../src/config/file.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import { hasCommand } from "../_helpers.ts";
 import { curl, startOrigin } from "./_server.ts";
 

@@ -1,7 +1,7 @@
 /** Real clients (curl) against our http, socks5, socks4a and auto handlers, on loopback. */
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/builtins.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import { Logger } from "../../src/core/log.ts";
 import { hasCommand, sha256 } from "../_helpers.ts";
 import { curl, pseudoRandom, startOrigin } from "./_server.ts";

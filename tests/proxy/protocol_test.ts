@@ -1,7 +1,7 @@
 /** Wire-level tests: byte vectors from docs/gost-proxies.md §9, refusals, garbage, UDP. */
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/builtins.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import { BufReader } from "../../src/core/bufio.ts";
 import { pipe } from "../../src/core/pipe.ts";
 import { dialTcp } from "../../src/core/socket.ts";

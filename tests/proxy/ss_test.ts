@@ -1,7 +1,7 @@
 /** Shadowsocks: spec vectors, our client and server together, shadowsocks-libev interop, bad input. */
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/builtins.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import { evpBytesToKey, SsCipher } from "../../src/proxy/ss/cipher.ts";
 import { openPacket, sealPacket } from "../../src/proxy/ss/mod.ts";
 import { dialTcp } from "../../src/core/socket.ts";

@@ -11,7 +11,7 @@ import { directDial } from "../../src/chain/router.ts";
 import { generateCert } from "../../src/transport/tls/cert.ts";
 import { silentLogger } from "../../src/core/log.ts";
 import { cliConfig } from "../../src/builtins.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import { hasCommand } from "../_helpers.ts";
 import { curl, startOrigin } from "../proxy/_server.ts";
 

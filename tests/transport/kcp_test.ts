@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { cliConfig } from "../../src/builtins.ts";
 import { normalizeConfig } from "../../src/config/model.ts";
 import { parseYaml } from "../../src/config/yaml.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import { kcpConfigFromMetadata } from "../../src/kcp/config.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { ConfigError } from "../../src/core/errors.ts";

@@ -1,7 +1,7 @@
 /** mtmux as a transport: proxies and forwarding over a 4-link bundle, with curl. */
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/builtins.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import { hasCommand, portOf, sha256 } from "../_helpers.ts";
 import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
 

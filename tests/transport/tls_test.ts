@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import * as x509 from "@peculiar/x509";
 import { cliConfig } from "../../src/builtins.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { echoServer, portForChild, readAll, withTimeout } from "../_helpers.ts";
 import { builtinRegistries } from "../../src/builtins.ts";

@@ -1,7 +1,7 @@
 /** WebSocket transports: codec vectors, listener/dialer pairs, refusals, the seed page's forms, gorilla interop. */
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/builtins.ts";
-import { Runtime } from "../../src/runtime.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
 import { encodeFrame, OP_BINARY, OP_CLOSE } from "../../src/transport/ws/frame.ts";
 import { acceptKey } from "../../src/transport/ws/handshake.ts";
 import { builtinRegistries } from "../../src/builtins.ts";

@@ -1,0 +1,167 @@
+/** The live runtime moves between configs, rebuilding only what changed (docs/runtime.md). */
+import assert from "node:assert/strict";
+import { cliConfig } from "../../src/builtins.ts";
+import { type Config, mergeConfigs } from "../../src/config/model.ts";
+import { dialTcp } from "../../src/core/socket.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
+import { echoServer, portOf, readAll, sendThrough, withTimeout } from "../_helpers.ts";
+
+/** A TCP server that answers every conn with `tag` and closes. */
+function tagServer(tag: string): { port: number; close: () => Promise<void> } {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const loop = (async () => {
+    for await (const c of l) {
+      await c.write(new TextEncoder().encode(tag)).catch(() => {});
+      c.close();
+    }
+  })();
+  return {
+    port: (l.addr as Deno.NetAddr).port,
+    close: async () => {
+      l.close();
+      await loop.catch(() => {});
+    },
+  };
+}
+
+async function ask(port: number): Promise<string> {
+  const c = await dialTcp("127.0.0.1", port);
+  try {
+    return new TextDecoder().decode(await withTimeout(readAll(c), 5000, "answer"));
+  } finally {
+    c.close();
+  }
+}
+
+/** A forward service named `name` on `port` (0: any) to `target`. */
+function fwd(name: string, port: number, target: number): Config {
+  const c = cliConfig([`tcp://127.0.0.1:${port}/127.0.0.1:${target}`], []);
+  c.services![0]!.name = name;
+  return c;
+}
+
+async function refused(port: number): Promise<boolean> {
+  try {
+    (await dialTcp("127.0.0.1", port)).close();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** `cfg` with service `name`'s forward target set to `port`. */
+function retarget(cfg: Config, name: string, port: number): Config {
+  const s = cfg.services!.find((x) => x.name === name)!;
+  s.forwarder = { nodes: [{ name: "target-0", addr: `127.0.0.1:${port}` }] };
+  return cfg;
+}
+
+Deno.test("apply: add, replace and remove services; an unchanged service's transfer goes on byte-exact", async () => {
+  const echo = echoServer();
+  const a = tagServer("A");
+  const b = tagServer("B");
+  const rt = await Runtime.start(mergeConfigs(fwd("keep", 0, echo.port), fwd("tag", 0, a.port)));
+  try {
+    const keepPort = portOf(rt, 0);
+    const tagPort = portOf(rt, 1);
+    const keep = rt.service("keep")!;
+    const tagListener = rt.service("tag")!.listener;
+    assert.equal(await ask(tagPort), "A");
+    // A transfer through "keep" spans every apply below.
+    const live = await dialTcp("127.0.0.1", keepPort);
+    const transfer = sendThrough(live, live, 8 << 20, "live transfer");
+
+    // Replace: same listener, new target: the port stays bound (same listener object).
+    let r = await rt.apply(retarget(rt.config, "tag", b.port));
+    assert.deepEqual(r.replaced, ["services/tag"]);
+    assert.deepEqual(r.added, []);
+    assert.equal(rt.service("tag")!.listener, tagListener, "the listener is kept");
+    assert.equal(await ask(tagPort), "B");
+    assert.equal(rt.service("keep"), keep, "an unchanged service is untouched");
+
+    // Add a third, then remove "tag": its port closes.
+    r = await rt.apply(mergeConfigs(rt.config, fwd("new", 0, a.port)));
+    assert.deepEqual(r.added, ["services/new"]);
+    assert.equal(await ask(portOf(rt, 2)), "A");
+    const only = rt.config;
+    only.services = only.services!.filter((s) => s.name === "keep");
+    r = await rt.apply(only);
+    assert.deepEqual(r.removed.sort(), ["services/new", "services/tag"]);
+    assert.equal(await refused(tagPort), true, "a removed service's port is closed");
+    assert.equal(rt.services.length, 1);
+    assert.equal(rt.service("keep"), keep);
+
+    await transfer;
+    live.close();
+  } finally {
+    await rt.close();
+    await Promise.all([echo.close(), a.close(), b.close()]);
+  }
+});
+
+Deno.test("apply: a broken config is refused whole and the old one keeps serving", async () => {
+  const a = tagServer("A");
+  const rt = await Runtime.start(fwd("tag", 0, a.port));
+  try {
+    const port = portOf(rt);
+    const before = rt.config;
+    // Good new service + a service with a dangling chain: nothing of it is applied.
+    const bad = mergeConfigs(rt.config, fwd("other", 0, a.port));
+    bad.services![1]!.handler.chain = "nope";
+    await assert.rejects(() => rt.apply(bad), /no chain named "nope"/);
+    // A handler type nobody registered: refused when built, the old service unchanged.
+    const bad2 = mergeConfigs(fwd("other", 0, a.port), rt.config);
+    bad2.services![1]!.handler.type = "nosuch";
+    await assert.rejects(() => rt.apply(bad2), /nosuch/);
+    assert.deepEqual(rt.config, before);
+    assert.equal(rt.services.length, 1);
+    assert.equal(await ask(port), "A");
+    // A port in use by something else: refused, nothing half-applied.
+    const squat = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const busy = mergeConfigs(rt.config, fwd("other", squat.addr.port, a.port));
+    await assert.rejects(() => rt.apply(busy), /address already in use/);
+    squat.close();
+    assert.deepEqual(rt.config, before);
+    assert.equal(await ask(port), "A");
+  } finally {
+    await rt.close();
+    await a.close();
+  }
+});
+
+Deno.test("apply: a changed listener on the same port is re-bound; a changed auth file rebuilds its service", async () => {
+  const a = tagServer("A");
+  const dir = await Deno.makeTempDir();
+  const users = `${dir}/users`;
+  await Deno.writeTextFile(users, "alice secret\n");
+  const rt = await Runtime.start(fwd("tag", 0, a.port));
+  try {
+    const port = portOf(rt);
+    const first = rt.service("tag")!;
+    // Same port, another listener setting: the old listener gives the port up, the new binds it.
+    const changed = rt.config;
+    changed.services![0]!.addr = `127.0.0.1:${port}`;
+    changed.services![0]!.listener.metadata = { backlog: 64 };
+    const r = await rt.apply(changed);
+    assert.deepEqual(r.replaced, ["services/tag"]);
+    assert.notEqual(rt.service("tag"), first);
+    assert.equal(await ask(port), "A");
+
+    // A socks5 service with auth.file: editing the file (same config) rebuilds the service.
+    const socks = (file: string): Config => {
+      const c = cliConfig([`socks5://127.0.0.1:0`], []);
+      c.services![0]!.name = "socks";
+      c.services![0]!.handler.auth = { username: "", password: "", file };
+      return mergeConfigs(changed, c);
+    };
+    await rt.apply(socks(users));
+    const socksCfg = rt.config;
+    assert.deepEqual((await rt.apply(socksCfg)).replaced, [], "same config, same file: nothing");
+    await Deno.writeTextFile(users, "bob other\n");
+    assert.deepEqual((await rt.apply(socksCfg)).replaced, ["services/socks"]);
+  } finally {
+    await rt.close();
+    await a.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
