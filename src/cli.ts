@@ -2,20 +2,36 @@
  * The command-line program behind `main.ts`: flags → config → runtime, signals → clean exit.
  * @module
  */
-import { asUsage, type CliArgs, parseArgs, UsageError } from "./config/cli.ts";
+import {
+  asUsage,
+  type CliArgs,
+  parseApiFlag,
+  parseArgs,
+  parseMetricsFlag,
+  UsageError,
+} from "./config/cli.ts";
 import { cliConfig } from "./builtins.ts";
 import { formatConfig, loadConfigSource } from "./config/file.ts";
-import { ACCESS_LISTS, type Config, mergeConfigs } from "./config/model.ts";
+import { ACCESS_LISTS, checkReferences, type Config, mergeConfigs } from "./config/model.ts";
 import { ConfigError, errorText } from "./core/errors.ts";
 import { consoleDiagnostics } from "./config/keys.ts";
-import { type Level, Logger, sinkFor } from "./core/log.ts";
+import { type Level, Logger, RecentLog, sinkFor } from "./core/log.ts";
+import { parseDuration } from "./core/duration.ts";
 import { Runtime } from "./runtime/runtime.ts";
+import { ApiServer } from "./api/server.ts";
+import { serveMetrics } from "./api/metrics_server.ts";
+import type { HttpEndpoint } from "./api/http.ts";
+import { GostMetrics } from "./metrics/gost.ts";
 import { VERSION } from "./version.ts";
 
-const USAGE = `Usage: burrow [-L service]... [-F node]... [-C config]... [-D] [-O yaml|json] [-V]
+const USAGE = `Usage: burrow [-L service]... [-F node]... [-C config]... [-api addr] [-metrics addr]
+              [-R interval] [-D] [-O yaml|json] [-V]
   -L  service, e.g. -L :8080 (auto proxy), -L socks5://u:p@:1080, -L tcp://:2222/host:22
   -F  chain node (each -F is one hop), e.g. -F socks5://host:1080, -F forward+mtcp://srv:8443
   -C  config file (YAML or JSON; several allowed, merged), "-" for stdin
+  -api      web API and dashboard, [user:pass@]host:port?pathPrefix=/x&accesslog=true
+  -metrics  Prometheus endpoint, [user:pass@]host:port?path=/metrics
+  -R  re-read the -C files this often (e.g. 30s); SIGHUP reloads at any time
   -D  debug logging (-DD: trace)
   -O  print the normalised config as yaml or json and exit
   -V  print the version and exit
@@ -68,21 +84,124 @@ function groupConfig(a: CliArgs, g: number, offset: number): Config {
   return cfg;
 }
 
+/** Reads every config source the flags name into one config (start-up and each reload). */
+async function loadSources(
+  args: CliArgs,
+  extra: CliArgs[],
+  stdin: Map<string, Config>,
+): Promise<Config> {
+  const files: Config[] = [];
+  const load = { diagnostics: consoleDiagnostics(args.strict) };
+  const source = async (c: string) => {
+    // stdin can be read once: a reload reuses what it said.
+    if (c.trim() === "-") {
+      if (!stdin.has(c)) stdin.set(c, await loadConfigSource(c, load));
+      return stdin.get(c)!;
+    }
+    return await loadConfigSource(c, load);
+  };
+  for (const c of args.configs) files.push(await source(c));
+  let fromCli: Config;
+  try {
+    fromCli = cliConfig(args.services, args.nodes);
+    for (const [g, a] of extra.entries()) {
+      for (const c of a.configs) files.push(await source(c));
+      fromCli = mergeConfigs(fromCli, groupConfig(a, g + 1, fromCli.services?.length ?? 0));
+    }
+  } catch (e) {
+    asUsage(e);
+  }
+  const cfg = mergeConfigs(...files, fromCli);
+  // Environment, then flags, override the files (GOST).
+  const envApi = Deno.env.get("GOST_API");
+  if (envApi) cfg.api = { ...cfg.api, addr: envApi };
+  const envMetrics = Deno.env.get("GOST_METRICS");
+  if (envMetrics) cfg.metrics = { ...cfg.metrics, addr: envMetrics };
+  try {
+    if (args.api) cfg.api = parseApiFlag(args.api);
+    if (args.metrics) cfg.metrics = parseMetricsFlag(args.metrics);
+  } catch (e) {
+    asUsage(e);
+  }
+  checkReferences(cfg);
+  return cfg;
+}
+
+/** The API and metrics endpoints of a running process (restarted when their config changes). */
+class Endpoints {
+  #api?: ApiServer;
+  #metrics?: HttpEndpoint;
+  #apiCfg = "";
+  #metricsCfg = "";
+
+  constructor(
+    readonly rt: Runtime,
+    readonly metrics: GostMetrics,
+    readonly log: Logger,
+    readonly recent: RecentLog,
+    readonly reload: () => Promise<void>,
+    readonly configFile?: string,
+  ) {}
+
+  /** Starts, restarts or stops the endpoints to match `cfg`. */
+  async sync(cfg: Config): Promise<void> {
+    const apiCfg = JSON.stringify(cfg.api ?? null);
+    if (apiCfg !== this.#apiCfg) {
+      await this.#api?.close();
+      this.#api = undefined;
+      this.#apiCfg = apiCfg;
+      if (cfg.api) {
+        this.#api = await ApiServer.start({
+          runtime: this.rt,
+          config: cfg.api,
+          log: this.log,
+          reload: this.reload,
+          configFile: this.configFile,
+          graceMs: GRACE_MS,
+          recent: this.recent,
+        });
+      }
+    }
+    const metricsCfg = JSON.stringify(cfg.metrics ?? null);
+    if (metricsCfg !== this.#metricsCfg) {
+      await this.#metrics?.close();
+      this.#metrics = undefined;
+      this.#metricsCfg = metricsCfg;
+      if (cfg.metrics) {
+        this.#metrics = await serveMetrics(cfg.metrics, this.metrics, {
+          log: this.log,
+          auther: (n) => this.rt.auther(n),
+        });
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#api?.close();
+    await this.#metrics?.close();
+  }
+}
+
 /** Runs the CLI; resolves the process exit code. */
 export async function runCli(argv: string[]): Promise<number> {
   let cfg: Config;
-  let args;
+  let args: CliArgs;
+  let extra: CliArgs[];
+  const stdin = new Map<string, Config>();
   try {
     // GOST runs each ` -- `-separated group as its own worker with its own chain; here the
     // groups share one process, and group g's chain is named chain-g.
     const groups = splitGroups(argv);
     args = parseArgs(groups[0]!);
-    const extra = groups.slice(1).map(parseArgs);
+    extra = groups.slice(1).map(parseArgs);
     for (const a of extra) {
       args.output ??= a.output;
       args.debug ||= a.debug;
       args.trace ||= a.trace;
       args.strict ||= a.strict;
+      args.api ??= a.api;
+      args.metrics ??= a.metrics;
+      args.reload ??= a.reload;
     }
     if (args.help) {
       console.log(USAGE);
@@ -94,20 +213,7 @@ export async function runCli(argv: string[]): Promise<number> {
       );
       return 0;
     }
-    const files: Config[] = [];
-    const load = { diagnostics: consoleDiagnostics(args.strict) };
-    for (const c of args.configs) files.push(await loadConfigSource(c, load));
-    let fromCli: Config;
-    try {
-      fromCli = cliConfig(args.services, args.nodes);
-      for (const [g, a] of extra.entries()) {
-        for (const c of a.configs) files.push(await loadConfigSource(c, load));
-        fromCli = mergeConfigs(fromCli, groupConfig(a, g + 1, fromCli.services?.length ?? 0));
-      }
-    } catch (e) {
-      asUsage(e);
-    }
-    cfg = mergeConfigs(...files, fromCli);
+    cfg = await loadSources(args, extra, stdin);
   } catch (e) {
     if (e instanceof UsageError || e instanceof ConfigError) {
       console.error(`burrow: ${e.message}`);
@@ -119,45 +225,92 @@ export async function runCli(argv: string[]): Promise<number> {
     await Deno.stdout.write(new TextEncoder().encode(formatConfig(cfg, args.output)));
     return 0;
   }
-  if (!cfg.services?.length) {
+  if (!cfg.services?.length && !cfg.api) {
     console.error(`burrow: no services (give -L or -C)\n${USAGE}`);
     return 2;
   }
   let log: Logger;
+  const recent = new RecentLog();
   try {
     log = new Logger(
       levelOf(cfg, args.debug, args.trace),
       {},
-      sinkFor(cfg.log?.output, cfg.log?.format),
+      recent.tee(sinkFor(cfg.log?.output, cfg.log?.format)),
     );
   } catch (e) {
     console.error(`burrow: log.output: ${errorText(e)}`);
     return 1;
   }
-  let rt: Runtime;
-  try {
-    rt = await Runtime.start(cfg, {
-      log,
-      diagnostics: {
-        strict: args.strict || cfg.strict === true,
-        warn: (p, m) => log.warn(`${p}: ${m}`, { kind: "config" }),
-      },
+  const diagnostics = {
+    strict: args.strict || cfg.strict === true,
+    warn: (p: string, m: string) => log.warn(`${p}: ${m}`, { kind: "config" }),
+  };
+  let rt: Runtime | undefined;
+  let endpoints: Endpoints | undefined;
+  // Services are always counted; the metrics endpoint may be switched on by a reload.
+  const metrics = new GostMetrics(() => rt?.services ?? []);
+  const reload = async (why: string): Promise<void> => {
+    const next = await loadSources(args, extra, stdin);
+    if (JSON.stringify(next.log ?? null) !== JSON.stringify(cfg.log ?? null)) {
+      log.warn("log settings changed: they take effect when burrow restarts", { kind: "config" });
+    }
+    const r = await rt!.apply(next, { graceMs: GRACE_MS });
+    cfg = next;
+    await endpoints!.sync(next);
+    const parts = [
+      ...r.added.map((x) => `+${x}`),
+      ...r.replaced.map((x) => `~${x}`),
+      ...r.removed.map((x) => `-${x}`),
+    ];
+    // A periodic reload that found nothing new is not news.
+    const level = parts.length === 0 && why === "auto reload" ? "debug" : "info";
+    log.log(level, `${why}: config reloaded (${parts.join(" ") || "no change"})`, {
+      kind: "config",
     });
+  };
+  try {
+    rt = await Runtime.start(cfg, { log, diagnostics, observer: metrics });
+    endpoints = new Endpoints(
+      rt,
+      metrics,
+      log,
+      recent,
+      () => reload("api"),
+      args.configs.at(-1) !== "-" ? args.configs.at(-1) : undefined,
+    );
+    await endpoints.sync(cfg);
   } catch (e) {
     console.error(`burrow: ${errorText(e)}`);
+    await endpoints?.close();
+    await rt?.close();
     // A configuration mistake is a usage error (2); a runtime failure such as a busy port is 1.
     return e instanceof ConfigError ? 2 : 1;
   }
+  // Reloads run one at a time; a broken config keeps the running one and says why.
+  let reloading = Promise.resolve();
+  const scheduleReload = (why: string) => {
+    reloading = reloading.then(() => reload(why)).catch((e) =>
+      log.error(`${why}: reload failed, keeping the running config: ${errorText(e)}`, {
+        kind: "config",
+      })
+    );
+  };
   const stop = Promise.withResolvers<string>();
   const onSig = (name: string) => () => stop.resolve(name);
-  const handlers: [Deno.Signal, () => void][] = [["SIGINT", onSig("SIGINT")], [
-    "SIGTERM",
-    onSig("SIGTERM"),
-  ]];
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGINT", onSig("SIGINT")],
+    ["SIGTERM", onSig("SIGTERM")],
+  ];
+  if (Deno.build.os !== "windows") handlers.push(["SIGHUP", () => scheduleReload("SIGHUP")]);
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
+  const every = args.reload ? parseDuration(args.reload) ?? 0 : 0;
+  const timer = every > 0 ? setInterval(() => scheduleReload("auto reload"), every) : undefined;
   const sig = await stop.promise;
   log.info(`${sig}: shutting down`, { kind: "process" });
+  clearInterval(timer);
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-  await rt.close(GRACE_MS);
+  await reloading;
+  await endpoints!.close();
+  await rt!.close(GRACE_MS);
   return 0;
 }

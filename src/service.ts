@@ -84,6 +84,21 @@ export interface ServiceStats {
   outputBytes: number;
 }
 
+/** Per-client counters (GOST's metric label `client` is the client's IP). */
+export interface ClientStats {
+  requests: number;
+  inFlight: number;
+  errors: number;
+  inputBytes: number;
+  outputBytes: number;
+}
+
+/**
+ * Clients tracked one by one per service; the rest share the entry `other`, so a scan from many
+ * addresses cannot grow the table (and the metrics) without bound.
+ */
+export const MAX_CLIENTS = 1024;
+
 /** Hooks a metrics collector gives a service (called once per connection, never per read). */
 export interface ServiceObserver {
   /** A connection ended after `seconds`; `failed` when its handler reported an error. */
@@ -93,21 +108,27 @@ export interface ServiceObserver {
 /** Counts the bytes a client sends (input) and receives (output) into a service's stats. */
 class CountingConn extends WrappedConn {
   readonly #stats: ServiceStats;
-  constructor(inner: Conn, stats: ServiceStats) {
+  readonly #client: ClientStats;
+  constructor(inner: Conn, stats: ServiceStats, client: ClientStats) {
     super(inner);
     this.#stats = stats;
+    this.#client = client;
   }
   get datagram(): boolean | undefined {
     return this.inner.datagram;
   }
   override async read(p: Uint8Array): Promise<number | null> {
     const n = await this.inner.read(p);
-    if (n !== null) this.#stats.inputBytes += n;
+    if (n !== null) {
+      this.#stats.inputBytes += n;
+      this.#client.inputBytes += n;
+    }
     return n;
   }
   override async write(p: Uint8Array): Promise<number> {
     const n = await this.inner.write(p);
     this.#stats.outputBytes += n;
+    this.#client.outputBytes += n;
     return n;
   }
 }
@@ -152,6 +173,7 @@ export class Service implements AsyncDisposable {
     inputBytes: 0,
     outputBytes: 0,
   };
+  readonly #clients = new Map<string, ClientStats>();
   observer?: ServiceObserver;
   /** Called once when the service has closed (releases reload timers and the like). */
   onClose?: () => void;
@@ -184,9 +206,31 @@ export class Service implements AsyncDisposable {
     };
   }
 
+  /** GOST's service state: `running` (built), `ready` (accepting), `closed`. */
+  get state(): "running" | "ready" | "closed" {
+    return this.#stopped.signal.aborted ? "closed" : this.#loop ? "ready" : "running";
+  }
+
   /** Resolves once `close` has stopped the listener (a released port is free again). */
   get stoppedAccepting(): Promise<void> {
     return this.#acceptStop.promise;
+  }
+
+  /** Counters per client IP (at most {@link MAX_CLIENTS}, then `other`). */
+  get clients(): ReadonlyMap<string, ClientStats> {
+    return this.#clients;
+  }
+
+  #client(ip: string): ClientStats {
+    let c = this.#clients.get(ip);
+    if (c) return c;
+    const key = this.#clients.size >= MAX_CLIENTS ? "other" : ip;
+    c = this.#clients.get(key);
+    if (!c) {
+      c = { requests: 0, inFlight: 0, errors: 0, inputBytes: 0, outputBytes: 0 };
+      this.#clients.set(key, c);
+    }
+    return c;
   }
 
   /** The current handler. */
@@ -282,9 +326,12 @@ export class Service implements AsyncDisposable {
 
   async #serve(raw: Conn, p: Pipeline): Promise<void> {
     const stats = this.stats;
+    const client = this.#client(raw.remoteAddr.hostname);
     stats.totalConns++;
     stats.currentConns++;
-    let conn: Conn = new CountingConn(raw, stats);
+    client.requests++;
+    client.inFlight++;
+    let conn: Conn = new CountingConn(raw, stats, client);
     p.conns.add(conn);
     const remote = formatAddr(raw.remoteAddr);
     const local = formatAddr(raw.localAddr);
@@ -313,11 +360,13 @@ export class Service implements AsyncDisposable {
     } catch (e) {
       failed = true;
       stats.totalErrs++;
+      client.errors++;
       log.error(errorText(e));
     } finally {
       conn.close();
       p.conns.delete(conn);
       stats.currentConns--;
+      client.inFlight--;
       const ms = performance.now() - t0;
       this.observer?.connDone(this.name, ms / 1000, failed);
       log.info(`${remote} >< ${local}`, { duration: Math.round(ms * 1e6) });

@@ -117,7 +117,10 @@ Deno.test("unsupported keys exit 2 naming them; a busy port exits 1 naming the a
     const [args, re] of [
       [["-L", "socks5://127.0.0.1:0?interface=eth0"], /metadata\.interface: is not supported/],
       [["--strict", "-L", "socks5://127.0.0.1:0?admision=~10.0.0.0/8"], /did you mean "admission"/],
-      [["-C", '{"services":[{"addr":":0"}],"api":{"addr":":18080"}}'], /api: is not supported/],
+      [
+        ["-C", '{"services":[{"addr":":0"}],"profiling":{"addr":":6060"}}'],
+        /profiling: is not supported/,
+      ],
     ] as [string[], RegExp][]
   ) {
     const out = await run(args);

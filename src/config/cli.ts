@@ -7,10 +7,12 @@ import { ConfigError } from "../core/errors.ts";
 import type { MetadataRecord } from "../core/metadata.ts";
 import { STRATEGIES } from "./model.ts";
 import type {
+  APIConfig,
   AuthConfig,
   Config,
   ForwardNodeConfig,
   HopConfig,
+  MetricsConfig,
   NodeConfig,
   SelectorConfig,
   ServiceConfig,
@@ -31,6 +33,12 @@ export interface CliArgs {
   help: boolean;
   /** Unknown keys are errors instead of warnings. */
   strict: boolean;
+  /** `-api [user:pass@]host:port?pathPrefix=/x&accesslog=true`. */
+  api?: string;
+  /** `-metrics [user:pass@]host:port?path=/metrics`. */
+  metrics?: string;
+  /** `-R 30s`: re-read the config sources this often. */
+  reload?: string;
 }
 
 /** A command-line mistake; the CLI prints it on one line and exits 2. */
@@ -96,6 +104,20 @@ export function parseArgs(argv: string[]): CliArgs {
       case "C":
         out.configs.push(value);
         break;
+      case "api":
+        out.api = value;
+        break;
+      case "metrics":
+        out.metrics = value;
+        break;
+      case "R":
+        if (parseDuration(value) === undefined) {
+          throw new UsageError(
+            `flag -R: expected a duration such as 30s, got ${JSON.stringify(value)}`,
+          );
+        }
+        out.reload = value;
+        break;
       case "O":
         if (value !== "yaml" && value !== "json") {
           throw new UsageError(`flag -O: expected yaml or json, got ${JSON.stringify(value)}`);
@@ -106,6 +128,71 @@ export function parseArgs(argv: string[]): CliArgs {
         throw new UsageError(`flag -${name} is not supported by burrow`);
     }
   }
+  return out;
+}
+
+/**
+ * The `-api` / `-metrics` value: `[scheme://][user:pass@]host:port[?key=value...]`, with the
+ * query keys each allows (GOST reads them through its service-URL normaliser).
+ */
+function endpointFlag(
+  flag: string,
+  value: string,
+  keys: readonly string[],
+): { addr: string; auth?: AuthConfig; query: Map<string, string> } {
+  let rest = value.replace(/^[a-z][a-z0-9+.-]*:\/\//i, "");
+  const query = new Map<string, string>();
+  const q = rest.indexOf("?");
+  if (q >= 0) {
+    for (const [k, v] of new URLSearchParams(rest.slice(q + 1))) {
+      if (!keys.includes(k)) {
+        throw new UsageError(
+          `flag -${flag}: unknown option ${JSON.stringify(k)} (known: ${keys.join(", ")})`,
+        );
+      }
+      query.set(k, v);
+    }
+    rest = rest.slice(0, q);
+  }
+  let auth: AuthConfig | undefined;
+  const at = rest.lastIndexOf("@");
+  if (at >= 0) {
+    const user = rest.slice(0, at);
+    const c = user.indexOf(":");
+    auth = {
+      username: decodeURIComponent(c >= 0 ? user.slice(0, c) : user),
+      password: c >= 0 ? decodeURIComponent(user.slice(c + 1)) : "",
+    };
+    rest = rest.slice(at + 1);
+  }
+  rest = rest.replace(/\/+$/, "");
+  if (!/:\d+$/.test(rest)) {
+    throw new UsageError(
+      `flag -${flag}: expected [user:pass@]host:port, got ${JSON.stringify(value)}`,
+    );
+  }
+  return { addr: rest, ...(auth ? { auth } : {}), query };
+}
+
+/** `-api [user:pass@]host:port?pathPrefix=/x&accesslog=true` as an `api:` section. */
+export function parseApiFlag(value: string): APIConfig {
+  const e = endpointFlag("api", value, ["pathPrefix", "accesslog"]);
+  const out: APIConfig = { addr: e.addr };
+  if (e.auth) out.auth = e.auth;
+  const prefix = e.query.get("pathPrefix");
+  if (prefix) out.pathPrefix = prefix;
+  const log = e.query.get("accesslog");
+  if (log !== undefined) out.accesslog = log === "true" || log === "1";
+  return out;
+}
+
+/** `-metrics [user:pass@]host:port?path=/metrics` as a `metrics:` section. */
+export function parseMetricsFlag(value: string): MetricsConfig {
+  const e = endpointFlag("metrics", value, ["path"]);
+  const out: MetricsConfig = { addr: e.addr };
+  if (e.auth) out.auth = e.auth;
+  const path = e.query.get("path");
+  if (path) out.path = path;
   return out;
 }
 

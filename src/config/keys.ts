@@ -22,6 +22,8 @@ export type Level =
   | "node"
   | "plugin"
   | "tls"
+  | "api"
+  | "metrics"
   | "auth"
   | "auther"
   | "selector"
@@ -56,6 +58,8 @@ export const GOST_FIELDS: Readonly<Record<Level, readonly string[]>> = {
   node: words(`name addr network bypass bypasses resolver hosts connector dialer interface netns
     sockopts filter matcher http tls probe metadata`),
   plugin: words(`type auth tls metadata`),
+  api: words(`addr pathPrefix accesslog auth auther`),
+  metrics: words(`addr path auth auther`),
   tls: words(`certFile keyFile caFile secure serverName options validity commonName organization
     rejectUnknownSNI serverNames`),
   auth: words(`username password file`),

@@ -198,6 +198,30 @@ export interface LogConfig {
   format?: string;
 }
 
+/** The web API (`api:`, `-api`): GOST's `/config` routes and Burrow's dashboard. */
+export interface APIConfig {
+  /** `host:port` to listen on. */
+  addr: string;
+  /** Routes live under this prefix (`/api` → `/api/config`). */
+  pathPrefix?: string;
+  /** Log one line per request. */
+  accesslog?: boolean;
+  /** Basic-auth user (with `auther`, either may match). */
+  auth?: AuthConfig;
+  /** A named auther checking the basic-auth user. */
+  auther?: string;
+}
+
+/** The Prometheus endpoint (`metrics:`, `-metrics`). */
+export interface MetricsConfig {
+  addr: string;
+  /** Default `/metrics`. */
+  path?: string;
+  auth?: AuthConfig;
+  /** A named auther; replaces `auth` (GOST). */
+  auther?: string;
+}
+
 /** The whole configuration. */
 export interface Config {
   services?: ServiceConfig[];
@@ -213,6 +237,8 @@ export interface Config {
   rlimiters?: LimiterConfig[];
   tls?: TLSConfig;
   log?: LogConfig;
+  api?: APIConfig;
+  metrics?: MetricsConfig;
   /** Unknown keys are errors, not warnings. */
   strict?: boolean;
 }
@@ -621,6 +647,25 @@ export function normalizeConfig(raw: unknown, opts: NormalizeOptions = {}): Conf
   setIf(cfg, "climiters", list("climiters", (x, i) => limiterObj(x, i, "climiter")));
   setIf(cfg, "rlimiters", list("rlimiters", (x, i) => limiterObj(x, i, "rlimiter")));
   setIf(cfg, "tls", tls(f.obj("tls")));
+  const api = f.obj("api");
+  if (api) {
+    const a: APIConfig = { addr: api.reqStr("addr") };
+    setIf(a, "pathPrefix", api.str("pathPrefix"));
+    setIf(a, "accesslog", api.bool("accesslog"));
+    setIf(a, "auth", auth(api.obj("auth")));
+    setIf(a, "auther", api.str("auther"));
+    api.check("api");
+    cfg.api = a;
+  }
+  const metrics = f.obj("metrics");
+  if (metrics) {
+    const m: MetricsConfig = { addr: metrics.reqStr("addr") };
+    setIf(m, "path", metrics.str("path"));
+    setIf(m, "auth", auth(metrics.obj("auth")));
+    setIf(m, "auther", metrics.str("auther"));
+    metrics.check("metrics");
+    cfg.metrics = m;
+  }
   const log = f.obj("log");
   if (log) {
     const l: LogConfig = {};
@@ -717,6 +762,10 @@ export function checkReferences(cfg: Config): void {
     ref(`${p}.rlimiter`, "rlimiter", s.rlimiter);
     ref(`${p}.handler.limiter`, "limiter", s.handler.limiter);
   });
+  for (const k of ["api", "metrics"] as const) {
+    const a = cfg[k]?.auther;
+    if (a && !authers.has(a)) throw new ConfigError(`${k}.auther`, `no auther named "${a}"`);
+  }
   const hopRefs = (h: HopConfig, p: string) => {
     refs(p, h);
     (h.nodes ?? []).forEach((n, k) => refs(`${p}.nodes[${k}]`, n));
@@ -766,6 +815,8 @@ export function mergeConfigs(...cfgs: Config[]): Config {
     }
     if (c.tls) out.tls = c.tls;
     if (c.log) out.log = c.log;
+    if (c.api) out.api = c.api;
+    if (c.metrics) out.metrics = c.metrics;
     if (c.strict !== undefined) out.strict = c.strict;
   }
   return out;

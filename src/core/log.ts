@@ -122,3 +122,46 @@ export function sinkFor(output = "stderr", format = "json"): Sink {
 
 /** A logger that drops everything (library default, tests). */
 export const silentLogger: Logger = new Logger("none");
+
+/** One recent warning or error, as the dashboard shows it. */
+export interface LogEntry {
+  time: string;
+  level: string;
+  msg: string;
+  service?: string;
+}
+
+/** The last warnings and errors a logger wrote (bounded), for the dashboard. */
+export class RecentLog {
+  readonly #max: number;
+  readonly #entries: LogEntry[] = [];
+
+  constructor(max = 50) {
+    this.#max = max;
+  }
+
+  /** A sink that records warn/error lines and passes every line on to `inner`. */
+  tee(inner: Sink): Sink {
+    return (line) => {
+      // Parse only the lines worth keeping (the string test is cheap; info lines are many).
+      if (line.includes('"level":"error"') || line.includes('"level":"warn"')) {
+        try {
+          const r = JSON.parse(line) as Fields;
+          this.#entries.push({
+            time: String(r.time),
+            level: String(r.level),
+            msg: String(r.msg),
+            ...(r.service !== undefined ? { service: String(r.service) } : {}),
+          });
+          if (this.#entries.length > this.#max) this.#entries.shift();
+        } catch { /* not ours to fix */ }
+      }
+      inner(line);
+    };
+  }
+
+  /** Oldest first. */
+  get entries(): readonly LogEntry[] {
+    return this.#entries;
+  }
+}

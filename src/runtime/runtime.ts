@@ -11,6 +11,7 @@ import { errorText, TunnelError } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type { Diagnostics } from "../config/keys.ts";
 import type { Registries } from "../core/registry.ts";
+import type { Auther } from "../core/types.ts";
 import type { Chain, ChainObserver } from "../chain/router.ts";
 import { SelfAddresses } from "../chain/self.ts";
 import { newViaId } from "../proxy/http/via.ts";
@@ -132,6 +133,11 @@ export class Runtime implements AsyncDisposable {
   /** The config now running (a copy). */
   get config(): Config {
     return structuredClone(this.#cfg);
+  }
+
+  /** The auther named `name` (`authers:`), for the API's basic auth. */
+  auther(name: string): Auther | undefined {
+    return this.#tables.authers.get(name);
   }
 
   /** The service named `name`. */
