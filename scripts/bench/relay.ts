@@ -46,6 +46,34 @@ export default async function (): Promise<BenchRow[]> {
         await g.stop();
       }
     }
+    // Every service counts its bytes (status, dashboard, metrics); with the metrics endpoint on
+    // and scraped every 200 ms during the transfer, this row should match the plain forward.
+    const m = freePort();
+    const mp = freePort();
+    const h = await startBurrow([
+      "-L",
+      `tcp://127.0.0.1:${m}/127.0.0.1:${sink.port}`,
+      "-metrics",
+      `127.0.0.1:${mp}`,
+    ], m);
+    const stop = new AbortController();
+    const scraper = (async () => {
+      while (!stop.signal.aborted) {
+        const r = await fetch(`http://127.0.0.1:${mp}/metrics`).catch(() => undefined);
+        await r?.body?.cancel();
+        await new Promise((ok) => setTimeout(ok, 200));
+      }
+    })();
+    try {
+      rows.push({
+        name: "burrow tcp forward, -metrics scraped every 200 ms",
+        mbps: await pushThrough(m, TOTAL, sink.next()),
+      });
+    } finally {
+      stop.abort();
+      await scraper;
+      await h.stop();
+    }
   } finally {
     sink.close();
   }
