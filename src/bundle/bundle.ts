@@ -92,6 +92,9 @@ interface Unacked {
   link: number;
 }
 
+/** Every bundle open in this process, for the metrics endpoint (`burrow_bundle_links_up`). */
+export const liveBundles: Set<Bundle> = new Set();
+
 export class Bundle extends ConnBase {
   readonly localAddr: NetAddr;
   readonly remoteAddr: NetAddr;
@@ -137,6 +140,7 @@ export class Bundle extends ConnBase {
     this.localAddr = { ...local, transport: "mtmux" };
     this.remoteAddr = { ...remote, transport: "mtmux" };
     this.#peerLimit = peerWindowFrames;
+    liveBundles.add(this);
   }
 
   /**
@@ -555,6 +559,7 @@ export class Bundle extends ConnBase {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    liveBundles.delete(this);
     clearInterval(this.#ackTimer);
     for (const l of this.#links.values()) {
       if (l.alive) {

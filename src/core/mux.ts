@@ -29,3 +29,16 @@ export type MuxRole = "client" | "server";
 
 /** Starts a session on a carrier conn: one factory per transport serves both directions. */
 export type MuxFactory = (carrier: Conn, role: MuxRole) => MuxSession;
+
+/**
+ * Every multiplexed session alive in this process and its role, for the metrics endpoint
+ * (`burrow_mux_sessions`, `burrow_mux_streams`). Sessions leave it when they close.
+ */
+export const liveMuxSessions: Map<MuxSession, MuxRole> = new Map();
+
+/** Records `s` in {@link liveMuxSessions} until it closes; returns it. */
+export function trackMux<S extends MuxSession>(s: S, role: MuxRole): S {
+  liveMuxSessions.set(s, role);
+  s.closed.finally(() => liveMuxSessions.delete(s));
+  return s;
+}

@@ -4,6 +4,7 @@
  * `input`, calls `flush` on a timer, and gets datagrams from `output`. Times are u32 ms.
  * @module
  */
+import { kcpSnmp } from "./snmp.ts";
 
 export const CMD_PUSH = 81;
 export const CMD_ACK = 82;
@@ -422,6 +423,7 @@ export class Kcp {
         s.rto = this.rxRto;
         s.resendts = (now + s.rto) >>> 0;
         change++;
+        kcpSnmp.fastRetransSegs++;
       } else if (s.fastack > 0 && newSegs === 0) {
         needSend = true;
         s.fastack = 0;
@@ -434,8 +436,10 @@ export class Kcp {
         s.fastack = 0;
         s.resendts = (now + s.rto) >>> 0;
         lost = true;
+        kcpSnmp.lostSegs++;
       }
       if (needSend) {
+        if (s.xmit > 0) kcpSnmp.retransSegs++;
         s.xmit++;
         s.ts = now;
         put(CMD_PUSH, s.frg, s.ts, s.sn, s.data);

@@ -5,6 +5,7 @@
  * bounded decoder that recovers missing data packets.
  * @module
  */
+import { kcpSnmp } from "./snmp.ts";
 
 export const FEC_HEADER = 8;
 export const FLAG_DATA = 0xf1;
@@ -297,7 +298,11 @@ export class FecDecoder {
       if (sz >= 2 && sz <= r.length) {
         out.push(r.subarray(2, sz));
         this.recovered++;
-      } else this.errors++;
+        kcpSnmp.fecRecovered++;
+      } else {
+        this.errors++;
+        kcpSnmp.fecErrors++;
+      }
     }
     return out;
   }

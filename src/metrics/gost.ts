@@ -7,6 +7,9 @@
  * @module
  */
 import client from "prom-client";
+import { liveMuxSessions } from "../core/mux.ts";
+import { kcpSnmp } from "../kcp/snmp.ts";
+import { liveBundles } from "../bundle/bundle.ts";
 
 /** What the collectors read from one service. */
 export interface ServiceView {
@@ -18,14 +21,6 @@ export interface ServiceView {
     inputBytes: number;
     outputBytes: number;
   }>;
-}
-
-/** A mux session count or similar Burrow-specific gauge, read at scrape time. */
-export interface GaugeSource {
-  name: string;
-  help: string;
-  labels: string[];
-  read(): Iterable<[Record<string, string>, number]>;
 }
 
 const REQUEST_BUCKETS = [.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30, 60];
@@ -131,18 +126,86 @@ export class GostMetrics {
       buckets: CONNECT_BUCKETS,
       registers,
     });
+    this.#burrowSeries();
   }
 
-  /** Adds a gauge of Burrow's own (mux sessions and the like), read at scrape time. */
-  addGauge(g: GaugeSource): void {
+  /** Burrow's own series: multiplexing, KCP and bundle health (docs/metrics.md). */
+  #burrowSeries(): void {
+    const registers = [this.registry];
+    const byRole = (pick: (s: { streamCount: number }) => number) => {
+      const out = { client: 0, server: 0 };
+      for (const [s, role] of liveMuxSessions) out[role] += pick(s);
+      return out;
+    };
     new client.Gauge({
-      name: g.name,
-      help: g.help,
-      labelNames: g.labels,
-      registers: [this.registry],
+      name: "burrow_mux_sessions",
+      help: "Multiplexed sessions (mtcp, mws, mwss, mtls, kcp, mtmux) open now",
+      labelNames: ["role"],
+      registers,
       collect() {
-        this.reset();
-        for (const [labels, v] of g.read()) this.set(labels, v);
+        for (const [role, v] of Object.entries(byRole(() => 1))) this.set({ role }, v);
+      },
+    });
+    new client.Gauge({
+      name: "burrow_mux_streams",
+      help: "Streams open on multiplexed sessions now",
+      labelNames: ["role"],
+      registers,
+      collect() {
+        for (const [role, v] of Object.entries(byRole((s) => s.streamCount))) this.set({ role }, v);
+      },
+    });
+    const snmp = (name: string, help: string, pick: () => number) =>
+      new client.Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(pick());
+        },
+      });
+    snmp(
+      "burrow_kcp_retransmitted_segments_total",
+      "KCP segments sent again",
+      () => kcpSnmp.retransSegs,
+    );
+    snmp(
+      "burrow_kcp_fast_retransmitted_segments_total",
+      "KCP segments resent after duplicate ACKs",
+      () => kcpSnmp.fastRetransSegs,
+    );
+    snmp(
+      "burrow_kcp_lost_segments_total",
+      "KCP segments resent after their retransmission timeout",
+      () => kcpSnmp.lostSegs,
+    );
+    snmp(
+      "burrow_kcp_fec_recovered_total",
+      "KCP packets rebuilt from FEC parity",
+      () => kcpSnmp.fecRecovered,
+    );
+    snmp(
+      "burrow_kcp_fec_errors_total",
+      "FEC groups that could not rebuild a packet",
+      () => kcpSnmp.fecErrors,
+    );
+    new client.Gauge({
+      name: "burrow_bundle_links_up",
+      help: "Links alive in open mtmux bundles",
+      registers,
+      collect() {
+        let n = 0;
+        for (const b of liveBundles) n += b.aliveLinks;
+        this.set(n);
+      },
+    });
+    new client.Gauge({
+      name: "burrow_bundles",
+      help: "mtmux bundles open now",
+      registers,
+      collect() {
+        this.set(liveBundles.size);
       },
     });
   }

@@ -9,7 +9,7 @@
 import type { Conn } from "../core/conn.ts";
 import { TunnelError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
-import type { MuxFactory, MuxSession } from "../core/mux.ts";
+import { type MuxFactory, type MuxSession, trackMux } from "../core/mux.ts";
 import { ServeListener } from "../core/serve_listener.ts";
 import type { DialContext, Dialer, Listener, RawGuard } from "../core/types.ts";
 
@@ -34,7 +34,7 @@ export class MuxListener extends ServeListener {
       guard,
       drainMs: 1500,
       serve: async (raw, emit, signal) => {
-        const s = mux(raw, "server");
+        const s = trackMux(mux(raw, "server"), "server");
         // Closing the listener ends its sessions with a FIN on every stream, so clients read
         // EOF at once (a KCP client would otherwise wait for its keepalive timeout).
         const stop = () => void s.shutdown(1000);
@@ -102,7 +102,8 @@ export class MuxDialer implements Dialer {
       const again = slots[i];
       if (again) return await again;
     }
-    const p = (async () => this.#mux(await this.#dial(addr, ctx, i), "client"))();
+    const p =
+      (async () => trackMux(this.#mux(await this.#dial(addr, ctx, i), "client"), "client"))();
     slots[i] = p;
     const forget = () => {
       if (slots[i] === p) slots[i] = undefined;

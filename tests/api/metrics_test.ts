@@ -5,7 +5,8 @@ import { Runtime } from "../../src/runtime/runtime.ts";
 import { GostMetrics } from "../../src/metrics/gost.ts";
 import { serveMetrics } from "../../src/api/metrics_server.ts";
 import { curl, startOrigin } from "../proxy/_server.ts";
-import { hasCommand, portForChild } from "../_helpers.ts";
+import { echoServer, hasCommand, portForChild, withTimeout } from "../_helpers.ts";
+import { dialTcp } from "../../src/core/socket.ts";
 import { BurrowChild } from "../_burrow.ts";
 
 /** The samples of `name` in an exposition, as label-text → value. */
@@ -95,6 +96,32 @@ Deno.test("metrics: requests, bytes, durations and chain errors move by what cur
     await endpoint.close();
     await rt.close();
     await origin.close();
+  }
+});
+
+Deno.test("metrics: burrow_mux_* count the sessions and streams of an mtcp hop", async () => {
+  const echo = echoServer();
+  const metrics = new GostMetrics(() => []);
+  const server = await Runtime.start(cliConfig(["relay+mtcp://127.0.0.1:0"], []));
+  const port = server.services[0]!.listener.addr.port;
+  const client = await Runtime.start(
+    cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`], [`relay+mtcp://127.0.0.1:${port}`]),
+  );
+  try {
+    const value = async (name: string, role: string) =>
+      one(await metrics.text(), name, `role="${role}"`);
+    const base = await value("burrow_mux_sessions", "server");
+    const c = await dialTcp("127.0.0.1", client.services[0]!.listener.addr.port);
+    await c.write(new TextEncoder().encode("x"));
+    await withTimeout(c.read(new Uint8Array(1)), 5000, "echo");
+    assert.equal(await value("burrow_mux_sessions", "server"), base + 1);
+    assert.equal(await value("burrow_mux_sessions", "client"), base + 1);
+    assert.ok(await value("burrow_mux_streams", "client") >= 1);
+    c.close();
+  } finally {
+    await client.close();
+    await server.close();
+    await echo.close();
   }
 });
 
