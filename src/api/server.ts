@@ -299,27 +299,34 @@ export class ApiServer {
     return body as Record<string, unknown>;
   }
 
-  /** Validates `raw` as a whole config and applies it; errors become GOST's API errors. */
-  async #apply(raw: Record<string, unknown>, what: string): Promise<Response> {
-    let cfg: Config;
+  /**
+   * Applies `change` to the running config as one step (concurrent requests queue): the result is
+   * validated whole with unknown keys refused (an API client gets no silently dropped setting),
+   * then applied all at once or not at all. Errors become GOST's API errors.
+   */
+  async #apply(
+    what: string,
+    change: (cfg: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<Response> {
     try {
-      // Unknown keys in a body are refused: an API client gets no silently dropped setting.
-      cfg = normalizeConfig(raw, { strict: true, diagnostics: { strict: true, warn: () => {} } });
-    } catch (e) {
-      throw new ApiError(400, 40001, errorText(e));
-    }
-    try {
-      const r = await this.#o.runtime.apply(cfg, { graceMs: this.#o.graceMs ?? 0 });
+      const r = await this.#o.runtime.update((current) => {
+        const raw = change(current as Record<string, unknown>);
+        try {
+          return normalizeConfig(raw, {
+            strict: true,
+            diagnostics: { strict: true, warn: () => {} },
+          });
+        } catch (e) {
+          throw new ApiError(400, 40001, errorText(e));
+        }
+      }, { graceMs: this.#o.graceMs ?? 0 });
       this.#log.info(`${what}: ${summary(r)}`);
     } catch (e) {
+      if (e instanceof ApiError) throw e;
       if (e instanceof ConfigError) throw new ApiError(400, 40001, errorText(e));
       throw new ApiError(500, 40003, `${what} failed: ${errorText(e)}`);
     }
     return json({ msg: "OK" });
-  }
-
-  #current(): Record<string, unknown> {
-    return this.#o.runtime.config as Record<string, unknown>;
   }
 
   async #create(kind: string, single: string, req: Request): Promise<Response> {
@@ -327,34 +334,34 @@ export class ApiServer {
     const name = typeof body.name === "string" ? body.name.trim() : "";
     if (!name) throw new ApiError(400, 40001, `${single} name is required`);
     body.name = name;
-    const cfg = this.#current();
-    const list = (cfg[kind] ?? []) as { name: string }[];
-    if (list.some((o) => o.name === name)) {
-      throw new ApiError(400, 40002, `${single} ${name} already exists`);
-    }
-    cfg[kind] = [...list, body];
-    return await this.#apply(cfg, `create ${single} ${name}`);
+    return await this.#apply(`create ${single} ${name}`, (cfg) => {
+      const list = (cfg[kind] ?? []) as { name: string }[];
+      if (list.some((o) => o.name === name)) {
+        throw new ApiError(400, 40002, `${single} ${name} already exists`);
+      }
+      return { ...cfg, [kind]: [...list, body] };
+    });
   }
 
   async #replace(kind: string, single: string, name: string, req: Request): Promise<Response> {
     const body = await this.#body(req, kind);
     body.name = name; // the path names the object (GOST)
-    const cfg = this.#current();
-    const list = (cfg[kind] ?? []) as { name: string }[];
-    const i = list.findIndex((o) => o.name === name);
-    if (i < 0) throw new ApiError(400, 40004, `${single} ${name} not found`);
-    cfg[kind] = list.map((o, j) => j === i ? body : o);
-    return await this.#apply(cfg, `update ${single} ${name}`);
+    return await this.#apply(`update ${single} ${name}`, (cfg) => {
+      const list = (cfg[kind] ?? []) as { name: string }[];
+      const i = list.findIndex((o) => o.name === name);
+      if (i < 0) throw new ApiError(400, 40004, `${single} ${name} not found`);
+      return { ...cfg, [kind]: list.map((o, j) => j === i ? body : o) };
+    });
   }
 
-  async #delete(kind: string, single: string, name: string): Promise<Response> {
-    const cfg = this.#current();
-    const list = (cfg[kind] ?? []) as { name: string }[];
-    if (!list.some((o) => o.name === name)) {
-      throw new ApiError(400, 40004, `${single} ${name} not found`);
-    }
-    cfg[kind] = list.filter((o) => o.name !== name);
-    return await this.#apply(cfg, `delete ${single} ${name}`);
+  #delete(kind: string, single: string, name: string): Promise<Response> {
+    return this.#apply(`delete ${single} ${name}`, (cfg) => {
+      const list = (cfg[kind] ?? []) as { name: string }[];
+      if (!list.some((o) => o.name === name)) {
+        throw new ApiError(400, 40004, `${single} ${name} not found`);
+      }
+      return { ...cfg, [kind]: list.filter((o) => o.name !== name) };
+    });
   }
 
   /** What the dashboard polls: services with their parts and counters, recent errors. */

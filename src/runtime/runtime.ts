@@ -157,6 +157,19 @@ export class Runtime implements AsyncDisposable {
     return run;
   }
 
+  /**
+   * Applies `change(current config)` as one step: no other apply runs between reading the
+   * config and applying the result, so concurrent edits (two API calls) never lose each other.
+   * `change` may throw to refuse; nothing is applied then.
+   */
+  update(change: (current: Config) => Config, opts: ApplyOptions = {}): Promise<ApplyResult> {
+    const run = this.#lock.then(() =>
+      this.#apply(structuredClone(change(structuredClone(this.#cfg))), opts.graceMs ?? 0)
+    );
+    this.#lock = run.catch(() => {});
+    return run;
+  }
+
   #diag(cfg: Config): Diagnostics {
     return this.#diagOpt ?? {
       strict: cfg.strict === true,

@@ -251,3 +251,26 @@ Deno.test("api: POST /config saves the running config to ?path=", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("api: concurrent changes queue and none is lost", async () => {
+  const { rt, api, close } = await start();
+  try {
+    const replies = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        call(api.port, "POST", "/config/services", {
+          name: `s${i}`,
+          addr: "127.0.0.1:0",
+          handler: { type: "socks5" },
+        })),
+    );
+    for (const r of replies) assert.equal(r.status, 200, r.text);
+    assert.equal(rt.services.length, 9);
+    const again = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => call(api.port, "DELETE", `/config/services/s${i}`)),
+    );
+    for (const r of again) assert.equal(r.status, 200, r.text);
+    assert.equal(rt.services.length, 1);
+  } finally {
+    await close();
+  }
+});
