@@ -2,6 +2,19 @@
  * Burrow as a library: the byte-carrier contract, the plugin registries, config parsing and the
  * runtime that serves GOST-style services and chains.
  *
+ * @example Change a running config
+ * ```ts
+ * import { cliConfig, Runtime } from "./mod.ts";
+ * const rt = await Runtime.start(cliConfig(["socks5://127.0.0.1:0"], []));
+ * // Only what changed is rebuilt; the socks5 service keeps running untouched.
+ * await rt.update((cfg) => ({
+ *   ...cfg,
+ *   services: [...cfg.services!, ...cliConfig(["http://127.0.0.1:0"], []).services!.map((s) => ({ ...s, name: "web" }))],
+ * }));
+ * console.log(rt.services.map((s) => s.name)); // ["service-0", "web"]
+ * await rt.close();
+ * ```
+ *
  * @example Forward a local port
  * ```ts
  * import { cliConfig, Runtime } from "./mod.ts";
@@ -34,7 +47,15 @@ export { mergeConfigs, normalizeConfig } from "./src/config/model.ts";
 export { parseCli, parseNodeUrl, parseServiceUrl } from "./src/config/cli.ts";
 export { GOST_NAMES, type KnownNames, knownNames } from "./src/config/names.ts";
 export { formatConfig, loadConfigSource } from "./src/config/file.ts";
-export { Runtime, type RuntimeOptions } from "./src/runtime/runtime.ts";
+export {
+  type ApplyOptions,
+  type ApplyResult,
+  Runtime,
+  type RuntimeOptions,
+} from "./src/runtime/runtime.ts";
+export { type ApiOptions, ApiServer } from "./src/api/server.ts";
+export { serveMetrics } from "./src/api/metrics_server.ts";
+export { GostMetrics, type ServiceView } from "./src/metrics/gost.ts";
 export { Service } from "./src/service.ts";
 export { Chain, ChainRouter, routeDial } from "./src/chain/router.ts";
 export { SocketConn } from "./src/core/socket.ts";

@@ -251,8 +251,15 @@ export async function runCli(argv: string[]): Promise<number> {
   const metrics = new GostMetrics(() => rt?.services ?? []);
   const reload = async (why: string): Promise<void> => {
     const next = await loadSources(args, extra, stdin);
-    if (JSON.stringify(next.log ?? null) !== JSON.stringify(cfg.log ?? null)) {
-      log.warn("log settings changed: they take effect when burrow restarts", { kind: "config" });
+    const was = cfg.log ?? {};
+    const now = next.log ?? {};
+    if (was.output !== now.output || was.format !== now.format) {
+      log.warn("log.output and log.format take effect when burrow restarts", { kind: "config" });
+    }
+    const wanted = levelOf(next, args.debug, args.trace);
+    if (wanted !== log.level) {
+      log.info(`log level: ${log.level} → ${wanted}`, { kind: "config" });
+      log.setLevel(wanted);
     }
     const r = await rt!.apply(next, { graceMs: GRACE_MS });
     cfg = next;

@@ -42,22 +42,38 @@ function timestamp(d = new Date()): string {
 
 /** A leveled logger with fields; `with()` derives a child carrying more fields. */
 export class Logger {
-  readonly level: Level;
   readonly fields: Fields;
   readonly #sink: Sink;
+  /** Shared by a logger and every logger derived from it, so a reload can change the level. */
+  readonly #level: { level: Level };
 
-  constructor(level: Level = "info", fields: Fields = {}, sink: Sink = stderrSink) {
-    this.level = level;
+  constructor(
+    level: Level = "info",
+    fields: Fields = {},
+    sink: Sink = stderrSink,
+    shared?: { level: Level },
+  ) {
+    this.#level = shared ?? { level };
     this.fields = fields;
     this.#sink = sink;
   }
 
+  /** The level of this logger and of every logger derived from it with `with`. */
+  get level(): Level {
+    return this.#level.level;
+  }
+
+  /** Changes the level of this logger's whole family (a config reload). */
+  setLevel(level: Level): void {
+    this.#level.level = level;
+  }
+
   with(fields: Fields): Logger {
-    return new Logger(this.level, { ...this.fields, ...fields }, this.#sink);
+    return new Logger(this.level, { ...this.fields, ...fields }, this.#sink, this.#level);
   }
 
   enabled(level: Level): boolean {
-    return RANK[level] >= RANK[this.level];
+    return RANK[level] >= RANK[this.#level.level];
   }
 
   log(level: Level, msg: string, fields?: Fields): void {

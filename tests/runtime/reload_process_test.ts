@@ -68,9 +68,10 @@ Deno.test("SIGHUP adds and removes services while a transfer on an unchanged one
     assert.equal(await ask(addedPort), "A");
     await writeChunks(conn, data.subarray(8 << 20, 12 << 20));
 
-    await Deno.writeTextFile(file, `services:${svc("keep", echo.port)}\n`);
+    await Deno.writeTextFile(file, `log: {level: debug}\nservices:${svc("keep", echo.port)}\n`);
     child.kill("SIGHUP");
     await reloaded(2);
+    await child.waitFor((r) => r.msg === "log level: info → debug", 5000, "level change");
     await assert.rejects(
       () => dialTcp("127.0.0.1", addedPort),
       "the removed service's port is closed",
@@ -86,6 +87,10 @@ Deno.test("SIGHUP adds and removes services while a transfer on an unchanged one
     assert.equal(failed.level, "error");
     assert.match(failed.msg, /keeping the running config/);
 
+    // The new level reached loggers built before it (the unchanged service's).
+    const ask2 = await dialTcp("127.0.0.1", keepPort);
+    ask2.close();
+    await child.waitFor((r) => r.level === "debug" && r.service === "keep", 5000, "a debug line");
     await writeChunks(conn, data.subarray(12 << 20));
     await conn.closeWrite();
     const got = await withTimeout(echoed, 20_000, "echo");
