@@ -144,12 +144,16 @@ class Endpoints {
   ) {}
 
   /** Starts, restarts or stops the endpoints to match `cfg`. */
+  /**
+   * Starts, restarts or stops the endpoints to match `cfg`. One that fails to start is retried by
+   * the next sync; the error names it.
+   */
   async sync(cfg: Config): Promise<void> {
     const apiCfg = JSON.stringify(cfg.api ?? null);
     if (apiCfg !== this.#apiCfg) {
       await this.#api?.close();
       this.#api = undefined;
-      this.#apiCfg = apiCfg;
+      this.#apiCfg = "";
       if (cfg.api) {
         this.#api = await ApiServer.start({
           runtime: this.rt,
@@ -161,18 +165,20 @@ class Endpoints {
           recent: this.recent,
         });
       }
+      this.#apiCfg = apiCfg;
     }
     const metricsCfg = JSON.stringify(cfg.metrics ?? null);
     if (metricsCfg !== this.#metricsCfg) {
       await this.#metrics?.close();
       this.#metrics = undefined;
-      this.#metricsCfg = metricsCfg;
+      this.#metricsCfg = "";
       if (cfg.metrics) {
         this.#metrics = await serveMetrics(cfg.metrics, this.metrics, {
           log: this.log,
           auther: (n) => this.rt.auther(n),
         });
       }
+      this.#metricsCfg = metricsCfg;
     }
   }
 
@@ -249,10 +255,23 @@ export async function runCli(argv: string[]): Promise<number> {
   let endpoints: Endpoints | undefined;
   // Services are always counted; the metrics endpoint may be switched on by a reload.
   const metrics = new GostMetrics(() => rt?.services ?? []);
+  // Reloads (SIGHUP, -R, the API's POST /config/reload) run one at a time.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(f: () => Promise<T>): Promise<T> => {
+    const run = queue.then(f);
+    queue = run.catch(() => {});
+    return run;
+  };
+  /**
+   * Re-reads the sources and applies them. Throws (nothing changed) when they cannot be read,
+   * validated or built. The API's own reload restarts the API only after its answer is sent.
+   */
   const reload = async (why: string): Promise<void> => {
     const next = await loadSources(args, extra, stdin);
+    const r = await rt!.apply(next, { graceMs: GRACE_MS });
     const was = cfg.log ?? {};
     const now = next.log ?? {};
+    cfg = next;
     if (was.output !== now.output || was.format !== now.format) {
       log.warn("log.output and log.format take effect when burrow restarts", { kind: "config" });
     }
@@ -261,9 +280,6 @@ export async function runCli(argv: string[]): Promise<number> {
       log.info(`log level: ${log.level} → ${wanted}`, { kind: "config" });
       log.setLevel(wanted);
     }
-    const r = await rt!.apply(next, { graceMs: GRACE_MS });
-    cfg = next;
-    await endpoints!.sync(next);
     const parts = [
       ...r.added.map((x) => `+${x}`),
       ...r.replaced.map((x) => `~${x}`),
@@ -274,6 +290,14 @@ export async function runCli(argv: string[]): Promise<number> {
     log.log(level, `${why}: config reloaded (${parts.join(" ") || "no change"})`, {
       kind: "config",
     });
+    const sync = () =>
+      endpoints!.sync(next).catch((e) =>
+        log.error(`${why}: config applied, but an endpoint failed: ${errorText(e)}`, {
+          kind: "config",
+        })
+      );
+    if (why === "api") void serial(sync);
+    else await sync();
   };
   try {
     rt = await Runtime.start(cfg, { log, diagnostics, observer: metrics });
@@ -282,7 +306,7 @@ export async function runCli(argv: string[]): Promise<number> {
       metrics,
       log,
       recent,
-      () => reload("api"),
+      () => serial(() => reload("api")),
       args.configs.at(-1) !== "-" ? args.configs.at(-1) : undefined,
     );
     await endpoints.sync(cfg);
@@ -293,15 +317,13 @@ export async function runCli(argv: string[]): Promise<number> {
     // A configuration mistake is a usage error (2); a runtime failure such as a busy port is 1.
     return e instanceof ConfigError ? 2 : 1;
   }
-  // Reloads run one at a time; a broken config keeps the running one and says why.
-  let reloading = Promise.resolve();
-  const scheduleReload = (why: string) => {
-    reloading = reloading.then(() => reload(why)).catch((e) =>
+  // A broken config keeps the running one and says why.
+  const scheduleReload = (why: string) =>
+    void serial(() => reload(why)).catch((e) =>
       log.error(`${why}: reload failed, keeping the running config: ${errorText(e)}`, {
         kind: "config",
       })
     );
-  };
   const stop = Promise.withResolvers<string>();
   const onSig = (name: string) => () => stop.resolve(name);
   const handlers: [Deno.Signal, () => void][] = [
@@ -316,7 +338,7 @@ export async function runCli(argv: string[]): Promise<number> {
   log.info(`${sig}: shutting down`, { kind: "process" });
   clearInterval(timer);
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-  await reloading;
+  await queue;
   await endpoints!.close();
   await rt!.close(GRACE_MS);
   return 0;

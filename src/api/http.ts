@@ -28,14 +28,12 @@ export async function listen(
     throw new TunnelError(`${addr}: ${errorText(e)}`);
   }
   const hostname = listenHost(hp.host);
-  const ac = new AbortController();
   const ready = Promise.withResolvers<number>();
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
     server = Deno.serve({
       hostname,
       port: hp.port,
-      signal: ac.signal,
       onListen: (a) => ready.resolve(a.port),
       onError: (e) => {
         log.error(errorText(e));
@@ -51,9 +49,7 @@ export async function listen(
   return {
     port,
     loopback: hostname === "localhost" || hostname.startsWith("127.") || hostname === "::1",
-    close: async () => {
-      ac.abort();
-      await server.finished;
-    },
+    // Graceful: a request being answered (the API's own reload) gets its answer first.
+    close: () => server.shutdown(),
   };
 }

@@ -13,6 +13,7 @@ import { ConfigError, errorText } from "../core/errors.ts";
 import { type Logger, type RecentLog, silentLogger } from "../core/log.ts";
 import { constantTimeEqual } from "../core/secret.ts";
 import { formatAddr } from "../core/conn.ts";
+import { isIPv4, isIPv6 } from "../core/addr.ts";
 import type { Runtime } from "../runtime/runtime.ts";
 import { type HttpEndpoint, listen } from "./http.ts";
 import { DASHBOARD_HTML } from "./dashboard.ts";
@@ -149,6 +150,7 @@ export class ApiServer {
     }
     let res: Response;
     try {
+      this.#checkSite(req, url, cross);
       res = await this.#route(req, url);
     } catch (e) {
       res = e instanceof ApiError
@@ -169,6 +171,39 @@ export class ApiServer {
       );
     }
     return res;
+  }
+
+  /**
+   * Browser-borne attacks on an API that listens on a trusted address (docs/api.md): a page the
+   * operator visits must not change the config (form posts carry cached basic-auth credentials),
+   * and, without auth, must not reach the API at all (cross-origin fetches, DNS rebinding).
+   */
+  #checkSite(req: Request, url: URL, cross: boolean): void {
+    const site = req.headers.get("sec-fetch-site");
+    const crossSite = cross || site === "cross-site";
+    const mutating = req.method === "POST" || req.method === "PUT" || req.method === "DELETE";
+    const json = (req.headers.get("content-type") ?? "").toLowerCase().includes("application/json");
+    if (crossSite && mutating && !json) {
+      // A cross-site request without a JSON body is what an HTML form sends (no preflight).
+      throw new ApiError(403, 403, "cross-site change refused: send application/json");
+    }
+    if (this.#hasAuth()) return;
+    if (crossSite) {
+      throw new ApiError(
+        403,
+        403,
+        "cross-origin requests need the API's auth (api.auth or api.auther)",
+      );
+    }
+    // Without auth only an address may name us: a DNS-rebinding page uses a host name.
+    const host = url.hostname.replace(/^\[|\]$/g, "");
+    if (host !== "localhost" && !isIPv4(host) && !isIPv6(host)) {
+      throw new ApiError(
+        403,
+        403,
+        `host ${host} refused: an API without auth answers IP addresses only`,
+      );
+    }
   }
 
   async #route(req: Request, url: URL): Promise<Response> {
@@ -267,8 +302,15 @@ export class ApiServer {
   async #saveConfig(url: URL): Promise<Response> {
     const q = url.searchParams;
     const asked = q.get("format")?.toLowerCase();
-    const path = q.get("path") || this.#o.configFile ||
-      (asked === "json" ? "gost.json" : "gost.yaml");
+    const given = q.get("path");
+    if (given) {
+      // Only config files, and only for an authenticated API: `path` writes anywhere we may.
+      if (!this.#hasAuth()) throw new ApiError(403, 403, "?path= needs the API's auth");
+      if (!/\.(ya?ml|json)$/i.test(given)) {
+        throw new ApiError(400, 40005, "?path= must name a .yaml, .yml or .json file");
+      }
+    }
+    const path = given || this.#o.configFile || (asked === "json" ? "gost.json" : "gost.yaml");
     const format = asked === "json" || asked === "yaml"
       ? asked
       : path.toLowerCase().endsWith(".json")
@@ -287,8 +329,9 @@ export class ApiServer {
 
   async #body(req: Request, kind: string): Promise<Record<string, unknown>> {
     let body: unknown;
+    const text = await readCapped(req, MAX_BODY);
     try {
-      body = await req.json();
+      body = JSON.parse(text);
     } catch (e) {
       throw new ApiError(400, 40001, `invalid JSON body: ${errorText(e)}`);
     }
@@ -319,7 +362,11 @@ export class ApiServer {
         } catch (e) {
           throw new ApiError(400, 40001, errorText(e));
         }
-      }, { graceMs: this.#o.graceMs ?? 0 });
+      }, {
+        graceMs: this.#o.graceMs ?? 0,
+        // Unknown metadata keys are refused too, not only warned about.
+        diagnostics: { strict: true, warn: () => {} },
+      });
       this.#log.info(`${what}: ${summary(r)}`);
     } catch (e) {
       if (e instanceof ApiError) throw e;
@@ -392,6 +439,29 @@ export class ApiServer {
       errors: this.#o.recent?.entries ?? [],
     };
   }
+}
+
+/** Request bodies above this are refused (413): a config object is a few KiB. */
+const MAX_BODY = 1 << 20;
+
+async function readCapped(req: Request, max: number): Promise<string> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > max) throw new ApiError(413, 413, `body larger than ${max} bytes`);
+  if (!req.body) return "";
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const chunk of req.body) {
+    n += chunk.length;
+    if (n > max) throw new ApiError(413, 413, `body larger than ${max} bytes`);
+    parts.push(chunk);
+  }
+  const all = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.length;
+  }
+  return new TextDecoder().decode(all);
 }
 
 function summary(r: { added: string[]; replaced: string[]; removed: string[] }): string {

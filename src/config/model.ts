@@ -351,6 +351,18 @@ function auth(f: Fields | undefined): AuthConfig | undefined {
   return a;
 }
 
+/** `auth` of the API or metrics endpoint: one user; a user file belongs in a named auther. */
+function endpointAuth(f: Fields, what: string): AuthConfig | undefined {
+  const a = auth(f.obj("auth"));
+  if (a?.file) {
+    throw new ConfigError(
+      `${f.at("auth")}.file`,
+      `is not supported for the ${what} endpoint: use auther: <name> with an auther whose file: lists the users`,
+    );
+  }
+  return a;
+}
+
 function tls(f: Fields | undefined): TLSConfig | undefined {
   if (!f) return undefined;
   const t: TLSConfig = {};
@@ -652,7 +664,7 @@ export function normalizeConfig(raw: unknown, opts: NormalizeOptions = {}): Conf
     const a: APIConfig = { addr: api.reqStr("addr") };
     setIf(a, "pathPrefix", api.str("pathPrefix"));
     setIf(a, "accesslog", api.bool("accesslog"));
-    setIf(a, "auth", auth(api.obj("auth")));
+    setIf(a, "auth", endpointAuth(api, "api"));
     setIf(a, "auther", api.str("auther"));
     api.check("api");
     cfg.api = a;
@@ -661,7 +673,7 @@ export function normalizeConfig(raw: unknown, opts: NormalizeOptions = {}): Conf
   if (metrics) {
     const m: MetricsConfig = { addr: metrics.reqStr("addr") };
     setIf(m, "path", metrics.str("path"));
-    setIf(m, "auth", auth(metrics.obj("auth")));
+    setIf(m, "auth", endpointAuth(metrics, "metrics"));
     setIf(m, "auther", metrics.str("auther"));
     metrics.check("metrics");
     cfg.metrics = m;

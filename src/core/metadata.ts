@@ -14,7 +14,29 @@ export type MetadataRecord = Record<string, unknown>;
  * given keys nothing read: those are refused or warned about, never silently ignored.
  */
 export class KeyUse {
-  readonly asked: Set<string> = new Set();
+  readonly asked: Set<string>;
+
+  /** With `also`, every key asked here is recorded there too (a listener inside its service). */
+  constructor(also?: KeyUse) {
+    this.asked = also ? new TeeSet(also.asked) : new Set();
+  }
+}
+
+/**
+ * A set that also adds to another one and answers `has` for both: its own entries are what its
+ * user asked for, `has` is what the whole group asked for.
+ */
+class TeeSet extends Set<string> {
+  constructor(readonly also: Set<string>) {
+    super();
+  }
+  override add(k: string): this {
+    this.also.add(k);
+    return super.add(k);
+  }
+  override has(k: string): boolean {
+    return super.has(k) || this.also.has(k);
+  }
 }
 
 /** Case-insensitive metadata with GOST's value typing. */

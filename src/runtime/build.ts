@@ -644,8 +644,10 @@ export async function buildService(
   const pipeline = await buildPipeline(s, path, ctx, use);
   const slot = new GuardSlot();
   let listener: Listener | undefined;
+  // The listener's own record of asked keys (shared into `use`): a later pipeline swap keeps it.
+  const listenerUse = new KeyUse(use);
   try {
-    const l = await buildListener(s, path, ctx, slot, use);
+    const l = await buildListener(s, path, ctx, slot, listenerUse);
     listener = l.listener;
     checkMetadata(ctx.diag, [...pipeline.mds, l.md]);
   } catch (e) {
@@ -658,12 +660,12 @@ export async function buildService(
     guards: pipeline.guards,
     slot,
   });
-  return { service, pipeline, asked: new Set(use.asked) };
+  return { service, pipeline, asked: new Set(listenerUse.asked) };
 }
 
 /**
  * A new pipeline for a service whose listener stays: `asked` holds the keys the listener read
- * when it was built, so the check treats them as used.
+ * when it was built (only those), so the check treats them as used.
  */
 export async function rebuildPipeline(
   s: ServiceConfig,

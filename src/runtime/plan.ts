@@ -17,14 +17,20 @@ export interface ConfigPlan {
   listenerKey(service: string): string;
 }
 
-const FILE_KEYS = new Set(["certFile", "keyFile", "caFile"]);
+const FILE_KEYS = new Set(["certfile", "keyfile", "cafile", "kcp.configfile", "configfile"]);
+
+/**
+ * Listener types that serve TLS: the only ones the top-level `tls:` (and, without a `certFile`,
+ * `cert.pem`/`key.pem` in the working directory) can change.
+ */
+export const TLS_LISTENERS: ReadonlySet<string> = new Set(["tls", "mtls", "wss", "mwss"]);
 
 /** Every file path named in `o` (TLS files, `auth.file`, `file: {path}`). */
 function filesOf(o: unknown, out: Set<string> = new Set()): Set<string> {
   if (Array.isArray(o)) { for (const x of o) filesOf(x, out); }
   else if (o && typeof o === "object") {
     for (const [k, v] of Object.entries(o)) {
-      if (FILE_KEYS.has(k) && typeof v === "string" && v) out.add(v);
+      if (FILE_KEYS.has(k.toLowerCase()) && typeof v === "string" && v) out.add(v);
       else if (k === "file" && typeof v === "string" && v) out.add(v);
       else if (
         k === "file" && v && typeof v === "object" &&
@@ -38,9 +44,9 @@ function filesOf(o: unknown, out: Set<string> = new Set()): Set<string> {
 }
 
 /** Reads the files a config names, for their digests. */
-async function digests(cfg: Config): Promise<Map<string, string>> {
+async function digests(cfg: Config, extra: string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  await Promise.all([...filesOf(cfg)].map(async (p) => {
+  await Promise.all([...filesOf(cfg), ...extra].map(async (p) => {
     try {
       const b = await Deno.readFile(p);
       out.set(p, `${b.length}:${crc32(b).toString(16)}`);
@@ -53,7 +59,7 @@ async function digests(cfg: Config): Promise<Map<string, string>> {
 
 /** Computes the fingerprints of `cfg` (reads the files it names). */
 export async function planConfig(cfg: Config): Promise<ConfigPlan> {
-  const files = await digests(cfg);
+  const files = await digests(cfg, ["cert.pem", "key.pem"]);
   const own = (o: unknown): string =>
     JSON.stringify(o) + [...filesOf(o)].map((f) => `|${f}=${files.get(f)}`).join("");
   const fps = new Map<string, string>();
@@ -89,13 +95,13 @@ export async function planConfig(cfg: Config): Promise<ConfigPlan> {
     );
   }
   const listenerKeys = new Map<string, string>();
-  const tlsFp = own(cfg.tls ?? null);
   for (const s of cfg.services ?? []) {
-    listenerKeys.set(s.name, listenerKey(s, cfg, own));
+    const lk = listenerKey(s, cfg, own, files);
+    listenerKeys.set(s.name, lk);
     const h = s.handler;
     fps.set(
       key("services", s.name),
-      own(s) + `&tls=${tlsFp}` + dep("chains", h.chain) + dep("authers", h.auther) +
+      own(s) + `&listener=${lk}` + dep("chains", h.chain) + dep("authers", h.auther) +
         deps("authers", h.authers) + dep("admissions", s.admission) +
         deps("admissions", s.admissions) + refsOf(s) + dep("limiters", s.limiter) +
         dep("climiters", s.climiter) + dep("rlimiters", s.rlimiter) +
@@ -108,6 +114,17 @@ export async function planConfig(cfg: Config): Promise<ConfigPlan> {
   };
 }
 
-function listenerKey(s: ServiceConfig, cfg: Config, own: (o: unknown) => string): string {
-  return own({ addr: s.addr, listener: s.listener, tls: s.listener.tls ?? cfg.tls ?? null });
+function listenerKey(
+  s: ServiceConfig,
+  cfg: Config,
+  own: (o: unknown) => string,
+  files: Map<string, string>,
+): string {
+  if (!TLS_LISTENERS.has(s.listener.type)) return own({ addr: s.addr, listener: s.listener });
+  const tls = s.listener.tls ?? cfg.tls ?? null;
+  // Without a certFile the listener serves ./cert.pem if there is one (else the auto cert).
+  const cwd = tls?.certFile
+    ? ""
+    : `|cert.pem=${files.get("cert.pem")}|key.pem=${files.get("key.pem")}`;
+  return own({ addr: s.addr, listener: s.listener, tls }) + cwd;
 }

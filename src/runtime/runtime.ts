@@ -53,6 +53,8 @@ export interface RuntimeOptions {
 export interface ApplyOptions {
   /** How long replaced and removed services' live conns may run on (ms, default 0). */
   graceMs?: number;
+  /** Unknown-key reporting for this apply (default: the runtime's). */
+  diagnostics?: Diagnostics;
 }
 
 /** What an {@link Runtime.apply} changed, by kind: names added, replaced, removed. */
@@ -152,7 +154,7 @@ export class Runtime implements AsyncDisposable {
    * still running, when `next` is invalid or something in it cannot be built.
    */
   apply(next: Config, opts: ApplyOptions = {}): Promise<ApplyResult> {
-    const run = this.#lock.then(() => this.#apply(structuredClone(next), opts.graceMs ?? 0));
+    const run = this.#lock.then(() => this.#apply(structuredClone(next), opts));
     this.#lock = run.catch(() => {});
     return run;
   }
@@ -164,7 +166,7 @@ export class Runtime implements AsyncDisposable {
    */
   update(change: (current: Config) => Config, opts: ApplyOptions = {}): Promise<ApplyResult> {
     const run = this.#lock.then(() =>
-      this.#apply(structuredClone(change(structuredClone(this.#cfg))), opts.graceMs ?? 0)
+      this.#apply(structuredClone(change(structuredClone(this.#cfg))), opts)
     );
     this.#lock = run.catch(() => {});
     return run;
@@ -177,7 +179,8 @@ export class Runtime implements AsyncDisposable {
     };
   }
 
-  async #apply(next: Config, graceMs: number): Promise<ApplyResult> {
+  async #apply(next: Config, opts: ApplyOptions): Promise<ApplyResult> {
+    const graceMs = opts.graceMs ?? 0;
     if (this.#closed) throw new TunnelError("the runtime is closed");
     checkReferences(next);
     const plan = await planConfig(next);
@@ -188,7 +191,7 @@ export class Runtime implements AsyncDisposable {
     const ctx: BuildContext = {
       reg: this.#reg,
       log: this.#log,
-      diag: this.#diag(next),
+      diag: opts.diagnostics ?? this.#diag(next),
       self: this.#self,
       instance: this.#instance,
       tables,
@@ -237,6 +240,12 @@ export class Runtime implements AsyncDisposable {
       }
       const names = new Set((next.services ?? []).map((s) => s.name));
       for (const [name, e] of this.#services) if (!names.has(name)) dropped.push(e);
+      // Services giving up their listener: a new listener may need one of their ports.
+      const releasing = [...dropped];
+      for (const s of next.services ?? []) {
+        const prev = this.#services.get(s.name);
+        if (prev && prev.listenerKey !== plan.listenerKey(s.name)) releasing.push(prev);
+      }
       for (const [i, s] of (next.services ?? []).entries()) {
         const path = `services[${i}]`;
         const fp = plan.fp("services", s.name);
@@ -265,14 +274,14 @@ export class Runtime implements AsyncDisposable {
         } catch (e) {
           // The port may be held by the service this one replaces: bind after that one stops.
           const busy = e instanceof TunnelError && e.cause instanceof Deno.errors.AddrInUse;
-          if (!busy || !dropped.some((d) => samePort(d.service, s.addr))) throw e;
+          if (!busy || !releasing.some((d) => samePort(d.service, s.addr))) throw e;
           deferred.push({ s, path });
         }
       }
     } catch (e) {
       await Promise.all([
         ...swaps.map((x) => discard(x.pipeline)),
-        ...created.map((c) => c.entry.service.close()),
+        ...created.map((c) => c.entry.service.close().then(() => c.entry.pipeline.close())),
         ...fresh.map((b) => b.close()),
       ]);
       throw e;
@@ -338,7 +347,9 @@ export class Runtime implements AsyncDisposable {
       }
     }
     this.#cfg = next;
-    const closing = Promise.all(drains).then(() => Promise.all(old.map((b) => b.close())))
+    // Old objects may still serve conns draining from earlier applies too: wait for those.
+    const closing = Promise.all([...drains, ...this.#pending])
+      .then(() => Promise.all(old.map((b) => b.close())))
       .then(() => {}, (e) => this.#log.error(`closing replaced objects: ${errorText(e)}`));
     this.#pending.add(closing);
     closing.finally(() => this.#pending.delete(closing));

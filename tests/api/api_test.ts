@@ -274,3 +274,77 @@ Deno.test("api: concurrent changes queue and none is lost", async () => {
     await close();
   }
 });
+
+/** A raw HTTP/1.1 request (to set headers fetch would not), returning the status code. */
+async function rawStatus(port: number, head: string): Promise<number> {
+  const c = await dialTcp("127.0.0.1", port);
+  try {
+    await c.write(new TextEncoder().encode(head));
+    const buf = new Uint8Array(256);
+    const n = await c.read(buf);
+    return Number(new TextDecoder().decode(buf.subarray(0, n ?? 0)).split(" ")[1]);
+  } finally {
+    c.close();
+  }
+}
+
+Deno.test("api: browser-borne requests are refused; bodies are capped; unknown metadata is refused", async () => {
+  const { api, close } = await start();
+  const rt = await Runtime.start(cliConfig(["socks5://127.0.0.1:0"], []));
+  const open = await ApiServer.start({ runtime: rt, config: { addr: "127.0.0.1:0" } });
+  try {
+    // With auth: a cross-site form-style post (cached basic credentials ride along) is refused.
+    const form = await fetch(`http://127.0.0.1:${api.port}/config/services`, {
+      method: "POST",
+      headers: {
+        origin: "https://evil.example",
+        "content-type": "text/plain",
+        authorization: AUTH,
+      },
+      body: JSON.stringify({ name: "evil", addr: "127.0.0.1:0" }),
+    });
+    assert.equal(form.status, 403, await form.text());
+    const jsonPost = await fetch(`http://127.0.0.1:${api.port}/config/services`, {
+      method: "POST",
+      headers: {
+        origin: "https://ui.example",
+        "content-type": "application/json",
+        authorization: AUTH,
+      },
+      body: JSON.stringify({ name: "ok", addr: "127.0.0.1:0" }),
+    });
+    assert.equal(jsonPost.status, 200, await jsonPost.text());
+    // Without auth: no cross-origin use at all, and only IP hosts (DNS rebinding).
+    const cross = await fetch(`http://127.0.0.1:${open.port}/config`, {
+      headers: { origin: "https://evil.example" },
+    });
+    assert.equal(cross.status, 403, await cross.text());
+    assert.equal(
+      await rawStatus(open.port, "GET /config HTTP/1.1\r\nHost: evil.example\r\n\r\n"),
+      403,
+    );
+    assert.equal(
+      await rawStatus(open.port, `GET /config HTTP/1.1\r\nHost: 127.0.0.1:${open.port}\r\n\r\n`),
+      200,
+    );
+    let r = await call(open.port, "POST", "/config?path=/tmp/x.yaml", undefined, null);
+    assert.equal(r.status, 403, "no-auth API: ?path= refused");
+    r = await call(api.port, "POST", "/config?path=/tmp/bashrc");
+    assert.equal(r.status, 400, "only .yaml/.yml/.json");
+    // Bodies over 1 MiB.
+    r = await call(api.port, "POST", "/config/services", "x".repeat(2 << 20));
+    assert.equal(r.status, 413);
+    // Unknown metadata keys in a body: refused even though the runtime only warns.
+    r = await call(api.port, "POST", "/config/services", {
+      name: "m",
+      addr: "127.0.0.1:0",
+      handler: { type: "socks5", metadata: { udpp: true } },
+    });
+    assert.equal(r.status, 400, r.text);
+    assert.match((r.json as { msg: string }).msg, /handler\.metadata\.udpp: unknown key/);
+  } finally {
+    await open.close();
+    await rt.close();
+    await close();
+  }
+});

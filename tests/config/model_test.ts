@@ -139,3 +139,12 @@ Deno.test("-O output round-trips: CLI config → YAML/JSON → same config", asy
     }
   }
 });
+
+Deno.test("api/metrics auth.file is refused by name (a named auther takes user files)", () => {
+  for (const k of ["api", "metrics"]) {
+    assert.throws(
+      () => normalizeConfig({ [k]: { addr: ":1", auth: { file: "/etc/users" } } }),
+      new RegExp(`${k}\\.auth\\.file: is not supported`),
+    );
+  }
+});

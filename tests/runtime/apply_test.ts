@@ -165,3 +165,97 @@ Deno.test("apply: a changed listener on the same port is re-bound; a changed aut
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** One round trip of 3 bytes through an echo path; false when the conn is dead. */
+async function ping(c: Awaited<ReturnType<typeof dialTcp>>): Promise<boolean> {
+  try {
+    await c.write(new Uint8Array([1, 2, 3]));
+    const n = await withTimeout(c.read(new Uint8Array(3)), 2000, "ping");
+    return n === 3;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("apply: a chain replaced later is not closed under a conn still draining from an earlier apply", async () => {
+  const echo = echoServer();
+  const server = await Runtime.start(cliConfig(["socks5+mtcp://127.0.0.1:0"], []));
+  const rt = await Runtime.start(
+    cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`], [
+      `socks5+mtcp://127.0.0.1:${portOf(server)}`,
+    ]),
+  );
+  const c = await dialTcp("127.0.0.1", portOf(rt));
+  try {
+    assert.equal(await ping(c), true);
+    const noService = rt.config;
+    noService.services = [];
+    await rt.apply(noService, { graceMs: 5000 }); // the conn drains on the chain for 5 s
+    const renamed = rt.config;
+    renamed.chains![0]!.hops[0]!.nodes![0]!.name = "node-renamed";
+    assert.deepEqual((await rt.apply(renamed)).replaced, ["chains/chain-0"]);
+    assert.equal(await ping(c), true, "the draining conn still works on the old chain");
+  } finally {
+    c.close();
+    await rt.close();
+    await server.close();
+    await echo.close();
+  }
+});
+
+Deno.test("apply: two services exchange ports", async () => {
+  const a = tagServer("A");
+  const b = tagServer("B");
+  const rt = await Runtime.start(mergeConfigs(fwd("a", 0, a.port), fwd("b", 0, b.port)));
+  try {
+    const [pa, pb] = [portOf(rt, 0), portOf(rt, 1)];
+    const swap = rt.config;
+    swap.services![0]!.addr = `127.0.0.1:${pb}`;
+    swap.services![1]!.addr = `127.0.0.1:${pa}`;
+    assert.deepEqual((await rt.apply(swap)).replaced.sort(), ["services/a", "services/b"]);
+    assert.equal(await ask(pa), "B");
+    assert.equal(await ask(pb), "A");
+  } finally {
+    await rt.close();
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+Deno.test("apply: the top-level tls touches TLS listeners only", async () => {
+  const rt = await Runtime.start(
+    cliConfig([
+      "tcp://127.0.0.1:0/127.0.0.1:9",
+      "udp://127.0.0.1:0/127.0.0.1:9",
+      "tls://127.0.0.1:0",
+    ], []),
+  );
+  try {
+    const next = rt.config;
+    next.tls = { serverName: "example.com" };
+    const r = await rt.apply(next);
+    assert.deepEqual(r.replaced, ["services/service-2"]);
+  } finally {
+    await rt.close();
+  }
+});
+
+Deno.test("apply: a swapped handler's metadata is checked as a fresh build would check it", async () => {
+  const strict = { strict: true, warn: () => {} };
+  const rt = await Runtime.start(cliConfig(["socks5://127.0.0.1:0?udp=true"], []), {
+    diagnostics: strict,
+  });
+  try {
+    const next = rt.config;
+    const s = next.services![0]!;
+    // `udp` was the socks5 handler's key; the tcp forwarder reads no such key.
+    s.handler = { type: "tcp", metadata: { udp: true } };
+    s.forwarder = { nodes: [{ name: "t", addr: "127.0.0.1:9" }] };
+    // (the CLI put `udp` in the listener's metadata too: nothing reads it there now either)
+    await assert.rejects(() => rt.apply(next), /metadata\.udp: unknown key/);
+    s.listener.metadata = {};
+    delete s.metadata;
+    await assert.rejects(() => rt.apply(next), /handler\.metadata\.udp: unknown key/);
+  } finally {
+    await rt.close();
+  }
+});

@@ -160,3 +160,32 @@ Deno.test("-R re-reads the file on its own; an edited auth file changes who may 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("POST /config/reload answers before it restarts the API whose settings changed", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/burrow.yaml`;
+  const write = (accesslog: boolean) =>
+    Deno.writeTextFile(
+      file,
+      `api: {addr: "127.0.0.1:0", accesslog: ${accesslog}}\nservices:\n- {name: s, addr: "127.0.0.1:0", handler: {type: socks5}}\n`,
+    );
+  await write(false);
+  const child = new BurrowChild(["-C", file]);
+  try {
+    const port = await child.endpointPort("api");
+    await write(true);
+    const res = await fetch(`http://127.0.0.1:${port}/config/reload`, { method: "POST" });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { msg: "OK" });
+    // The API comes back with its new settings (on a new port: it asked for port 0).
+    await child.waitFor(
+      () =>
+        child.records.filter((r) => r.kind === "api" && /^listening on/.test(r.msg)).length === 2,
+      10_000,
+      "the API restarted",
+    );
+  } finally {
+    await child.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
