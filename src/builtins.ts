@@ -14,6 +14,7 @@ import * as tls from "./transport/tls/mod.ts";
 import * as ws from "./transport/ws/mod.ts";
 import * as kcp from "./transport/kcp/mod.ts";
 import * as mtmux from "./transport/mtmux/mod.ts";
+import * as rtcp from "./transport/rtcp/mod.ts";
 import * as forward from "./proxy/forward/mod.ts";
 import * as http from "./proxy/http/mod.ts";
 import * as socks from "./proxy/socks/mod.ts";
@@ -31,6 +32,7 @@ export function registerBuiltins(reg: Registries): Registries {
   ws.register(reg);
   kcp.register(reg);
   mtmux.register(reg);
+  rtcp.register(reg);
   // -- proxy protocols (handler + connector) --
   forward.register(reg);
   http.register(reg);

@@ -34,3 +34,16 @@ Deno.test("the README's access-control YAML example is a valid strict config", a
   assert.equal(cfg.services![0]!.admission, "office");
   assert.equal(cfg.limiters![0]!.limits!.length, 3);
 });
+
+Deno.test("the README's reverse-tunnel YAML example is a valid strict config", async () => {
+  const { parseYaml } = await import("../src/config/yaml.ts");
+  const { normalizeConfig } = await import("../src/config/model.ts");
+  const text = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const section = text.slice(text.indexOf("## Reverse tunnels"));
+  const yaml = section.slice(
+    section.indexOf("```yaml") + 7,
+    section.indexOf("```", section.indexOf("```yaml") + 7),
+  );
+  const cfg = normalizeConfig(parseYaml(yaml), { strict: true });
+  assert.equal(cfg.services![0]!.listener.chain, "to-srv");
+});

@@ -24,11 +24,13 @@ import type {
   Dialer,
   DialRequest,
   ForwardTarget,
+  Listener,
   Network,
   Router,
   TargetSelector,
 } from "../core/types.ts";
 import { directDialTcp } from "../transport/tcp/dialer.ts";
+import { TcpListener } from "../transport/tcp/listener.ts";
 import { dialUdp } from "../core/udp.ts";
 import type { SelfAddresses } from "./self.ts";
 import { FailMarker, type Selectable, Selector, type SelectorOptions } from "./selector.ts";
@@ -125,17 +127,43 @@ export function directDial(network: Network, address: string, signal?: AbortSign
 }
 
 /** Dials `address` through every node of `route` (the last node's connector asks for it). */
-export async function routeDial(
+/**
+ * Asks the last node of `route` to listen on `address` for us (its connector's `bind`), or
+ * listens locally when the route is empty.
+ */
+export async function routeBind(
   route: readonly ChainNode[],
   network: Network,
   address: string,
   log: Logger,
   signal?: AbortSignal,
+): Promise<Listener> {
+  if (route.length === 0) {
+    if (network !== "tcp") throw new UnsupportedError(`local ${network} bind is not supported`);
+    return TcpListener.listen(address);
+  }
+  const node = route[route.length - 1]!;
+  const bind = node.connector.bind?.bind(node.connector);
+  if (!bind) {
+    throw new RouteError(node, new UnsupportedError(`${node.name}: its connector cannot bind`));
+  }
+  const conn = await nodeConn(route, log, signal);
+  try {
+    return await withSignal(conn, signal, () => bind(conn, network, address, { signal, log }));
+  } catch (e) {
+    conn.close();
+    throw e instanceof RouteError ? e : new RouteError(node, e);
+  }
+}
+
+/** A conn to the last node of a non-empty `route` (through the earlier ones), before its connector. */
+async function nodeConn(
+  route: readonly ChainNode[],
+  log: Logger,
+  signal?: AbortSignal,
 ): Promise<Conn> {
-  if (route.length === 0) return directDial(network, address, signal);
   const node = route[route.length - 1]!;
   const prefix = route.slice(0, -1);
-  let conn: Conn;
   try {
     if (node.dialer.directOnly && prefix.length > 0) {
       // Never bypass the earlier hops silently (the runtime refuses such chains at start).
@@ -143,7 +171,7 @@ export async function routeDial(
     }
     const addr = await resolveAddress(node.addr, node.lookup);
     // Bounded by the signal whether or not the dialer watches it (a silent peer mid-handshake).
-    conn = await abortable(
+    return await abortable(
       node.dialer.dial(addr, {
         netDial: (a) => routeDial(prefix, "tcp", a, log, signal),
         direct: prefix.length === 0,
@@ -155,6 +183,18 @@ export async function routeDial(
   } catch (e) {
     throw e instanceof RouteError ? e : new RouteError(node, e);
   }
+}
+
+export async function routeDial(
+  route: readonly ChainNode[],
+  network: Network,
+  address: string,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<Conn> {
+  if (route.length === 0) return directDial(network, address, signal);
+  const node = route[route.length - 1]!;
+  const conn = await nodeConn(route, log, signal);
   try {
     return await withSignal(
       conn,
@@ -262,6 +302,31 @@ export class ChainRouter implements Router {
       }
     }
     throw last instanceof Error ? last : new TunnelError(String(last));
+  }
+
+  /**
+   * Binds `address` at the chain's last node (remote port forwarding), or locally without a
+   * chain. One attempt, bounded by the dial timeout; the caller (the rtcp listener) retries.
+   */
+  async bind(network: Network, address: string, req: DialRequest = {}): Promise<Listener> {
+    const log = req.log ?? this.#log;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new TimeoutError("bind timeout")), this.#timeout);
+    const onAbort = () => ac.abort(req.signal?.reason);
+    req.signal?.addEventListener("abort", onAbort, { once: true });
+    const route = this.#chain?.route(req.client, network, address) ?? [];
+    try {
+      return await routeBind(route, network, address, log, ac.signal);
+    } catch (e) {
+      if (e instanceof RouteError) {
+        e.node.marker.mark();
+        this.#chain?.observer?.nodeError(this.#chain.name, e.node.name);
+      }
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      req.signal?.removeEventListener("abort", onAbort);
+    }
   }
 }
 

@@ -70,6 +70,8 @@ export interface ListenerOptions {
   service: string;
   /** The service's admission and connection limits, for listeners that own raw conns. */
   guard?: RawGuard;
+  /** The listener's chain (`listener.chain`), for listeners that bind through it (rtcp). */
+  router?: Router;
 }
 
 export type ListenerFactory = (opts: ListenerOptions) => Promise<Listener>;
@@ -95,6 +97,11 @@ export interface Handler {
 export interface Router {
   /** An upstream conn to `address` (through the chain, if any). */
   dial(network: Network, address: string, opts?: DialRequest): Promise<Conn>;
+  /**
+   * A listener on `address` at the far end of the chain (remote port forwarding: the last node
+   * listens for us), or a local one without a chain. Its conns' `remoteAddr` is the peer.
+   */
+  bind?(network: Network, address: string, opts?: DialRequest): Promise<Listener>;
 }
 
 export interface DialRequest {
@@ -181,6 +188,11 @@ export type DialerFactory = (opts: DialerOptions) => Promise<Dialer> | Dialer;
 /** A proxy protocol's client side: asks the node at the other end of `conn` for `address`. */
 export interface Connector {
   connect(conn: Conn, network: Network, address: string, ctx: ConnectContext): Promise<Conn>;
+  /**
+   * Asks the node at the other end of `conn` to listen on `address` for us; each peer that
+   * connects there becomes a conn of the returned listener (SOCKS5 MUXBIND, relay BIND).
+   */
+  bind?(conn: Conn, network: Network, address: string, ctx: ConnectContext): Promise<Listener>;
 }
 
 export interface ConnectContext {

@@ -132,6 +132,9 @@ function tlsOpts(t?: TLSConfig): TlsOptions | undefined {
   return t ? { ...t } : undefined;
 }
 
+/** Listener types that bind through their chain (`listener.chain`). */
+const BINDING_LISTENERS = new Set(["rtcp"]);
+
 /** Handler types that check users against authers (the rest take no user list). */
 const AUTHENTICATING = new Set(["auto", "http", "socks", "socks4", "socks4a", "socks5", "relay"]);
 
@@ -483,10 +486,10 @@ export async function buildPipeline(
       "listener auth is only used by ssh/sshd listeners (not supported yet); set auth on the handler",
     );
   }
-  if (s.listener.chain) {
+  if (s.listener.chain && !BINDING_LISTENERS.has(s.listener.type)) {
     throw new ConfigError(
       `${path}.listener.chain`,
-      "a listener chain is only used by rtcp/rudp listeners, which are not supported yet",
+      `a listener chain is only used by rtcp listeners (not ${s.listener.type}; rudp is not built yet)`,
     );
   }
   const svcMd = new Metadata(s.metadata ?? {}, `${path}.metadata`, use);
@@ -609,6 +612,14 @@ export async function buildListener(
 ): Promise<{ listener: Listener; md: MetadataUse }> {
   const log = ctx.log.with({ service: s.name });
   const md = listenerMetadata(s, path, use);
+  // A binding listener (rtcp) reaches its far end through the listener chain.
+  const router = BINDING_LISTENERS.has(s.listener.type)
+    ? new ChainRouter({
+      chain: s.listener.chain ? ctx.tables.chains.get(s.listener.chain) : undefined,
+      dialTimeout: new Metadata(s.metadata ?? {}).duration("dialTimeout", 15_000),
+      log: log.with({ kind: "router" }),
+    })
+    : undefined;
   const listener = await make(
     () =>
       ctx.reg.listeners.get(s.listener.type)({
@@ -618,6 +629,7 @@ export async function buildListener(
         log: log.with({ kind: "listener", listener: s.listener.type }),
         service: s.name,
         guard: slot.guard,
+        router,
       }),
     `${path}.listener`,
     s.addr,

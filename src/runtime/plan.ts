@@ -96,7 +96,8 @@ export async function planConfig(cfg: Config): Promise<ConfigPlan> {
   }
   const listenerKeys = new Map<string, string>();
   for (const s of cfg.services ?? []) {
-    const lk = listenerKey(s, cfg, own, files);
+    // A binding listener (rtcp) reaches its far end through its chain: a new chain, a new bind.
+    const lk = listenerKey(s, cfg, own, files) + dep("chains", s.listener.chain);
     listenerKeys.set(s.name, lk);
     const h = s.handler;
     fps.set(

@@ -72,7 +72,8 @@ export class ForwardConnector implements Connector {
 }
 
 export function register(reg: Registries): void {
-  for (const name of ["tcp", "udp", "forward"]) {
+  // rtcp's handler forwards each peer the listener yields to the target, like tcp's.
+  for (const name of ["tcp", "udp", "forward", "rtcp"]) {
     reg.handlers.register(name, (opts) => new ForwardHandler(opts));
   }
   reg.connectors.register("forward", () => new ForwardConnector());

@@ -7,7 +7,24 @@
  */
 import { BufReader } from "../../core/bufio.ts";
 import { type Conn, UnexpectedEofError, WrappedConn } from "../../core/conn.ts";
-import { AuthError, errorText, ProtocolError, TunnelError } from "../../core/errors.ts";
+import {
+  AuthError,
+  errorText,
+  ProtocolError,
+  TunnelError,
+  UnsupportedError,
+} from "../../core/errors.ts";
+import { joinHostPort, splitHostPort } from "../../core/addr.ts";
+import { formatAddr } from "../../core/conn.ts";
+import { parseSocksAddr } from "../../protocol/socks_addr.ts";
+import type { SmuxConfig } from "../../mux/smux/mod.ts";
+import {
+  bindMuxConfig,
+  BindPolicy,
+  listenForBind,
+  MuxBindListener,
+  serveMuxBind,
+} from "../bind.ts";
 import type {
   ConnectContext,
   Connector,
@@ -16,6 +33,7 @@ import type {
   HandleContext,
   Handler,
   HandlerOptions,
+  Listener,
   Network,
 } from "../../core/types.ts";
 import { classifyDialError, pipeLogged } from "../common.ts";
@@ -27,7 +45,9 @@ import {
   CMD_CONNECT,
   decodeRequest,
   encodeMessage,
+  FEATURE_ADDR,
   FLAG_UDP,
+  NETWORK_TCP,
   NETWORK_UDP,
   networkFeature,
   readMessage,
@@ -109,12 +129,18 @@ export class RelayHandler implements Handler {
   readonly #readTimeout: number;
   readonly #nodelay: boolean;
   readonly #bind: boolean;
+  readonly #bindOpts: { policy: BindPolicy; mux: SmuxConfig };
 
   constructor(opts: HandlerOptions) {
     this.#o = opts;
     this.#readTimeout = opts.metadata.duration("readTimeout", 15_000);
     this.#nodelay = opts.metadata.bool("nodelay");
     this.#bind = opts.metadata.bool("bind");
+    this.#bindOpts = { policy: BindPolicy.from(opts.metadata), mux: bindMuxConfig(opts.metadata) };
+  }
+
+  #tcpBind(br: BufReader, conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
+    return tcpBind(this.#bindOpts, br, conn, addr, ctx);
   }
 
   async handle(conn: Conn, ctx: HandleContext): Promise<void> {
@@ -139,12 +165,11 @@ export class RelayHandler implements Handler {
     }
     const network: Network = req.udp ? "udp" : "tcp";
     if (req.cmd === CMD_BIND) {
+      if (network === "tcp") return await this.#tcpBind(br, conn, req.addr, ctx);
       // UDP association (a GOST client relaying UDP with no fixed target).
-      if (!this.#bind || network !== "udp") {
+      if (!this.#bind) {
         await conn.write(response(STATUS.forbidden));
-        throw new TunnelError(
-          `relay: ${network} bind refused (needs bind=true; tcp bind unsupported)`,
-        );
+        throw new TunnelError("relay: udp bind refused (needs bind=true)");
       }
       await conn.write(response(STATUS.ok, [addrFeature(`${conn.localAddr.hostname}:0`)]));
       return await serveUdpOverTcp(br, conn, this.#o.router, ctx.log);
@@ -204,6 +229,49 @@ export class RelayHandler implements Handler {
   }
 }
 
+/**
+ * Relay TCP BIND (remote port forwarding): listen where asked (`bind=true`, within
+ * `bind.ports`), answer OK with the bound address, then carry each peer as a smux stream we
+ * open, headed by a relay response naming the peer (docs/reverse.md).
+ */
+async function tcpBind(
+  handler: { policy: BindPolicy; mux: SmuxConfig },
+  br: BufReader,
+  conn: Conn,
+  addr: string,
+  ctx: HandleContext,
+): Promise<void> {
+  let port: number;
+  try {
+    port = splitHostPort(addr || ":0").port;
+  } catch (e) {
+    await conn.write(response(STATUS.badRequest));
+    throw new ProtocolError(`relay: bind address ${JSON.stringify(addr)}: ${errorText(e)}`);
+  }
+  const why = handler.policy.refusal(port);
+  if (why) {
+    await conn.write(response(STATUS.forbidden));
+    throw new TunnelError(`relay: bind ${addr} refused: ${why}`);
+  }
+  let l: Deno.TcpListener;
+  try {
+    l = listenForBind(addr || ":0");
+  } catch (e) {
+    await conn.write(response(STATUS.serviceUnavailable));
+    throw new TunnelError(`relay: bind ${addr}: ${errorText(e)}`);
+  }
+  const la = l.addr as Deno.NetAddr;
+  const bound = joinHostPort(la.hostname, la.port);
+  await conn.write(response(STATUS.ok, [addrFeature(bound)]));
+  ctx.log.info(`relay: bound ${bound} for ${formatAddr(conn.remoteAddr)}`);
+  await serveMuxBind(br.conn(), l, {
+    header: (peer) => response(STATUS.ok, [addrFeature(peer)]),
+    mux: handler.mux,
+    log: ctx.log,
+    signal: ctx.signal,
+  });
+}
+
 /** The client side: a conn that carries the relay request/response around the app's bytes. */
 class RelayClientConn extends WrappedConn {
   readonly #br: BufReader;
@@ -257,9 +325,40 @@ class RelayClientConn extends WrappedConn {
 export class RelayConnector implements Connector {
   readonly #auth?: Credentials;
   readonly #nodelay: boolean;
+  readonly #mux: SmuxConfig;
   constructor(opts: ConnectorOptions) {
     this.#auth = opts.auth;
     this.#nodelay = opts.metadata.bool("nodelay");
+    this.#mux = bindMuxConfig(opts.metadata);
+  }
+
+  /** Asks the server to listen on `address` for us (relay TCP BIND, as rtcp uses it). */
+  async bind(
+    conn: Conn,
+    network: Network,
+    address: string,
+    ctx: ConnectContext,
+  ): Promise<Listener> {
+    if (network !== "tcp") throw new UnsupportedError("relay: only TCP binds are supported");
+    const features: Uint8Array[] = [];
+    if (this.#auth) features.push(userAuthFeature(this.#auth.username, this.#auth.password));
+    features.push(networkFeature(NETWORK_TCP));
+    // A port-only address goes out as 0.0.0.0:port (GOST 3.2.6 and later servers read that).
+    const { host, port } = splitHostPort(address);
+    features.push(addrFeature(joinHostPort(host === "" ? "0.0.0.0" : host, port)));
+    await conn.write(encodeMessage(CMD_BIND, features));
+    const br = new BufReader(conn, 512);
+    const m = await readMessage(br);
+    if (m.code !== STATUS.ok) {
+      throw new TunnelError(`relay: bind on ${address} failed: ${m.code} ${statusText(m.code)}`);
+    }
+    return new MuxBindListener(br.conn(), decodeRequest(m).addr, this.#mux, async (sbr) => {
+      const h = await readMessage(sbr);
+      if (h.code !== STATUS.ok) throw new TunnelError(`relay: peer stream status ${h.code}`);
+      // The first Addr is the peer (a second, if any, names the host asked for).
+      const first = h.features.find((f) => f.type === FEATURE_ADDR);
+      return first ? parseSocksAddr(first.data, 0).addr : "";
+    }, ctx.log);
   }
 
   async connect(

@@ -7,7 +7,13 @@
  */
 import { BufReader } from "../../core/bufio.ts";
 import { type Conn, formatAddr } from "../../core/conn.ts";
-import { AuthError, errorText, ProtocolError, TunnelError } from "../../core/errors.ts";
+import {
+  AuthError,
+  errorText,
+  ProtocolError,
+  TunnelError,
+  UnsupportedError,
+} from "../../core/errors.ts";
 import { joinHostPort, splitHostPort } from "../../core/addr.ts";
 import type {
   ConnectContext,
@@ -17,6 +23,7 @@ import type {
   HandleContext,
   Handler,
   HandlerOptions,
+  Listener,
   Network,
 } from "../../core/types.ts";
 import { SocketConn } from "../../core/socket.ts";
@@ -29,6 +36,14 @@ import {
   readSocksAddr,
 } from "../../protocol/socks_addr.ts";
 import { FramedUdpConn, serveUdpOverTcp, UdpAssociation } from "../udp.ts";
+import {
+  bindMuxConfig,
+  BindPolicy,
+  listenForBind,
+  MuxBindListener,
+  serveMuxBind,
+} from "../bind.ts";
+import type { SmuxConfig } from "../../mux/smux/mod.ts";
 
 export const VER5 = 5;
 export const METHOD_NONE = 0x00;
@@ -38,6 +53,8 @@ export const CMD_CONNECT = 1;
 export const CMD_BIND = 2;
 export const CMD_UDP = 3;
 export const CMD_UDP_TUN = 0xf3;
+/** GOST's multiplexed BIND: one smux stream per peer (docs/reverse.md). */
+export const CMD_MUX_BIND = 0xf2;
 
 export const REP = {
   ok: 0,
@@ -81,6 +98,8 @@ interface Socks5Options {
   udp: boolean;
   bind: boolean;
   idleTimeout: number;
+  bindPolicy: BindPolicy;
+  mux: SmuxConfig;
 }
 
 /** The SOCKS5 server side. */
@@ -96,6 +115,8 @@ export class Socks5Handler implements Handler {
       udp: md.bool("udp"),
       bind: md.bool("bind"),
       idleTimeout: md.duration("idleTimeout", 0),
+      bindPolicy: BindPolicy.from(md),
+      mux: bindMuxConfig(md),
     };
   }
 
@@ -114,6 +135,8 @@ export class Socks5Handler implements Handler {
         return await this.#connect(br, conn, req.addr, { ...ctx, log });
       case CMD_BIND:
         return await this.#bind(conn, req.addr, { ...ctx, log });
+      case CMD_MUX_BIND:
+        return await this.#muxBind(br, conn, req.addr, { ...ctx, log });
       case CMD_UDP:
         return await this.#associate(br, conn, { ...ctx, log });
       case CMD_UDP_TUN:
@@ -171,11 +194,12 @@ export class Socks5Handler implements Handler {
   }
 
   async #bind(conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
-    if (!this.#opts.bind) {
-      await conn.write(encodeReply(REP.notAllowed));
-      throw new TunnelError("socks5: BIND not enabled (bind=true)");
-    }
     const { port } = splitHostPort(addr);
+    const why = this.#opts.bindPolicy.refusal(port);
+    if (why) {
+      await conn.write(encodeReply(REP.notAllowed));
+      throw new TunnelError(`socks5: BIND ${addr} refused: ${why}`);
+    }
     let l: Deno.Listener;
     try {
       l = Deno.listen({ hostname: conn.localAddr.hostname || "0.0.0.0", port });
@@ -190,6 +214,40 @@ export class Socks5Handler implements Handler {
     const pc = new SocketConn(got.peer);
     await conn.write(encodeReply(REP.ok, formatAddr(pc.remoteAddr)));
     await pipeLogged(got.client, pc, formatAddr(pc.remoteAddr), ctx);
+  }
+
+  /**
+   * GOST's MUXBIND: listen where asked (`bind=true`, within `bind.ports`), reply with the bound
+   * address, then carry each peer as a smux stream opened by us, headed by a SOCKS5 reply with
+   * the peer's address.
+   */
+  async #muxBind(br: BufReader, conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
+    const { port } = splitHostPort(addr);
+    const why = this.#opts.bindPolicy.refusal(port);
+    if (why) {
+      await conn.write(encodeReply(REP.notAllowed));
+      throw new TunnelError(`socks5: bind ${addr} refused: ${why}`);
+    }
+    let l: Deno.TcpListener;
+    try {
+      l = listenForBind(addr);
+    } catch (e) {
+      await conn.write(encodeReply(REP.failure));
+      throw new TunnelError(`socks5: bind ${addr}: ${errorText(e)}`);
+    }
+    const la = l.addr as Deno.NetAddr;
+    // GOST answers with the control conn's local IP and the bound port.
+    const host = conn.localAddr.hostname || "0.0.0.0";
+    await conn.write(encodeReply(REP.ok, joinHostPort(host, la.port)));
+    ctx.log.info(
+      `socks5: bound ${joinHostPort(la.hostname, la.port)} for ${formatAddr(conn.remoteAddr)}`,
+    );
+    await serveMuxBind(br.conn(), l, {
+      header: (peer) => encodeReply(REP.ok, peer),
+      mux: this.#opts.mux,
+      log: ctx.log,
+      signal: ctx.signal,
+    });
   }
 
   async #associate(br: BufReader, conn: Conn, ctx: HandleContext): Promise<void> {
@@ -288,8 +346,37 @@ export async function readReply(br: BufReader): Promise<{ rep: number; addr: str
 /** The SOCKS5 client side in a chain. */
 export class Socks5Connector implements Connector {
   readonly #auth?: Credentials;
+  readonly #mux: SmuxConfig;
   constructor(opts: ConnectorOptions) {
     this.#auth = opts.auth;
+    this.#mux = bindMuxConfig(opts.metadata);
+  }
+
+  /** Asks the server to listen on `address` for us (GOST's MUXBIND, as rtcp uses it). */
+  async bind(
+    conn: Conn,
+    network: Network,
+    address: string,
+    ctx: ConnectContext,
+  ): Promise<Listener> {
+    if (network !== "tcp") throw new UnsupportedError("socks5: only TCP binds are supported");
+    const br = new BufReader(conn, 512);
+    await socks5Negotiate(conn, br, this.#auth);
+    const { host, port } = splitHostPort(address);
+    const target = encodeSocksAddr(host === "" ? "0.0.0.0" : host, port);
+    const req = new Uint8Array(3 + target.length);
+    req.set([VER5, CMD_MUX_BIND, 0]);
+    req.set(target, 3);
+    await conn.write(req);
+    const r = await readReply(br);
+    if (r.rep !== REP.ok) {
+      throw new TunnelError(`socks5: bind on ${address} failed (reply ${r.rep})`);
+    }
+    return new MuxBindListener(br.conn(), r.addr, this.#mux, async (sbr) => {
+      const h = await readReply(sbr);
+      if (h.rep !== REP.ok) throw new TunnelError(`socks5: peer stream reply ${h.rep}`);
+      return h.addr;
+    }, ctx.log);
   }
 
   async connect(

@@ -1,0 +1,215 @@
+/**
+ * Remote port forwarding over a proxy conn (docs/reverse.md): the server listens on the
+ * client's behalf and multiplexes every inbound peer onto the client's conn as one smux stream
+ * that starts with a header naming the peer (SOCKS5 MUXBIND 0xF2, relay BIND). GOST's roles:
+ * the server is the smux client (it opens the streams), the client the smux server, smux v1
+ * unless `mux.version` says otherwise.
+ * @module
+ */
+import { BufReader } from "../core/bufio.ts";
+import { type Conn, formatAddr, type NetAddr, WrappedConn } from "../core/conn.ts";
+import { errorText, TunnelError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
+import type { Metadata } from "../core/metadata.ts";
+import { withDeadline } from "../core/deadline.ts";
+import { listenHost, splitHostPort } from "../core/addr.ts";
+import { SocketConn } from "../core/socket.ts";
+import { relay } from "../core/relay.ts";
+import type { Listener } from "../core/types.ts";
+import {
+  clientSession,
+  serverSession,
+  type SmuxConfig,
+  smuxConfigFromMetadata,
+  type SmuxSession,
+} from "../mux/smux/mod.ts";
+
+/** How long a peer stream may take to deliver its header. */
+const HEADER_TIMEOUT = 15_000;
+
+/** A bind request's smux settings (`mux.*` metadata; version 1 as GOST's bind). */
+export function bindMuxConfig(md: Metadata): SmuxConfig {
+  return smuxConfigFromMetadata(md, 1);
+}
+
+/**
+ * Which ports a server lets clients bind: `bind.ports` (Burrow) as `2222,10000-10100`; empty
+ * allows every port. GOST has only `bind=true`.
+ */
+export class BindPolicy {
+  readonly #ranges: [number, number][] = [];
+
+  constructor(readonly enabled: boolean, ports: string | undefined, path = "bind.ports") {
+    for (const part of (ports ?? "").split(",").map((p) => p.trim()).filter((p) => p)) {
+      const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+      const lo = m ? Number(m[1]) : NaN;
+      const hi = m ? Number(m[2] ?? m[1]) : NaN;
+      if (!(lo >= 1 && hi <= 65535 && lo <= hi)) {
+        throw new TunnelError(`${path}: bad port range ${JSON.stringify(part)}`);
+      }
+      this.#ranges.push([lo, hi]);
+    }
+  }
+
+  /** From handler metadata (`bind`, `bind.ports`). */
+  static from(md: Metadata): BindPolicy {
+    return new BindPolicy(md.bool("bind"), md.string("bind.ports"));
+  }
+
+  /** Why binding `port` is refused, or null when it may. */
+  refusal(port: number): string | null {
+    if (!this.enabled) return "binding is not enabled on this server (bind=true)";
+    if (this.#ranges.length === 0) return null;
+    if (port === 0) return "port 0 is not allowed: bind.ports lists the allowed ports";
+    return this.#ranges.some(([lo, hi]) => port >= lo && port <= hi)
+      ? null
+      : `port ${port} is outside bind.ports`;
+  }
+}
+
+/** Listens where a bind request asks: an empty or unspecified host means every interface. */
+export function listenForBind(addr: string): Deno.TcpListener {
+  const { host, port } = splitHostPort(addr);
+  const h = host === "" || host === "0.0.0.0" ? listenHost("") : host;
+  return Deno.listen({ hostname: h === "::" ? "::" : h, port, transport: "tcp" });
+}
+
+/**
+ * The server side once the bind is granted: runs a smux client session over `conn`, opens one
+ * stream per peer accepted on `listener`, writes `header(peer)` first and relays. Ends (and
+ * closes the listener) when the conn or the session ends, or `signal` aborts.
+ */
+export async function serveMuxBind(
+  conn: Conn,
+  listener: Deno.TcpListener,
+  o: {
+    header: (peer: string) => Uint8Array;
+    mux: SmuxConfig;
+    log: Logger;
+    signal?: AbortSignal;
+  },
+): Promise<void> {
+  const session = clientSession(conn, o.mux, { log: o.log });
+  const stop = () => {
+    try {
+      listener.close();
+    } catch { /* closed */ }
+  };
+  o.signal?.addEventListener("abort", stop, { once: true });
+  session.closed.then(stop);
+  // Streams the client opens are not part of the protocol: drop them.
+  const drain = (async () => {
+    for (;;) {
+      const s = await session.acceptStream().catch(() => null);
+      if (!s) return;
+      s.close();
+    }
+  })();
+  const peers = new Set<Promise<void>>();
+  try {
+    for (;;) {
+      let raw: Deno.TcpConn;
+      try {
+        raw = await listener.accept();
+      } catch {
+        break; // closed: the session or the signal ended the bind
+      }
+      const peer = new SocketConn(raw);
+      peer.setNoDelay(true);
+      const p = (async () => {
+        let stream: Conn | undefined;
+        try {
+          stream = await session.openStream();
+          await stream.write(o.header(formatAddr(peer.remoteAddr)));
+          await relay(peer, stream);
+        } catch (e) {
+          o.log.debug(`bind: peer ${formatAddr(peer.remoteAddr)}: ${errorText(e)}`);
+        } finally {
+          peer.close();
+          stream?.close();
+        }
+      })();
+      peers.add(p);
+      p.finally(() => peers.delete(p));
+    }
+  } finally {
+    o.signal?.removeEventListener("abort", stop);
+    stop();
+    session.close();
+    await Promise.all([drain, ...peers]);
+  }
+}
+
+/** A peer stream whose remote address is the peer's (from its header). */
+class PeerConn extends WrappedConn {
+  readonly #remote: NetAddr;
+  constructor(inner: Conn, peer: string) {
+    super(inner);
+    let host = "", port = 0;
+    try {
+      ({ host, port } = splitHostPort(peer));
+    } catch { /* keep the empty address */ }
+    this.#remote = { transport: "tcp", hostname: host, port };
+  }
+  override get remoteAddr(): NetAddr {
+    return this.#remote;
+  }
+}
+
+/**
+ * The client side once the server granted the bind: a listener over a smux server session whose
+ * streams each start with a header naming the peer (`readPeer`). A stream with a bad header is
+ * dropped alone (GOST tears the whole bind down); the listener ends when the session does.
+ */
+export class MuxBindListener implements Listener {
+  readonly addr: NetAddr;
+  readonly #session: SmuxSession;
+  readonly #readPeer: (br: BufReader) => Promise<string>;
+  readonly #log: Logger;
+
+  constructor(
+    conn: Conn,
+    bound: string,
+    mux: SmuxConfig,
+    readPeer: (br: BufReader) => Promise<string>,
+    log: Logger,
+  ) {
+    this.#session = serverSession(conn, mux, { log });
+    this.#readPeer = readPeer;
+    this.#log = log;
+    let host = "", port = 0;
+    try {
+      ({ host, port } = splitHostPort(bound));
+    } catch { /* the server sent no usable address */ }
+    this.addr = { transport: "tcp", hostname: host, port };
+  }
+
+  async accept(): Promise<Conn | null> {
+    for (;;) {
+      const s = await this.#session.acceptStream();
+      if (!s) return null;
+      const br = new BufReader(s, 512);
+      try {
+        const peer = await withDeadline(s, HEADER_TIMEOUT, () => this.#readPeer(br));
+        return new PeerConn(br.conn(), peer);
+      } catch (e) {
+        this.#log.warn(`bind: a peer stream without a valid header was dropped: ${errorText(e)}`);
+        s.close();
+      }
+    }
+  }
+
+  /** Resolves when the bind is over (the server or the link went away). */
+  get closed(): Promise<void> {
+    return this.#session.closed;
+  }
+
+  close(): Promise<void> {
+    this.#session.close();
+    return Promise.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

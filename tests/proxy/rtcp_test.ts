@@ -1,0 +1,240 @@
+/** rtcp: remote TCP port forwarding through socks5 (MUXBIND) and relay (BIND), docs/reverse.md. */
+import assert from "node:assert/strict";
+import { cliConfig } from "../../src/builtins.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
+import { Logger } from "../../src/core/log.ts";
+import { dialTcp } from "../../src/core/socket.ts";
+import { curl, pseudoRandom, startOrigin } from "./_server.ts";
+import { hasCommand, portForChild, portOf, until } from "../_helpers.ts";
+import { BurrowChild } from "../_burrow.ts";
+
+/** A logger whose lines the test can read. */
+function capture(): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return { log: new Logger("debug", {}, (l) => lines.push(l)), lines };
+}
+
+/** The far-end port the rtcp service bound (0 until its first bind). */
+function boundPort(rt: Runtime): number {
+  return rt.services[0]!.listener.addr.port;
+}
+
+async function download(port: number, n: number): Promise<void> {
+  const r = await curl([`http://127.0.0.1:${port}/bytes?n=${n}`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.length, n);
+  const want = pseudoRandom(n, n);
+  for (let i = 0; i < n; i++) if (r.stdout[i] !== want[i]) throw new Error(`byte ${i} differs`);
+}
+
+for (
+  const node of [
+    "socks5",
+    "relay",
+    "relay+mtcp",
+    "relay+ws",
+    "socks5+kcp",
+    "relay+mtls",
+    "relay+mtmux",
+  ]
+) {
+  Deno.test(`rtcp over ${node}: curl through the far end's port, 16 MiB byte-exact`, async () => {
+    if (!hasCommand("curl")) return console.log("skipped: curl is not installed");
+    const origin = startOrigin();
+    const server = await Runtime.start(cliConfig([`${node}://127.0.0.1:0?bind=true`], []));
+    const client = await Runtime.start(
+      cliConfig([`rtcp://127.0.0.1:0/127.0.0.1:${origin.port}`], [
+        `${node}://127.0.0.1:${portOf(server)}`,
+      ]),
+    );
+    try {
+      await until(() => boundPort(client) !== 0, 10_000, "the far end bound a port");
+      await download(boundPort(client), 16 << 20);
+      // Several peers at once, each its own stream.
+      await Promise.all([1, 2, 3].map((i) => download(boundPort(client), 100_000 * i)));
+    } finally {
+      await client.close();
+      await server.close();
+      await origin.close();
+    }
+  });
+}
+
+Deno.test("rtcp without a chain listens locally", async () => {
+  if (!hasCommand("curl")) return console.log("skipped: curl is not installed");
+  const origin = startOrigin();
+  const rt = await Runtime.start(cliConfig([`rtcp://127.0.0.1:0/127.0.0.1:${origin.port}`], []));
+  try {
+    await until(() => boundPort(rt) !== 0, 5000, "bound");
+    await download(boundPort(rt), 1 << 20);
+  } finally {
+    await rt.close();
+    await origin.close();
+  }
+});
+
+Deno.test("binds are refused without bind=true and outside bind.ports; the client keeps trying", async () => {
+  for (const query of ["", "?bind=true&bind.ports=1-2"]) {
+    for (const proto of ["socks5", "relay"]) {
+      const server = await Runtime.start(cliConfig([`${proto}://127.0.0.1:0${query}`], []));
+      const { log, lines } = capture();
+      const client = await Runtime.start(
+        cliConfig(["rtcp://127.0.0.1:0/127.0.0.1:9"], [`${proto}://127.0.0.1:${portOf(server)}`]),
+        { log },
+      );
+      try {
+        await until(
+          () => lines.filter((l) => /binding again in/.test(l)).length >= 2,
+          10_000,
+          `${proto}${query}: two refused binds`,
+        );
+        const refusal = proto === "socks5" ? /reply 2/ : /3 forbidden/i;
+        assert.match(lines.find((l) => /binding again in/.test(l))!, refusal);
+        assert.equal(boundPort(client), 0, "never bound");
+      } finally {
+        await client.close();
+        await server.close();
+      }
+    }
+  }
+});
+
+Deno.test("peers that connect and vanish at once do not end the bind", async () => {
+  const origin = startOrigin();
+  const server = await Runtime.start(cliConfig(["relay://127.0.0.1:0?bind=true"], []));
+  const client = await Runtime.start(
+    cliConfig([`rtcp://127.0.0.1:0/127.0.0.1:${origin.port}`], [
+      `relay://127.0.0.1:${portOf(server)}`,
+    ]),
+  );
+  try {
+    await until(() => boundPort(client) !== 0, 5000, "bound");
+    const port = boundPort(client);
+    // Peers that connect and vanish at once must not end the bind.
+    for (let i = 0; i < 5; i++) (await dialTcp("127.0.0.1", port)).close();
+    await download(port, 200_000);
+  } finally {
+    await client.close();
+    await server.close();
+    await origin.close();
+  }
+});
+
+Deno.test("killing and restarting the server process: the rtcp client binds again by itself", async () => {
+  if (!hasCommand("curl")) return console.log("skipped: curl is not installed");
+  const origin = startOrigin();
+  // The server must come back on the same port: a child-process port.
+  const sport = portForChild();
+  const serverArgs = ["-L", `relay+mtcp://127.0.0.1:${sport}?bind=true`];
+  let server = new BurrowChild(serverArgs);
+  const client = new BurrowChild([
+    "-L",
+    `rtcp://127.0.0.1:0/127.0.0.1:${origin.port}`,
+    "-F",
+    `relay+mtcp://127.0.0.1:${sport}`,
+  ]);
+  const bound = (n: number) =>
+    client.waitFor(
+      () => client.records.filter((r) => /^bound .* at the far end/.test(r.msg)).length >= n,
+      15_000,
+      `bind ${n}`,
+    ).then(() => {
+      const r = client.records.filter((r) => /^bound .* at the far end/.test(r.msg)).at(-1)!;
+      return Number(/:(\d+)\)$/.exec(r.msg)![1]);
+    });
+  try {
+    await download(await bound(1), 1 << 20);
+    await server.stop();
+    await client.waitFor((r) => /ended: .*binding again/.test(r.msg), 10_000, "bind loss noticed");
+    server = new BurrowChild(serverArgs);
+    const t0 = Date.now();
+    const port = await bound(2);
+    assert.ok(Date.now() - t0 < 10_000);
+    await download(port, 1 << 20);
+  } finally {
+    await client.stop();
+    await server.stop();
+    await origin.close();
+  }
+});
+
+Deno.test("ssh through rtcp: OpenSSH's client runs a command on an sshd reached via the far end", async () => {
+  if (!hasCommand("sshd") || !hasCommand("ssh") || !hasCommand("ssh-keygen")) {
+    return console.log("skipped: openssh-server/openssh-client are not installed");
+  }
+  const dir = await Deno.makeTempDir();
+  const keygen = (path: string) =>
+    new Deno.Command("ssh-keygen", {
+      args: ["-q", "-t", "ed25519", "-N", "", "-f", path],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+  await keygen(`${dir}/host`);
+  await keygen(`${dir}/user`);
+  await Deno.copyFile(`${dir}/user.pub`, `${dir}/authorized_keys`);
+  const sshPort = portForChild();
+  const user = Deno.env.get("USER") ?? "root";
+  await Deno.mkdir("/run/sshd", { recursive: true }).catch(() => {});
+  await Deno.writeTextFile(
+    `${dir}/sshd_config`,
+    [
+      `Port ${sshPort}`,
+      "ListenAddress 127.0.0.1",
+      `HostKey ${dir}/host`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      "PasswordAuthentication no",
+      "PermitRootLogin prohibit-password",
+      "StrictModes no",
+      "UsePAM no",
+      "PidFile none",
+    ].join("\n") + "\n",
+  );
+  const sshd = new Deno.Command("/usr/sbin/sshd", {
+    args: ["-D", "-e", "-f", `${dir}/sshd_config`],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const server = await Runtime.start(cliConfig(["socks5://127.0.0.1:0?bind=true"], []));
+  const client = await Runtime.start(
+    cliConfig([`rtcp://127.0.0.1:0/127.0.0.1:${sshPort}`], [
+      `socks5://127.0.0.1:${portOf(server)}`,
+    ]),
+  );
+  try {
+    await until(() => boundPort(client) !== 0, 10_000, "bound");
+    // sshd may take a moment to listen.
+    let out: Deno.CommandOutput | undefined;
+    for (let i = 0; i < 20; i++) {
+      out = await new Deno.Command("ssh", {
+        args: [
+          "-i",
+          `${dir}/user`,
+          "-p",
+          String(boundPort(client)),
+          "-o",
+          "StrictHostKeyChecking=no",
+          "-o",
+          "UserKnownHostsFile=/dev/null",
+          "-o",
+          "BatchMode=yes",
+          "-o",
+          "ConnectTimeout=5",
+          `${user}@127.0.0.1`,
+          "echo through-rtcp-$((6*7))",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      if (out.code === 0) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(out!.code, 0, new TextDecoder().decode(out!.stderr));
+    assert.equal(new TextDecoder().decode(out!.stdout).trim(), "through-rtcp-42");
+  } finally {
+    await client.close();
+    await server.close();
+    sshd.kill("SIGTERM");
+    await sshd.output().catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
