@@ -20,6 +20,7 @@ import { isIPv4, isIPv6, joinHostPort, splitHostPort } from "../core/addr.ts";
 import { inetAton, splitHostPortLoose } from "../core/ip.ts";
 import { type Logger, silentLogger } from "../core/log.ts";
 import type {
+  BindRequest,
   Connector,
   Dialer,
   DialRequest,
@@ -31,6 +32,17 @@ import type {
 } from "../core/types.ts";
 import { directDialTcp } from "../transport/tcp/dialer.ts";
 import { TcpListener } from "../transport/tcp/listener.ts";
+import { UdpListener } from "../transport/udp/listener.ts";
+import type { PacketDemuxOptions } from "../core/packet_demux.ts";
+
+/** A local UDP bind (rudp without a chain): sessions as GOST's rudp keeps them. */
+const LOCAL_UDP: PacketDemuxOptions = {
+  keepalive: true,
+  ttl: 5000,
+  readQueueSize: 1024,
+  backlog: 128,
+  maxSessions: 1024,
+};
 import { dialUdp } from "../core/udp.ts";
 import type { SelfAddresses } from "./self.ts";
 import { FailMarker, type Selectable, Selector, type SelectorOptions } from "./selector.ts";
@@ -137,10 +149,11 @@ export async function routeBind(
   address: string,
   log: Logger,
   signal?: AbortSignal,
+  packets?: PacketDemuxOptions,
 ): Promise<Listener> {
   if (route.length === 0) {
-    if (network !== "tcp") throw new UnsupportedError(`local ${network} bind is not supported`);
-    return TcpListener.listen(address);
+    if (network === "tcp") return TcpListener.listen(address);
+    return new UdpListener(address, packets ?? LOCAL_UDP, log);
   }
   const node = route[route.length - 1]!;
   const bind = node.connector.bind?.bind(node.connector);
@@ -149,7 +162,11 @@ export async function routeBind(
   }
   const conn = await nodeConn(route, log, signal);
   try {
-    return await withSignal(conn, signal, () => bind(conn, network, address, { signal, log }));
+    return await withSignal(
+      conn,
+      signal,
+      () => bind(conn, network, address, { signal, log, packets }),
+    );
   } catch (e) {
     conn.close();
     throw e instanceof RouteError ? e : new RouteError(node, e);
@@ -308,7 +325,7 @@ export class ChainRouter implements Router {
    * Binds `address` at the chain's last node (remote port forwarding), or locally without a
    * chain. One attempt, bounded by the dial timeout; the caller (the rtcp listener) retries.
    */
-  async bind(network: Network, address: string, req: DialRequest = {}): Promise<Listener> {
+  async bind(network: Network, address: string, req: BindRequest = {}): Promise<Listener> {
     const log = req.log ?? this.#log;
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new TimeoutError("bind timeout")), this.#timeout);
@@ -316,7 +333,7 @@ export class ChainRouter implements Router {
     req.signal?.addEventListener("abort", onAbort, { once: true });
     const route = this.#chain?.route(req.client, network, address) ?? [];
     try {
-      return await routeBind(route, network, address, log, ac.signal);
+      return await routeBind(route, network, address, log, ac.signal, req.packets);
     } catch (e) {
       if (e instanceof RouteError) {
         e.node.marker.mark();

@@ -3,6 +3,7 @@
  * Each is a small interface; factories receive wired dependencies plus typed metadata.
  * @module
  */
+import type { PacketDemuxOptions } from "./packet_demux.ts";
 import type { Conn, NetAddr } from "./conn.ts";
 import type { Logger } from "./log.ts";
 import type { Metadata } from "./metadata.ts";
@@ -101,7 +102,12 @@ export interface Router {
    * A listener on `address` at the far end of the chain (remote port forwarding: the last node
    * listens for us), or a local one without a chain. Its conns' `remoteAddr` is the peer.
    */
-  bind?(network: Network, address: string, opts?: DialRequest): Promise<Listener>;
+  bind?(network: Network, address: string, opts?: BindRequest): Promise<Listener>;
+}
+
+/** A bind's options: for UDP, how the peers' datagrams become sessions (rudp's keys). */
+export interface BindRequest extends DialRequest {
+  packets?: PacketDemuxOptions;
 }
 
 export interface DialRequest {
@@ -192,7 +198,13 @@ export interface Connector {
    * Asks the node at the other end of `conn` to listen on `address` for us; each peer that
    * connects there becomes a conn of the returned listener (SOCKS5 MUXBIND, relay BIND).
    */
-  bind?(conn: Conn, network: Network, address: string, ctx: ConnectContext): Promise<Listener>;
+  bind?(conn: Conn, network: Network, address: string, ctx: BindContext): Promise<Listener>;
+}
+
+/** What a connector's `bind` gets besides the conn. */
+export interface BindContext extends ConnectContext {
+  /** UDP binds: per-peer session limits. */
+  packets?: PacketDemuxOptions;
 }
 
 export interface ConnectContext {

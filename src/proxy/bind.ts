@@ -12,7 +12,9 @@ import { errorText, TunnelError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { Metadata } from "../core/metadata.ts";
 import { withDeadline } from "../core/deadline.ts";
-import { listenHost, splitHostPort } from "../core/addr.ts";
+import { joinHostPort, listenHost, splitHostPort } from "../core/addr.ts";
+import { PacketDemux, type PacketDemuxOptions } from "../core/packet_demux.ts";
+import { encodeUdpFrame, readUdpFrame } from "../protocol/udp_frame.ts";
 import { SocketConn } from "../core/socket.ts";
 import { relay } from "../core/relay.ts";
 import type { Listener } from "../core/types.ts";
@@ -23,6 +25,24 @@ import {
   smuxConfigFromMetadata,
   type SmuxSession,
 } from "../mux/smux/mod.ts";
+
+/** GOST's rudp session defaults (ttl 5 s, queues of 1,024, backlog 128; always keepalive). */
+export const RUDP: PacketDemuxOptions = {
+  keepalive: true,
+  ttl: 5000,
+  readQueueSize: 1024,
+  backlog: 128,
+  maxSessions: 1024,
+};
+
+/** The port of `host:port`, or 0 when there is none. */
+export function portOf(addr: string): number {
+  try {
+    return splitHostPort(addr || ":0").port;
+  } catch {
+    return 0;
+  }
+}
 
 /** How long a peer stream may take to deliver its header. */
 const HEADER_TIMEOUT = 15_000;
@@ -138,6 +158,132 @@ export async function serveMuxBind(
     session.close();
     await Promise.all([drain, ...peers]);
   }
+}
+
+/** Datagrams from peers a UDP bind remembers (the only ones the client may answer). */
+const MAX_UDP_PEERS = 4096;
+
+/**
+ * The server side of a UDP bind (relay BIND 0x82, SOCKS5 UDP-TUN with a port): datagrams that
+ * arrive on `sock` go to the client as UDP-over-TCP frames naming their source; frames from the
+ * client go out to the peer they name — only to peers that have sent to us, so a bind is not an
+ * open UDP relay. Ends when the conn ends or `signal` aborts.
+ */
+export async function serveUdpBind(
+  br: BufReader,
+  conn: Conn,
+  sock: Deno.DatagramConn,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<void> {
+  const peers = new Set<string>();
+  const stop = () => {
+    try {
+      sock.close();
+    } catch { /* closed */ }
+  };
+  signal?.addEventListener("abort", stop, { once: true });
+  let writing = Promise.resolve();
+  const inbound = (async () => {
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      let d: Uint8Array, from: Deno.NetAddr;
+      try {
+        const [data, f] = await sock.receive(buf);
+        d = data.slice();
+        from = f as Deno.NetAddr;
+      } catch {
+        return;
+      }
+      const peer = joinHostPort(from.hostname, from.port);
+      if (!peers.has(peer)) {
+        if (peers.size >= MAX_UDP_PEERS) peers.delete(peers.values().next().value!);
+        peers.add(peer);
+      }
+      writing = writing.then(() => conn.write(encodeUdpFrame(peer, d)).then(() => {}));
+      await writing.catch(() => conn.close());
+    }
+  })();
+  try {
+    for (;;) {
+      const f = await readUdpFrame(br).catch(() => null);
+      if (!f) break;
+      if (!peers.has(f.addr)) {
+        log.debug(`udp bind: a datagram to ${f.addr}, which never sent to us, was dropped`);
+        continue;
+      }
+      const { host, port } = splitHostPort(f.addr);
+      await sock.send(f.data, { transport: "udp", hostname: host, port }).catch(() => {});
+    }
+  } finally {
+    signal?.removeEventListener("abort", stop);
+    stop();
+    conn.close();
+    await inbound;
+  }
+}
+
+/**
+ * The client side of a UDP bind: UDP-over-TCP frames from the server, split into one datagram
+ * session per peer (rudp's `ttl`, `readQueueSize`, `backlog`); answers go back as frames.
+ */
+export class PacketBindListener implements Listener {
+  readonly addr: NetAddr;
+  readonly #conn: Conn;
+  readonly #demux: PacketDemux;
+  readonly #loop: Promise<void>;
+
+  constructor(conn: Conn, br: BufReader, bound: string, opts: PacketDemuxOptions, log: Logger) {
+    this.#conn = conn;
+    let host = "", port = 0;
+    try {
+      ({ host, port } = splitHostPort(bound));
+    } catch { /* no usable address */ }
+    this.addr = { transport: "udp", hostname: host, port };
+    let writing = Promise.resolve();
+    const demux = new PacketDemux(this.addr, opts, (data, peer) => {
+      const frame = encodeUdpFrame(joinHostPort(peer.hostname, peer.port), data);
+      writing = writing.then(() => conn.write(frame).then(() => {}));
+      return writing;
+    }, log);
+    this.#demux = demux;
+    this.#loop = (async () => {
+      try {
+        for (;;) {
+          const f = await readUdpFrame(br);
+          if (!f) break;
+          const p = splitHostPort(f.addr);
+          demux.deliver(f.data, { transport: "udp", hostname: p.host, port: p.port });
+        }
+      } catch (e) {
+        log.debug(`udp bind: ${errorText(e)}`);
+      } finally {
+        demux.close();
+        conn.close();
+      }
+    })();
+  }
+
+  accept(): Promise<Conn | null> {
+    return this.#demux.accept();
+  }
+
+  async close(): Promise<void> {
+    this.#conn.close();
+    this.#demux.close();
+    await this.#loop;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Binds a UDP socket where a bind request asks (empty or unspecified host: every interface). */
+export function listenUdpForBind(addr: string): Deno.DatagramConn {
+  const { host, port } = splitHostPort(addr);
+  const h = host === "" || host === "0.0.0.0" ? listenHost("") : host;
+  return Deno.listenDatagram({ transport: "udp", hostname: h, port });
 }
 
 /** A peer stream whose remote address is the peer's (from its header). */

@@ -133,7 +133,7 @@ function tlsOpts(t?: TLSConfig): TlsOptions | undefined {
 }
 
 /** Listener types that bind through their chain (`listener.chain`). */
-const BINDING_LISTENERS = new Set(["rtcp"]);
+const BINDING_LISTENERS = new Set(["rtcp", "rudp"]);
 
 /** Handler types that check users against authers (the rest take no user list). */
 const AUTHENTICATING = new Set(["auto", "http", "socks", "socks4", "socks4a", "socks5", "relay"]);
@@ -489,7 +489,7 @@ export async function buildPipeline(
   if (s.listener.chain && !BINDING_LISTENERS.has(s.listener.type)) {
     throw new ConfigError(
       `${path}.listener.chain`,
-      `a listener chain is only used by rtcp listeners (not ${s.listener.type}; rudp is not built yet)`,
+      `a listener chain is only used by rtcp and rudp listeners, not ${s.listener.type}`,
     );
   }
   const svcMd = new Metadata(s.metadata ?? {}, `${path}.metadata`, use);

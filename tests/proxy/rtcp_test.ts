@@ -5,7 +5,7 @@ import { Runtime } from "../../src/runtime/runtime.ts";
 import { Logger } from "../../src/core/log.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { curl, pseudoRandom, startOrigin } from "./_server.ts";
-import { hasCommand, portForChild, portOf, until } from "../_helpers.ts";
+import { hasCommand, portForChild, portOf, udpEchoServer, until } from "../_helpers.ts";
 import { BurrowChild } from "../_burrow.ts";
 
 /** A logger whose lines the test can read. */
@@ -236,5 +236,72 @@ Deno.test("ssh through rtcp: OpenSSH's client runs a command on an sshd reached 
     sshd.kill("SIGTERM");
     await sshd.output().catch(() => {});
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Sends `msg` from a fresh UDP socket to `port` and returns the answer (or null on timeout). */
+async function udpAsk(port: number, msg: string, ms = 3000): Promise<string | null> {
+  const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    const got = (async () => {
+      const [d] = await s.receive();
+      return new TextDecoder().decode(d);
+    })();
+    for (let i = 0; i < 10; i++) {
+      await s.send(new TextEncoder().encode(msg), {
+        transport: "udp",
+        hostname: "127.0.0.1",
+        port,
+      });
+      const r = await Promise.race([
+        got,
+        new Promise<null>((r) => setTimeout(() => r(null), ms / 10)),
+      ]);
+      if (r !== null) return r;
+    }
+    return null;
+  } finally {
+    s.close();
+  }
+}
+
+for (const node of ["", "relay", "socks5", "relay+mtcp", "socks5+ws"]) {
+  Deno.test(`rudp ${node ? `over ${node}` : "without a chain"}: datagrams from several peers round-trip`, async () => {
+    const echo = udpEchoServer();
+    const server = node
+      ? await Runtime.start(cliConfig([`${node}://127.0.0.1:0?bind=true`], []))
+      : undefined;
+    // A UDP bind needs a fixed port (port 0 is GOST's UDP association): a port nothing holds.
+    const port = portForChild(true);
+    const client = await Runtime.start(
+      cliConfig(
+        [`rudp://127.0.0.1:${port}/127.0.0.1:${echo.port}`],
+        server ? [`${node}://127.0.0.1:${portOf(server)}`] : [],
+      ),
+    );
+    try {
+      // udpAsk resends until the bind is up.
+      const answers = await Promise.all(["a", "bb", "ccc"].map((m) => udpAsk(port, m)));
+      assert.deepEqual(answers, ["a", "bb", "ccc"]);
+    } finally {
+      await client.close();
+      await server?.close();
+      await echo.close();
+    }
+  });
+}
+
+Deno.test("rudp: a bind without a port is refused by the client with a clear reason", async () => {
+  const server = await Runtime.start(cliConfig(["relay://127.0.0.1:0?bind=true"], []));
+  const { log, lines } = capture();
+  const client = await Runtime.start(
+    cliConfig(["rudp://127.0.0.1:0/127.0.0.1:9"], [`relay://127.0.0.1:${portOf(server)}`]),
+    { log },
+  );
+  try {
+    await until(() => lines.some((l) => /a UDP bind needs a port/.test(l)), 5000, "refusal");
+  } finally {
+    await client.close();
+    await server.close();
   }
 });

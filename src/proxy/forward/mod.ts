@@ -72,8 +72,8 @@ export class ForwardConnector implements Connector {
 }
 
 export function register(reg: Registries): void {
-  // rtcp's handler forwards each peer the listener yields to the target, like tcp's.
-  for (const name of ["tcp", "udp", "forward", "rtcp"]) {
+  // rtcp's and rudp's handlers forward each peer the listener yields to the target, as tcp's.
+  for (const name of ["tcp", "udp", "forward", "rtcp", "rudp"]) {
     reg.handlers.register(name, (opts) => new ForwardHandler(opts));
   }
   reg.connectors.register("forward", () => new ForwardConnector());

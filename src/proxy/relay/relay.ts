@@ -22,10 +22,16 @@ import {
   bindMuxConfig,
   BindPolicy,
   listenForBind,
+  listenUdpForBind,
   MuxBindListener,
+  PacketBindListener,
+  portOf,
+  RUDP,
   serveMuxBind,
+  serveUdpBind,
 } from "../bind.ts";
 import type {
+  BindContext,
   ConnectContext,
   Connector,
   ConnectorOptions,
@@ -143,6 +149,27 @@ export class RelayHandler implements Handler {
     return tcpBind(this.#bindOpts, br, conn, addr, ctx);
   }
 
+  /** UDP BIND on a port (rudp): datagrams to and from peers as UDP-over-TCP frames. */
+  async #udpBind(br: BufReader, conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
+    const why = this.#bindOpts.policy.refusal(portOf(addr));
+    if (why) {
+      await conn.write(response(STATUS.forbidden));
+      throw new TunnelError(`relay: udp bind ${addr} refused: ${why}`);
+    }
+    let sock: Deno.DatagramConn;
+    try {
+      sock = listenUdpForBind(addr);
+    } catch (e) {
+      await conn.write(response(STATUS.serviceUnavailable));
+      throw new TunnelError(`relay: udp bind ${addr}: ${errorText(e)}`);
+    }
+    const a = sock.addr as Deno.NetAddr;
+    const bound = joinHostPort(a.hostname, a.port);
+    await conn.write(response(STATUS.ok, [addrFeature(bound)]));
+    ctx.log.info(`relay: bound ${bound}/udp for ${formatAddr(conn.remoteAddr)}`);
+    await serveUdpBind(br, br.conn(), sock, ctx.log, ctx.signal);
+  }
+
   async handle(conn: Conn, ctx: HandleContext): Promise<void> {
     const br = new BufReader(conn, 512);
     let req;
@@ -166,6 +193,7 @@ export class RelayHandler implements Handler {
     const network: Network = req.udp ? "udp" : "tcp";
     if (req.cmd === CMD_BIND) {
       if (network === "tcp") return await this.#tcpBind(br, conn, req.addr, ctx);
+      if (portOf(req.addr) !== 0) return await this.#udpBind(br, conn, req.addr, ctx);
       // UDP association (a GOST client relaying UDP with no fixed target).
       if (!this.#bind) {
         await conn.write(response(STATUS.forbidden));
@@ -337,20 +365,27 @@ export class RelayConnector implements Connector {
     conn: Conn,
     network: Network,
     address: string,
-    ctx: ConnectContext,
+    ctx: BindContext,
   ): Promise<Listener> {
-    if (network !== "tcp") throw new UnsupportedError("relay: only TCP binds are supported");
+    const udp = network === "udp";
+    if (udp && portOf(address) === 0) {
+      // Port 0 is GOST's UDP association (no listening port): a reverse UDP bind needs one.
+      throw new UnsupportedError("relay: a UDP bind needs a port");
+    }
     const features: Uint8Array[] = [];
     if (this.#auth) features.push(userAuthFeature(this.#auth.username, this.#auth.password));
-    features.push(networkFeature(NETWORK_TCP));
+    features.push(networkFeature(udp ? NETWORK_UDP : NETWORK_TCP));
     // A port-only address goes out as 0.0.0.0:port (GOST 3.2.6 and later servers read that).
     const { host, port } = splitHostPort(address);
     features.push(addrFeature(joinHostPort(host === "" ? "0.0.0.0" : host, port)));
-    await conn.write(encodeMessage(CMD_BIND, features));
-    const br = new BufReader(conn, 512);
+    await conn.write(encodeMessage(udp ? CMD_BIND | FLAG_UDP : CMD_BIND, features));
+    const br = new BufReader(conn, udp ? 4096 : 512);
     const m = await readMessage(br);
     if (m.code !== STATUS.ok) {
       throw new TunnelError(`relay: bind on ${address} failed: ${m.code} ${statusText(m.code)}`);
+    }
+    if (udp) {
+      return new PacketBindListener(conn, br, decodeRequest(m).addr, ctx.packets ?? RUDP, ctx.log);
     }
     return new MuxBindListener(br.conn(), decodeRequest(m).addr, this.#mux, async (sbr) => {
       const h = await readMessage(sbr);

@@ -16,6 +16,7 @@ import {
 } from "../../core/errors.ts";
 import { joinHostPort, splitHostPort } from "../../core/addr.ts";
 import type {
+  BindContext,
   ConnectContext,
   Connector,
   ConnectorOptions,
@@ -40,8 +41,12 @@ import {
   bindMuxConfig,
   BindPolicy,
   listenForBind,
+  listenUdpForBind,
   MuxBindListener,
+  PacketBindListener,
+  RUDP,
   serveMuxBind,
+  serveUdpBind,
 } from "../bind.ts";
 import type { SmuxConfig } from "../../mux/smux/mod.ts";
 
@@ -250,6 +255,33 @@ export class Socks5Handler implements Handler {
     });
   }
 
+  /** GOST's UDP-TUN with a port: listen there (rudp) and carry peers' datagrams as frames. */
+  async #udpBind(
+    br: BufReader,
+    conn: Conn,
+    addr: string,
+    port: number,
+    ctx: HandleContext,
+  ): Promise<void> {
+    const why = this.#opts.bindPolicy.refusal(port);
+    if (why) {
+      await conn.write(encodeReply(REP.notAllowed));
+      throw new TunnelError(`socks5: udp bind ${addr} refused: ${why}`);
+    }
+    let sock: Deno.DatagramConn;
+    try {
+      sock = listenUdpForBind(addr);
+    } catch (e) {
+      await conn.write(encodeReply(REP.failure));
+      throw new TunnelError(`socks5: udp bind ${addr}: ${errorText(e)}`);
+    }
+    const a = sock.addr as Deno.NetAddr;
+    const bound = joinHostPort(a.hostname, a.port);
+    await conn.write(encodeReply(REP.ok, bound));
+    ctx.log.info(`socks5: bound ${bound}/udp for ${formatAddr(conn.remoteAddr)}`);
+    await serveUdpBind(br, br.conn(), sock, ctx.log, ctx.signal);
+  }
+
   async #associate(br: BufReader, conn: Conn, ctx: HandleContext): Promise<void> {
     if (!this.#opts.udp) {
       await conn.write(encodeReply(REP.notAllowed));
@@ -302,9 +334,11 @@ export class Socks5Handler implements Handler {
   }
 
   async #udpTun(br: BufReader, conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
-    if (splitHostPort(addr).port !== 0 || !this.#opts.udp) {
+    const port = splitHostPort(addr).port;
+    if (port !== 0) return await this.#udpBind(br, conn, addr, port, ctx);
+    if (!this.#opts.udp) {
       await conn.write(encodeReply(REP.notAllowed));
-      throw new TunnelError("socks5: UDP-over-TCP needs udp=true (bind mode unsupported)");
+      throw new TunnelError("socks5: UDP-over-TCP needs udp=true");
     }
     await conn.write(encodeReply(REP.ok, formatAddr(conn.localAddr)));
     await serveUdpOverTcp(br, conn, this.#o.router, ctx.log);
@@ -357,21 +391,24 @@ export class Socks5Connector implements Connector {
     conn: Conn,
     network: Network,
     address: string,
-    ctx: ConnectContext,
+    ctx: BindContext,
   ): Promise<Listener> {
-    if (network !== "tcp") throw new UnsupportedError("socks5: only TCP binds are supported");
-    const br = new BufReader(conn, 512);
-    await socks5Negotiate(conn, br, this.#auth);
+    const udp = network === "udp";
     const { host, port } = splitHostPort(address);
+    // UDP-TUN with port 0 means relay mode to a GOST server: a reverse UDP bind needs a port.
+    if (udp && port === 0) throw new UnsupportedError("socks5: a UDP bind needs a port");
+    const br = new BufReader(conn, udp ? 4096 : 512);
+    await socks5Negotiate(conn, br, this.#auth);
     const target = encodeSocksAddr(host === "" ? "0.0.0.0" : host, port);
     const req = new Uint8Array(3 + target.length);
-    req.set([VER5, CMD_MUX_BIND, 0]);
+    req.set([VER5, udp ? CMD_UDP_TUN : CMD_MUX_BIND, 0]);
     req.set(target, 3);
     await conn.write(req);
     const r = await readReply(br);
     if (r.rep !== REP.ok) {
       throw new TunnelError(`socks5: bind on ${address} failed (reply ${r.rep})`);
     }
+    if (udp) return new PacketBindListener(conn, br, r.addr, ctx.packets ?? RUDP, ctx.log);
     return new MuxBindListener(br.conn(), r.addr, this.#mux, async (sbr) => {
       const h = await readReply(sbr);
       if (h.rep !== REP.ok) throw new TunnelError(`socks5: peer stream reply ${h.rep}`);

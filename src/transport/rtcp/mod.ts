@@ -1,8 +1,9 @@
 /**
- * The `rtcp` listener (remote TCP port forwarding, docs/reverse.md): it asks the last node of
- * its chain to listen on its address (`listener.chain`; SOCKS5 MUXBIND or relay BIND), or
- * listens locally without a chain, and yields each peer that connects there. When the server or
- * the link goes away it binds again, backing off from 0.5 s to 5 s, and logs why.
+ * The `rtcp` and `rudp` listeners (remote port forwarding, docs/reverse.md): they ask the last
+ * node of their chain to listen on their address (`listener.chain`; SOCKS5 MUXBIND / UDP-TUN,
+ * relay BIND), or listen locally without a chain, and yield each peer that connects there (for
+ * rudp, each peer address as a datagram session). When the server or the link goes away they
+ * bind again, backing off from 0.5 s to 5 s, and log why.
  * @module
  */
 import type { Conn, NetAddr } from "../../core/conn.ts";
@@ -11,13 +12,16 @@ import { ConfigError, errorText } from "../../core/errors.ts";
 import type { Logger } from "../../core/log.ts";
 import { splitHostPort } from "../../core/addr.ts";
 import type { Registries } from "../../core/registry.ts";
-import type { Listener, Router } from "../../core/types.ts";
+import type { Listener, Network, Router } from "../../core/types.ts";
+import { type PacketDemuxOptions, packetDemuxOptions } from "../../core/packet_demux.ts";
 
 const FIRST_DELAY = 500;
 const MAX_DELAY = 5000;
 
 /** Binds through `router` on first accept and again whenever the bind ends. */
-export class RtcpListener implements Listener {
+export class RemoteListener implements Listener {
+  readonly #network: Network;
+  readonly #packets?: PacketDemuxOptions;
   readonly #want: string;
   readonly #router: Router;
   readonly #log: Logger;
@@ -26,13 +30,25 @@ export class RtcpListener implements Listener {
   #bound?: Listener;
   #delay = 0;
 
-  constructor(addr: string, router: Router, log: Logger) {
+  constructor(
+    network: Network,
+    addr: string,
+    router: Router,
+    log: Logger,
+    packets?: PacketDemuxOptions,
+  ) {
+    this.#network = network;
+    this.#packets = packets;
     this.#want = addr;
     this.#router = router;
     this.#log = log;
     const { host, port } = splitHostPort(addr);
     // Not "tcp": the port is the far end's, never one of ours (loop detection).
-    this.#addr = { transport: "rtcp", hostname: host, port };
+    this.#addr = { transport: this.#kind, hostname: host, port };
+  }
+
+  get #kind(): string {
+    return this.#network === "udp" ? "rudp" : "rtcp";
   }
 
   /** The address asked for, then the one the far end reported for the current bind. */
@@ -46,7 +62,11 @@ export class RtcpListener implements Listener {
       if (signal.aborted) return null;
       if (!this.#bound) {
         try {
-          this.#bound = await this.#router.bind!("tcp", this.#want, { signal, log: this.#log });
+          this.#bound = await this.#router.bind!(this.#network, this.#want, {
+            signal,
+            log: this.#log,
+            packets: this.#packets,
+          });
         } catch (e) {
           if (signal.aborted) return null;
           await this.#backoff(`bind ${this.#want}: ${errorText(e)}`);
@@ -54,7 +74,7 @@ export class RtcpListener implements Listener {
         }
         this.#delay = 0;
         const a = this.#bound.addr;
-        this.#addr = { ...a, transport: "rtcp" };
+        this.#addr = { ...a, transport: this.#kind };
         this.#log.info(`bound ${this.#want} at the far end (${formatAddr(a)})`);
       }
       let c: Conn | null = null;
@@ -93,10 +113,17 @@ export class RtcpListener implements Listener {
 }
 
 export function register(reg: Registries): void {
-  reg.listeners.register("rtcp", (o) => {
-    if (!o.router?.bind) {
-      throw new ConfigError("listener.type", "rtcp needs a router that can bind");
-    }
-    return Promise.resolve(new RtcpListener(o.addr, o.router, o.log));
-  });
+  for (const network of ["tcp", "udp"] as const) {
+    const type = network === "tcp" ? "rtcp" : "rudp";
+    reg.listeners.register(type, (o) => {
+      if (!o.router?.bind) {
+        throw new ConfigError("listener.type", `${type} needs a router that can bind`);
+      }
+      // rudp: GOST's session defaults (ttl 5 s, queues of 1,024; always keepalive).
+      const packets = network === "udp"
+        ? packetDemuxOptions(o.metadata, { keepalive: true, readQueueSize: 1024 })
+        : undefined;
+      return Promise.resolve(new RemoteListener(network, o.addr, o.router, o.log, packets));
+    });
+  }
 }
