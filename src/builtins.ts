@@ -21,6 +21,7 @@ import * as socks from "./proxy/socks/mod.ts";
 import * as relay from "./proxy/relay/mod.ts";
 import * as auto from "./proxy/auto.ts";
 import * as ss from "./proxy/ss/mod.ts";
+import * as tunnel from "./proxy/tunnel/mod.ts";
 
 /** Registers every built-in listener, handler, dialer and connector into `reg`. */
 export function registerBuiltins(reg: Registries): Registries {
@@ -40,6 +41,7 @@ export function registerBuiltins(reg: Registries): Registries {
   relay.register(reg);
   auto.register(reg);
   ss.register(reg);
+  tunnel.register(reg);
   return reg;
 }
 

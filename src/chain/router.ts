@@ -333,7 +333,13 @@ export class ChainRouter implements Router {
     req.signal?.addEventListener("abort", onAbort, { once: true });
     const route = this.#chain?.route(req.client, network, address) ?? [];
     try {
-      return await routeBind(route, network, address, log, ac.signal, req.packets);
+      if (this.#chain && route.length === 0) {
+        // A hop bypass emptied the route: binding here instead would be a silent local listen.
+        throw new TunnelError(`bind ${address}: empty route (the chain's hops bypass it)`);
+      }
+      const l = await routeBind(route, network, address, log, ac.signal, req.packets);
+      for (const n of route) n.marker.reset();
+      return l;
     } catch (e) {
       if (e instanceof RouteError) {
         e.node.marker.mark();

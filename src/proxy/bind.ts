@@ -16,7 +16,8 @@ import { joinHostPort, listenHost, splitHostPort } from "../core/addr.ts";
 import { PacketDemux, type PacketDemuxOptions } from "../core/packet_demux.ts";
 import { encodeUdpFrame, readUdpFrame } from "../protocol/udp_frame.ts";
 import { SocketConn } from "../core/socket.ts";
-import { relay } from "../core/relay.ts";
+import { copy } from "../core/relay.ts";
+import { AsyncQueue } from "../core/queue.ts";
 import type { Listener } from "../core/types.ts";
 import {
   clientSession,
@@ -94,10 +95,32 @@ export function listenForBind(addr: string): Deno.TcpListener {
   return Deno.listen({ hostname: h === "::" ? "::" : h, port, transport: "tcp" });
 }
 
+/** Peers one bind carries at once; more are closed at once (the client sees nothing of them). */
+export const MAX_BIND_PEERS = 1024;
+
+/** Accept errors that concern one peer (it reset before we took it), not the listener. */
+function peerAcceptError(e: unknown): boolean {
+  return e instanceof Deno.errors.ConnectionReset || e instanceof Deno.errors.ConnectionAborted ||
+    e instanceof Deno.errors.NotConnected;
+}
+
+/**
+ * Relays a peer and its stream. The stream's end (the client closed or refused it) ends the peer
+ * too, as GOST does: a bind stream has no half-close.
+ */
+async function pumpPeer(peer: Conn, stream: Conn): Promise<void> {
+  const up = copy(peer, stream).then(() => stream.closeWrite(), () => {}).catch(() => {});
+  await copy(stream, peer).catch(() => {});
+  peer.close();
+  stream.close();
+  await up;
+}
+
 /**
  * The server side once the bind is granted: runs a smux client session over `conn`, opens one
  * stream per peer accepted on `listener`, writes `header(peer)` first and relays. Ends (and
- * closes the listener) when the conn or the session ends, or `signal` aborts.
+ * closes the listener and every peer) when the conn or the session ends, or `signal` aborts.
+ * A client that opens a stream itself breaks the protocol and ends the bind.
  */
 export async function serveMuxBind(
   conn: Conn,
@@ -110,53 +133,72 @@ export async function serveMuxBind(
   },
 ): Promise<void> {
   const session = clientSession(conn, o.mux, { log: o.log });
+  let done = false;
   const stop = () => {
+    done = true;
     try {
       listener.close();
     } catch { /* closed */ }
   };
   o.signal?.addEventListener("abort", stop, { once: true });
   session.closed.then(stop);
-  // Streams the client opens are not part of the protocol: drop them.
-  const drain = (async () => {
-    for (;;) {
-      const s = await session.acceptStream().catch(() => null);
-      if (!s) return;
+  const watch = (async () => {
+    const s = await session.acceptStream().catch(() => null);
+    if (s) {
+      o.log.warn("bind: the client opened a stream (not part of the protocol); bind ended");
       s.close();
+      session.close();
     }
   })();
-  const peers = new Set<Promise<void>>();
+  const peers = new Set<Conn>();
+  const tasks = new Set<Promise<void>>();
+  let delay = 0;
   try {
-    for (;;) {
+    while (!done) {
       let raw: Deno.TcpConn;
       try {
         raw = await listener.accept();
-      } catch {
-        break; // closed: the session or the signal ended the bind
+        delay = 0;
+      } catch (e) {
+        if (done || e instanceof Deno.errors.BadResource) break;
+        if (peerAcceptError(e)) continue;
+        // Out of descriptors and the like: wait, the bind itself is fine.
+        delay = Math.min(delay ? delay * 2 : 10, 1000);
+        o.log.warn(`bind: accept: ${errorText(e)}; retrying in ${delay} ms`);
+        await new Promise((r) => setTimeout(r, delay));
+        continue;
       }
       const peer = new SocketConn(raw);
+      if (peers.size >= MAX_BIND_PEERS) {
+        peer.close();
+        continue;
+      }
       peer.setNoDelay(true);
-      const p = (async () => {
+      peers.add(peer);
+      const t = (async () => {
         let stream: Conn | undefined;
         try {
           stream = await session.openStream();
           await stream.write(o.header(formatAddr(peer.remoteAddr)));
-          await relay(peer, stream);
+          await pumpPeer(peer, stream);
         } catch (e) {
           o.log.debug(`bind: peer ${formatAddr(peer.remoteAddr)}: ${errorText(e)}`);
         } finally {
           peer.close();
           stream?.close();
+          peers.delete(peer);
         }
       })();
-      peers.add(p);
-      p.finally(() => peers.delete(p));
+      tasks.add(t);
+      t.finally(() => tasks.delete(t));
     }
   } finally {
     o.signal?.removeEventListener("abort", stop);
     stop();
     session.close();
-    await Promise.all([drain, ...peers]);
+    // Idle peers would wait forever for bytes: the bind is over, so are they.
+    for (const p of peers) p.close();
+    await Promise.all([watch, ...tasks]);
   }
 }
 
@@ -304,14 +346,15 @@ class PeerConn extends WrappedConn {
 
 /**
  * The client side once the server granted the bind: a listener over a smux server session whose
- * streams each start with a header naming the peer (`readPeer`). A stream with a bad header is
- * dropped alone (GOST tears the whole bind down); the listener ends when the session does.
+ * streams each start with a header naming the peer (`readPeer`). Headers are read concurrently,
+ * so a stream that never sends one holds up nobody; one with a bad header is dropped alone (GOST
+ * tears the whole bind down). The listener ends when the session does.
  */
 export class MuxBindListener implements Listener {
   readonly addr: NetAddr;
   readonly #session: SmuxSession;
-  readonly #readPeer: (br: BufReader) => Promise<string>;
-  readonly #log: Logger;
+  readonly #ready: AsyncQueue<Conn>;
+  readonly #loop: Promise<void>;
 
   constructor(
     conn: Conn,
@@ -320,29 +363,41 @@ export class MuxBindListener implements Listener {
     readPeer: (br: BufReader) => Promise<string>,
     log: Logger,
   ) {
-    this.#session = serverSession(conn, mux, { log });
-    this.#readPeer = readPeer;
-    this.#log = log;
+    const session = serverSession(conn, mux, { log });
+    this.#session = session;
+    const ready = new AsyncQueue<Conn>(128);
+    this.#ready = ready;
     let host = "", port = 0;
     try {
       ({ host, port } = splitHostPort(bound));
     } catch { /* the server sent no usable address */ }
     this.addr = { transport: "tcp", hostname: host, port };
+    this.#loop = (async () => {
+      const pending = new Set<Promise<void>>();
+      for (;;) {
+        const s = await session.acceptStream().catch(() => null);
+        if (!s) break;
+        const t = (async () => {
+          const br = new BufReader(s, 512);
+          try {
+            const peer = await withDeadline(s, HEADER_TIMEOUT, () => readPeer(br));
+            const c = new PeerConn(br.conn(), peer);
+            if (!ready.push(c)) c.close(); // backlog full or listener closed
+          } catch (e) {
+            log.warn(`bind: a peer stream without a valid header was dropped: ${errorText(e)}`);
+            s.close();
+          }
+        })();
+        pending.add(t);
+        t.finally(() => pending.delete(t));
+      }
+      await Promise.all(pending);
+      for (const c of ready.close()) c.close();
+    })();
   }
 
-  async accept(): Promise<Conn | null> {
-    for (;;) {
-      const s = await this.#session.acceptStream();
-      if (!s) return null;
-      const br = new BufReader(s, 512);
-      try {
-        const peer = await withDeadline(s, HEADER_TIMEOUT, () => this.#readPeer(br));
-        return new PeerConn(br.conn(), peer);
-      } catch (e) {
-        this.#log.warn(`bind: a peer stream without a valid header was dropped: ${errorText(e)}`);
-        s.close();
-      }
-    }
+  accept(): Promise<Conn | null> {
+    return this.#ready.shift();
   }
 
   /** Resolves when the bind is over (the server or the link went away). */
@@ -350,9 +405,9 @@ export class MuxBindListener implements Listener {
     return this.#session.closed;
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.#session.close();
-    return Promise.resolve();
+    await this.#loop;
   }
 
   [Symbol.asyncDispose](): Promise<void> {

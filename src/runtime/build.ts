@@ -136,7 +136,16 @@ function tlsOpts(t?: TLSConfig): TlsOptions | undefined {
 const BINDING_LISTENERS = new Set(["rtcp", "rudp"]);
 
 /** Handler types that check users against authers (the rest take no user list). */
-const AUTHENTICATING = new Set(["auto", "http", "socks", "socks4", "socks4a", "socks5", "relay"]);
+const AUTHENTICATING = new Set([
+  "auto",
+  "http",
+  "socks",
+  "socks4",
+  "socks4a",
+  "socks5",
+  "relay",
+  "tunnel",
+]);
 
 /** A duration that may be negative (a resolver `ttl` below 0 turns its cache off). */
 function parseSignedDuration(text: string, path: string): number {

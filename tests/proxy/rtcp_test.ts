@@ -5,7 +5,7 @@ import { Runtime } from "../../src/runtime/runtime.ts";
 import { Logger } from "../../src/core/log.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { curl, pseudoRandom, startOrigin } from "./_server.ts";
-import { hasCommand, portForChild, portOf, udpEchoServer, until } from "../_helpers.ts";
+import { echoServer, hasCommand, portForChild, portOf, udpEchoServer, until } from "../_helpers.ts";
 import { BurrowChild } from "../_burrow.ts";
 
 /** A logger whose lines the test can read. */
@@ -300,6 +300,118 @@ Deno.test("rudp: a bind without a port is refused by the client with a clear rea
   );
   try {
     await until(() => lines.some((l) => /a UDP bind needs a port/.test(l)), 5000, "refusal");
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+/** One echo round trip; false when the conn is dead. */
+async function echoes(c: Awaited<ReturnType<typeof dialTcp>>, b: number): Promise<boolean> {
+  try {
+    await c.write(new Uint8Array([b]));
+    const got = new Uint8Array(1);
+    const n = await Promise.race([
+      c.read(got),
+      new Promise<null>((r) => setTimeout(() => r(null), 2000)),
+    ]);
+    return n === 1 && got[0] === b;
+  } catch {
+    return false;
+  }
+}
+
+/** An rtcp client through `proto` to a fresh server, forwarding to an echo server. */
+async function echoBind(proto: string) {
+  const echo = echoServer();
+  const server = await Runtime.start(cliConfig([`${proto}://127.0.0.1:0?bind=true`], []));
+  const client = await Runtime.start(
+    cliConfig([`rtcp://127.0.0.1:0/127.0.0.1:${echo.port}`], [
+      `${proto}://127.0.0.1:${portOf(server)}`,
+    ]),
+  );
+  await until(() => boundPort(client) !== 0, 5000, "bound");
+  return {
+    server,
+    client,
+    port: boundPort(client),
+    close: async () => {
+      await client.close();
+      await server.close();
+      await echo.close();
+    },
+  };
+}
+
+Deno.test("peers that reset before the server accepts them do not end the bind", async () => {
+  if (!hasCommand("python3")) {
+    return console.log("skipped: python3 (for SO_LINGER resets) is absent");
+  }
+  for (const proto of ["relay", "socks5"]) {
+    const b = await echoBind(proto);
+    try {
+      const live = await dialTcp("127.0.0.1", b.port);
+      assert.equal(await echoes(live, 1), true);
+      const rst = `import socket,struct
+for i in range(5):
+  s=socket.create_connection(("127.0.0.1",${b.port}))
+  s.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack("ii",1,0))
+  s.close()`;
+      await new Deno.Command("python3", { args: ["-c", rst] }).output();
+      assert.equal(await echoes(live, 2), true, `${proto}: the live peer survives`);
+      live.close();
+    } finally {
+      await b.close();
+    }
+  }
+});
+
+Deno.test("an idle peer on a bound port does not hold up the server's shutdown", async () => {
+  const b = await echoBind("relay");
+  const idle = await dialTcp("127.0.0.1", b.port);
+  try {
+    const t0 = Date.now();
+    await b.server.close();
+    assert.ok(Date.now() - t0 < 3000, `server.close took ${Date.now() - t0} ms`);
+    // The idle peer is closed too (it reads EOF rather than hanging half-open).
+    const n = await Promise.race([
+      idle.read(new Uint8Array(1)).catch(() => null),
+      new Promise<string>((r) => setTimeout(() => r("open"), 3000)),
+    ]);
+    assert.equal(n, null);
+  } finally {
+    idle.close();
+    await b.close();
+  }
+});
+
+Deno.test("a client closing with a grace period keeps its live rtcp conns for the grace", async () => {
+  const b = await echoBind("socks5");
+  const live = await dialTcp("127.0.0.1", b.port);
+  try {
+    assert.equal(await echoes(live, 1), true);
+    const closing = b.client.close(1500);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await echoes(live, 2), true, "still served during the grace");
+    await closing;
+  } finally {
+    live.close();
+    await b.close();
+  }
+});
+
+Deno.test("a hop bypass that empties the route is an error, never a local listen", async () => {
+  const server = await Runtime.start(cliConfig(["socks5://127.0.0.1:0?bind=true"], []));
+  const { log, lines } = capture();
+  const client = await Runtime.start(
+    cliConfig(["rtcp://127.0.0.1:0/127.0.0.1:9"], [
+      `socks5://127.0.0.1:${portOf(server)}?bypass=127.0.0.1`,
+    ]),
+    { log },
+  );
+  try {
+    await until(() => lines.some((l) => /empty route/.test(l)), 5000, "refusal");
+    assert.equal(boundPort(client), 0);
   } finally {
     await client.close();
     await server.close();

@@ -165,7 +165,12 @@ export class RelayHandler implements Handler {
     }
     const a = sock.addr as Deno.NetAddr;
     const bound = joinHostPort(a.hostname, a.port);
-    await conn.write(response(STATUS.ok, [addrFeature(bound)]));
+    try {
+      await conn.write(response(STATUS.ok, [addrFeature(bound)]));
+    } catch (e) {
+      sock.close();
+      throw e;
+    }
     ctx.log.info(`relay: bound ${bound}/udp for ${formatAddr(conn.remoteAddr)}`);
     await serveUdpBind(br, br.conn(), sock, ctx.log, ctx.signal);
   }
@@ -290,7 +295,12 @@ async function tcpBind(
   }
   const la = l.addr as Deno.NetAddr;
   const bound = joinHostPort(la.hostname, la.port);
-  await conn.write(response(STATUS.ok, [addrFeature(bound)]));
+  try {
+    await conn.write(response(STATUS.ok, [addrFeature(bound)]));
+  } catch (e) {
+    l.close(); // serveMuxBind would have owned it
+    throw e;
+  }
   ctx.log.info(`relay: bound ${bound} for ${formatAddr(conn.remoteAddr)}`);
   await serveMuxBind(br.conn(), l, {
     header: (peer) => response(STATUS.ok, [addrFeature(peer)]),

@@ -243,7 +243,12 @@ export class Socks5Handler implements Handler {
     const la = l.addr as Deno.NetAddr;
     // GOST answers with the control conn's local IP and the bound port.
     const host = conn.localAddr.hostname || "0.0.0.0";
-    await conn.write(encodeReply(REP.ok, joinHostPort(host, la.port)));
+    try {
+      await conn.write(encodeReply(REP.ok, joinHostPort(host, la.port)));
+    } catch (e) {
+      l.close(); // serveMuxBind would have owned it
+      throw e;
+    }
     ctx.log.info(
       `socks5: bound ${joinHostPort(la.hostname, la.port)} for ${formatAddr(conn.remoteAddr)}`,
     );
@@ -277,7 +282,12 @@ export class Socks5Handler implements Handler {
     }
     const a = sock.addr as Deno.NetAddr;
     const bound = joinHostPort(a.hostname, a.port);
-    await conn.write(encodeReply(REP.ok, bound));
+    try {
+      await conn.write(encodeReply(REP.ok, bound));
+    } catch (e) {
+      sock.close();
+      throw e;
+    }
     ctx.log.info(`socks5: bound ${bound}/udp for ${formatAddr(conn.remoteAddr)}`);
     await serveUdpBind(br, br.conn(), sock, ctx.log, ctx.signal);
   }

@@ -17,6 +17,8 @@ import { type PacketDemuxOptions, packetDemuxOptions } from "../../core/packet_d
 
 const FIRST_DELAY = 500;
 const MAX_DELAY = 5000;
+/** A bind that lived this long (ms) before ending resets the back-off. */
+const STABLE_MS = 5000;
 
 /** Binds through `router` on first accept and again whenever the bind ends. */
 export class RemoteListener implements Listener {
@@ -29,6 +31,11 @@ export class RemoteListener implements Listener {
   #addr: NetAddr;
   #bound?: Listener;
   #delay = 0;
+  #boundAt = 0;
+  #stopping = false;
+  /** Resolves to null when accepting stops (ends a pending accept). */
+  readonly #stopped: Promise<null>;
+  #wake: () => void = () => {};
 
   constructor(
     network: Network,
@@ -37,6 +44,7 @@ export class RemoteListener implements Listener {
     log: Logger,
     packets?: PacketDemuxOptions,
   ) {
+    this.#stopped = new Promise<null>((r) => (this.#wake = () => r(null)));
     this.#network = network;
     this.#packets = packets;
     this.#want = addr;
@@ -72,7 +80,7 @@ export class RemoteListener implements Listener {
           await this.#backoff(`bind ${this.#want}: ${errorText(e)}`);
           continue;
         }
-        this.#delay = 0;
+        this.#boundAt = Date.now();
         const a = this.#bound.addr;
         this.#addr = { ...a, transport: this.#kind };
         this.#log.info(`bound ${this.#want} at the far end (${formatAddr(a)})`);
@@ -80,11 +88,17 @@ export class RemoteListener implements Listener {
       let c: Conn | null = null;
       let why = "the server or the link went away";
       try {
-        c = await this.#bound.accept();
+        c = await Promise.race([this.#bound.accept(), this.#stopped]);
       } catch (e) {
         why = errorText(e);
       }
-      if (c) return c;
+      if (c) {
+        this.#delay = 0; // a bind that delivers a peer is a good one
+        return c;
+      }
+      if (this.#stopping) return null;
+      // A bind that dies at once keeps backing off; one that lived a while starts over.
+      if (Date.now() - this.#boundAt > STABLE_MS) this.#delay = 0;
       await this.#bound.close().catch(() => {});
       this.#bound = undefined;
       if (signal.aborted) return null;
@@ -97,13 +111,31 @@ export class RemoteListener implements Listener {
     this.#log.warn(`${why}; binding again in ${this.#delay} ms`);
     const signal = this.#stop.signal;
     await new Promise<void>((r) => {
-      const t = setTimeout(r, this.#delay);
-      signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
+      const done = () => {
+        clearTimeout(t);
+        signal.removeEventListener("abort", done);
+        r();
+      };
+      const t = setTimeout(done, this.#delay);
+      signal.addEventListener("abort", done, { once: true });
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops taking peers and binding again, but keeps the current bind's live conns (a service's
+   * grace period); `close` ends them.
+   */
+  stopAccepting(): Promise<void> {
+    this.#stopping = true;
     this.#stop.abort();
+    this.#wake();
+    return Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    this.#stopping = true;
+    this.#stop.abort();
+    this.#wake();
     await this.#bound?.close();
   }
 

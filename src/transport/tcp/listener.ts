@@ -37,7 +37,8 @@ export class TcpListener implements Listener {
         if (this.#closed || e instanceof Deno.errors.BadResource) return null;
         // A connection reset before accept completed: not the listener's failure.
         if (
-          e instanceof Deno.errors.ConnectionAborted || e instanceof Deno.errors.ConnectionReset
+          e instanceof Deno.errors.ConnectionAborted || e instanceof Deno.errors.ConnectionReset ||
+          e instanceof Deno.errors.NotConnected
         ) continue;
         throw e;
       }

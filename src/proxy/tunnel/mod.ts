@@ -1,0 +1,310 @@
+/**
+ * GOST's `tunnel` handler and connector (docs/reverse.md §tunnel): clients register a tunnel id
+ * with a relay BIND carrying the Tunnel feature and then serve visitor streams over smux; the
+ * server's entrypoint routes visitors to them by host name.
+ * @module
+ */
+import { BufReader } from "../../core/bufio.ts";
+import { type Conn, formatAddr } from "../../core/conn.ts";
+import {
+  AuthError,
+  ConfigError,
+  errorText,
+  ProtocolError,
+  TunnelError,
+  UnsupportedError,
+} from "../../core/errors.ts";
+import { withDeadline } from "../../core/deadline.ts";
+import { joinHostPort, splitHostPort } from "../../core/addr.ts";
+import type { Registries } from "../../core/registry.ts";
+import type {
+  BindContext,
+  Connector,
+  ConnectorOptions,
+  Credentials,
+  HandleContext,
+  Handler,
+  HandlerOptions,
+  Listener,
+  Network,
+} from "../../core/types.ts";
+import { parseSocksAddr } from "../../protocol/socks_addr.ts";
+import { clientSession, type SmuxConfig, smuxConfigFromMetadata } from "../../mux/smux/mod.ts";
+import {
+  addrFeature,
+  CMD_BIND,
+  CMD_CONNECT,
+  encodeMessage,
+  FEATURE_ADDR,
+  FEATURE_TUNNEL,
+  FEATURE_USER_AUTH,
+  NETWORK_UDP,
+  readMessage,
+  type RelayMessage,
+  STATUS,
+  statusText,
+  userAuthFeature,
+} from "../relay/codec.ts";
+import { MuxBindListener } from "../bind.ts";
+import { FLAG_UDP, TunnelId } from "./id.ts";
+import { Ingress } from "./ingress.ts";
+import { TunnelPool } from "./pool.ts";
+import { Entrypoint } from "./entrypoint.ts";
+
+function tunnelFeature(id: TunnelId): Uint8Array {
+  const out = new Uint8Array(3 + 20);
+  out.set([FEATURE_TUNNEL, 0, 20]);
+  out.set(id.bytes, 3);
+  return out;
+}
+
+/** The smux settings of a tunnel session (version 2 unless `mux.version` says otherwise). */
+function tunnelMux(md: HandlerOptions["metadata"]): SmuxConfig {
+  return smuxConfigFromMetadata(md, 2);
+}
+
+interface Request {
+  cmd: number;
+  udp: boolean;
+  addrs: string[];
+  tunnel?: TunnelId;
+  user?: string;
+  pass?: string;
+}
+
+function decode(m: RelayMessage): Request {
+  const r: Request = { cmd: m.code & 0x0f, udp: (m.code & 0x80) !== 0, addrs: [] };
+  for (const f of m.features) {
+    if (f.type === FEATURE_ADDR) r.addrs.push(parseSocksAddr(f.data, 0).addr);
+    else if (f.type === FEATURE_TUNNEL && f.data.length === 20) {
+      r.tunnel = new TunnelId(f.data.slice());
+    } else if (f.type === 0x04 && f.data.length >= 2) {
+      r.udp ||= ((f.data[0]! << 8) | f.data[1]!) === NETWORK_UDP;
+    } else if (f.type === FEATURE_USER_AUTH) {
+      const d = f.data;
+      const ul = d[0] ?? 0;
+      const pl = d[1 + ul] ?? 0;
+      if (d.length < 2 + ul + pl) throw new ProtocolError("tunnel: bad user auth feature");
+      r.user = new TextDecoder().decode(d.subarray(1, 1 + ul));
+      r.pass = new TextDecoder().decode(d.subarray(2 + ul, 2 + ul + pl));
+    }
+  }
+  return r;
+}
+
+/** An entrypoint and its pool, shared by the handlers of one service across reloads. */
+interface Shared {
+  pool: TunnelPool;
+  entrypoint?: Entrypoint;
+  refs: number;
+}
+const SHARED = new Map<string, Shared>();
+
+/** The tunnel server. */
+export class TunnelHandler implements Handler {
+  readonly #o: HandlerOptions;
+  readonly #ingress: Ingress;
+  readonly #mux: SmuxConfig;
+  readonly #readTimeout: number;
+  readonly #key: string;
+  readonly #shared: Shared;
+  #closed = false;
+
+  private constructor(o: HandlerOptions, ingress: Ingress, key: string, shared: Shared) {
+    this.#o = o;
+    this.#ingress = ingress;
+    this.#mux = tunnelMux(o.metadata);
+    this.#readTimeout = o.metadata.duration("readTimeout", 15_000);
+    this.#key = key;
+    this.#shared = shared;
+  }
+
+  static create(o: HandlerOptions): TunnelHandler {
+    const md = o.metadata;
+    const rules = md.string("tunnel");
+    const ingress = Ingress.parse(rules, `${md.path}.tunnel`);
+    const entry = md.string("entrypoint");
+    // The pool and the entrypoint port outlive a handler swapped by a reload (same service).
+    const key = `${o.service}|${entry}`;
+    let shared = SHARED.get(key);
+    if (!shared) {
+      shared = { pool: new TunnelPool(), refs: 0 };
+      if (entry) {
+        try {
+          shared.entrypoint = new Entrypoint(entry, shared.pool, ingress, o.log);
+        } catch (e) {
+          throw new TunnelError(`entrypoint ${entry}: ${errorText(e)}`, { cause: e });
+        }
+      }
+      SHARED.set(key, shared);
+    }
+    shared.refs++;
+    return new TunnelHandler(o, ingress, key, shared);
+  }
+
+  /** The entrypoint's bound port (0 without one). */
+  get entrypointPort(): number {
+    return this.#shared.entrypoint?.port ?? 0;
+  }
+
+  async handle(conn: Conn, ctx: HandleContext): Promise<void> {
+    const br = new BufReader(conn, 512);
+    let req: Request;
+    try {
+      req = await withDeadline(conn, this.#readTimeout, async () => decode(await readMessage(br)));
+    } catch (e) {
+      if (e instanceof ProtocolError) {
+        await conn.write(encodeMessage(STATUS.badRequest, [])).catch(() => {});
+      }
+      throw e;
+    }
+    const auther = this.#o.auther;
+    if (auther && !auther.authenticate(req.user ?? "", req.pass ?? "")) {
+      await conn.write(encodeMessage(STATUS.unauthorized, []));
+      throw new AuthError("tunnel: authentication failed");
+    }
+    if (!req.tunnel || req.tunnel.isZero) {
+      await conn.write(encodeMessage(STATUS.badRequest, []));
+      throw new ProtocolError("tunnel: no tunnel id");
+    }
+    if (req.cmd === CMD_CONNECT) {
+      await conn.write(encodeMessage(STATUS.badRequest, []));
+      throw new UnsupportedError(
+        "tunnel: visitors through relay CONNECT are not supported yet; use the entrypoint",
+      );
+    }
+    if (req.cmd !== CMD_BIND) {
+      await conn.write(encodeMessage(STATUS.badRequest, []));
+      throw new ProtocolError(`tunnel: unknown command ${req.cmd}`);
+    }
+    const uuid = req.tunnel.uuid;
+    // Only tunnels the server's rules name may register (GOST lets any id in).
+    if (!this.#ingress.knows(uuid)) {
+      await conn.write(encodeMessage(STATUS.forbidden, []));
+      throw new TunnelError(`tunnel: unknown tunnel ${uuid} refused`);
+    }
+    if (req.udp) {
+      await conn.write(encodeMessage(STATUS.badRequest, []));
+      throw new UnsupportedError("tunnel: UDP tunnels are not supported yet");
+    }
+    const cid = TunnelId.random(req.udp ? FLAG_UDP : 0);
+    const dst = req.addrs[1] ?? req.addrs[0] ?? ":0";
+    let port = 0;
+    try {
+      port = splitHostPort(dst).port;
+    } catch { /* no port */ }
+    const endpoint = await endpointName(uuid);
+    await conn.write(
+      encodeMessage(STATUS.ok, [addrFeature(joinHostPort(endpoint, port)), tunnelFeature(cid)]),
+    );
+    const session = clientSession(br.conn(), this.#mux, { log: ctx.log });
+    const client = { id: cid.uuid, weight: req.tunnel.weight, udp: req.udp, session };
+    if (this.#closed || !this.#shared.pool.add(uuid, client)) {
+      session.close();
+      throw new TunnelError(`tunnel ${uuid}: too many clients`);
+    }
+    ctx.log.info(
+      `tunnel ${uuid}: client ${cid.uuid} (weight ${client.weight}) from ${
+        formatAddr(conn.remoteAddr)
+      }`,
+    );
+    const stop = () => session.close();
+    ctx.signal.addEventListener("abort", stop, { once: true });
+    // A client that opens a stream itself breaks the protocol: its session ends.
+    const s = await session.acceptStream().catch(() => null);
+    if (s) {
+      ctx.log.warn(`tunnel ${uuid}: client ${cid.uuid} opened a stream (not part of the protocol)`);
+      s.close();
+      session.close();
+    }
+    ctx.signal.removeEventListener("abort", stop);
+    await session.closed;
+    ctx.log.info(`tunnel ${uuid}: client ${cid.uuid} left`);
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    if (--this.#shared.refs === 0) {
+      SHARED.delete(this.#key);
+      this.#shared.pool.close();
+      return this.#shared.entrypoint?.close() ?? Promise.resolve();
+    }
+    return Promise.resolve();
+  }
+}
+
+/** GOST's endpoint host for a tunnel: the first 8 bytes of md5(uuid text), in hex. */
+async function endpointName(uuid: string): Promise<string> {
+  // WebCrypto has no MD5; node:crypto does.
+  const { createHash } = await import("node:crypto");
+  return createHash("md5").update(uuid).digest("hex").slice(0, 16);
+}
+
+/** The tunnel client: registers `tunnel.id` with a relay BIND and serves visitor streams. */
+export class TunnelConnector implements Connector {
+  readonly #id: TunnelId;
+  readonly #auth?: Credentials;
+  readonly #mux: SmuxConfig;
+
+  constructor(o: ConnectorOptions) {
+    const md = o.metadata;
+    const id = md.string(["tunnel.id", "tunnelID"]);
+    if (!id) {
+      // GOST makes up a random id per start, which no ingress rule can name.
+      throw new ConfigError(`${md.path}.tunnel.id`, "a tunnel client needs tunnel.id (a UUID)");
+    }
+    const weight = md.int("tunnel.weight", 0);
+    if (weight < 0 || weight > 255) {
+      throw new ConfigError(`${md.path}.tunnel.weight`, "expected 0..255");
+    }
+    try {
+      this.#id = TunnelId.parse(id, weight);
+    } catch (e) {
+      throw new ConfigError(`${md.path}.tunnel.id`, errorText(e));
+    }
+    this.#auth = o.auth;
+    this.#mux = smuxConfigFromMetadata(md, 2);
+  }
+
+  connect(): Promise<Conn> {
+    return Promise.reject(
+      new UnsupportedError("tunnel: visiting a tunnel through relay CONNECT is not supported yet"),
+    );
+  }
+
+  async bind(conn: Conn, network: Network, address: string, ctx: BindContext): Promise<Listener> {
+    if (network !== "tcp") throw new UnsupportedError("tunnel: UDP tunnels are not supported yet");
+    const { host, port } = splitHostPort(address);
+    const features: Uint8Array[] = [];
+    if (this.#auth) features.push(userAuthFeature(this.#auth.username, this.#auth.password));
+    features.push(
+      addrFeature(formatAddr(conn.localAddr).replace(/^:/, "0.0.0.0:")),
+      addrFeature(joinHostPort(host === "" ? "0.0.0.0" : host, port)),
+      tunnelFeature(this.#id),
+    );
+    await conn.write(encodeMessage(CMD_BIND, features));
+    const br = new BufReader(conn, 512);
+    const m = await readMessage(br);
+    if (m.code !== STATUS.ok) {
+      throw new TunnelError(
+        `tunnel: create tunnel ${this.#id.uuid} failed: ${m.code} ${statusText(m.code)}`,
+      );
+    }
+    const r = decode(m);
+    ctx.log.info(
+      `create tunnel on ${r.addrs[0] ?? "?"} OK, tunnel=${this.#id.uuid}, connector=${
+        r.tunnel?.uuid ?? "?"
+      }, weight=${this.#id.weight}`,
+    );
+    return new MuxBindListener(br.conn(), r.addrs[0] ?? "", this.#mux, async (sbr) => {
+      const h = await readMessage(sbr);
+      if (h.code !== STATUS.ok) throw new TunnelError(`tunnel: visitor stream status ${h.code}`);
+      return decode(h).addrs[0] ?? "";
+    }, ctx.log);
+  }
+}
+
+export function register(reg: Registries): void {
+  reg.handlers.register("tunnel", (o) => TunnelHandler.create(o));
+  reg.connectors.register("tunnel", (o) => new TunnelConnector(o));
+}

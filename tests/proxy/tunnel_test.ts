@@ -1,0 +1,170 @@
+/** The tunnel handler: clients register tunnel ids; the entrypoint routes visitors by host. */
+import assert from "node:assert/strict";
+import { cliConfig } from "../../src/builtins.ts";
+import { Runtime } from "../../src/runtime/runtime.ts";
+import { Logger } from "../../src/core/log.ts";
+import { dialTcp } from "../../src/core/socket.ts";
+import { readAll } from "../_helpers.ts";
+import { hasCommand, portOf, until } from "../_helpers.ts";
+import { generateCert } from "../../src/transport/tls/cert.ts";
+import type { TunnelHandler } from "../../src/proxy/tunnel/mod.ts";
+import { curl } from "./_server.ts";
+
+const A = "11111111-2222-3333-4444-555555555555";
+const B = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+const P = "99999999-8888-7777-6666-555555555555";
+
+/** An HTTP origin answering with its tag (HTTPS when `tls`). */
+async function tagOrigin(tag: string, tls = false) {
+  const ac = new AbortController();
+  const cert = tls ? await generateCert("origin.test") : undefined;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {}, ...(cert ?? {}) },
+    () => new Response(tag),
+  );
+  return {
+    port: server.addr.port,
+    close: async () => {
+      ac.abort();
+      await server.finished;
+    },
+  };
+}
+
+/** The tunnel server with rules for A (a.example.com), B (.b.example.com) and private P. */
+async function tunnelServer() {
+  const rules = `a.example.com:${A},.b.example.com:${B},p.example.com:$${P}`;
+  const rt = await Runtime.start(
+    cliConfig([`tunnel://127.0.0.1:0?entrypoint=127.0.0.1:0&tunnel=${rules}`], []),
+  );
+  const entry = (rt.services[0]!.handler as TunnelHandler).entrypointPort;
+  return { rt, port: portOf(rt), entry };
+}
+
+/** A tunnel client for `id` forwarding visitors to `origin`. */
+async function tunnelClient(serverPort: number, id: string, origin: number, weight = 0) {
+  const lines: string[] = [];
+  const rt = await Runtime.start(
+    cliConfig([`rtcp://:0/127.0.0.1:${origin}`], [
+      `tunnel://127.0.0.1:${serverPort}?tunnel.id=${id}${weight ? `&tunnel.weight=${weight}` : ""}`,
+    ]),
+    { log: new Logger("debug", {}, (l) => lines.push(l)) },
+  );
+  await until(() => lines.some((l) => /create tunnel on .* OK/.test(l) || /failed/.test(l)), 5000);
+  return { rt, lines };
+}
+
+/** One HTTP/1.1 request for `host` on the entrypoint; the status and body. */
+async function visit(entry: number, host: string): Promise<{ status: number; body: string }> {
+  const c = await dialTcp("127.0.0.1", entry);
+  try {
+    await c.write(
+      new TextEncoder().encode(`GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+    );
+    const text = new TextDecoder().decode(await readAll(c));
+    const status = Number(text.split(" ")[1]);
+    return { status, body: text.slice(text.indexOf("\r\n\r\n") + 4) };
+  } finally {
+    c.close();
+  }
+}
+
+Deno.test("tunnel: the entrypoint routes two hostnames to two clients; 502 without a route or for a private tunnel; 503 without a client", async () => {
+  const oa = await tagOrigin("A");
+  const ob = await tagOrigin("B");
+  const s = await tunnelServer();
+  const ca = await tunnelClient(s.port, A, oa.port);
+  const cb = await tunnelClient(s.port, B, ob.port);
+  try {
+    assert.deepEqual(await visit(s.entry, "a.example.com"), { status: 200, body: "A" });
+    assert.deepEqual(await visit(s.entry, "B.example.com:80"), { status: 200, body: "B" });
+    assert.deepEqual(await visit(s.entry, "x.y.b.example.com"), { status: 200, body: "B" });
+    assert.equal((await visit(s.entry, "c.example.com")).status, 502);
+    assert.equal((await visit(s.entry, "p.example.com")).status, 502);
+    await cb.rt.close();
+    let r = await visit(s.entry, "b.example.com");
+    for (let i = 0; i < 50 && r.status !== 503; i++) r = await visit(s.entry, "b.example.com");
+    assert.equal(r.status, 503, "no client connected");
+  } finally {
+    await ca.rt.close();
+    await cb.rt.close();
+    await s.rt.close();
+    await oa.close();
+    await ob.close();
+  }
+});
+
+Deno.test("tunnel: one hostname spread over two clients by weight; one dies, the other serves on", async () => {
+  const o1 = await tagOrigin("1");
+  const o2 = await tagOrigin("2");
+  const s = await tunnelServer();
+  const c1 = await tunnelClient(s.port, A, o1.port, 1);
+  const c2 = await tunnelClient(s.port, A, o2.port, 4);
+  try {
+    const counts: Record<string, number> = { "1": 0, "2": 0 };
+    for (let i = 0; i < 100; i++) {
+      const r = await visit(s.entry, "a.example.com");
+      assert.equal(r.status, 200);
+      counts[r.body]!++;
+    }
+    assert.ok(counts["1"]! > 0 && counts["2"]! > counts["1"]!, JSON.stringify(counts));
+    await c2.rt.close();
+    for (let i = 0; i < 20; i++) {
+      assert.deepEqual(await visit(s.entry, "a.example.com"), { status: 200, body: "1" });
+    }
+  } finally {
+    await c1.rt.close();
+    await c2.rt.close();
+    await s.rt.close();
+    await o1.close();
+    await o2.close();
+  }
+});
+
+Deno.test("tunnel: TLS visitors are routed by SNI, the TLS passing through untouched", async () => {
+  if (!hasCommand("curl")) return console.log("skipped: curl is not installed");
+  const oa = await tagOrigin("secure A", true);
+  const s = await tunnelServer();
+  const ca = await tunnelClient(s.port, A, oa.port);
+  try {
+    const r = await curl([
+      "-k",
+      "--resolve",
+      `a.example.com:${s.entry}:127.0.0.1`,
+      `https://a.example.com:${s.entry}/`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(new TextDecoder().decode(r.stdout), "secure A");
+    // No rule for the SNI: the visitor is closed.
+    const miss = await curl([
+      "-k",
+      "--resolve",
+      `nope.example.com:${s.entry}:127.0.0.1`,
+      `https://nope.example.com:${s.entry}/`,
+    ]);
+    assert.notEqual(miss.code, 0);
+  } finally {
+    await ca.rt.close();
+    await s.rt.close();
+    await oa.close();
+  }
+});
+
+Deno.test("tunnel: a client with an id no rule names is refused", async () => {
+  const s = await tunnelServer();
+  const c = await tunnelClient(s.port, "12345678-1234-1234-1234-123456789abc", 9);
+  try {
+    await until(() => c.lines.some((l) => /3 Forbidden/.test(l)), 5000, "refusal");
+    assert.ok(!c.lines.some((l) => /create tunnel on .* OK/.test(l)));
+  } finally {
+    await c.rt.close();
+    await s.rt.close();
+  }
+});
+
+Deno.test("tunnel: a client without tunnel.id is a config error", async () => {
+  await assert.rejects(
+    () => Runtime.start(cliConfig(["rtcp://:0/127.0.0.1:9"], ["tunnel://127.0.0.1:1"])),
+    /tunnel\.id/,
+  );
+});
