@@ -31,10 +31,11 @@ export const KINDS: Readonly<Record<string, string>> = {
   limiters: "limiter",
   climiters: "limiter",
   rlimiters: "limiter",
+  ingresses: "ingress",
 };
 
 /** GOST's API kinds Burrow does not have: refused by name, never ignored. */
-const UNSUPPORTED = ["ingresses", "routers", "observers", "recorders", "sds", "quotas", "caches"];
+const UNSUPPORTED = ["routers", "observers", "recorders", "sds", "quotas", "caches"];
 
 /** Options for {@link ApiServer.start}. */
 export interface ApiOptions {

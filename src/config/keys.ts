@@ -24,6 +24,8 @@ export type Level =
   | "tls"
   | "api"
   | "metrics"
+  | "ingress"
+  | "ingressRule"
   | "auth"
   | "auther"
   | "selector"
@@ -70,6 +72,8 @@ export const GOST_FIELDS: Readonly<Record<Level, readonly string[]>> = {
   bypass: words(`name whitelist reverse matchers network reload file redis http plugin`),
   hosts: words(`name mappings reload file redis http plugin`),
   mapping: words(`ip hostname aliases`),
+  ingress: words(`name rules reload file redis http plugin`),
+  ingressRule: words(`hostname endpoint`),
   resolver: words(`name nameservers plugin`),
   nameserver: words(`addr chain prefer clientIP hostname ttl timeout async only`),
   limiter: words(`name limits reload file redis http plugin`),

@@ -198,6 +198,18 @@ export interface LogConfig {
   format?: string;
 }
 
+/** One ingress rule: visitors for `hostname` go to tunnel `endpoint` (`$uuid`: private). */
+export interface IngressRuleConfig {
+  hostname: string;
+  endpoint: string;
+}
+
+/** An `ingresses:` entry, named by a tunnel handler's `ingress` metadata. */
+export interface IngressConfig {
+  name: string;
+  rules?: IngressRuleConfig[];
+}
+
 /** The web API (`api:`, `-api`): GOST's `/config` routes and Burrow's dashboard. */
 export interface APIConfig {
   /** `host:port` to listen on. */
@@ -235,6 +247,7 @@ export interface Config {
   limiters?: LimiterConfig[];
   climiters?: LimiterConfig[];
   rlimiters?: LimiterConfig[];
+  ingresses?: IngressConfig[];
   tls?: TLSConfig;
   log?: LogConfig;
   api?: APIConfig;
@@ -659,6 +672,22 @@ export function normalizeConfig(raw: unknown, opts: NormalizeOptions = {}): Conf
   setIf(cfg, "climiters", list("climiters", (x, i) => limiterObj(x, i, "climiter")));
   setIf(cfg, "rlimiters", list("rlimiters", (x, i) => limiterObj(x, i, "rlimiter")));
   setIf(cfg, "tls", tls(f.obj("tls")));
+  const ingresses = f.list("ingresses");
+  if (ingresses) {
+    cfg.ingresses = ingresses.map((x, i) => {
+      const o: IngressConfig = { name: x.reqStr("name", `ingress-${i}`) };
+      const rules = x.list("rules");
+      if (rules) {
+        o.rules = rules.map((r) => {
+          const rule = { hostname: r.reqStr("hostname"), endpoint: r.reqStr("endpoint") };
+          r.check("ingressRule");
+          return rule;
+        });
+      }
+      x.check("ingress");
+      return o;
+    });
+  }
   const api = f.obj("api");
   if (api) {
     const a: APIConfig = { addr: api.reqStr("addr") };
@@ -722,6 +751,7 @@ export function checkReferences(cfg: Config): void {
   };
   const chains = set("chains", cfg.chains);
   const authers = set("authers", cfg.authers);
+  set("ingresses", cfg.ingresses);
   const hops = set("hops", cfg.hops);
   const known: Record<string, Set<string>> = {
     admission: set("admissions", cfg.admissions),
@@ -821,7 +851,9 @@ export const ACCESS_LISTS = [
 export function mergeConfigs(...cfgs: Config[]): Config {
   const out: Config = {};
   for (const c of cfgs) {
-    for (const k of ["services", "chains", "hops", "authers", ...ACCESS_LISTS] as const) {
+    for (
+      const k of ["services", "chains", "hops", "authers", "ingresses", ...ACCESS_LISTS] as const
+    ) {
       const v = c[k];
       if (v) (out[k] as unknown[]) = [...((out[k] as unknown[]) ?? []), ...v];
     }

@@ -144,7 +144,12 @@ export interface HandlerOptions {
   forwarder?: TargetSelector;
   /** Names the runtime in hop markers (HTTP `Via`), so a request back into it is a loop. */
   instance?: string;
+  /** The config's `ingresses:` (a tunnel handler names one with its `ingress` key). */
+  ingresses?: IngressRules;
 }
+
+/** Ingress rules by name (`ingresses:`), for handlers that route by host name (tunnel). */
+export type IngressRules = ReadonlyMap<string, readonly { hostname: string; endpoint: string }[]>;
 
 export type HandlerFactory = (opts: HandlerOptions) => Promise<Handler> | Handler;
 

@@ -27,6 +27,7 @@ import type {
   Credentials,
   ForwardTarget,
   Handler,
+  IngressRules,
   Listener,
   TlsOptions,
 } from "../core/types.ts";
@@ -99,6 +100,8 @@ export interface BuildContext {
   topHops: Map<string, HopConfig>;
   /** Top-level `tls:`: the default certificate for TLS listeners without their own. */
   defaultTls?: TLSConfig;
+  /** The config's ingress rules by name. */
+  ingresses: IngressRules;
   /** The chains live at dial time (resolvers look their chain up late). */
   liveChains: () => Map<string, Chain>;
   chainObserver?: ChainObserver;
@@ -594,6 +597,7 @@ export async function buildPipeline(
         auth,
         tls: tlsOpts(s.handler.tls ?? s.listener.tls ?? ctx.defaultTls),
         forwarder,
+        ingresses: ctx.ingresses,
       }), `${path}.handler.type`);
     return {
       handler,

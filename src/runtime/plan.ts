@@ -78,6 +78,7 @@ export async function planConfig(cfg: Config): Promise<ConfigPlan> {
       "limiters",
       "climiters",
       "rlimiters",
+      "ingresses",
     ] as const
   ) {
     for (const o of cfg[kind] ?? []) fps.set(key(kind, o.name), own(o));
@@ -106,13 +107,23 @@ export async function planConfig(cfg: Config): Promise<ConfigPlan> {
         deps("authers", h.authers) + dep("admissions", s.admission) +
         deps("admissions", s.admissions) + refsOf(s) + dep("limiters", s.limiter) +
         dep("climiters", s.climiter) + dep("rlimiters", s.rlimiter) +
-        (s.forwarder?.hop && !s.forwarder.nodes ? own(topHops.get(s.forwarder.hop) ?? null) : ""),
+        (s.forwarder?.hop && !s.forwarder.nodes ? own(topHops.get(s.forwarder.hop) ?? null) : "") +
+        // A tunnel handler's rules (`ingress` metadata, any case).
+        dep("ingresses", metaString(h.metadata, "ingress")),
     );
   }
   return {
     fp: (kind, name) => fps.get(key(kind, name)) ?? "",
     listenerKey: (name) => listenerKeys.get(name) ?? "",
   };
+}
+
+/** A metadata value by key, ignoring case (as Metadata reads it). */
+function metaString(md: Record<string, unknown> | undefined, key: string): string | undefined {
+  for (const [k, v] of Object.entries(md ?? {})) {
+    if (k.toLowerCase() === key && typeof v === "string") return v;
+  }
+  return undefined;
 }
 
 function listenerKey(

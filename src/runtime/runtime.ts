@@ -197,6 +197,7 @@ export class Runtime implements AsyncDisposable {
       tables,
       topHops: new Map((next.hops ?? []).map((h) => [h.name, h])),
       defaultTls: next.tls,
+      ingresses: new Map((next.ingresses ?? []).map((i) => [i.name, i.rules ?? []])),
       liveChains: () => this.#tables.chains,
       chainObserver: this.#observer,
     };

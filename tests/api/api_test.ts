@@ -209,9 +209,9 @@ Deno.test("api: auth, CORS, prefix, GOST's 404s and kinds Burrow lacks", async (
     r = await call(api.port, "GET", "/config");
     assert.equal(r.status, 404);
     assert.equal(r.text, "404 page not found");
-    r = await call(api.port, "GET", "/api/config/ingresses");
+    r = await call(api.port, "GET", "/api/config/routers");
     assert.equal(r.status, 400);
-    assert.match((r.json as { msg: string }).msg, /ingresses are not supported/);
+    assert.match((r.json as { msg: string }).msg, /routers are not supported/);
     // Preflight: 204 before auth, GOST's headers.
     const pre = await fetch(`http://127.0.0.1:${api.port}/api/config/services`, {
       method: "OPTIONS",

@@ -25,7 +25,12 @@ function refusedAt(raw: unknown, path: string, msg: RegExp): void {
 Deno.test("YAML: a GOST field burrow does not implement is refused by name, at every level", () => {
   const svc = { addr: ":1" };
   refusedAt({ profiling: { addr: ":6060" } }, "profiling", /not supported/);
-  refusedAt({ ingresses: [] }, "ingresses", /not supported/);
+  refusedAt({ routers: [] }, "routers", /not supported/);
+  refusedAt(
+    { ingresses: [{ name: "i", file: { path: "x" } }] },
+    "ingresses[0].file",
+    /not supported/,
+  );
   refusedAt({ services: [{ ...svc, observer: "o" }] }, "services[0].observer", /not supported/);
   refusedAt(
     { services: [{ ...svc, handler: { type: "http", chainGroup: {} } }] },

@@ -168,3 +168,57 @@ Deno.test("tunnel: a client without tunnel.id is a config error", async () => {
     /tunnel\.id/,
   );
 });
+
+Deno.test("tunnel: YAML ingresses (hostname → endpoint rules, wildcards, $private) as GOST's page writes them", async () => {
+  const { parseYaml } = await import("../../src/config/yaml.ts");
+  const { normalizeConfig } = await import("../../src/config/model.ts");
+  const oa = await tagOrigin("A");
+  const ob = await tagOrigin("B");
+  const yaml = `
+services:
+- name: service-0
+  addr: 127.0.0.1:0
+  handler:
+    type: tunnel
+    metadata:
+      entrypoint: "127.0.0.1:0"
+      ingress: ingress-0
+  listener:
+    type: tcp
+ingresses:
+- name: ingress-0
+  rules:
+  - hostname: "example.com"
+    endpoint: ${A}
+  - hostname: "*.example.com"
+    endpoint: ${B}
+  - hostname: "www.example.org"
+    endpoint: $${B}
+`;
+  const rt = await Runtime.start(normalizeConfig(parseYaml(yaml), { strict: true }));
+  const entry = (rt.services[0]!.handler as TunnelHandler).entrypointPort;
+  const ca = await tunnelClient(portOf(rt), A, oa.port);
+  const cb = await tunnelClient(portOf(rt), B, ob.port);
+  try {
+    assert.deepEqual(await visit(entry, "example.com"), { status: 200, body: "A" });
+    assert.deepEqual(await visit(entry, "api.example.com"), { status: 200, body: "B" });
+    assert.equal((await visit(entry, "www.example.org")).status, 502, "private");
+    // The rules live in the config: replacing the ingress re-routes (the service is rebuilt).
+    const next = rt.config;
+    next.ingresses![0]!.rules = [{ hostname: "example.com", endpoint: B }];
+    assert.deepEqual((await rt.apply(next)).replaced, ["services/service-0"]);
+    // The clients' conns belonged to the old handler: they register again (0.5 s back-off).
+    let r = await visit(entry, "example.com");
+    for (let i = 0; i < 50 && r.status !== 200; i++) {
+      await new Promise((ok) => setTimeout(ok, 100));
+      r = await visit(entry, "example.com");
+    }
+    assert.deepEqual(r, { status: 200, body: "B" });
+  } finally {
+    await ca.rt.close();
+    await cb.rt.close();
+    await rt.close();
+    await oa.close();
+    await ob.close();
+  }
+});

@@ -33,13 +33,14 @@ const plain = (status: string) =>
 export class Entrypoint {
   readonly #listener: Deno.TcpListener;
   readonly #pool: TunnelPool;
-  readonly #ingress: Ingress;
+  readonly #ingress: () => Ingress;
   readonly #log: Logger;
   readonly #visitors = new Set<Conn>();
   readonly #loop: Promise<void>;
   #closed = false;
 
-  constructor(addr: string, pool: TunnelPool, ingress: Ingress, log: Logger) {
+  /** `ingress` gives the current rules (a reload may replace them). */
+  constructor(addr: string, pool: TunnelPool, ingress: () => Ingress, log: Logger) {
     const { host, port } = splitHostPort(addr);
     this.#listener = Deno.listen({ hostname: listenHost(host), port, transport: "tcp" });
     this.#pool = pool;
@@ -116,7 +117,7 @@ export class Entrypoint {
       this.#log.info(`${visitor} → ${host ?? "(no host)"}: ${why}`);
       if (!tls) await conn.write(plain(status)).catch(() => {});
     };
-    const route = host ? this.#ingress.lookup(host) : undefined;
+    const route = host ? this.#ingress().lookup(host) : undefined;
     if (!route) return await fail("502 Bad Gateway", "no tunnel serves this host");
     if (route.private) return await fail("502 Bad Gateway", "the tunnel is private");
     // A client whose session fails to open a stream is skipped; up to three tries.

@@ -40,6 +40,14 @@ export class Ingress {
     return ing;
   }
 
+  /** Adds YAML rules (`{hostname, endpoint}`). */
+  add(rules: readonly { hostname: string; endpoint: string }[], path: string): void {
+    for (const [i, r] of rules.entries()) {
+      const one = Ingress.parse(`${r.hostname}:${r.endpoint}`, `${path}.rules[${i}]`);
+      for (const [h, t] of one.#rules) this.#rules.set(h, t);
+    }
+  }
+
   get size(): number {
     return this.#rules.size;
   }

@@ -96,6 +96,8 @@ function decode(m: RelayMessage): Request {
 interface Shared {
   pool: TunnelPool;
   entrypoint?: Entrypoint;
+  /** The newest handler's rules: the entrypoint routes by them. */
+  ingress: Ingress;
   refs: number;
 }
 const SHARED = new Map<string, Shared>();
@@ -123,21 +125,29 @@ export class TunnelHandler implements Handler {
     const md = o.metadata;
     const rules = md.string("tunnel");
     const ingress = Ingress.parse(rules, `${md.path}.tunnel`);
+    const named = md.string("ingress");
+    if (named) {
+      const list = o.ingresses?.get(named);
+      if (!list) throw new ConfigError(`${md.path}.ingress`, `no ingress named "${named}"`);
+      ingress.add(list, `ingresses.${named}`);
+    }
     const entry = md.string("entrypoint");
     // The pool and the entrypoint port outlive a handler swapped by a reload (same service).
     const key = `${o.service}|${entry}`;
     let shared = SHARED.get(key);
     if (!shared) {
-      shared = { pool: new TunnelPool(), refs: 0 };
+      shared = { pool: new TunnelPool(), ingress, refs: 0 };
+      const s = shared;
       if (entry) {
         try {
-          shared.entrypoint = new Entrypoint(entry, shared.pool, ingress, o.log);
+          shared.entrypoint = new Entrypoint(entry, shared.pool, () => s.ingress, o.log);
         } catch (e) {
           throw new TunnelError(`entrypoint ${entry}: ${errorText(e)}`, { cause: e });
         }
       }
       SHARED.set(key, shared);
     }
+    shared.ingress = ingress;
     shared.refs++;
     return new TunnelHandler(o, ingress, key, shared);
   }
