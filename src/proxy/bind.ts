@@ -15,6 +15,7 @@ import { withDeadline } from "../core/deadline.ts";
 import { joinHostPort, listenHost, splitHostPort } from "../core/addr.ts";
 import { PacketDemux, type PacketDemuxOptions } from "../core/packet_demux.ts";
 import { encodeUdpFrame, readUdpFrame } from "../protocol/udp_frame.ts";
+import { LengthFramedConn } from "../protocol/length_framed.ts";
 import { SocketConn } from "../core/socket.ts";
 import { copy } from "../core/relay.ts";
 import { AsyncQueue } from "../core/queue.ts";
@@ -331,13 +332,13 @@ export function listenUdpForBind(addr: string): Deno.DatagramConn {
 /** A peer stream whose remote address is the peer's (from its header). */
 class PeerConn extends WrappedConn {
   readonly #remote: NetAddr;
-  constructor(inner: Conn, peer: string) {
+  constructor(inner: Conn, peer: string, transport = "tcp") {
     super(inner);
     let host = "", port = 0;
     try {
       ({ host, port } = splitHostPort(peer));
     } catch { /* keep the empty address */ }
-    this.#remote = { transport: "tcp", hostname: host, port };
+    this.#remote = { transport, hostname: host, port };
   }
   override get remoteAddr(): NetAddr {
     return this.#remote;
@@ -356,12 +357,14 @@ export class MuxBindListener implements Listener {
   readonly #ready: AsyncQueue<Conn>;
   readonly #loop: Promise<void>;
 
+  /** With `datagrams`, each stream is one datagram conn (`LEN(2) | payload`, UDP tunnels). */
   constructor(
     conn: Conn,
     bound: string,
     mux: SmuxConfig,
     readPeer: (br: BufReader) => Promise<string>,
     log: Logger,
+    datagrams = false,
   ) {
     const session = serverSession(conn, mux, { log });
     this.#session = session;
@@ -381,7 +384,8 @@ export class MuxBindListener implements Listener {
           const br = new BufReader(s, 512);
           try {
             const peer = await withDeadline(s, HEADER_TIMEOUT, () => readPeer(br));
-            const c = new PeerConn(br.conn(), peer);
+            const pc = new PeerConn(br.conn(), peer, datagrams ? "udp" : "tcp");
+            const c = datagrams ? new LengthFramedConn(pc, new BufReader(pc, 4096)) : pc;
             if (!ready.push(c)) c.close(); // backlog full or listener closed
           } catch (e) {
             log.warn(`bind: a peer stream without a valid header was dropped: ${errorText(e)}`);

@@ -5,7 +5,7 @@ import { Runtime } from "../../src/runtime/runtime.ts";
 import { Logger } from "../../src/core/log.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { readAll } from "../_helpers.ts";
-import { hasCommand, portOf, until } from "../_helpers.ts";
+import { hasCommand, portOf, udpEchoServer, until } from "../_helpers.ts";
 import { generateCert } from "../../src/transport/tls/cert.ts";
 import type { TunnelHandler } from "../../src/proxy/tunnel/mod.ts";
 import { curl } from "./_server.ts";
@@ -220,5 +220,74 @@ ingresses:
     await rt.close();
     await oa.close();
     await ob.close();
+  }
+});
+
+Deno.test("tunnel: a private tunnel is reached by a relay visitor that names it, never from the entrypoint", async () => {
+  const op = await tagOrigin("P");
+  const s = await tunnelServer();
+  const cp = await tunnelClient(s.port, P, op.port);
+  // Visitors: a local forward to p.example.com:80 through the tunnel (right id, then a wrong one).
+  const visitor = (id: string) =>
+    Runtime.start(
+      cliConfig(["tcp://127.0.0.1:0/p.example.com:80"], [
+        `tunnel://127.0.0.1:${s.port}?tunnel.id=${id}`,
+      ]),
+    );
+  const good = await visitor(P);
+  const bad = await visitor(A);
+  try {
+    assert.equal(
+      (await visit(s.entry, "p.example.com")).status,
+      502,
+      "private: not from the entrypoint",
+    );
+    assert.deepEqual(await visit(portOf(good), "p.example.com"), { status: 200, body: "P" });
+    const refused = await visit(portOf(bad), "p.example.com").catch(() => ({
+      status: 0,
+      body: "",
+    }));
+    assert.equal(refused.status || 0, 0, "a visitor naming another tunnel gets nothing");
+  } finally {
+    await good.close();
+    await bad.close();
+    await cp.rt.close();
+    await s.rt.close();
+    await op.close();
+  }
+});
+
+Deno.test("tunnel: UDP — an rudp client serves a tunnel; a relay visitor's datagrams round-trip", async () => {
+  const echo = udpEchoServer();
+  const s = await tunnelServer();
+  const lines: string[] = [];
+  const client = await Runtime.start(
+    cliConfig([`rudp://:0/127.0.0.1:${echo.port}`], [
+      `tunnel://127.0.0.1:${s.port}?tunnel.id=${B}`,
+    ]),
+    { log: new Logger("debug", {}, (l) => lines.push(l)) },
+  );
+  const visitor = await Runtime.start(
+    cliConfig(["udp://127.0.0.1:0/u.b.example.com:53"], [
+      `tunnel://127.0.0.1:${s.port}?tunnel.id=${B}`,
+    ]),
+  );
+  const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  try {
+    await until(() => lines.some((l) => /create tunnel on .* OK/.test(l)), 5000, "registered");
+    const to = { transport: "udp" as const, hostname: "127.0.0.1", port: portOf(visitor) };
+    const got = (async () => new TextDecoder().decode((await sock.receive())[0]))();
+    let answer: string | null = null;
+    for (let i = 0; i < 10 && answer === null; i++) {
+      await sock.send(new TextEncoder().encode("ping over a udp tunnel"), to);
+      answer = await Promise.race([got, new Promise<null>((r) => setTimeout(() => r(null), 300))]);
+    }
+    assert.equal(answer, "ping over a udp tunnel");
+  } finally {
+    sock.close();
+    await visitor.close();
+    await client.close();
+    await s.rt.close();
+    await echo.close();
   }
 });

@@ -6,7 +6,7 @@
  * @module
  */
 import { BufReader } from "../../core/bufio.ts";
-import { type Conn, UnexpectedEofError, WrappedConn } from "../../core/conn.ts";
+import { type Conn, WrappedConn } from "../../core/conn.ts";
 import {
   AuthError,
   errorText,
@@ -17,6 +17,7 @@ import {
 import { joinHostPort, splitHostPort } from "../../core/addr.ts";
 import { formatAddr } from "../../core/conn.ts";
 import { parseSocksAddr } from "../../protocol/socks_addr.ts";
+import { LengthFramedConn } from "../../protocol/length_framed.ts";
 import type { SmuxConfig } from "../../mux/smux/mod.ts";
 import {
   bindMuxConfig,
@@ -90,39 +91,6 @@ class HeadFirstConn extends WrappedConn {
   override async closeWrite(): Promise<void> {
     await this.flush();
     await this.inner.closeWrite();
-  }
-}
-
-/** Datagrams as `LEN(2) payload` on a stream (relay UDP CONNECT). */
-class LengthFramedUdpConn extends WrappedConn {
-  readonly datagram = true;
-  constructor(inner: Conn, readonly br: BufReader) {
-    super(inner);
-  }
-  override async read(p: Uint8Array): Promise<number | null> {
-    let n: number;
-    try {
-      n = await this.br.readU16();
-    } catch (e) {
-      if (e instanceof UnexpectedEofError) return null;
-      throw e;
-    }
-    const d = await this.br.readN(n);
-    const k = Math.min(n, p.length);
-    p.set(d.subarray(0, k));
-    return k;
-  }
-  override async write(p: Uint8Array): Promise<number> {
-    if (p.length > 0xffff) throw new ProtocolError("relay: datagram larger than 65535 bytes");
-    const out = new Uint8Array(2 + p.length);
-    out[0] = p.length >> 8;
-    out[1] = p.length & 0xff;
-    out.set(p, 2);
-    await this.inner.write(out);
-    return p.length;
-  }
-  override closeWrite(): Promise<void> {
-    return Promise.resolve();
   }
 }
 
@@ -250,7 +218,7 @@ export class RelayHandler implements Handler {
     let client: Conn;
     if (network === "udp") {
       await conn.write(ok);
-      client = new LengthFramedUdpConn(br.conn(), new BufReader(br.conn(), 4096));
+      client = new LengthFramedConn(br.conn(), new BufReader(br.conn(), 4096));
     } else if (this.#nodelay) {
       await conn.write(ok);
       client = br.conn();
@@ -420,7 +388,7 @@ export class RelayConnector implements Connector {
     const c = new RelayClientConn(conn, req, address);
     if (network === "udp") {
       await c.handshake();
-      return new LengthFramedUdpConn(c, new BufReader(c, 4096));
+      return new LengthFramedConn(c, new BufReader(c, 4096));
     }
     if (this.#nodelay) await c.handshake();
     return c;

@@ -12,7 +12,6 @@ import {
   errorText,
   ProtocolError,
   TunnelError,
-  UnsupportedError,
 } from "../../core/errors.ts";
 import { withDeadline } from "../../core/deadline.ts";
 import { joinHostPort, splitHostPort } from "../../core/addr.ts";
@@ -39,6 +38,7 @@ import {
   FEATURE_TUNNEL,
   FEATURE_USER_AUTH,
   NETWORK_UDP,
+  networkFeature,
   readMessage,
   type RelayMessage,
   STATUS,
@@ -46,9 +46,11 @@ import {
   userAuthFeature,
 } from "../relay/codec.ts";
 import { MuxBindListener } from "../bind.ts";
+import { LengthFramedConn } from "../../protocol/length_framed.ts";
 import { FLAG_UDP, TunnelId } from "./id.ts";
 import { Ingress } from "./ingress.ts";
-import { TunnelPool } from "./pool.ts";
+import { type TunnelClient, TunnelPool } from "./pool.ts";
+import { relay } from "../../core/relay.ts";
 import { Entrypoint } from "./entrypoint.ts";
 
 function tunnelFeature(id: TunnelId): Uint8Array {
@@ -177,12 +179,7 @@ export class TunnelHandler implements Handler {
       await conn.write(encodeMessage(STATUS.badRequest, []));
       throw new ProtocolError("tunnel: no tunnel id");
     }
-    if (req.cmd === CMD_CONNECT) {
-      await conn.write(encodeMessage(STATUS.badRequest, []));
-      throw new UnsupportedError(
-        "tunnel: visitors through relay CONNECT are not supported yet; use the entrypoint",
-      );
-    }
+    if (req.cmd === CMD_CONNECT) return await this.#visit(br, conn, req, ctx);
     if (req.cmd !== CMD_BIND) {
       await conn.write(encodeMessage(STATUS.badRequest, []));
       throw new ProtocolError(`tunnel: unknown command ${req.cmd}`);
@@ -192,10 +189,6 @@ export class TunnelHandler implements Handler {
     if (!this.#ingress.knows(uuid)) {
       await conn.write(encodeMessage(STATUS.forbidden, []));
       throw new TunnelError(`tunnel: unknown tunnel ${uuid} refused`);
-    }
-    if (req.udp) {
-      await conn.write(encodeMessage(STATUS.badRequest, []));
-      throw new UnsupportedError("tunnel: UDP tunnels are not supported yet");
     }
     const cid = TunnelId.random(req.udp ? FLAG_UDP : 0);
     const dst = req.addrs[1] ?? req.addrs[0] ?? ":0";
@@ -230,6 +223,44 @@ export class TunnelHandler implements Handler {
     ctx.signal.removeEventListener("abort", stop);
     await session.closed;
     ctx.log.info(`tunnel ${uuid}: client ${cid.uuid} left`);
+  }
+
+  /**
+   * A visitor through relay CONNECT (`-F tunnel://srv?tunnel.id=U`): it must name the tunnel the
+   * rules give for its target host (private tunnels are reached this way only). The answer is
+   * `01 00 00 00`, then the stream carries the visitor's bytes.
+   */
+  async #visit(br: BufReader, conn: Conn, req: Request, ctx: HandleContext): Promise<void> {
+    const uuid = req.tunnel!.uuid;
+    const dst = req.addrs[1] ?? req.addrs[0] ?? "";
+    const route = dst ? this.#ingress.lookup(dst) : undefined;
+    if (!route || route.tunnel !== uuid) {
+      await conn.write(encodeMessage(STATUS.hostUnreachable, []));
+      throw new TunnelError(`tunnel: ${dst || "(no target)"} is not served by tunnel ${uuid}`);
+    }
+    // A UDP visitor goes to a UDP client; both sides frame datagrams as LEN(2) | payload, so
+    // the bytes pass through as they are.
+    const tried = new Set<TunnelClient>();
+    let stream: Conn | undefined;
+    for (let i = 0; i < 3 && !stream; i++) {
+      const c = this.#shared.pool.pick(uuid, req.udp, tried);
+      if (!c) break;
+      tried.add(c);
+      stream = await c.session.openStream().catch(() => undefined);
+    }
+    if (!stream) {
+      await conn.write(encodeMessage(STATUS.serviceUnavailable, []));
+      throw new TunnelError(`tunnel ${uuid}: no client connected`);
+    }
+    try {
+      const visitor = req.addrs.length > 1 ? req.addrs[0]! : formatAddr(conn.remoteAddr);
+      await stream.write(encodeMessage(STATUS.ok, [addrFeature(visitor), addrFeature(dst)]));
+      await conn.write(encodeMessage(STATUS.ok, []));
+      ctx.log.debug(`${visitor} → ${dst} via tunnel ${uuid} (relay)`);
+      await relay(br.conn(), stream);
+    } finally {
+      stream.close();
+    }
   }
 
   close(): Promise<void> {
@@ -276,23 +307,38 @@ export class TunnelConnector implements Connector {
     this.#mux = smuxConfigFromMetadata(md, 2);
   }
 
-  connect(): Promise<Conn> {
-    return Promise.reject(
-      new UnsupportedError("tunnel: visiting a tunnel through relay CONNECT is not supported yet"),
+  /** Visits `address` through the tunnel this node names (relay CONNECT with the Tunnel feature). */
+  async connect(conn: Conn, network: Network, address: string): Promise<Conn> {
+    const udp = network === "udp";
+    const features: Uint8Array[] = [];
+    if (udp) features.push(networkFeature(NETWORK_UDP));
+    if (this.#auth) features.push(userAuthFeature(this.#auth.username, this.#auth.password));
+    features.push(
+      addrFeature(formatAddr(conn.localAddr).replace(/^:/, "0.0.0.0:")),
+      addrFeature(address),
+      tunnelFeature(this.#id),
     );
+    await conn.write(encodeMessage(udp ? CMD_CONNECT | 0x80 : CMD_CONNECT, features));
+    const br = new BufReader(conn, udp ? 4096 : 512);
+    const m = await readMessage(br);
+    if (m.code !== STATUS.ok) {
+      throw new TunnelError(`tunnel ${this.#id.uuid}: ${address}: ${m.code} ${statusText(m.code)}`);
+    }
+    return udp ? new LengthFramedConn(conn, br) : br.conn();
   }
 
   async bind(conn: Conn, network: Network, address: string, ctx: BindContext): Promise<Listener> {
-    if (network !== "tcp") throw new UnsupportedError("tunnel: UDP tunnels are not supported yet");
+    const udp = network === "udp";
     const { host, port } = splitHostPort(address);
     const features: Uint8Array[] = [];
+    if (udp) features.push(networkFeature(NETWORK_UDP));
     if (this.#auth) features.push(userAuthFeature(this.#auth.username, this.#auth.password));
     features.push(
       addrFeature(formatAddr(conn.localAddr).replace(/^:/, "0.0.0.0:")),
       addrFeature(joinHostPort(host === "" ? "0.0.0.0" : host, port)),
       tunnelFeature(this.#id),
     );
-    await conn.write(encodeMessage(CMD_BIND, features));
+    await conn.write(encodeMessage(udp ? CMD_BIND | 0x80 : CMD_BIND, features));
     const br = new BufReader(conn, 512);
     const m = await readMessage(br);
     if (m.code !== STATUS.ok) {
@@ -306,11 +352,18 @@ export class TunnelConnector implements Connector {
         r.tunnel?.uuid ?? "?"
       }, weight=${this.#id.weight}`,
     );
-    return new MuxBindListener(br.conn(), r.addrs[0] ?? "", this.#mux, async (sbr) => {
-      const h = await readMessage(sbr);
-      if (h.code !== STATUS.ok) throw new TunnelError(`tunnel: visitor stream status ${h.code}`);
-      return decode(h).addrs[0] ?? "";
-    }, ctx.log);
+    return new MuxBindListener(
+      br.conn(),
+      r.addrs[0] ?? "",
+      this.#mux,
+      async (sbr) => {
+        const h = await readMessage(sbr);
+        if (h.code !== STATUS.ok) throw new TunnelError(`tunnel: visitor stream status ${h.code}`);
+        return decode(h).addrs[0] ?? "";
+      },
+      ctx.log,
+      udp,
+    );
   }
 }
 
