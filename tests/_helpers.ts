@@ -219,3 +219,32 @@ export async function settle(get: () => number, quietMs = 150, ms = 10_000): Pro
     if (Date.now() - t0 > ms) throw new Error(`value still changing (or zero) after ${ms} ms`);
   }
 }
+
+/** A TCP server that answers every conn with `tag` and closes it (which target got a conn). */
+export function tagServer(tag: string): { port: number; close: () => Promise<void> } {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const loop = (async () => {
+    for await (const c of l) {
+      await c.write(new TextEncoder().encode(tag)).catch(() => {});
+      c.close();
+    }
+  })();
+  return {
+    port: (l.addr as Deno.NetAddr).port,
+    close: async () => {
+      l.close();
+      await loop.catch(() => {});
+    },
+  };
+}
+
+/** Connects to `port` and returns all it says (a {@link tagServer} behind some hop). */
+export async function askTag(port: number): Promise<string> {
+  const { dialTcp } = await import("../src/core/socket.ts");
+  const c = await dialTcp("127.0.0.1", port);
+  try {
+    return new TextDecoder().decode(await withTimeout(readAll(c), 5000, "answer"));
+  } finally {
+    c.close();
+  }
+}

@@ -89,6 +89,57 @@ export class BindPolicy {
   }
 }
 
+/** How a protocol answers a bind request (SOCKS5 replies, relay responses). */
+export interface BindAnswers {
+  /** Refused by policy (SOCKS5 2, relay 3). */
+  refused: Uint8Array;
+  /** Could not listen (SOCKS5 1, relay 5). */
+  failed: Uint8Array;
+  /** Granted; `bound` is the listening address. */
+  ok(bound: Deno.NetAddr): Uint8Array;
+  /** The protocol, for messages (`socks5`, `relay`). */
+  name: string;
+}
+
+/**
+ * Checks a bind request against `policy`, listens (`listen`), and answers: refused, failed or
+ * OK. Returns the socket once the OK is sent; it is closed on any failure before that.
+ */
+export async function grantBind<L extends { readonly addr: Deno.Addr; close(): void }>(
+  conn: Conn,
+  addr: string,
+  policy: BindPolicy,
+  answers: BindAnswers,
+  listen: (addr: string) => L,
+  log: Logger,
+): Promise<L> {
+  const why = policy.refusal(portOf(addr));
+  if (why) {
+    await conn.write(answers.refused);
+    throw new TunnelError(`${answers.name}: bind ${addr} refused: ${why}`);
+  }
+  let l: L;
+  try {
+    l = listen(addr || ":0");
+  } catch (e) {
+    await conn.write(answers.failed);
+    throw new TunnelError(`${answers.name}: bind ${addr}: ${errorText(e)}`);
+  }
+  const a = l.addr as Deno.NetAddr;
+  try {
+    await conn.write(answers.ok(a));
+  } catch (e) {
+    l.close(); // nobody owns it yet
+    throw e;
+  }
+  log.info(
+    `${answers.name}: bound ${joinHostPort(a.hostname, a.port)}/${a.transport} for ${
+      formatAddr(conn.remoteAddr)
+    }`,
+  );
+  return l;
+}
+
 /** Listens where a bind request asks: an empty or unspecified host means every interface. */
 export function listenForBind(addr: string): Deno.TcpListener {
   const { host, port } = splitHostPort(addr);

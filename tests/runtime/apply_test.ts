@@ -4,34 +4,7 @@ import { cliConfig } from "../../src/builtins.ts";
 import { type Config, mergeConfigs } from "../../src/config/model.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { Runtime } from "../../src/runtime/runtime.ts";
-import { echoServer, portOf, readAll, sendThrough, withTimeout } from "../_helpers.ts";
-
-/** A TCP server that answers every conn with `tag` and closes. */
-function tagServer(tag: string): { port: number; close: () => Promise<void> } {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const loop = (async () => {
-    for await (const c of l) {
-      await c.write(new TextEncoder().encode(tag)).catch(() => {});
-      c.close();
-    }
-  })();
-  return {
-    port: (l.addr as Deno.NetAddr).port,
-    close: async () => {
-      l.close();
-      await loop.catch(() => {});
-    },
-  };
-}
-
-async function ask(port: number): Promise<string> {
-  const c = await dialTcp("127.0.0.1", port);
-  try {
-    return new TextDecoder().decode(await withTimeout(readAll(c), 5000, "answer"));
-  } finally {
-    c.close();
-  }
-}
+import { askTag, echoServer, portOf, sendThrough, tagServer, withTimeout } from "../_helpers.ts";
 
 /** A forward service named `name` on `port` (0: any) to `target`. */
 function fwd(name: string, port: number, target: number): Config {
@@ -66,7 +39,7 @@ Deno.test("apply: add, replace and remove services; an unchanged service's trans
     const tagPort = portOf(rt, 1);
     const keep = rt.service("keep")!;
     const tagListener = rt.service("tag")!.listener;
-    assert.equal(await ask(tagPort), "A");
+    assert.equal(await askTag(tagPort), "A");
     // A transfer through "keep" spans every apply below.
     const live = await dialTcp("127.0.0.1", keepPort);
     const transfer = sendThrough(live, live, 8 << 20, "live transfer");
@@ -76,13 +49,13 @@ Deno.test("apply: add, replace and remove services; an unchanged service's trans
     assert.deepEqual(r.replaced, ["services/tag"]);
     assert.deepEqual(r.added, []);
     assert.equal(rt.service("tag")!.listener, tagListener, "the listener is kept");
-    assert.equal(await ask(tagPort), "B");
+    assert.equal(await askTag(tagPort), "B");
     assert.equal(rt.service("keep"), keep, "an unchanged service is untouched");
 
     // Add a third, then remove "tag": its port closes.
     r = await rt.apply(mergeConfigs(rt.config, fwd("new", 0, a.port)));
     assert.deepEqual(r.added, ["services/new"]);
-    assert.equal(await ask(portOf(rt, 2)), "A");
+    assert.equal(await askTag(portOf(rt, 2)), "A");
     const only = rt.config;
     only.services = only.services!.filter((s) => s.name === "keep");
     r = await rt.apply(only);
@@ -115,14 +88,14 @@ Deno.test("apply: a broken config is refused whole and the old one keeps serving
     await assert.rejects(() => rt.apply(bad2), /nosuch/);
     assert.deepEqual(rt.config, before);
     assert.equal(rt.services.length, 1);
-    assert.equal(await ask(port), "A");
+    assert.equal(await askTag(port), "A");
     // A port in use by something else: refused, nothing half-applied.
     const squat = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const busy = mergeConfigs(rt.config, fwd("other", squat.addr.port, a.port));
     await assert.rejects(() => rt.apply(busy), /address already in use/);
     squat.close();
     assert.deepEqual(rt.config, before);
-    assert.equal(await ask(port), "A");
+    assert.equal(await askTag(port), "A");
   } finally {
     await rt.close();
     await a.close();
@@ -145,7 +118,7 @@ Deno.test("apply: a changed listener on the same port is re-bound; a changed aut
     const r = await rt.apply(changed);
     assert.deepEqual(r.replaced, ["services/tag"]);
     assert.notEqual(rt.service("tag"), first);
-    assert.equal(await ask(port), "A");
+    assert.equal(await askTag(port), "A");
 
     // A socks5 service with auth.file: editing the file (same config) rebuilds the service.
     const socks = (file: string): Config => {
@@ -213,8 +186,8 @@ Deno.test("apply: two services exchange ports", async () => {
     swap.services![0]!.addr = `127.0.0.1:${pb}`;
     swap.services![1]!.addr = `127.0.0.1:${pa}`;
     assert.deepEqual((await rt.apply(swap)).replaced.sort(), ["services/a", "services/b"]);
-    assert.equal(await ask(pa), "B");
-    assert.equal(await ask(pb), "A");
+    assert.equal(await askTag(pa), "B");
+    assert.equal(await askTag(pb), "A");
   } finally {
     await rt.close();
     await Promise.all([a.close(), b.close()]);

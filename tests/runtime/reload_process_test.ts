@@ -1,34 +1,17 @@
 /** Hot reload of a running process: SIGHUP and -R re-read the -C file and apply the difference. */
 import assert from "node:assert/strict";
 import { dialTcp } from "../../src/core/socket.ts";
-import { echoServer, randomBytes, readAll, sha256, withTimeout, writeChunks } from "../_helpers.ts";
+import {
+  askTag,
+  echoServer,
+  randomBytes,
+  readAll,
+  sha256,
+  tagServer,
+  withTimeout,
+  writeChunks,
+} from "../_helpers.ts";
 import { BurrowChild } from "../_burrow.ts";
-
-function tagServer(tag: string): { port: number; close: () => Promise<void> } {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const loop = (async () => {
-    for await (const c of l) {
-      await c.write(new TextEncoder().encode(tag)).catch(() => {});
-      c.close();
-    }
-  })();
-  return {
-    port: l.addr.port,
-    close: async () => {
-      l.close();
-      await loop.catch(() => {});
-    },
-  };
-}
-
-async function ask(port: number): Promise<string> {
-  const c = await dialTcp("127.0.0.1", port);
-  try {
-    return new TextDecoder().decode(await withTimeout(readAll(c), 5000, "answer"));
-  } finally {
-    c.close();
-  }
-}
 
 const svc = (name: string, target: number) => `
 - name: ${name}
@@ -65,7 +48,7 @@ Deno.test("SIGHUP adds and removes services while a transfer on an unchanged one
       /\+services\/added/,
     );
     const addedPort = await child.servicePort("added");
-    assert.equal(await ask(addedPort), "A");
+    assert.equal(await askTag(addedPort), "A");
     await writeChunks(conn, data.subarray(8 << 20, 12 << 20));
 
     await Deno.writeTextFile(file, `log: {level: debug}\nservices:${svc("keep", echo.port)}\n`);

@@ -15,13 +15,14 @@ import {
   UnsupportedError,
 } from "../../core/errors.ts";
 import { joinHostPort, splitHostPort } from "../../core/addr.ts";
-import { formatAddr } from "../../core/conn.ts";
 import { parseSocksAddr } from "../../protocol/socks_addr.ts";
 import { LengthFramedConn } from "../../protocol/length_framed.ts";
 import type { SmuxConfig } from "../../mux/smux/mod.ts";
 import {
+  type BindAnswers,
   bindMuxConfig,
   BindPolicy,
+  grantBind,
   listenForBind,
   listenUdpForBind,
   MuxBindListener,
@@ -113,33 +114,38 @@ export class RelayHandler implements Handler {
     this.#bindOpts = { policy: BindPolicy.from(opts.metadata), mux: bindMuxConfig(opts.metadata) };
   }
 
-  #tcpBind(br: BufReader, conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
-    return tcpBind(this.#bindOpts, br, conn, addr, ctx);
+  /**
+   * Relay TCP BIND (remote port forwarding): listen where asked (`bind=true`, within
+   * `bind.ports`), answer OK with the bound address, then carry each peer as a smux stream we
+   * open, headed by a relay response naming the peer (docs/reverse.md).
+   */
+  async #tcpBind(br: BufReader, conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
+    const l = await grantBind(
+      conn,
+      addr,
+      this.#bindOpts.policy,
+      RELAY_BIND,
+      listenForBind,
+      ctx.log,
+    );
+    await serveMuxBind(br.conn(), l, {
+      header: (peer) => response(STATUS.ok, [addrFeature(peer)]),
+      mux: this.#bindOpts.mux,
+      log: ctx.log,
+      signal: ctx.signal,
+    });
   }
 
   /** UDP BIND on a port (rudp): datagrams to and from peers as UDP-over-TCP frames. */
   async #udpBind(br: BufReader, conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
-    const why = this.#bindOpts.policy.refusal(portOf(addr));
-    if (why) {
-      await conn.write(response(STATUS.forbidden));
-      throw new TunnelError(`relay: udp bind ${addr} refused: ${why}`);
-    }
-    let sock: Deno.DatagramConn;
-    try {
-      sock = listenUdpForBind(addr);
-    } catch (e) {
-      await conn.write(response(STATUS.serviceUnavailable));
-      throw new TunnelError(`relay: udp bind ${addr}: ${errorText(e)}`);
-    }
-    const a = sock.addr as Deno.NetAddr;
-    const bound = joinHostPort(a.hostname, a.port);
-    try {
-      await conn.write(response(STATUS.ok, [addrFeature(bound)]));
-    } catch (e) {
-      sock.close();
-      throw e;
-    }
-    ctx.log.info(`relay: bound ${bound}/udp for ${formatAddr(conn.remoteAddr)}`);
+    const sock = await grantBind(
+      conn,
+      addr,
+      this.#bindOpts.policy,
+      RELAY_BIND,
+      listenUdpForBind,
+      ctx.log,
+    );
     await serveUdpBind(br, br.conn(), sock, ctx.log, ctx.signal);
   }
 
@@ -230,53 +236,13 @@ export class RelayHandler implements Handler {
   }
 }
 
-/**
- * Relay TCP BIND (remote port forwarding): listen where asked (`bind=true`, within
- * `bind.ports`), answer OK with the bound address, then carry each peer as a smux stream we
- * open, headed by a relay response naming the peer (docs/reverse.md).
- */
-async function tcpBind(
-  handler: { policy: BindPolicy; mux: SmuxConfig },
-  br: BufReader,
-  conn: Conn,
-  addr: string,
-  ctx: HandleContext,
-): Promise<void> {
-  let port: number;
-  try {
-    port = splitHostPort(addr || ":0").port;
-  } catch (e) {
-    await conn.write(response(STATUS.badRequest));
-    throw new ProtocolError(`relay: bind address ${JSON.stringify(addr)}: ${errorText(e)}`);
-  }
-  const why = handler.policy.refusal(port);
-  if (why) {
-    await conn.write(response(STATUS.forbidden));
-    throw new TunnelError(`relay: bind ${addr} refused: ${why}`);
-  }
-  let l: Deno.TcpListener;
-  try {
-    l = listenForBind(addr || ":0");
-  } catch (e) {
-    await conn.write(response(STATUS.serviceUnavailable));
-    throw new TunnelError(`relay: bind ${addr}: ${errorText(e)}`);
-  }
-  const la = l.addr as Deno.NetAddr;
-  const bound = joinHostPort(la.hostname, la.port);
-  try {
-    await conn.write(response(STATUS.ok, [addrFeature(bound)]));
-  } catch (e) {
-    l.close(); // serveMuxBind would have owned it
-    throw e;
-  }
-  ctx.log.info(`relay: bound ${bound} for ${formatAddr(conn.remoteAddr)}`);
-  await serveMuxBind(br.conn(), l, {
-    header: (peer) => response(STATUS.ok, [addrFeature(peer)]),
-    mux: handler.mux,
-    log: ctx.log,
-    signal: ctx.signal,
-  });
-}
+/** Relay's answers to a bind request. */
+const RELAY_BIND: BindAnswers = {
+  refused: response(STATUS.forbidden),
+  failed: response(STATUS.serviceUnavailable),
+  ok: (a) => response(STATUS.ok, [addrFeature(joinHostPort(a.hostname, a.port))]),
+  name: "relay",
+};
 
 /** The client side: a conn that carries the relay request/response around the app's bytes. */
 class RelayClientConn extends WrappedConn {

@@ -40,6 +40,7 @@ import { FramedUdpConn, serveUdpOverTcp, UdpAssociation } from "../udp.ts";
 import {
   bindMuxConfig,
   BindPolicy,
+  grantBind,
   listenForBind,
   listenUdpForBind,
   MuxBindListener,
@@ -96,6 +97,13 @@ function dialFailureRep(e: unknown): number {
       return REP.netUnreachable;
   }
 }
+
+/** SOCKS5's answers to a refused or failed bind. */
+const SOCKS_BIND = {
+  refused: encodeReply(REP.notAllowed),
+  failed: encodeReply(REP.failure),
+  name: "socks5",
+};
 
 /** Options parsed once from handler metadata. */
 interface Socks5Options {
@@ -227,30 +235,18 @@ export class Socks5Handler implements Handler {
    * the peer's address.
    */
   async #muxBind(br: BufReader, conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
-    const { port } = splitHostPort(addr);
-    const why = this.#opts.bindPolicy.refusal(port);
-    if (why) {
-      await conn.write(encodeReply(REP.notAllowed));
-      throw new TunnelError(`socks5: bind ${addr} refused: ${why}`);
-    }
-    let l: Deno.TcpListener;
-    try {
-      l = listenForBind(addr);
-    } catch (e) {
-      await conn.write(encodeReply(REP.failure));
-      throw new TunnelError(`socks5: bind ${addr}: ${errorText(e)}`);
-    }
-    const la = l.addr as Deno.NetAddr;
     // GOST answers with the control conn's local IP and the bound port.
     const host = conn.localAddr.hostname || "0.0.0.0";
-    try {
-      await conn.write(encodeReply(REP.ok, joinHostPort(host, la.port)));
-    } catch (e) {
-      l.close(); // serveMuxBind would have owned it
-      throw e;
-    }
-    ctx.log.info(
-      `socks5: bound ${joinHostPort(la.hostname, la.port)} for ${formatAddr(conn.remoteAddr)}`,
+    const l = await grantBind(
+      conn,
+      addr,
+      this.#opts.bindPolicy,
+      {
+        ...SOCKS_BIND,
+        ok: (a) => encodeReply(REP.ok, joinHostPort(host, a.port)),
+      },
+      listenForBind,
+      ctx.log,
     );
     await serveMuxBind(br.conn(), l, {
       header: (peer) => encodeReply(REP.ok, peer),
@@ -261,34 +257,18 @@ export class Socks5Handler implements Handler {
   }
 
   /** GOST's UDP-TUN with a port: listen there (rudp) and carry peers' datagrams as frames. */
-  async #udpBind(
-    br: BufReader,
-    conn: Conn,
-    addr: string,
-    port: number,
-    ctx: HandleContext,
-  ): Promise<void> {
-    const why = this.#opts.bindPolicy.refusal(port);
-    if (why) {
-      await conn.write(encodeReply(REP.notAllowed));
-      throw new TunnelError(`socks5: udp bind ${addr} refused: ${why}`);
-    }
-    let sock: Deno.DatagramConn;
-    try {
-      sock = listenUdpForBind(addr);
-    } catch (e) {
-      await conn.write(encodeReply(REP.failure));
-      throw new TunnelError(`socks5: udp bind ${addr}: ${errorText(e)}`);
-    }
-    const a = sock.addr as Deno.NetAddr;
-    const bound = joinHostPort(a.hostname, a.port);
-    try {
-      await conn.write(encodeReply(REP.ok, bound));
-    } catch (e) {
-      sock.close();
-      throw e;
-    }
-    ctx.log.info(`socks5: bound ${bound}/udp for ${formatAddr(conn.remoteAddr)}`);
+  async #udpBind(br: BufReader, conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
+    const sock = await grantBind(
+      conn,
+      addr,
+      this.#opts.bindPolicy,
+      {
+        ...SOCKS_BIND,
+        ok: (a) => encodeReply(REP.ok, joinHostPort(a.hostname, a.port)),
+      },
+      listenUdpForBind,
+      ctx.log,
+    );
     await serveUdpBind(br, br.conn(), sock, ctx.log, ctx.signal);
   }
 
@@ -345,7 +325,7 @@ export class Socks5Handler implements Handler {
 
   async #udpTun(br: BufReader, conn: Conn, addr: string, ctx: HandleContext): Promise<void> {
     const port = splitHostPort(addr).port;
-    if (port !== 0) return await this.#udpBind(br, conn, addr, port, ctx);
+    if (port !== 0) return await this.#udpBind(br, conn, addr, ctx);
     if (!this.#opts.udp) {
       await conn.write(encodeReply(REP.notAllowed));
       throw new TunnelError("socks5: UDP-over-TCP needs udp=true");
