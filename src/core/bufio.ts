@@ -75,14 +75,23 @@ export class BufReader {
    * blank line. Refuses heads longer than `max` bytes.
    */
   async readHead(max = 64 * 1024): Promise<string | null> {
+    const raw = await this.readHeadBytes(max);
+    return raw === null ? null : new TextDecoder("latin1").decode(raw.subarray(0, raw.length - 4));
+  }
+
+  /**
+   * Reads through the next `\r\n\r\n` and returns the bytes as they came, blank line included
+   * (to replay a head byte-exact). Refuses heads longer than `max` bytes.
+   */
+  async readHeadBytes(max = 64 * 1024): Promise<Uint8Array | null> {
     let scanned = 0;
     for (;;) {
       const view = this.#buf.subarray(this.#start, this.#end);
       for (let i = Math.max(0, scanned - 3); i + 3 < view.length; i++) {
         if (view[i] === 13 && view[i + 1] === 10 && view[i + 2] === 13 && view[i + 3] === 10) {
-          const text = new TextDecoder("latin1").decode(view.subarray(0, i));
+          const raw = view.slice(0, i + 4);
           this.#start += i + 4;
-          return text;
+          return raw;
         }
       }
       scanned = view.length;

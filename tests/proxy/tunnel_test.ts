@@ -291,3 +291,90 @@ Deno.test("tunnel: UDP — an rudp client serves a tunnel; a relay visitor's dat
     await echo.close();
   }
 });
+
+Deno.test("tunnel entrypoint: the head reaches the backend byte-exact; absolute-form targets and a trailing dot route", async () => {
+  // A raw backend that returns what it received (up to the blank line) as the body.
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const loop = (async () => {
+    for await (const c of l) {
+      const buf = new Uint8Array(4096);
+      let n = 0;
+      for (;;) {
+        const k = await c.read(buf.subarray(n)).catch(() => null);
+        if (k === null) break;
+        n += k;
+        if (new TextDecoder("latin1").decode(buf.subarray(0, n)).includes("\r\n\r\n")) break;
+      }
+      const body = buf.slice(0, n);
+      const head = new TextEncoder().encode(
+        `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+      );
+      await c.write(new Uint8Array([...head, ...body])).catch(() => {});
+      c.close();
+    }
+  })();
+  const s = await tunnelServer();
+  const ca = await tunnelClient(s.port, A, l.addr.port);
+  try {
+    const req = new Uint8Array([
+      ...new TextEncoder().encode("GET /caf"),
+      0xc3,
+      0xa9,
+      ...new TextEncoder().encode("?x=1 HTTP/1.1\r\nHost: a.example.com\r\nX-Raw: "),
+      0xff,
+      0x80,
+      ...new TextEncoder().encode("\r\nConnection: close\r\n\r\n"),
+    ]);
+    const c = await dialTcp("127.0.0.1", s.entry);
+    await c.write(req);
+    const all = await readAll(c);
+    c.close();
+    const sep = new TextDecoder("latin1").decode(all).indexOf("\r\n\r\n") + 4;
+    assert.deepEqual(all.subarray(sep), req, "byte-exact");
+    assert.equal((await visit(s.entry, "a.example.com.")).status, 200, "trailing dot");
+    const abs = await dialTcp("127.0.0.1", s.entry);
+    await abs.write(
+      new TextEncoder().encode("GET http://a.example.com/ HTTP/1.1\r\nConnection: close\r\n\r\n"),
+    );
+    assert.match(new TextDecoder().decode(await readAll(abs)), /^HTTP\/1\.1 200/);
+    abs.close();
+  } finally {
+    await ca.rt.close();
+    await s.rt.close();
+    l.close();
+    await loop.catch(() => {});
+  }
+});
+
+Deno.test("tunnel: a refused reload leaves routing as it was; two runtimes in one process keep their own entrypoints", async () => {
+  const oa = await tagOrigin("A");
+  const s = await tunnelServer();
+  const s2 = await tunnelServer(); // same service name, same entrypoint text, another runtime
+  const ca = await tunnelClient(s.port, A, oa.port);
+  try {
+    assert.notEqual(s.entry, s2.entry);
+    assert.deepEqual(await visit(s.entry, "a.example.com"), { status: 200, body: "A" });
+    assert.equal((await visit(s2.entry, "a.example.com")).status, 503, "no client there");
+    // A config that re-routes a.example.com but cannot be applied (a port someone holds).
+    const squat = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const next = s.rt.config;
+    next.services![0]!.handler.metadata = {
+      ...next.services![0]!.handler.metadata,
+      tunnel: `a.example.com:${B}`,
+    };
+    next.services!.push({
+      name: "busy",
+      addr: `127.0.0.1:${squat.addr.port}`,
+      handler: { type: "socks5" },
+      listener: { type: "tcp" },
+    });
+    await assert.rejects(() => s.rt.apply(next), /address already in use/);
+    squat.close();
+    assert.deepEqual(await visit(s.entry, "a.example.com"), { status: 200, body: "A" });
+  } finally {
+    await ca.rt.close();
+    await s.rt.close();
+    await s2.rt.close();
+    await oa.close();
+  }
+});

@@ -24,8 +24,47 @@ import type { TunnelClient, TunnelPool } from "./pool.ts";
 const HEAD_TIMEOUT = 15_000;
 /** Visitors served at once; more are closed (bounded memory under a flood). */
 const MAX_VISITORS = 4096;
+/** Visitors still sending their request head or ClientHello, overall and per address. */
+const MAX_SNIFFING = 256;
+const MAX_SNIFFING_PER_IP = 16;
+/** Longest request head routed (a Host is in the first few hundred bytes). */
+const MAX_HEAD = 16 * 1024;
+
+/**
+ * What a visitor wants: TLS (routed by SNI, bytes left unread) or HTTP (routed by the absolute
+ * URL's host, else `Host`; the head is consumed and returned byte-exact to replay). Null at EOF.
+ */
+async function sniff(
+  br: BufReader,
+): Promise<{ tls: boolean; host: string | null; replay?: Uint8Array } | null> {
+  let first: Uint8Array;
+  try {
+    first = await br.peek(1);
+  } catch {
+    return null;
+  }
+  if (first[0] === 0x16) {
+    const len = tlsRecordLength(await br.peek(5));
+    const record = len === null ? null : await br.peek(Math.min(len, 16 * 1024 + 5));
+    const sni = record ? clientHelloServerName(record) : null;
+    return { tls: true, host: sni ? `${sni.replace(/\.$/, "")}:443` : null };
+  }
+  const raw = await br.readHeadBytes(MAX_HEAD);
+  if (raw === null) return null;
+  const head = parseRequestHead(new TextDecoder("latin1").decode(raw.subarray(0, raw.length - 4)));
+  let h: string | undefined;
+  // An absolute-form target names the host and wins over Host (RFC 9112 §3.2.2).
+  const abs = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]+)/i.exec(head.target);
+  if (abs) h = abs[1]!.replace(/^[^@]*@/, "");
+  h ??= getHeader(head.headers, "host")?.trim();
+  if (!h) return { tls: false, host: null, replay: raw };
+  h = h.replace(/\.(?=:\d+$|$)/, ""); // one trailing dot: the same name
+  const host = /:\d+$/.test(h) && !h.endsWith("]") ? h : `${h}:80`;
+  return { tls: false, host, replay: raw };
+}
 
 const enc = new TextEncoder();
+
 const plain = (status: string) =>
   enc.encode(`HTTP/1.1 ${status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
 
@@ -36,6 +75,8 @@ export class Entrypoint {
   readonly #ingress: () => Ingress;
   readonly #log: Logger;
   readonly #visitors = new Set<Conn>();
+  readonly #perIp = new Map<string, number>();
+  #sniffing = 0;
   readonly #loop: Promise<void>;
   #closed = false;
 
@@ -95,24 +136,23 @@ export class Entrypoint {
   async #serve(conn: Conn): Promise<void> {
     const br = new BufReader(conn, 4096);
     const visitor = formatAddr(conn.remoteAddr);
-    const first = await withDeadline(conn, HEAD_TIMEOUT, () => br.peek(1));
-    let host: string | null;
-    let replay: Uint8Array | undefined;
-    const tls = first[0] === 0x16;
-    if (tls) {
-      const len = tlsRecordLength(await withDeadline(conn, HEAD_TIMEOUT, () => br.peek(5)));
-      const record = len === null
-        ? null
-        : await withDeadline(conn, HEAD_TIMEOUT, () => br.peek(Math.min(len, 16 * 1024 + 5)));
-      const sni = record ? clientHelloServerName(record) : null;
-      host = sni ? `${sni}:443` : null;
-    } else {
-      const head = await withDeadline(conn, HEAD_TIMEOUT, () => br.readHead());
-      if (head === null) return;
-      const h = getHeader(parseRequestHead(head).headers, "host");
-      host = h ? (/:\d+$/.test(h) && !h.endsWith("]") ? h : `${h}:80`) : null;
-      replay = enc.encode(head + "\r\n\r\n");
+    const ip = conn.remoteAddr.hostname;
+    // Visitors still sending their first bytes are capped overall and per address, and get one
+    // deadline for all of it: idle or slow ones cannot crowd out the rest.
+    if (this.#sniffing >= MAX_SNIFFING || (this.#perIp.get(ip) ?? 0) >= MAX_SNIFFING_PER_IP) return;
+    this.#sniffing++;
+    this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
+    let sniffed: { tls: boolean; host: string | null; replay?: Uint8Array } | null;
+    try {
+      sniffed = await withDeadline(conn, HEAD_TIMEOUT, () => sniff(br));
+    } finally {
+      this.#sniffing--;
+      const n = (this.#perIp.get(ip) ?? 1) - 1;
+      if (n > 0) this.#perIp.set(ip, n);
+      else this.#perIp.delete(ip);
     }
+    if (!sniffed) return;
+    const { tls, host, replay } = sniffed;
     const fail = async (status: string, why: string) => {
       this.#log.info(`${visitor} → ${host ?? "(no host)"}: ${why}`);
       if (!tls) await conn.write(plain(status)).catch(() => {});
@@ -120,6 +160,12 @@ export class Entrypoint {
     const route = host ? this.#ingress().lookup(host) : undefined;
     if (!route) return await fail("502 Bad Gateway", "no tunnel serves this host");
     if (route.private) return await fail("502 Bad Gateway", "the tunnel is private");
+    let header: Uint8Array;
+    try {
+      header = encodeMessage(STATUS.ok, [addrFeature(visitor), addrFeature(host!)]);
+    } catch {
+      return await fail("502 Bad Gateway", "the host name is too long");
+    }
     // A client whose session fails to open a stream is skipped; up to three tries.
     const tried = new Set<TunnelClient>();
     let stream: Conn | undefined;
@@ -133,7 +179,6 @@ export class Entrypoint {
       return await fail("503 Service Unavailable", `tunnel ${route.tunnel}: no client connected`);
     }
     try {
-      const header = encodeMessage(STATUS.ok, [addrFeature(visitor), addrFeature(host!)]);
       await stream.write(header);
       if (replay) await stream.write(replay);
       this.#log.debug(`${visitor} → ${host} via tunnel ${route.tunnel}`);

@@ -14,7 +14,7 @@ import {
   TunnelError,
 } from "../../core/errors.ts";
 import { withDeadline } from "../../core/deadline.ts";
-import { joinHostPort, splitHostPort } from "../../core/addr.ts";
+import { joinHostPort, listenHost, splitHostPort } from "../../core/addr.ts";
 import type { Registries } from "../../core/registry.ts";
 import type {
   BindContext,
@@ -98,16 +98,19 @@ function decode(m: RelayMessage): Request {
 interface Shared {
   pool: TunnelPool;
   entrypoint?: Entrypoint;
-  /** The newest handler's rules: the entrypoint routes by them. */
-  ingress: Ingress;
-  refs: number;
+  /** Live handlers, oldest first: the entrypoint routes by the newest one's rules. */
+  handlers: TunnelHandler[];
 }
+/**
+ * Pools and entrypoints by runtime and entrypoint address: a reload builds the new handler
+ * while the old one still runs, and both must share the port and the registered clients.
+ */
 const SHARED = new Map<string, Shared>();
 
 /** The tunnel server. */
 export class TunnelHandler implements Handler {
   readonly #o: HandlerOptions;
-  readonly #ingress: Ingress;
+  readonly ingress: Ingress;
   readonly #mux: SmuxConfig;
   readonly #readTimeout: number;
   readonly #key: string;
@@ -116,7 +119,7 @@ export class TunnelHandler implements Handler {
 
   private constructor(o: HandlerOptions, ingress: Ingress, key: string, shared: Shared) {
     this.#o = o;
-    this.#ingress = ingress;
+    this.ingress = ingress;
     this.#mux = tunnelMux(o.metadata);
     this.#readTimeout = o.metadata.duration("readTimeout", 15_000);
     this.#key = key;
@@ -134,24 +137,28 @@ export class TunnelHandler implements Handler {
       ingress.add(list, `ingresses.${named}`);
     }
     const entry = md.string("entrypoint");
-    // The pool and the entrypoint port outlive a handler swapped by a reload (same service).
-    const key = `${o.service}|${entry}`;
+    let where = "";
+    if (entry) {
+      try {
+        const { host, port } = splitHostPort(entry);
+        where = `${listenHost(host)}:${port}`;
+      } catch (e) {
+        throw new ConfigError(`${md.path}.entrypoint`, errorText(e));
+      }
+    }
+    const key = `${o.instance ?? ""}|${where || `service ${o.service}`}`;
     let shared = SHARED.get(key);
     if (!shared) {
-      shared = { pool: new TunnelPool(), ingress, refs: 0 };
-      const s = shared;
+      const s: Shared = { pool: new TunnelPool(), handlers: [] };
       if (entry) {
-        try {
-          shared.entrypoint = new Entrypoint(entry, shared.pool, () => s.ingress, o.log);
-        } catch (e) {
-          throw new TunnelError(`entrypoint ${entry}: ${errorText(e)}`, { cause: e });
-        }
+        // A busy port is the OS's error (the runtime reports "cannot listen on ...").
+        s.entrypoint = new Entrypoint(entry, s.pool, () => s.handlers.at(-1)!.ingress, o.log);
       }
-      SHARED.set(key, shared);
+      SHARED.set(key, shared = s);
     }
-    shared.ingress = ingress;
-    shared.refs++;
-    return new TunnelHandler(o, ingress, key, shared);
+    const h = new TunnelHandler(o, ingress, key, shared);
+    shared.handlers.push(h);
+    return h;
   }
 
   /** The entrypoint's bound port (0 without one). */
@@ -186,7 +193,7 @@ export class TunnelHandler implements Handler {
     }
     const uuid = req.tunnel.uuid;
     // Only tunnels the server's rules name may register (GOST lets any id in).
-    if (!this.#ingress.knows(uuid)) {
+    if (!this.ingress.knows(uuid)) {
       await conn.write(encodeMessage(STATUS.forbidden, []));
       throw new TunnelError(`tunnel: unknown tunnel ${uuid} refused`);
     }
@@ -196,6 +203,10 @@ export class TunnelHandler implements Handler {
     try {
       port = splitHostPort(dst).port;
     } catch { /* no port */ }
+    if (!this.#shared.pool.canAdd(uuid)) {
+      await conn.write(encodeMessage(STATUS.serviceUnavailable, []));
+      throw new TunnelError(`tunnel ${uuid}: too many clients`);
+    }
     const endpoint = await endpointName(uuid);
     await conn.write(
       encodeMessage(STATUS.ok, [addrFeature(joinHostPort(endpoint, port)), tunnelFeature(cid)]),
@@ -233,7 +244,7 @@ export class TunnelHandler implements Handler {
   async #visit(br: BufReader, conn: Conn, req: Request, ctx: HandleContext): Promise<void> {
     const uuid = req.tunnel!.uuid;
     const dst = req.addrs[1] ?? req.addrs[0] ?? "";
-    const route = dst ? this.#ingress.lookup(dst) : undefined;
+    const route = dst ? this.ingress.lookup(dst) : undefined;
     if (!route || route.tunnel !== uuid) {
       await conn.write(encodeMessage(STATUS.hostUnreachable, []));
       throw new TunnelError(`tunnel: ${dst || "(no target)"} is not served by tunnel ${uuid}`);
@@ -263,9 +274,17 @@ export class TunnelHandler implements Handler {
     }
   }
 
+  /**
+   * Leaves the shared state: the entrypoint routes by the newest live handler again (a refused
+   * reload's handler closes without ever having been the one in charge). The last one out
+   * closes the pool and the entrypoint.
+   */
   close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#closed = true;
-    if (--this.#shared.refs === 0) {
+    const list = this.#shared.handlers;
+    list.splice(list.indexOf(this), 1);
+    if (list.length === 0) {
       SHARED.delete(this.#key);
       this.#shared.pool.close();
       return this.#shared.entrypoint?.close() ?? Promise.resolve();

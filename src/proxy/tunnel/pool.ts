@@ -39,6 +39,12 @@ export class TunnelPool {
     return true;
   }
 
+  /** Whether one more client of `tunnel` fits. */
+  canAdd(tunnel: string): boolean {
+    const set = this.#tunnels.get(tunnel);
+    return set ? set.size < MAX_CLIENTS_PER_TUNNEL : this.#tunnels.size < MAX_TUNNELS;
+  }
+
   /** Live clients of `tunnel`. */
   count(tunnel: string): number {
     let n = 0;

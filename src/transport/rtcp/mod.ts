@@ -88,7 +88,10 @@ export class RemoteListener implements Listener {
       let c: Conn | null = null;
       let why = "the server or the link went away";
       try {
-        c = await Promise.race([this.#bound.accept(), this.#stopped]);
+        const next = this.#bound.accept();
+        c = await Promise.race([next, this.#stopped]);
+        // Stopped first: a peer that still arrives would wait for nobody.
+        if (c === null && this.#stopping) next.then((late) => late?.close(), () => {});
       } catch (e) {
         why = errorText(e);
       }
