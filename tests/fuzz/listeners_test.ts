@@ -63,6 +63,17 @@ const CASES: Case[] = [
     seeds: [new Uint8Array([5, 1, 0]), enc.encode("CONNECT a:1 HTTP/1.1\r\n\r\n")],
   },
   {
+    // Binds granted to hostile openings: MUXBIND and relay BIND seeds.
+    serve: "socks5://127.0.0.1:0?bind=true",
+    node: "socks5://127.0.0.1:PORT",
+    seeds: [new Uint8Array([5, 1, 0, 5, 0xf2, 0, 1, 127, 0, 0, 1, 0, 0])],
+  },
+  {
+    serve: "relay://127.0.0.1:0?bind=true",
+    node: "relay://127.0.0.1:PORT",
+    seeds: [encodeMessage(2, [addrFeature("127.0.0.1:0")])],
+  },
+  {
     serve: "relay+ws://127.0.0.1:0",
     node: "relay+ws://127.0.0.1:PORT",
     seeds: [

@@ -34,6 +34,8 @@ import { SsCipher } from "../../src/proxy/ss/cipher.ts";
 import { parseNodeUrl, parseServiceUrl } from "../../src/config/cli.ts";
 import { parseYaml } from "../../src/config/yaml.ts";
 import { normalizeConfig } from "../../src/config/model.ts";
+import { clientHelloServerName, tlsRecordLength } from "../../src/protocol/tls_hello.ts";
+import { Ingress } from "../../src/proxy/tunnel/ingress.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -224,5 +226,50 @@ chains:
       return; // a YAML syntax error: reported by the loader as a ConfigError
     }
     normalizeConfig(raw);
+  });
+});
+
+/** A minimal TLS 1.3-style ClientHello record carrying `sni`. */
+function clientHello(sni: string): Uint8Array {
+  const name = enc.encode(sni);
+  const sniExt = [0, 0, 0, name.length + 5, 0, name.length + 3, 0, 0, name.length, ...name];
+  const body = [
+    3,
+    3,
+    ...new Array(32).fill(7),
+    0,
+    0,
+    2,
+    0x13,
+    0x01,
+    1,
+    0,
+    (sniExt.length >> 8) & 0xff,
+    sniExt.length & 0xff,
+    ...sniExt,
+  ];
+  const hs = [1, 0, (body.length >> 8) & 0xff, body.length & 0xff, ...body];
+  return new Uint8Array([0x16, 3, 1, (hs.length >> 8) & 0xff, hs.length & 0xff, ...hs]);
+}
+
+Deno.test("fuzz: TLS ClientHello SNI, tunnel ingress rules", async () => {
+  const hello = clientHello("a.example.com");
+  const len = tlsRecordLength(hello);
+  if (len !== hello.length || clientHelloServerName(hello) !== "a.example.com") {
+    throw new Error("the seed ClientHello does not parse");
+  }
+  await fuzz("client hello", [hello, clientHello("x")], 1000, (b) => {
+    tlsRecordLength(b);
+    clientHelloServerName(b);
+  });
+  const rules = [
+    enc.encode(
+      ".example.com:11111111-2222-3333-4444-555555555555,a.b:$aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+    ),
+  ];
+  await fuzz("ingress", rules, 300, (b) => {
+    const ing = Ingress.parse(dec.decode(b));
+    ing.lookup("a.example.com:80");
+    ing.lookup("[::1]:80");
   });
 });
