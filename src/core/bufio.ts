@@ -130,6 +130,34 @@ export class BufReader {
     return n;
   }
 
+  /** The read-ahead bytes, without consuming them (valid until the next read). */
+  view(): Uint8Array {
+    return this.#buf.subarray(this.#start, this.#end);
+  }
+
+  /** Consumes `n` read-ahead bytes (at most {@link buffered}). */
+  consume(n: number): void {
+    this.#start += Math.min(n, this.buffered);
+  }
+
+  /** Reads whatever the conn has next into the buffer; false at EOF. */
+  fill(): Promise<boolean> {
+    return this.#fill();
+  }
+
+  /**
+   * Grows the buffer to at least `size` bytes, so one read can bring many small records at
+   * once (a stream of WebSocket frames).
+   */
+  reserve(size: number): void {
+    if (this.#buf.length >= size) return;
+    const bigger = new Uint8Array(size);
+    bigger.set(this.#buf.subarray(this.#start, this.#end));
+    this.#end -= this.#start;
+    this.#start = 0;
+    this.#buf = bigger;
+  }
+
   /** The conn with the read-ahead bytes put back in front. */
   conn(): Conn {
     if (this.buffered === 0) return this.#conn;

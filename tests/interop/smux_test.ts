@@ -5,7 +5,7 @@ import { TcpListener } from "../../src/transport/tcp/listener.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { echoConn, randomBytes, sha256, withTimeout, writeChunks } from "../_helpers.ts";
 import { readFull } from "../../src/core/conn.ts";
-import { goPeer, startListeningPeer } from "./_go.ts";
+import { goPeer, startListeningPeer } from "../../scripts/peers/build.ts";
 
 const bin = await goPeer("smux", "github.com/xtaci/smux");
 

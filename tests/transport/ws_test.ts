@@ -12,7 +12,7 @@ import { echoServer, hasCommand, portOf, readAll, sha256, withTimeout } from "..
 import { runConnSuite } from "../conformance/conn_suite.ts";
 import { transportPair } from "../conformance/pair.ts";
 import { curl, pseudoRandom, startOrigin } from "../proxy/_server.ts";
-import { goPeer, startListeningPeer } from "../interop/_go.ts";
+import { goPeer, startListeningPeer } from "../../scripts/peers/build.ts";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join(" ");
 const HAVE_CURL = hasCommand("curl");
@@ -261,4 +261,44 @@ Deno.test({
       await peer.stop();
     }
   },
+});
+
+Deno.test("ws read: many small frames arrive as one read, a ping between them is answered, a close ends the stream", async () => {
+  const { pipe } = await import("../../src/core/pipe.ts");
+  const { BufReader } = await import("../../src/core/bufio.ts");
+  const { WsConn } = await import("../../src/transport/ws/conn.ts");
+  const { OP_CONT, OP_PING, OP_PONG } = await import("../../src/transport/ws/frame.ts");
+  const [peer, ours] = pipe({ capacity: 1 << 20 });
+  const ws = new WsConn(ours, new BufReader(ours), { client: true });
+  // 64 fragments of 100 bytes (one message), then a ping, then another message, then close.
+  const data = new Uint8Array(6400).map((_, i) => i & 0xff);
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i < 64; i++) {
+    const part = data.subarray(i * 100, (i + 1) * 100);
+    const op = i === 0 ? OP_BINARY : OP_CONT;
+    const f = encodeFrame(op, part);
+    if (i < 63) f[0] = f[0]! & 0x7f; // FIN only on the last fragment
+    frames.push(f);
+  }
+  frames.push(encodeFrame(OP_PING, new Uint8Array([1, 2])));
+  frames.push(encodeFrame(OP_BINARY, new Uint8Array([9, 9, 9])));
+  frames.push(encodeFrame(OP_CLOSE, new Uint8Array([0x03, 0xe8])));
+  const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  let o = 0;
+  for (const f of frames) all.set(f, o), o += f.length;
+  await peer.write(all);
+  const buf = new Uint8Array(65536);
+  const first = await ws.read(buf);
+  assert.equal(first, 6400, "the whole fragmented message in one read");
+  assert.deepEqual(buf.subarray(0, 6400), data);
+  const second = await ws.read(buf);
+  assert.deepEqual(buf.subarray(0, second!), new Uint8Array([9, 9, 9]));
+  assert.equal(await ws.read(buf), null);
+  // The pong went out (masked, as a client sends).
+  const back = new Uint8Array(64);
+  const n = await withTimeout(peer.read(back), 2000, "pong");
+  assert.equal(back[0]! & 0x0f, OP_PONG);
+  assert.ok(n! >= 2 + 4 + 2);
+  ws.close();
+  peer.close();
 });

@@ -22,6 +22,9 @@ import {
   putHeader,
 } from "./frame.ts";
 
+/** Read-ahead buffer: one socket read can bring this much (many frames) at once. */
+const READ_BUFFER = 64 * 1024;
+
 export interface WsConnOptions {
   /** Client side: mask outgoing frames, expect unmasked ones. */
   client: boolean;
@@ -47,11 +50,15 @@ export class WsConn extends ConnBase {
   #timer?: ReturnType<typeof setInterval>;
   #lastSeen = Date.now();
   #wbuf = new Uint8Array(0);
+  /** An error met after bytes were already copied: thrown by the next read. */
+  #failed?: unknown;
 
   constructor(raw: Conn, br: BufReader, o: WsConnOptions) {
     super();
     this.#raw = raw;
     this.#br = br;
+    // Room for many small frames per socket read.
+    br.reserve(READ_BUFFER);
     this.#client = o.client;
     this.#maxFrame = o.maxFrame ?? 64 << 20;
     const iv = o.pingInterval ?? 0;
@@ -148,29 +155,66 @@ export class WsConn extends ConnBase {
     }
   }
 
+  /**
+   * Fills `p` from as many data frames as have already arrived: a peer that writes through a
+   * small buffer (gorilla: 4 KiB frames) costs one socket read and one delivery per batch, not
+   * per frame. It waits only when nothing has been copied yet.
+   */
   async read(p: Uint8Array): Promise<number | null> {
     if (this.#closed) return null;
-    if (this.#left === 0) {
-      if (this.#gotClose) return null;
-      try {
-        if (!(await this.#nextFrame())) return null;
-      } catch (e) {
-        if (this.#closed) return null;
-        if (e instanceof ProtocolError) {
-          await this.#control(OP_CLOSE, new Uint8Array([0x03, 0xea])).catch(() => {});
+    let off = 0;
+    try {
+      while (off < p.length) {
+        if (this.#left === 0) {
+          if (this.#gotClose) break;
+          // Past the first bytes, take the next frame only if its header is already here.
+          if (off > 0 && !this.#dataHeaderBuffered()) break;
+          if (!(await this.#nextFrame())) break;
         }
-        throw e;
+        let v = this.#br.view();
+        if (v.length === 0) {
+          if (off > 0) break;
+          if (!(await this.#br.fill())) throw new UnexpectedEofError(0, this.#left);
+          v = this.#br.view();
+        }
+        const k = Math.min(v.length, this.#left, p.length - off);
+        const chunk = p.subarray(off, off + k);
+        chunk.set(v.subarray(0, k));
+        this.#br.consume(k);
+        if (this.#maskKey) {
+          mask(chunk, this.#maskKey, this.#maskPos);
+          this.#maskPos = (this.#maskPos + k) & 3;
+        }
+        this.#left -= k;
+        off += k;
       }
+    } catch (e) {
+      if (this.#closed) return off > 0 ? off : null;
+      if (e instanceof ProtocolError) {
+        await this.#control(OP_CLOSE, new Uint8Array([0x03, 0xea])).catch(() => {});
+      }
+      if (off > 0) {
+        this.#failed = e; // deliver what arrived; the error comes with the next read
+        return off;
+      }
+      throw e;
     }
-    const n = await this.#br.read(p.subarray(0, Math.min(p.length, this.#left)));
-    if (n === null) throw new UnexpectedEofError(0, this.#left);
-    const chunk = p.subarray(0, n);
-    if (this.#maskKey) {
-      mask(chunk, this.#maskKey, this.#maskPos);
-      this.#maskPos = (this.#maskPos + n) & 3;
+    if (off === 0) {
+      if (this.#failed) throw this.#failed;
+      return null;
     }
-    this.#left -= n;
-    return n;
+    return off;
+  }
+
+  /** Whether a whole data-frame header is buffered (control frames wait for the next read). */
+  #dataHeaderBuffered(): boolean {
+    const v = this.#br.view();
+    if (v.length < 2) return false;
+    const op = v[0]! & 0x0f;
+    if (op >= 0x8) return false;
+    const len = v[1]! & 0x7f;
+    const need = 2 + (len === 126 ? 2 : len === 127 ? 8 : 0) + ((v[1]! & 0x80) ? 4 : 0);
+    return v.length >= need;
   }
 
   /** One binary message, header and payload in one underlying write. */

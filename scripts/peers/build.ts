@@ -1,5 +1,20 @@
-/** Builds our Go interop peers (scripts/peers/<name>) against Debian's Go libraries. */
-import { hasCommand } from "../_helpers.ts";
+/**
+ * Builds our Go interop peers (scripts/peers/<name>) against Debian's Go libraries; the tests
+ * and the benchmarks share them.
+ * @module
+ */
+/** True when `cmd` is on PATH. */
+function hasCommand(cmd: string): boolean {
+  try {
+    return new Deno.Command("sh", {
+      args: ["-c", `command -v ${cmd}`],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
 
 const cache = new Map<string, Promise<string | null>>();
 
@@ -25,7 +40,7 @@ async function build(name: string, needs: string): Promise<string | null> {
     return null;
   }
   const dir = Deno.makeTempDirSync({ prefix: `burrow-${name}-` });
-  const src = new URL(`../../scripts/peers/${name}/main.go`, import.meta.url).pathname;
+  const src = new URL(`./${name}/main.go`, import.meta.url).pathname;
   Deno.mkdirSync(`${dir}/src/${name}`, { recursive: true });
   Deno.copyFileSync(src, `${dir}/src/${name}/main.go`);
   const out = await new Deno.Command("go", {
