@@ -49,7 +49,7 @@ import { FailMarker, type Selectable, Selector, type SelectorOptions } from "./s
 
 /** One node of a hop: an address plus the dialer and connector that reach through it. */
 export class ChainNode implements Selectable {
-  readonly marker = new FailMarker();
+  readonly marker: FailMarker = new FailMarker();
   constructor(
     readonly name: string,
     readonly addr: string,

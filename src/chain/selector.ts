@@ -16,16 +16,16 @@ export interface SelectorOptions {
 
 /** Fail bookkeeping of one node. */
 export class FailMarker {
-  count = 0;
-  last = 0;
-  mark(now = Date.now()): void {
+  count: number = 0;
+  last: number = 0;
+  mark(now: number = Date.now()): void {
     this.count++;
     this.last = now;
   }
   reset(): void {
     this.count = 0;
   }
-  isFailed(maxFails: number, failTimeoutMs: number, now = Date.now()): boolean {
+  isFailed(maxFails: number, failTimeoutMs: number, now: number = Date.now()): boolean {
     return maxFails > 0 && this.count >= maxFails && now - this.last < failTimeoutMs;
   }
 }

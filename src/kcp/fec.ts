@@ -244,7 +244,7 @@ export class FecDecoder {
   }
 
   /** Feeds one FEC packet (header included); returns recovered KCP payloads (maybe none). */
-  decode(pkt: Uint8Array, now = Date.now()): Uint8Array[] {
+  decode(pkt: Uint8Array, now: number = Date.now()): Uint8Array[] {
     if (pkt.length < FEC_HEADER - 2) {
       this.errors++;
       return [];

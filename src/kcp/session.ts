@@ -286,7 +286,7 @@ export class KcpListener implements Listener {
 export async function dialKcp(
   addr: string,
   cfg: KcpConfig,
-  key32 = deriveKey(cfg.key),
+  key32: Uint8Array = deriveKey(cfg.key),
 ): Promise<KcpSession> {
   const { sock, peer: remote } = await udpSocketFor(addr);
   const { hostname: ip, port } = remote;
