@@ -22,10 +22,12 @@ import { ApiServer } from "./api/server.ts";
 import { serveMetrics } from "./api/metrics_server.ts";
 import type { HttpEndpoint } from "./api/http.ts";
 import { GostMetrics } from "./metrics/gost.ts";
+import { nodeMtcpArgs, parseNodeMtcp } from "./config/node_mtcp.ts";
 import { VERSION } from "./version.ts";
 
 const USAGE = `Usage: burrow [-L service]... [-F node]... [-C config]... [-api addr] [-metrics addr]
               [-R interval] [-D] [-O yaml|json] [-V]
+       burrow mtcp-server|mtcp-local [config.json]   (the node mtcp module's config)
   -L  service, e.g. -L :8080 (auto proxy), -L socks5://u:p@:1080, -L tcp://:2222/host:22
   -F  chain node (each -F is one hop), e.g. -F socks5://host:1080, -F forward+mtcp://srv:8443
   -C  config file (YAML or JSON; several allowed, merged), "-" for stdin
@@ -189,7 +191,20 @@ class Endpoints {
 }
 
 /** Runs the CLI; resolves the process exit code. */
-export async function runCli(argv: string[]): Promise<number> {
+export async function runCli(argv0: string[]): Promise<number> {
+  let argv = argv0;
+  // The node mtcp module's commands: `mtcp-local|mtcp-server [config.json]` (docs/bundle.md).
+  if (argv[0] === "mtcp-local" || argv[0] === "mtcp-server") {
+    const file = argv[1] && !argv[1].startsWith("-") ? argv[1] : "config.json";
+    try {
+      const c = parseNodeMtcp(await Deno.readTextFile(file), file);
+      const rest = argv.slice(argv[1] === file ? 2 : 1);
+      argv = [...nodeMtcpArgs(c, argv[0] === "mtcp-local" ? "local" : "server"), ...rest];
+    } catch (e) {
+      console.error(`burrow: ${errorText(e)}`);
+      return 2;
+    }
+  }
   let cfg: Config;
   let args: CliArgs;
   let extra: CliArgs[];
