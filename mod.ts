@@ -77,3 +77,5 @@ export { FecDecoder, FecEncoder, ReedSolomon } from "./src/kcp/fec.ts";
 export { SnappyConn } from "./src/kcp/snappy.ts";
 export { Bundle, type BundleOptions } from "./src/bundle/bundle.ts";
 export { BundleListener, dialBundle } from "./src/bundle/join.ts";
+/** The mtmux library as its Go page presents it: `mtmux.defaultConfig()`, `listen`, `dial`, `server`, `client`. */
+export * as mtmux from "./src/transport/mtmux/lib.ts";
