@@ -5,7 +5,7 @@
  * bypass rebuilds the chains and services that use it and nothing else (docs/runtime.md).
  * @module
  */
-import type { Config, HopConfig, ServiceConfig } from "../config/model.ts";
+import { ACCESS_LISTS, type Config, type HopConfig, type ServiceConfig } from "../config/model.ts";
 import { crc32 } from "../core/crc32.ts";
 import { resolveHop } from "./build.ts";
 
@@ -68,19 +68,7 @@ export async function planConfig(cfg: Config): Promise<ConfigPlan> {
     name ? `&${kind}/${name}=${fps.get(key(kind, name)) ?? ""}` : "";
   const deps = (kind: string, list?: string[]) => (list ?? []).map((n) => dep(kind, n)).join("");
 
-  for (
-    const kind of [
-      "authers",
-      "admissions",
-      "bypasses",
-      "hosts",
-      "resolvers",
-      "limiters",
-      "climiters",
-      "rlimiters",
-      "ingresses",
-    ] as const
-  ) {
+  for (const kind of ["authers", "ingresses", ...ACCESS_LISTS] as const) {
     for (const o of cfg[kind] ?? []) fps.set(key(kind, o.name), own(o));
   }
   const topHops = new Map((cfg.hops ?? []).map((h) => [h.name, h]));
