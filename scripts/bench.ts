@@ -11,6 +11,7 @@ const modules: [string, () => Promise<{ default: BenchModule }>][] = [
   ["kcp", () => import("./bench/kcp.ts")],
   ["ss", () => import("./bench/ss.ts")],
   ["mtmux", () => import("./bench/mtmux.ts")],
+  ["idle", () => import("./bench/idle.ts")],
   // -- more modules: one line each --
 ];
 

@@ -18,7 +18,7 @@ export function freePort(): number {
 export async function startBurrow(
   args: string[],
   _probePort = 0,
-): Promise<{ stop: () => Promise<void>; ports: number[] }> {
+): Promise<{ stop: () => Promise<void>; ports: number[]; pid: number }> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--unstable-net", MAIN, ...args],
     stdout: "null",
@@ -50,6 +50,7 @@ export async function startBurrow(
   })();
   return {
     ports,
+    pid: child.pid,
     stop: async () => {
       try {
         child.kill("SIGTERM");
@@ -125,4 +126,10 @@ export async function pushThrough(
   c.close();
   if (got < total) throw new Error(`sink got ${got} of ${total} bytes`);
   return total / 1e6 / (ms / 1000);
+}
+
+/** A process's resident memory (KiB), from /proc (Linux). */
+export function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  return m ? Number(m[1]) : NaN;
 }

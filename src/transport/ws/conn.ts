@@ -22,7 +22,7 @@ import {
   putHeader,
 } from "./frame.ts";
 
-/** Read-ahead buffer: one socket read can bring this much (many frames) at once. */
+/** Read-ahead buffer once data flows: one socket read can bring this much (many frames). */
 const READ_BUFFER = 64 * 1024;
 
 export interface WsConnOptions {
@@ -52,13 +52,13 @@ export class WsConn extends ConnBase {
   #wbuf = new Uint8Array(0);
   /** An error met after bytes were already copied: thrown by the next read. */
   #failed?: unknown;
+  #moved = 0;
+  #grown = false;
 
   constructor(raw: Conn, br: BufReader, o: WsConnOptions) {
     super();
     this.#raw = raw;
     this.#br = br;
-    // Room for many small frames per socket read.
-    br.reserve(READ_BUFFER);
     this.#client = o.client;
     this.#maxFrame = o.maxFrame ?? 64 << 20;
     const iv = o.pingInterval ?? 0;
@@ -174,6 +174,11 @@ export class WsConn extends ConnBase {
         let v = this.#br.view();
         if (v.length === 0) {
           if (off > 0) break;
+          // Room for many small frames per socket read, once data flows (idle conns stay small).
+          if (this.#moved > READ_BUFFER && !this.#grown) {
+            this.#br.reserve(READ_BUFFER);
+            this.#grown = true;
+          }
           if (!(await this.#br.fill())) throw new UnexpectedEofError(0, this.#left);
           v = this.#br.view();
         }
@@ -187,6 +192,7 @@ export class WsConn extends ConnBase {
         }
         this.#left -= k;
         off += k;
+        this.#moved += k;
       }
     } catch (e) {
       if (this.#closed) return off > 0 ? off : null;
@@ -224,7 +230,10 @@ export class WsConn extends ConnBase {
     const hl = headerSize(n, this.#client);
     const total = hl + n;
     const run = async () => {
-      if (this.#wbuf.length < total) this.#wbuf = new Uint8Array(Math.max(total, 16 * 1024));
+      // Grows with the largest write seen (idle conns keep none).
+      if (this.#wbuf.length < total) {
+        this.#wbuf = new Uint8Array(Math.max(total, this.#wbuf.length * 2, 1024));
+      }
       const buf = this.#wbuf;
       const key = this.#client ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
       putHeader(buf, OP_BINARY, n, key);
