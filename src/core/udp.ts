@@ -98,3 +98,46 @@ export async function dialUdp(addr: string): Promise<UdpConn> {
   const { sock, peer } = await udpSocketFor(addr);
   return new UdpConn(sock, peer);
 }
+
+/**
+ * Sends datagrams on a socket strictly in the order given: Deno runs un-awaited
+ * `DatagramConn.send` calls out of order (40 sends on a fresh socket can arrive reversed), which
+ * KCP reads as loss (needless FEC recoveries and retransmits). One send is in flight at a time;
+ * the queue is bounded, and beyond it a datagram is dropped, as a full socket would.
+ */
+export class OrderedSender {
+  readonly #sock: Deno.DatagramConn;
+  readonly #max: number;
+  #queue: { pkt: Uint8Array; to: Deno.NetAddr }[] = [];
+  #pumping: Promise<void> | null = null;
+  /** Datagrams dropped because the queue was full. */
+  dropped = 0;
+
+  constructor(sock: Deno.DatagramConn, maxQueued = 8192) {
+    this.#sock = sock;
+    this.#max = maxQueued;
+  }
+
+  send(pkt: Uint8Array, to: Deno.NetAddr): void {
+    if (this.#queue.length >= this.#max) {
+      this.dropped++;
+      return;
+    }
+    this.#queue.push({ pkt, to });
+    this.#pumping ??= this.#pump();
+  }
+
+  async #pump(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue;
+      this.#queue = [];
+      for (const { pkt, to } of batch) await this.#sock.send(pkt, to).catch(() => {});
+    }
+    this.#pumping = null;
+  }
+
+  /** Resolves once everything queued has been handed to the socket. */
+  async idle(): Promise<void> {
+    while (this.#pumping) await this.#pumping;
+  }
+}

@@ -13,7 +13,7 @@ import { type Logger, silentLogger } from "../core/log.ts";
 import { AsyncQueue } from "../core/queue.ts";
 import { listenHost, splitHostPort } from "../core/addr.ts";
 import type { Listener } from "../core/types.ts";
-import { udpSocketFor } from "../core/udp.ts";
+import { OrderedSender, udpSocketFor } from "../core/udp.ts";
 import { setUdpBuffers } from "../core/sockbuf.ts";
 import { Kcp } from "./arq.ts";
 import type { KcpConfig } from "./config.ts";
@@ -169,14 +169,14 @@ export class KcpListener implements Listener {
   /** The receive buffer the kernel granted (0: left at the system default). */
   readonly sockbuf: number;
   #closed = false;
-  #sending = 0;
-  #idle: (() => void) | null = null;
+  #out!: OrderedSender;
 
   constructor(addr: string, cfg: KcpConfig, log: Logger = silentLogger, backlog = 128) {
     const { host, port } = splitHostPort(addr);
     this.#sock = Deno.listenDatagram({ transport: "udp", hostname: listenHost(host), port });
     // kcptun's sockbuf: without it a kcp-go sender's window bursts overflow the default buffer.
     this.sockbuf = setUdpBuffers(this.#sock, cfg.sockbuf);
+    this.#out = new OrderedSender(this.#sock);
     const a = this.#sock.addr as Deno.NetAddr;
     this.addr = { transport: "udp", hostname: a.hostname, port: a.port };
     this.#cfg = cfg;
@@ -253,24 +253,17 @@ export class KcpListener implements Listener {
     return this.#sessions.size;
   }
 
-  /** Sends are counted so `close` can let the last ones (a closing session's FINs) go out. */
+  /** In order; `close` lets the last ones (a closing session's FINs) go out. */
   #send(pkt: Uint8Array, to: Deno.NetAddr): void {
-    this.#sending++;
-    this.#sock.send(pkt, to).then(this.#sent, this.#sent);
+    this.#out.send(pkt, to);
   }
-  readonly #sent = (): void => {
-    if (--this.#sending === 0 && this.#idle) {
-      this.#idle();
-      this.#idle = null;
-    }
-  };
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const s of this.#accepts.close()) s.close();
     for (const s of [...this.#sessions.values()]) s.session.close();
-    if (this.#sending > 0) await new Promise<void>((r) => (this.#idle = r));
+    await this.#out.idle();
     try {
       this.#sock.close();
     } catch { /* closed */ }
@@ -293,6 +286,7 @@ export async function dialKcp(
   setUdpBuffers(sock, cfg.sockbuf);
   const env = envelopeFor(cfg, key32);
   const conv = crypto.getRandomValues(new Uint32Array(1))[0]!;
+  const out = new OrderedSender(sock);
   const la = sock.addr as Deno.NetAddr;
   let closed = false;
   const session = new KcpSession(
@@ -300,12 +294,15 @@ export async function dialKcp(
     cfg,
     env,
     {
-      send: (pkt) => void sock.send(pkt, remote).catch(() => {}),
+      send: (pkt) => out.send(pkt, remote),
       closed: () => {
         closed = true;
-        try {
-          sock.close();
-        } catch { /* closed */ }
+        // The last datagrams (a FIN) still go out before the socket closes.
+        void out.idle().finally(() => {
+          try {
+            sock.close();
+          } catch { /* closed */ }
+        });
       },
     },
     { transport: "udp", hostname: la.hostname, port: la.port },
