@@ -277,14 +277,14 @@ export async function serveUdpBind(
     } catch { /* closed */ }
   };
   signal?.addEventListener("abort", stop, { once: true });
-  let writing = Promise.resolve();
+  // One datagram at a time: the frame is written before the buffer is reused.
   const inbound = (async () => {
     const buf = new Uint8Array(65536);
     for (;;) {
-      let d: Uint8Array, from: Deno.NetAddr;
+      let data: Uint8Array, from: Deno.NetAddr;
       try {
-        const [data, f] = await sock.receive(buf);
-        d = data.slice();
+        const [d, f] = await sock.receive(buf);
+        data = d;
         from = f as Deno.NetAddr;
       } catch {
         return;
@@ -294,8 +294,12 @@ export async function serveUdpBind(
         if (peers.size >= MAX_UDP_PEERS) peers.delete(peers.values().next().value!);
         peers.add(peer);
       }
-      writing = writing.then(() => conn.write(encodeUdpFrame(peer, d)).then(() => {}));
-      await writing.catch(() => conn.close());
+      try {
+        await conn.write(encodeUdpFrame(peer, data));
+      } catch {
+        conn.close(); // the client is gone: the frame loop below ends the bind
+        return;
+      }
     }
   })();
   try {

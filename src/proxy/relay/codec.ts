@@ -61,7 +61,8 @@ export interface RelayMessage {
   features: Feature[];
 }
 
-function feature(type: number, data: Uint8Array): Uint8Array {
+/** One feature: `TYPE(1) LEN(2) DATA`. */
+export function feature(type: number, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(3 + data.length);
   out[0] = type;
   out[1] = data.length >> 8;
@@ -121,12 +122,21 @@ export interface RelayRequest {
   cmd: number;
   udp: boolean;
   addr: string;
+  /** Every Addr feature in order (tunnel requests carry source, then destination). */
+  addrs: string[];
+  /** The Tunnel feature's 20 bytes, if any. */
+  tunnel?: Uint8Array;
   user?: string;
   pass?: string;
 }
 
 export function decodeRequest(m: RelayMessage): RelayRequest {
-  const r: RelayRequest = { cmd: m.code & 0x0f, udp: (m.code & FLAG_UDP) !== 0, addr: "" };
+  const r: RelayRequest = {
+    cmd: m.code & 0x0f,
+    udp: (m.code & FLAG_UDP) !== 0,
+    addr: "",
+    addrs: [],
+  };
   for (const f of m.features) {
     switch (f.type) {
       case FEATURE_USER_AUTH: {
@@ -140,12 +150,16 @@ export function decodeRequest(m: RelayMessage): RelayRequest {
       }
       case FEATURE_ADDR:
         r.addr = parseSocksAddr(f.data, 0).addr;
+        r.addrs.push(r.addr);
+        break;
+      case FEATURE_TUNNEL:
+        if (f.data.length === 20) r.tunnel = f.data.slice();
         break;
       case FEATURE_NETWORK:
         if (f.data.length >= 2 && ((f.data[0]! << 8) | f.data[1]!) === NETWORK_UDP) r.udp = true;
         break;
       default:
-        // Unknown (e.g. relay v0.7 metadata, tunnel ids): skipped, as newer GOST does.
+        // Unknown (e.g. relay v0.7 metadata): skipped, as newer GOST does.
     }
   }
   return r;

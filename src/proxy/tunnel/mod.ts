@@ -27,20 +27,20 @@ import type {
   Listener,
   Network,
 } from "../../core/types.ts";
-import { parseSocksAddr } from "../../protocol/socks_addr.ts";
 import { clientSession, type SmuxConfig, smuxConfigFromMetadata } from "../../mux/smux/mod.ts";
 import {
   addrFeature,
   CMD_BIND,
   CMD_CONNECT,
+  decodeRequest,
   encodeMessage,
-  FEATURE_ADDR,
+  feature,
   FEATURE_TUNNEL,
-  FEATURE_USER_AUTH,
   NETWORK_UDP,
   networkFeature,
   readMessage,
   type RelayMessage,
+  type RelayRequest,
   STATUS,
   statusText,
   userAuthFeature,
@@ -54,10 +54,7 @@ import { relay } from "../../core/relay.ts";
 import { Entrypoint } from "./entrypoint.ts";
 
 function tunnelFeature(id: TunnelId): Uint8Array {
-  const out = new Uint8Array(3 + 20);
-  out.set([FEATURE_TUNNEL, 0, 20]);
-  out.set(id.bytes, 3);
-  return out;
+  return feature(FEATURE_TUNNEL, id.bytes);
 }
 
 /** The smux settings of a tunnel session (version 2 unless `mux.version` says otherwise). */
@@ -65,33 +62,12 @@ function tunnelMux(md: HandlerOptions["metadata"]): SmuxConfig {
   return smuxConfigFromMetadata(md, 2);
 }
 
-interface Request {
-  cmd: number;
-  udp: boolean;
-  addrs: string[];
-  tunnel?: TunnelId;
-  user?: string;
-  pass?: string;
-}
+/** A relay request as the tunnel reads it: its id parsed. */
+type Request = Omit<RelayRequest, "tunnel"> & { tunnel?: TunnelId };
 
 function decode(m: RelayMessage): Request {
-  const r: Request = { cmd: m.code & 0x0f, udp: (m.code & 0x80) !== 0, addrs: [] };
-  for (const f of m.features) {
-    if (f.type === FEATURE_ADDR) r.addrs.push(parseSocksAddr(f.data, 0).addr);
-    else if (f.type === FEATURE_TUNNEL && f.data.length === 20) {
-      r.tunnel = new TunnelId(f.data.slice());
-    } else if (f.type === 0x04 && f.data.length >= 2) {
-      r.udp ||= ((f.data[0]! << 8) | f.data[1]!) === NETWORK_UDP;
-    } else if (f.type === FEATURE_USER_AUTH) {
-      const d = f.data;
-      const ul = d[0] ?? 0;
-      const pl = d[1 + ul] ?? 0;
-      if (d.length < 2 + ul + pl) throw new ProtocolError("tunnel: bad user auth feature");
-      r.user = new TextDecoder().decode(d.subarray(1, 1 + ul));
-      r.pass = new TextDecoder().decode(d.subarray(2 + ul, 2 + ul + pl));
-    }
-  }
-  return r;
+  const r = decodeRequest(m);
+  return { ...r, tunnel: r.tunnel ? new TunnelId(r.tunnel) : undefined };
 }
 
 /** An entrypoint and its pool, shared by the handlers of one service across reloads. */
