@@ -124,20 +124,27 @@ export function dial(
   return dialBundle((i) => dialTcp(host, port + i), joinOptions(cfg, tunnels));
 }
 
-/** The accepting end's session on a bundle (smux v2 with bundle-sized windows). */
-export function server(bundle: Conn, _cfg: MtmuxConfig = defaultConfig()): SmuxSession {
-  return serverSession(bundle, SESSION);
+/**
+ * The accepting end's session on a bundle (smux v2 with bundle-sized windows); `cfg`'s
+ * keep-alive settings drive the session's own keep-alive too.
+ */
+export function server(bundle: Conn, cfg: MtmuxConfig = defaultConfig()): SmuxSession {
+  return serverSession(bundle, session(cfg));
 }
 
-/** The dialing end's session on a bundle. */
-export function client(bundle: Conn, _cfg: MtmuxConfig = defaultConfig()): SmuxSession {
-  return clientSession(bundle, SESSION);
+/** The dialing end's session on a bundle (`cfg` as for {@link server}). */
+export function client(bundle: Conn, cfg: MtmuxConfig = defaultConfig()): SmuxSession {
+  return clientSession(bundle, session(cfg));
 }
 
 /** smux on a bundle: v2, windows sized for the bundle rather than smux's 64 KiB default. */
-const SESSION = {
-  ...DEFAULT_CONFIG,
-  version: 2,
-  maxReceiveBuffer: 16 << 20,
-  maxStreamBuffer: 4 << 20,
-};
+function session(cfg: MtmuxConfig) {
+  return {
+    ...DEFAULT_CONFIG,
+    version: 2,
+    maxReceiveBuffer: 16 << 20,
+    maxStreamBuffer: 4 << 20,
+    keepAliveInterval: cfg.keepAliveInterval,
+    keepAliveTimeout: cfg.keepAliveTimeout,
+  };
+}
