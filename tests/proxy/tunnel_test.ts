@@ -4,7 +4,7 @@ import { cliConfig } from "../../src/builtins.ts";
 import { Runtime } from "../../src/runtime/runtime.ts";
 import { Logger } from "../../src/core/log.ts";
 import { dialTcp } from "../../src/core/socket.ts";
-import { readAll } from "../_helpers.ts";
+import { readAll, withTimeout } from "../_helpers.ts";
 import { hasCommand, portOf, udpEchoServer, until } from "../_helpers.ts";
 import { generateCert } from "../../src/transport/tls/cert.ts";
 import type { TunnelHandler } from "../../src/proxy/tunnel/mod.ts";
@@ -375,6 +375,34 @@ Deno.test("tunnel: a refused reload leaves routing as it was; two runtimes in on
     await ca.rt.close();
     await s.rt.close();
     await s2.rt.close();
+    await oa.close();
+  }
+});
+
+Deno.test("tunnel entrypoint: visitors that never send a head are capped per address; the rest is served", async () => {
+  const oa = await tagOrigin("A");
+  const s = await tunnelServer();
+  const ca = await tunnelClient(s.port, A, oa.port);
+  const idle: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 16; i++) {
+      idle.push(await Deno.connect({ hostname: "127.0.0.1", port: s.entry }));
+    }
+    // The 17th silent visitor from the same address is closed at once, not held for 15 s.
+    const extra = await Deno.connect({ hostname: "127.0.0.1", port: s.entry });
+    const n = await withTimeout(extra.read(new Uint8Array(1)), 3000, "closed at once").catch(
+      () => "still open",
+    );
+    extra.close();
+    assert.equal(n, null);
+    for (const c of idle.splice(0)) c.close();
+    let r = await visit(s.entry, "a.example.com");
+    for (let i = 0; i < 20 && r.status !== 200; i++) r = await visit(s.entry, "a.example.com");
+    assert.deepEqual(r, { status: 200, body: "A" });
+  } finally {
+    for (const c of idle) c.close();
+    await ca.rt.close();
+    await s.rt.close();
     await oa.close();
   }
 });
