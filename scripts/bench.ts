@@ -12,6 +12,7 @@ const modules: [string, () => Promise<{ default: BenchModule }>][] = [
   ["ss", () => import("./bench/ss.ts")],
   ["mtmux", () => import("./bench/mtmux.ts")],
   ["idle", () => import("./bench/idle.ts")],
+  ["peers", () => import("./bench/peers.ts")],
   // -- more modules: one line each --
 ];
 
