@@ -11,7 +11,7 @@
  * @module
  */
 import type { BenchRow } from "./types.ts";
-import { freePort, startBurrow } from "./proc.ts";
+import { freePort, peakKiB, rssKiB, startBurrow } from "./proc.ts";
 import { goPeer, startListeningPeer } from "../peers/build.ts";
 
 const MIB = Number(Deno.env.get("BENCH_MIB") ?? 64);
@@ -126,6 +126,9 @@ async function down(port: number, streams: number, bytes: number): Promise<numbe
 interface End {
   port: number;
   stop: () => Promise<void>;
+  /** Burrow ends: the pid and the resident memory once started and idle. */
+  pid?: number;
+  idleKiB?: number;
 }
 
 /** One carrier: how to start its Go and Burrow ends. */
@@ -161,7 +164,7 @@ function spawned(cmd: string, args: string[]): () => Promise<void> {
 
 async function burrow(args: string[]): Promise<End> {
   const b = await startBurrow(args);
-  return { port: b.ports[0]!, stop: b.stop };
+  return { port: b.ports[0]!, stop: b.stop, pid: b.pid, idleKiB: rssKiB(b.pid) };
 }
 
 function goTunnelPair(proto: "ws" | "mws" | "mtcp", goName: string, bin: string): Pair {
@@ -275,7 +278,7 @@ const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length /
  * server, Burrow client → Go server) and take turns within each repetition, so a slow spell on
  * a shared machine hits all three alike; a ratio compares measurements taken back to back.
  */
-async function measure(pair: Pair, t: Target): Promise<Cell[]> {
+async function measure(pair: Pair, t: Target): Promise<{ cells: Cell[]; memory: string }> {
   const ends: End[] = [];
   try {
     const goServer = await pair.server(true, t.port);
@@ -309,7 +312,12 @@ async function measure(pair: Pair, t: Target): Promise<Cell[]> {
         rClient: median(c.map((x, i) => x / g[i]!)),
       });
     }
-    return out;
+    // Peak over idle resident memory of each Burrow process (server, client), in MiB.
+    const memory = ends.filter((e) => e.pid !== undefined).map((e) => {
+      const peak = peakKiB(e.pid!);
+      return `${(peak / 1024).toFixed(0)}/${(e.idleKiB! / 1024).toFixed(0)}`;
+    }).join(", ");
+    return { cells: out, memory };
   } finally {
     for (const e of ends.reverse()) await e.stop();
   }
@@ -333,17 +341,18 @@ export default async function (): Promise<BenchRow[]> {
   const t = target();
   const matrix: string[] = [
     `| ratio to the Go pair (median of ${REPS}; 1×${MIB} MiB / 8×${MIB / 8} MiB) | ` +
-    "Burrow as server, up | as server, down | as client, up | as client, down |",
-    "|---|---:|---:|---:|---:|",
+    "Burrow as server, up | as server, down | as client, up | as client, down | " +
+    "Burrow peak/idle RSS MiB (server, client) |",
+    "|---|---:|---:|---:|---:|---:|",
   ];
   try {
     for (const pair of pairs) {
-      const cells = await measure(pair, t);
+      const { cells, memory } = await measure(pair, t);
       const [u1, u8, d1, d8] = cells as [Cell, Cell, Cell, Cell];
       matrix.push(
         `| ${pair.name} vs ${pair.goName} | ${f(u1.rServer)} / ${f(u8.rServer)} | ` +
           `${f(d1.rServer)} / ${f(d8.rServer)} | ${f(u1.rClient)} / ${f(u8.rClient)} | ` +
-          `${f(d1.rClient)} / ${f(d8.rClient)} |`,
+          `${f(d1.rClient)} / ${f(d8.rClient)} | ${memory} |`,
       );
       for (const [dir, one, eight] of [["up", u1, u8], ["down", d1, d8]] as const) {
         const name = (who: string) => `${pair.name} ${who}, ${dir}, 1 / 8 streams`;

@@ -133,3 +133,9 @@ export function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
   return m ? Number(m[1]) : NaN;
 }
+
+/** A process's peak resident memory so far (KiB, VmHWM), from /proc (Linux). */
+export function peakKiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  return m ? Number(m[1]) : NaN;
+}
