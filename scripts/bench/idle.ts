@@ -2,6 +2,7 @@
  * What an idle tunnel costs: RSS of a Burrow client and server process before and after 1,000
  * tunnels are opened (one byte each way, then idle), per transport. Divided by 1,000: KiB per
  * idle tunnel on each side. GC is not forced, so numbers include garbage not yet collected.
+ * `BENCH_IDLE=tcp,ws` measures only those transports.
  */
 import type { BenchRow } from "./types.ts";
 import { freePort, rssKiB, startBurrow } from "./proc.ts";
@@ -40,7 +41,9 @@ async function settle(): Promise<void> {
 
 export default async function (): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
+  const only = Deno.env.get("BENCH_IDLE")?.split(","); // e.g. BENCH_IDLE=tcp,ws
   for (const t of ["tcp", "mtcp", "ws", "mws", "kcp"]) {
+    if (only && !only.includes(t)) continue;
     const e = echo();
     const [sp, cp] = [freePort(), freePort()];
     const direct = t === "tcp";
