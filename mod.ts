@@ -1,6 +1,17 @@
 /**
- * Burrow as a library: the byte-carrier contract, the plugin registries, config parsing and the
- * runtime that serves GOST-style services and chains.
+ * Burrow as a library. Four parts, each usable alone:
+ *
+ * - **The runtime**: {@link Runtime} serves GOST v3 services and chains from a config object
+ *   ({@link Config}), from command-line arguments ({@link cliConfig}) or from YAML/JSON text
+ *   ({@link parseConfig}), and moves to a new config live ({@link Runtime.apply}).
+ * - **The `Conn` contract**: every carrier is a {@link Conn} (read, write, closeWrite, close);
+ *   {@link relay} copies between two, {@link pipe} makes an in-memory pair.
+ * - **The registries**: {@link Registries} map GOST type names to factories of listeners, dialers,
+ *   handlers and connectors; register your own type and use it from config like a built-in one.
+ * - **The engines**, over any Conn: smux sessions ({@link clientSession}), KCP sessions and
+ *   listener ({@link dialKcp}, {@link KcpListener}), kcp-go's crypts ({@link createCrypt}), FEC
+ *   ({@link FecEncoder}), snappy ({@link SnappyConn}), the mtmux bundle ({@link dialBundle},
+ *   and {@link mtmux} as its Go library presents it).
  *
  * @example Change a running config
  * ```ts
@@ -22,60 +33,100 @@
  * console.log(rt.services[0]!.listener.addr.port);
  * await rt.close();
  * ```
+ * @example Add your own handler type and serve it from config
+ * ```ts
+ * import { builtinRegistries, type Conn, Runtime } from "./mod.ts";
+ * const registries = builtinRegistries();
+ * registries.handlers.register("hello", () => ({
+ *   async handle(conn: Conn) {
+ *     await conn.write(new TextEncoder().encode("hello\n"));
+ *   },
+ * }));
+ * await using rt = await Runtime.start({
+ *   services: [{ name: "hi", addr: "127.0.0.1:0", handler: { type: "hello" }, listener: { type: "tcp" } }],
+ * }, { registries });
+ * const c = await Deno.connect({ hostname: "127.0.0.1", port: rt.services[0]!.listener.addr.port });
+ * const buf = new Uint8Array(6);
+ * await c.read(buf);
+ * console.log(new TextDecoder().decode(buf)); // "hello\n"
+ * c.close();
+ * ```
+ *
+ * @example smux streams over any Conn (here an in-memory pipe)
+ * ```ts
+ * import { clientSession, pipe, readFull, serverSession } from "./mod.ts";
+ * const [a, b] = pipe();
+ * const client = clientSession(a, { version: 2 });
+ * const server = serverSession(b, { version: 2 });
+ * const out = await client.openStream();
+ * await out.write(new TextEncoder().encode("ping"));
+ * const inn = (await server.acceptStream())!;
+ * console.log(new TextDecoder().decode(await readFull(inn, new Uint8Array(4)))); // "ping"
+ * client.close();
+ * server.close();
+ * ```
  * @module
  */
-export type { Conn, Duplex, NetAddr } from "./src/core/conn.ts";
-export { ConnBase, PrefixedConn, readFull, toConn } from "./src/core/conn.ts";
-export { copy, relay, type RelayOptions, type RelayResult } from "./src/core/relay.ts";
-export { pipe } from "./src/core/pipe.ts";
-export {
-  AuthError,
-  ClosedError,
-  ConfigError,
-  ProtocolError,
-  TimeoutError,
-  TunnelError,
-  UnsupportedError,
-} from "./src/core/errors.ts";
-export { Logger, silentLogger } from "./src/core/log.ts";
-export { Metadata, type MetadataRecord } from "./src/core/metadata.ts";
-export { createRegistries, type Registries, Registry } from "./src/core/registry.ts";
-export type * from "./src/core/types.ts";
-export { builtinRegistries, cliConfig, registerBuiltins } from "./src/builtins.ts";
-export type * from "./src/config/model.ts";
-export { mergeConfigs, normalizeConfig } from "./src/config/model.ts";
-export { parseCli, parseNodeUrl, parseServiceUrl } from "./src/config/cli.ts";
-export { GOST_NAMES, type KnownNames, knownNames } from "./src/config/names.ts";
-export { formatConfig, loadConfigSource } from "./src/config/file.ts";
+// The runtime and its config.
 export {
   type ApplyOptions,
   type ApplyResult,
   Runtime,
   type RuntimeOptions,
 } from "./src/runtime/runtime.ts";
-export { type ApiOptions, ApiServer } from "./src/api/server.ts";
-export { serveMetrics } from "./src/api/metrics_server.ts";
-export { GostMetrics, type ServiceView } from "./src/metrics/gost.ts";
-export { Service } from "./src/service.ts";
-export { Chain, ChainRouter, routeDial } from "./src/chain/router.ts";
-export { SocketConn } from "./src/core/socket.ts";
-export { WrappedConn } from "./src/core/conn.ts";
+export type { ClientStats, RunningService, ServiceObserver, ServiceStats } from "./src/service.ts";
+export type { ChainObserver, RunningChain, RunningNode } from "./src/chain/router.ts";
+export type { Diagnostics } from "./src/config/keys.ts";
+export { builtinRegistries, cliConfig, registerBuiltins } from "./src/builtins.ts";
+export { formatConfig, loadConfigSource, parseConfig } from "./src/config/file.ts";
+export { mergeConfigs, normalizeConfig } from "./src/config/model.ts";
+export type * from "./src/config/model.ts";
+export { type Fields, type Level, Logger, silentLogger, type Sink } from "./src/core/log.ts";
+
+// The Conn contract.
+export type { Conn, Duplex, NetAddr } from "./src/core/conn.ts";
+export { ConnBase, readFull, toConn, WrappedConn } from "./src/core/conn.ts";
+export { copy, relay, type RelayOptions, type RelayResult } from "./src/core/relay.ts";
+export { pipe, type PipeOptions } from "./src/core/pipe.ts";
+export {
+  AuthError,
+  ClosedError,
+  ConfigError,
+  ForbiddenError,
+  ProtocolError,
+  TimeoutError,
+  TunnelError,
+  UnsupportedError,
+} from "./src/core/errors.ts";
+
+// Registries: GOST type names → factories.
+export { Metadata, type MetadataRecord } from "./src/core/metadata.ts";
+export { createRegistries, type Registries, Registry } from "./src/core/registry.ts";
+export type * from "./src/core/types.ts";
+export type { MuxSession } from "./src/core/mux.ts";
+export type { PacketDemuxOptions } from "./src/core/packet_demux.ts";
+export {
+  type Emit,
+  type Serve,
+  ServeListener,
+  type ServeListenerOptions,
+} from "./src/core/serve_listener.ts";
 
 // Protocol engines, usable on their own over any Conn.
 export {
   clientSession,
   serverSession,
+  type SessionOptions,
   type SmuxConfig,
   SmuxSession,
   SmuxStream,
 } from "./src/mux/smux/mod.ts";
-export { Kcp } from "./src/kcp/arq.ts";
 export { dialKcp, KcpListener, KcpSession } from "./src/kcp/session.ts";
 export { KCP_DEFAULTS, type KcpConfig } from "./src/kcp/config.ts";
-export { createCrypt, deriveKey } from "./src/kcp/crypt/mod.ts";
+export { type BlockCrypt, createCrypt, deriveKey } from "./src/kcp/crypt/mod.ts";
 export { FecDecoder, FecEncoder, ReedSolomon } from "./src/kcp/fec.ts";
 export { SnappyConn } from "./src/kcp/snappy.ts";
-export { Bundle, type BundleOptions } from "./src/bundle/bundle.ts";
-export { BundleListener, dialBundle } from "./src/bundle/join.ts";
+export { Bundle, type BundleOptions, type Scheduler } from "./src/bundle/bundle.ts";
+export { BundleListener, dialBundle, type JoinOptions } from "./src/bundle/join.ts";
 /** The mtmux library as its Go page presents it: `mtmux.defaultConfig()`, `listen`, `dial`, `server`, `client`. */
 export * as mtmux from "./src/transport/mtmux/lib.ts";

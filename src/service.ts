@@ -77,20 +77,50 @@ const NOOP = () => {};
  * the dashboard and the metrics exposition read them; the copy path only adds.
  */
 export interface ServiceStats {
+  /** Connections accepted since the service started. */
   totalConns: number;
+  /** Connections open now. */
   currentConns: number;
+  /** Connections whose handler reported an error. */
   totalErrs: number;
+  /** Payload bytes received from clients. */
   inputBytes: number;
+  /** Payload bytes sent to clients. */
   outputBytes: number;
 }
 
 /** Per-client counters (GOST's metric label `client` is the client's IP). */
 export interface ClientStats {
+  /** Connections this client opened. */
   requests: number;
+  /** Its connections open now. */
   inFlight: number;
+  /** Its connections that ended in an error. */
   errors: number;
+  /** Payload bytes received from it. */
   inputBytes: number;
+  /** Payload bytes sent to it. */
   outputBytes: number;
+}
+
+/** What a running service shows to the runtime's users (API, dashboard, metrics, library). */
+export interface RunningService {
+  /** The service's config name. */
+  readonly name: string;
+  /** Its listener; `listener.addr` holds the bound port. */
+  readonly listener: Listener;
+  /** When it started, in ms since the epoch. */
+  readonly createdAt: number;
+  /** GOST's service state: `running` (built), `ready` (accepting), `closed`. */
+  readonly state: "running" | "ready" | "closed";
+  /** Its live counters. */
+  readonly stats: ServiceStats;
+  /** Per-client counters by client IP (at most {@link MAX_CLIENTS}, then `other`). */
+  readonly clients: ReadonlyMap<string, ClientStats>;
+  /** The handler serving new connections now (a reload may swap it). */
+  readonly handler: Handler;
+  /** Connections open now, across handler generations. */
+  readonly connections: number;
 }
 
 /**
@@ -152,7 +182,7 @@ export interface ServiceOptions {
 }
 
 /** Runs one listener + handler pair. */
-export class Service implements AsyncDisposable {
+export class Service implements RunningService, AsyncDisposable {
   readonly name: string;
   readonly listener: Listener;
   readonly #log: Logger;

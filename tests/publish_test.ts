@@ -1,4 +1,4 @@
-/** The package publishes: `deno publish --dry-run` finds no slow types and a license (issue #18). */
+/** The package publishes: `deno publish --dry-run` finds no slow types and a license, and `deno doc --lint` finds every export documented (issue #18). */
 import assert from "node:assert/strict";
 
 Deno.test("deno publish --dry-run is clean", async () => {
@@ -11,4 +11,20 @@ Deno.test("deno publish --dry-run is clean", async () => {
   const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
   assert.equal(out.code, 0, text.slice(-3000));
   assert.match(text, /Dry run complete/);
+});
+
+Deno.test("deno doc --lint mod.ts: every public symbol is documented and every type it uses is public", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["doc", "--lint", "mod.ts"],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  // Strip colours and the npm type-resolution warnings (@types/node), keep the lint errors.
+  const text = (new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout))
+    // deno-lint-ignore no-control-regex
+    .replace(/\x1b\[[0-9;]*m/g, "").split("\n").filter((l) =>
+      !l.startsWith("Warning") && !l.startsWith("    at ")
+    ).join("\n");
+  assert.equal(out.code, 0, text.slice(0, 3000));
 });

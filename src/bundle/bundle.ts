@@ -28,14 +28,19 @@ import {
 /** How the sender picks a link for the next frame. */
 export type Scheduler = "lowest-rtt" | "round-robin";
 
+/** Settings of one bundle (docs/bundle.md). */
 export interface BundleOptions {
   /** Receive window in frames (of up to 16 KiB): bounds reorder and unread memory. */
   windowFrames: number;
+  /** Ping each link this often (ms). */
   keepaliveInterval: number;
+  /** A link silent this long (ms) is dead. */
   keepaliveTimeout: number;
   /** The bundle closes when fewer links than this are alive. */
   minLinks: number;
+  /** How frames are spread over links. */
   scheduler: Scheduler;
+  /** Where the bundle logs (default: silent). */
   log?: Logger;
   /**
    * Missing-frame timeout (ms): a hole in the sequence that outlives it makes the receiver ask
@@ -95,8 +100,11 @@ interface Unacked {
 /** Every bundle open in this process, for the metrics endpoint (`burrow_bundle_links_up`). */
 export const liveBundles: Set<Bundle> = new Set();
 
+/** One byte stream striped over several links (mtmux): frames carry sequence numbers, the receiver reorders and asks again for holes, and a dead link's unacknowledged frames move to the others. */
 export class Bundle extends ConnBase {
+  /** The first link's local address. */
   readonly localAddr: NetAddr;
+  /** The first link's remote address. */
   readonly remoteAddr: NetAddr;
   readonly #o: BundleOptions;
   readonly #log: Logger;
@@ -128,6 +136,7 @@ export class Bundle extends ConnBase {
   #holeAsked = 0;
   #ackTimer?: ReturnType<typeof setInterval>;
 
+  /** A bundle between `local` and `remote`; links are added with {@link Bundle.addLink}. */
   constructor(
     local: NetAddr,
     remote: NetAddr,
@@ -159,12 +168,15 @@ export class Bundle extends ConnBase {
     }, 10);
   }
 
+  /** True once the bundle is closed. */
   get isClosed(): boolean {
     return this.#closed;
   }
+  /** Resolves when the bundle has closed. */
   get closed(): Promise<void> {
     return this.#done.promise;
   }
+  /** Links alive now. */
   get aliveLinks(): number {
     let n = 0;
     for (const l of this.#links.values()) if (l.alive) n++;
@@ -177,6 +189,7 @@ export class Bundle extends ConnBase {
     for (const f of this.#ooo.values()) n += f.payload.length;
     return n;
   }
+  /** The error that closed the bundle, if any. */
   get error(): Error | undefined {
     return this.#error;
   }
@@ -517,6 +530,7 @@ export class Bundle extends ConnBase {
 
   readonly #ended = (): boolean => this.#finReceived || this.#closed;
 
+  /** Reads in-order bytes; `null` after the peer's FIN. */
   async read(p: Uint8Array): Promise<number | null> {
     const before = this.#rq.chunksTaken;
     const n = await this.#rq.read(p, this.#ended);
@@ -538,6 +552,7 @@ export class Bundle extends ConnBase {
     await this.#send(seq);
   }
 
+  /** Writes `p` as frames over the links, waiting for the peer's window. */
   async write(p: Uint8Array): Promise<number> {
     for (let off = 0; off < p.length; off += MAX_PAYLOAD) {
       await this.#sendFrame(T_DATA, p.subarray(off, off + MAX_PAYLOAD));
@@ -556,6 +571,7 @@ export class Bundle extends ConnBase {
     this.close();
   }
 
+  /** Closes the bundle and every link. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -27,10 +27,15 @@ import {
   VERSION,
 } from "./wire.ts";
 
+/** How links join a bundle (docs/bundle.md). */
 export interface JoinOptions {
+  /** Links per bundle. */
   tunnels: number;
+  /** Shared secret: every link proves it with an HMAC. */
   key: string;
+  /** Settings of each bundle. */
   bundle: Partial<BundleOptions>;
+  /** Where joins log (default: silent). */
   log?: Logger;
   /** Bundles one listener holds at once (`maxBundles`, default 256); more joins get "full". */
   maxBundles?: number;
@@ -182,6 +187,7 @@ export class BundleListener extends ServeListener {
   /** Links refused (bad MAC, version, full). */
   refused = 0;
 
+  /** Joins the links accepted by `inners` into bundles; up to `backlog` bundles wait for `accept`. */
   constructor(inners: Listener[], o: JoinOptions, backlog = 128) {
     const log = o.log ?? silentLogger;
     super(inners, { name: "mtmux", log, backlog, serve: (c, emit) => this.#onLink(c, emit) });
@@ -245,6 +251,7 @@ export class BundleListener extends ServeListener {
     }
   }
 
+  /** Stops accepting and closes every bundle. */
   override async close(): Promise<void> {
     await super.close();
     for (const b of this.#bundles.values()) b.close();

@@ -94,7 +94,6 @@ export class Hop {
   }
 }
 
-/** An ordered list of hops. */
 /** Hooks a metrics collector gives a chain (once per dial, never per read). */
 export interface ChainObserver {
   /** A dial through `node` of `chain` failed there. */
@@ -103,7 +102,24 @@ export interface ChainObserver {
   nodeConnected(chain: string, node: string, seconds: number): void;
 }
 
-export class Chain {
+/** A node of a running chain as the runtime shows it. */
+export interface RunningNode {
+  /** The node's config name. */
+  readonly name: string;
+  /** Its `host:port`. */
+  readonly addr: string;
+}
+
+/** A running chain as the runtime shows it: its hops and their nodes. */
+export interface RunningChain {
+  /** The chain's config name. */
+  readonly name: string;
+  /** Its hops in order, each with its nodes. */
+  readonly hops: readonly { readonly name: string; readonly nodes: readonly RunningNode[] }[];
+}
+
+/** An ordered list of hops. */
+export class Chain implements RunningChain {
   constructor(readonly name: string, readonly hops: Hop[], readonly observer?: ChainObserver) {}
 
   /** Picks one node per hop; a hop that bypasses `address` ends the route before it. */

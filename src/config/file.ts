@@ -65,6 +65,20 @@ export async function loadConfigSource(
   }
 }
 
+/**
+ * Parses and validates config text: GOST's YAML, or JSON (YAML reads JSON too).
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "./file.ts";
+ * const cfg = parseConfig("services:\n- name: s\n  addr: 127.0.0.1:0\n  handler: {type: socks5}\n  listener: {type: tcp}\n");
+ * console.log(cfg.services![0]!.handler.type); // "socks5"
+ * ```
+ */
+export function parseConfig(text: string, opts: NormalizeOptions = {}): Config {
+  return normalizeConfig(parseText(text, false, "config text"), opts);
+}
+
 /** Formats a config for `-O yaml|json`. */
 export function formatConfig(cfg: Config, format: "yaml" | "json"): string {
   return format === "json" ? JSON.stringify(cfg, null, 2) + "\n" : toYaml(cfg);

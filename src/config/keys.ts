@@ -84,6 +84,7 @@ export const GOST_FIELDS: Readonly<Record<Level, readonly string[]>> = {
 export interface Diagnostics {
   /** Unknown keys are errors instead of warnings. */
   strict: boolean;
+  /** Receives one warning: the field path and what is wrong with it. */
   warn(path: string, message: string): void;
 }
 

@@ -16,123 +16,209 @@ import {
   reportUnknown,
 } from "./keys.ts";
 
+/** Basic credentials (GOST's `auth`). */
 export interface AuthConfig {
+  /** User name. */
   username: string;
+  /** Password. */
   password: string;
   /** A file of `user pass` lines (GOST's `auth.file`); its users are accepted too. */
   file?: string;
 }
 
+/** Certificates for a TLS listener or dialer (GOST's `tls`). */
 export interface TLSConfig {
+  /** PEM certificate chain; a server without one uses a generated self-signed certificate. */
   certFile?: string;
+  /** PEM private key of `certFile`. */
   keyFile?: string;
+  /** PEM CA bundle: a server requires client certificates signed by it (mtls), a client verifies the server with it. */
   caFile?: string;
+  /** Client: verify the server's certificate (default off, as in GOST). */
   secure?: boolean;
+  /** Client: SNI and the name to verify. */
   serverName?: string;
 }
 
+/** How a hop or forwarder picks a node. */
 export interface SelectorConfig {
+  /** `round` (default), `rand`, `fifo` or `hash` (GOST's names and aliases). */
   strategy?: string;
+  /** Failures before a node is skipped. */
   maxFails?: number;
-  /** Go duration text, e.g. "30s". */
+  /** Go duration text, e.g. "30s": how long a failed node is skipped. */
   failTimeout?: string;
 }
 
+/** A service's handler: the proxy protocol it speaks (`socks5`, `http`, `relay`, `tcp`, ...). */
 export interface HandlerConfig {
+  /** GOST handler type name. */
   type: string;
+  /** Route retries through the chain. */
   retries?: number;
+  /** The chain (by name) outbound connections go through. */
   chain?: string;
+  /** An auther (by name) checking clients. */
   auther?: string;
+  /** Several authers; any may accept. */
   authers?: string[];
+  /** Inline credentials. */
   auth?: AuthConfig;
+  /** TLS settings for handlers that use them. */
   tls?: TLSConfig;
   /** A traffic limiter by name (per user in GOST; here: per connection of the handler). */
   limiter?: string;
+  /** Handler options (GOST metadata keys). */
   metadata?: MetadataRecord;
 }
 
+/** A service's listener: the transport it accepts (`tcp`, `tls`, `ws`, `kcp`, ...). */
 export interface ListenerConfig {
+  /** GOST listener type name. */
   type: string;
+  /** A chain (by name) for listeners that bind remotely (`rtcp`, `rudp`). */
   chain?: string;
+  /** An auther (by name) for listeners that authenticate. */
   auther?: string;
+  /** Several authers; any may accept. */
   authers?: string[];
+  /** Inline credentials. */
   auth?: AuthConfig;
+  /** Certificates of TLS-based listeners. */
   tls?: TLSConfig;
+  /** Listener options (GOST metadata keys). */
   metadata?: MetadataRecord;
 }
 
+/** A forward target of a `tcp`/`udp`/`forward` service. */
 export interface ForwardNodeConfig {
+  /** Node name. */
   name: string;
+  /** Target `host:port`. */
   addr: string;
+  /** `tcp` or `udp`. */
   network?: string;
+  /** Node options. */
   metadata?: MetadataRecord;
 }
 
+/** Where a port-forwarding service sends its connections. */
 export interface ForwarderConfig {
   /** A top-level hop to take the nodes from. */
   hop?: string;
+  /** How a target is picked. */
   selector?: SelectorConfig;
+  /** The targets. */
   nodes?: ForwardNodeConfig[];
 }
 
+/** One service: a listener accepting on `addr` and a handler serving what it accepts. */
 export interface ServiceConfig {
+  /** Unique name (the CLI names them `service-0`, ...). */
   name: string;
+  /** `[host]:port` to listen on. */
   addr: string;
+  /** What it speaks. */
   handler: HandlerConfig;
+  /** What it accepts. */
   listener: ListenerConfig;
+  /** Forward targets (port forwarding). */
   forwarder?: ForwarderConfig;
+  /** An admission list (by name) clients must pass. */
   admission?: string;
+  /** Several admission lists; all must pass. */
   admissions?: string[];
+  /** A bypass list (by name): targets not sent through the chain. */
   bypass?: string;
+  /** Several bypass lists. */
   bypasses?: string[];
+  /** A resolver (by name) for target host names. */
   resolver?: string;
+  /** A hosts table (by name) for target host names. */
   hosts?: string;
+  /** A traffic limiter (by name). */
   limiter?: string;
+  /** A concurrent-connection limiter (by name). */
   climiter?: string;
+  /** A request-rate limiter (by name). */
   rlimiter?: string;
+  /** Service options (GOST metadata keys). */
   metadata?: MetadataRecord;
 }
 
+/** A node's connector or dialer. */
 export interface PluginConfig {
+  /** GOST connector or dialer type name. */
   type: string;
+  /** Credentials it presents. */
   auth?: AuthConfig;
+  /** TLS settings of TLS-based dialers. */
   tls?: TLSConfig;
+  /** Options (GOST metadata keys). */
   metadata?: MetadataRecord;
 }
 
+/** A chain node: a proxy server reached with a dialer and spoken to with a connector. */
 export interface NodeConfig {
+  /** Node name. */
   name: string;
+  /** The server's `host:port`. */
   addr: string;
+  /** `tcp` or `udp`. */
   network?: string;
+  /** The proxy protocol (`socks5`, `http`, `relay`, `forward`, ...). */
   connector: PluginConfig;
+  /** The transport (`tcp`, `tls`, `ws`, `kcp`, ...). */
   dialer: PluginConfig;
+  /** A bypass list (by name): targets this node does not carry. */
   bypass?: string;
+  /** Several bypass lists. */
   bypasses?: string[];
+  /** A resolver (by name) for this node's own host. */
   resolver?: string;
+  /** A hosts table (by name) for this node's own host. */
   hosts?: string;
+  /** Node options. */
   metadata?: MetadataRecord;
 }
 
+/** A hop: one or more nodes, one of which each route takes. */
 export interface HopConfig {
+  /** Hop name. */
   name: string;
+  /** How a node is picked. */
   selector?: SelectorConfig;
+  /** The nodes. */
   nodes?: NodeConfig[];
+  /** A bypass list (by name): routes to matching targets end before this hop. */
   bypass?: string;
+  /** Several bypass lists. */
   bypasses?: string[];
+  /** A resolver (by name) for the nodes' hosts. */
   resolver?: string;
+  /** A hosts table (by name) for the nodes' hosts. */
   hosts?: string;
+  /** Hop options. */
   metadata?: MetadataRecord;
 }
 
+/** A chain: hops a connection passes through in order. */
 export interface ChainConfig {
+  /** Chain name (the CLI's `-F` chain is `chain-0`). */
   name: string;
+  /** The hops, first to last. */
   hops: HopConfig[];
+  /** Chain options. */
   metadata?: MetadataRecord;
 }
 
+/** A named set of users. */
 export interface AutherConfig {
+  /** Auther name. */
   name: string;
+  /** Inline users. */
   auths?: AuthConfig[];
+  /** A file of `user pass` lines. */
   file?: { path: string };
   /** Re-read `file` this often (Go duration text). */
   reload?: string;
@@ -140,73 +226,110 @@ export interface AutherConfig {
 
 /** An admission (client addresses) or bypass (targets) matcher list. */
 export interface BypassConfig {
+  /** List name. */
   name: string;
   /** Invert: only matching addresses pass (`~` on the CLI). */
   whitelist?: boolean;
+  /** IPs, CIDRs, domains (`.example.com` for subdomains) and `host:port` patterns. */
   matchers?: string[];
   /** Bypass only: `tcp` or `udp` limits which requests are checked. */
   network?: string;
+  /** A file of matchers, one per line. */
   file?: { path: string };
+  /** Re-read `file` this often (Go duration text). */
   reload?: string;
 }
 
 /** Admissions have the same shape as bypasses. */
 export type AdmissionConfig = BypassConfig;
 
+/** One hosts-table entry. */
 export interface HostMappingConfig {
+  /** The address the names map to. */
   ip: string;
+  /** The name. */
   hostname: string;
+  /** More names for the same address. */
   aliases?: string[];
 }
 
+/** A hosts table: static name → IP mappings. */
 export interface HostsConfig {
+  /** Table name. */
   name: string;
+  /** The mappings. */
   mappings?: HostMappingConfig[];
+  /** A file in /etc/hosts format. */
   file?: { path: string };
+  /** Re-read `file` this often (Go duration text). */
   reload?: string;
 }
 
+/** One upstream DNS server of a resolver. */
 export interface NameserverConfig {
   /** `udp://ip:53`, `tcp://`, `tls://` (DoT), `https://host/dns-query` (DoH), or `ip[:port]`. */
   addr: string;
+  /** A chain (by name) to reach the server through. */
   chain?: string;
+  /** `ipv4` or `ipv6`: which answer to prefer. */
   prefer?: string;
+  /** EDNS client subnet to send. */
   clientIP?: string;
+  /** TLS server name for DoT/DoH. */
   hostname?: string;
+  /** Cache answers this long (Go duration text; default: the answer's TTL). */
   ttl?: string;
+  /** Query timeout (Go duration text). */
   timeout?: string;
+  /** `ipv4` or `ipv6`: ask only for that family. */
   only?: string;
+  /** Refresh cached answers in the background. */
   async?: boolean;
 }
 
+/** A named resolver: nameservers tried in order. */
 export interface ResolverConfig {
+  /** Resolver name. */
   name: string;
+  /** The nameservers. */
   nameservers: NameserverConfig[];
 }
 
 /** Limits lines such as `$ 100MB 100MB`, `$$ 10MB`, `10.0.0.0/8 1MB` (climiter/rlimiter: `$ 10`). */
 export interface LimiterConfig {
+  /** Limiter name. */
   name: string;
+  /** The limit lines. */
   limits?: string[];
+  /** A file of limit lines. */
   file?: { path: string };
+  /** Re-read `file` this often (Go duration text). */
   reload?: string;
 }
 
+/** Logging. */
 export interface LogConfig {
+  /** `stderr` (default), `stdout`, `none` or a file path. */
   output?: string;
+  /** `trace`, `debug`, `info` (default), `warn`, `error`, `fatal`. */
   level?: string;
+  /** `json` (default) or `text`. */
   format?: string;
 }
 
 /** One ingress rule: visitors for `hostname` go to tunnel `endpoint` (`$uuid`: private). */
 export interface IngressRuleConfig {
+  /** Host name (or `*.suffix`) visitors ask for. */
   hostname: string;
+  /** The tunnel id serving it. */
   endpoint: string;
 }
 
 /** An `ingresses:` entry, named by a tunnel handler's `ingress` metadata. */
 export interface IngressConfig {
+  /** Ingress name. */
   name: string;
+  /** The rules. */
   rules?: IngressRuleConfig[];
 }
 
@@ -226,31 +349,49 @@ export interface APIConfig {
 
 /** The Prometheus endpoint (`metrics:`, `-metrics`). */
 export interface MetricsConfig {
+  /** `host:port` to listen on. */
   addr: string;
   /** Default `/metrics`. */
   path?: string;
+  /** Basic-auth user required to scrape. */
   auth?: AuthConfig;
   /** A named auther; replaces `auth` (GOST). */
   auther?: string;
 }
 
-/** The whole configuration. */
+/** The whole configuration, with GOST v3's field names. */
 export interface Config {
+  /** Services to run. */
   services?: ServiceConfig[];
+  /** Chains services route through. */
   chains?: ChainConfig[];
+  /** Hops shared by chains and forwarders. */
   hops?: HopConfig[];
+  /** Named user sets. */
   authers?: AutherConfig[];
+  /** Client-address lists. */
   admissions?: AdmissionConfig[];
+  /** Target lists kept off chains. */
   bypasses?: BypassConfig[];
+  /** Hosts tables. */
   hosts?: HostsConfig[];
+  /** DNS resolvers. */
   resolvers?: ResolverConfig[];
+  /** Traffic limiters. */
   limiters?: LimiterConfig[];
+  /** Concurrent-connection limiters. */
   climiters?: LimiterConfig[];
+  /** Request-rate limiters. */
   rlimiters?: LimiterConfig[];
+  /** Tunnel ingress rules. */
   ingresses?: IngressConfig[];
+  /** The default certificate for TLS-based listeners. */
   tls?: TLSConfig;
+  /** Logging. */
   log?: LogConfig;
+  /** The web API. */
   api?: APIConfig;
+  /** The Prometheus endpoint. */
   metrics?: MetricsConfig;
   /** Unknown keys are errors, not warnings. */
   strict?: boolean;

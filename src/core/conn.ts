@@ -12,16 +12,23 @@ import { ProtocolError } from "./errors.ts";
 
 /** An endpoint address. `transport` is informative ("tcp", "udp", "smux", "ws", ...). */
 export interface NetAddr {
+  /** What carries it: "tcp", "udp", "smux", "ws", ... */
   transport: string;
+  /** IP address or host name. */
   hostname: string;
+  /** Port number. */
   port: number;
 }
 
 /** The minimal duplex shape: the shape of `Deno.Conn`. */
 export interface Duplex {
+  /** Incoming bytes as a Web stream. */
   readonly readable: ReadableStream<Uint8Array>;
+  /** Outgoing bytes as a Web stream; closing it half-closes. */
   readonly writable: WritableStream<Uint8Array>;
+  /** This end's address. */
   readonly localAddr: NetAddr;
+  /** The peer's address. */
   readonly remoteAddr: NetAddr;
   /** Tears down both directions; idempotent; never throws. */
   close(): void;
@@ -50,7 +57,9 @@ export const NO_ADDR: NetAddr = Object.freeze({ transport: "none", hostname: "",
  * lazily. Use either the streams or `read`/`write` for one direction, not both at once.
  */
 export abstract class ConnBase implements Conn {
+  /** This end's address. */
   abstract readonly localAddr: NetAddr;
+  /** The peer's address. */
   abstract readonly remoteAddr: NetAddr;
   abstract read(p: Uint8Array): Promise<number | null>;
   abstract write(p: Uint8Array): Promise<number>;
@@ -59,10 +68,12 @@ export abstract class ConnBase implements Conn {
   #readable?: ReadableStream<Uint8Array>;
   #writable?: WritableStream<Uint8Array>;
 
+  /** A Web stream over `read`, made on first use. */
   get readable(): ReadableStream<Uint8Array> {
     return this.#readable ??= readableFromConn(this);
   }
 
+  /** A Web stream over `write` (closing it calls `closeWrite`), made on first use. */
   get writable(): WritableStream<Uint8Array> {
     return this.#writable ??= writableFromConn(this);
   }
@@ -174,27 +185,35 @@ class StreamConn extends ConnBase {
  * close pass through; subclasses override `read`/`write` (by default they pass through too).
  */
 export abstract class WrappedConn extends ConnBase {
+  /** The conn underneath. */
   readonly inner: Conn;
 
+  /** Wraps `inner`. */
   constructor(inner: Conn) {
     super();
     this.inner = inner;
   }
+  /** The inner conn's local address. */
   get localAddr(): NetAddr {
     return this.inner.localAddr;
   }
+  /** The inner conn's remote address. */
   get remoteAddr(): NetAddr {
     return this.inner.remoteAddr;
   }
+  /** Reads from the inner conn. */
   read(p: Uint8Array): Promise<number | null> {
     return this.inner.read(p);
   }
+  /** Writes to the inner conn. */
   write(p: Uint8Array): Promise<number> {
     return this.inner.write(p);
   }
+  /** Half-closes the inner conn. */
   closeWrite(): Promise<void> {
     return this.inner.closeWrite();
   }
+  /** Closes the inner conn. */
   close(): void {
     this.inner.close();
   }

@@ -8,6 +8,7 @@
 export class TunnelError extends Error {
   /** True when trying again later may succeed (timeouts, refused dials). */
   readonly temporary: boolean;
+  /** `options.cause` is the underlying error; `options.temporary` marks a retryable failure. */
   constructor(message: string, options?: { cause?: unknown; temporary?: boolean }) {
     super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = "TunnelError";
@@ -17,6 +18,7 @@ export class TunnelError extends Error {
 
 /** The peer broke the wire protocol (bad version, malformed frame, oversized length). */
 export class ProtocolError extends TunnelError {
+  /** `options.cause` is the underlying error. */
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "ProtocolError";
@@ -25,6 +27,7 @@ export class ProtocolError extends TunnelError {
 
 /** Credentials were missing or wrong. */
 export class AuthError extends TunnelError {
+  /** `options.cause` is the underlying error. */
   constructor(message = "authentication failed", options?: { cause?: unknown }) {
     super(message, options);
     this.name = "AuthError";
@@ -33,6 +36,7 @@ export class AuthError extends TunnelError {
 
 /** An operation did not finish in time. */
 export class TimeoutError extends TunnelError {
+  /** `options.cause` is the underlying error. */
   constructor(message = "timeout", options?: { cause?: unknown }) {
     super(message, { ...options, temporary: true });
     this.name = "TimeoutError";
@@ -41,6 +45,7 @@ export class TimeoutError extends TunnelError {
 
 /** A type, command or option that this build does not implement. */
 export class UnsupportedError extends TunnelError {
+  /** `options.cause` is the underlying error. */
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "UnsupportedError";
@@ -49,6 +54,7 @@ export class UnsupportedError extends TunnelError {
 
 /** A rule refused the request (service bypass, admission): answer "forbidden", never retry. */
 export class ForbiddenError extends TunnelError {
+  /** `options.cause` is the underlying error. */
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "ForbiddenError";
@@ -57,6 +63,7 @@ export class ForbiddenError extends TunnelError {
 
 /** A target that is this process's own listener: dialing it would loop (HTTP 508). */
 export class LoopError extends ForbiddenError {
+  /** `options.cause` is the underlying error. */
   constructor(message: string) {
     super(message);
     this.name = "LoopError";
@@ -65,6 +72,7 @@ export class LoopError extends ForbiddenError {
 
 /** The object was closed; further use is a bug or a race with shutdown. */
 export class ClosedError extends TunnelError {
+  /** `options.cause` is the underlying error. */
   constructor(message = "closed", options?: { cause?: unknown }) {
     super(message, options);
     this.name = "ClosedError";
@@ -73,7 +81,9 @@ export class ClosedError extends TunnelError {
 
 /** Configuration is invalid; `path` names the field (`services[2].listener.metadata.x`). */
 export class ConfigError extends TunnelError {
+  /** The field at fault, e.g. `services[2].listener.type`. */
   readonly path: string;
+  /** `path` names the bad field; empty for the config as a whole. */
   constructor(path: string, message: string) {
     super(path ? `${path}: ${message}` : message);
     this.name = "ConfigError";

@@ -42,11 +42,13 @@ function timestamp(d = new Date()): string {
 
 /** A leveled logger with fields; `with()` derives a child carrying more fields. */
 export class Logger {
+  /** Fields added to every line this logger writes. */
   readonly fields: Fields;
   readonly #sink: Sink;
   /** Shared by a logger and every logger derived from it, so a reload can change the level. */
   readonly #level: { level: Level };
 
+  /** A logger at `level` with `fields`, writing JSON lines to `sink` (default stderr). */
   constructor(
     level: Level = "info",
     fields: Fields = {},
@@ -68,32 +70,40 @@ export class Logger {
     this.#level.level = level;
   }
 
+  /** A child logger adding `fields` to every line (same level and sink). */
   with(fields: Fields): Logger {
     return new Logger(this.level, { ...this.fields, ...fields }, this.#sink, this.#level);
   }
 
+  /** Whether a line at `level` would be written. */
   enabled(level: Level): boolean {
     return RANK[level] >= RANK[this.#level.level];
   }
 
+  /** Writes one JSON line at `level` (when enabled). */
   log(level: Level, msg: string, fields?: Fields): void {
     if (!this.enabled(level)) return;
     const rec: Fields = { time: timestamp(), level, msg, ...this.fields, ...fields };
     this.#sink(JSON.stringify(rec, (_k, v) => v instanceof Error ? v.message : v));
   }
 
+  /** Logs at `trace`. */
   trace(msg: string, fields?: Fields): void {
     this.log("trace", msg, fields);
   }
+  /** Logs at `debug`. */
   debug(msg: string, fields?: Fields): void {
     this.log("debug", msg, fields);
   }
+  /** Logs at `info`. */
   info(msg: string, fields?: Fields): void {
     this.log("info", msg, fields);
   }
+  /** Logs at `warn`. */
   warn(msg: string, fields?: Fields): void {
     this.log("warn", msg, fields);
   }
+  /** Logs at `error`. */
   error(msg: string, fields?: Fields): void {
     this.log("error", msg, fields);
   }

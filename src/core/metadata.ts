@@ -44,10 +44,14 @@ export class Metadata {
   readonly #map = new Map<string, unknown>();
   /** Field path for error messages, e.g. `services[0].listener.metadata`. */
   readonly path: string;
-  /** Shared record of the keys asked for. */
+  /**
+   * Shared record of the keys asked for.
+   * @internal
+   */
   readonly use: KeyUse;
   readonly #prefix: string;
 
+  /** Metadata over `record`; `path` prefixes error messages. */
   constructor(record: MetadataRecord = {}, path = "metadata", use = new KeyUse(), prefix = "") {
     this.path = path;
     this.use = use;
@@ -74,10 +78,12 @@ export class Metadata {
     return `${this.path}.${out}`;
   }
 
+  /** Whether any of `keys` is present. */
   has(...keys: string[]): boolean {
     return this.get(...keys) !== undefined;
   }
 
+  /** The value as text, or `def`. */
   string(keys: string | string[], def = ""): string {
     const ks = typeof keys === "string" ? [keys] : keys;
     const v = this.get(...ks);
@@ -85,11 +91,13 @@ export class Metadata {
     return typeof v === "string" ? v : String(v);
   }
 
+  /** The value as a boolean (GOST's `true`/`1`/`yes`...), or `def`; a non-boolean is a ConfigError. */
   bool(keys: string | string[], def = false): boolean {
     const ks = typeof keys === "string" ? [keys] : keys;
     return toBool(this.get(...ks), this.#at(ks)) ?? def;
   }
 
+  /** The value as an integer, or `def`; a non-number is a ConfigError. */
   int(keys: string | string[], def = 0): number {
     const ks = typeof keys === "string" ? [keys] : keys;
     return toInt(this.get(...ks), this.#at(ks)) ?? def;

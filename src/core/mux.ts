@@ -19,6 +19,7 @@ export interface MuxSession {
   shutdown(ms?: number): Promise<void>;
   /** Resolves once the session is closed and its loops have ended. */
   readonly closed: Promise<void>;
+  /** True once the session is closed. */
   readonly isClosed: boolean;
   /** Streams open now (for least-loaded picking). */
   readonly streamCount: number;

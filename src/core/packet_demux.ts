@@ -11,6 +11,7 @@ import type { Logger } from "./log.ts";
 
 /** Session limits (GOST's udp/rudp listener keys, plus Burrow's `maxSessions`). */
 export interface PacketDemuxOptions {
+  /** Keep a session after its first reply (otherwise one request, one reply: DNS-style). */
   keepalive: boolean;
   /** Idle time (ms) before a session closes. */
   ttl: number;

@@ -19,6 +19,7 @@ export interface RelayResult {
   error?: unknown;
 }
 
+/** Options of {@link relay}. */
 export interface RelayOptions {
   /** Largest copy buffer per direction. Default 256 KiB. */
   bufferSize?: number;

@@ -23,10 +23,13 @@ export type Emit = (c: Conn) => boolean;
  */
 export type Serve = (raw: Conn, emit: Emit, signal: AbortSignal) => Promise<void>;
 
+/** Options of {@link ServeListener}. */
 export interface ServeListenerOptions {
   /** Names the listener in logs (`ws`, `tls`, `mux`, ...). */
   name: string;
+  /** Where serve failures are logged. */
   log: Logger;
+  /** What runs on each raw conn (a handshake, a mux session). */
   serve: Serve;
   /** Conns served but not yet accepted; more are closed with a warning. */
   backlog?: number;
@@ -50,6 +53,7 @@ export class ServeListener implements Listener {
   readonly #abort = new AbortController();
   #stopped = false;
 
+  /** Accepts from `inner` and runs `o.serve` on each raw conn; emitted conns queue for `accept`. */
   constructor(inner: Listener | Listener[], o: ServeListenerOptions) {
     this.#inners = Array.isArray(inner) ? inner : [inner];
     this.#o = o;
@@ -167,6 +171,7 @@ export class ServeListener implements Listener {
     for (const c of this.#queue.close()) c.close();
   }
 
+  /** Closes the listener (`await using`). */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

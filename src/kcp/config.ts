@@ -9,30 +9,53 @@
 import { ConfigError, errorText } from "../core/errors.ts";
 import type { Metadata } from "../core/metadata.ts";
 
+/** kcptun's settings, with its JSON names (`kcp.*` keys in GOST metadata). */
 export interface KcpConfig {
+  /** Pre-shared secret; the crypt key is PBKDF2(key, "kcp-go"). */
   key: string;
+  /** Block crypt: `aes` (default), `aes-128`, `aes-192`, `salsa20`, `blowfish`, ... or `none`. */
   crypt: string;
+  /** Preset of the four tuning values below: `normal`, `fast` (default), `fast2`, `fast3`, `manual`. */
   mode: string;
+  /** Largest UDP payload sent. */
   mtu: number;
+  /** Send window, in packets. */
   sndwnd: number;
+  /** Receive window, in packets. */
   rcvwnd: number;
+  /** FEC data shards per group (0: no FEC). */
   datashard: number;
+  /** FEC parity shards per group. */
   parityshard: number;
+  /** DSCP mark of outgoing datagrams (not applied: Deno cannot set it; refused unless 0). */
   dscp: number;
+  /** No snappy compression of the stream. */
   nocomp: boolean;
+  /** Acknowledge every packet at once instead of per flush. */
   acknodelay: boolean;
+  /** KCP nodelay (0 or 1; from `mode` unless `manual`). */
   nodelay: number;
+  /** Flush interval, ms (from `mode` unless `manual`). */
   interval: number;
+  /** Fast-retransmit threshold (from `mode` unless `manual`). */
   resend: number;
+  /** 1 turns congestion control off (from `mode` unless `manual`). */
   nc: number;
+  /** UDP socket buffer size asked for, bytes. */
   sockbuf: number;
+  /** smux version inside KCP (kcptun: 1 or 2). */
   smuxver: number;
+  /** smux session receive buffer, bytes. */
   smuxbuf: number;
+  /** smux per-stream buffer, bytes. */
   streambuf: number;
+  /** smux keep-alive interval, seconds. */
   keepalive: number;
+  /** kcptun's fake-TCP mode (not available in Deno: refused). */
   tcp: boolean;
 }
 
+/** kcptun's documented defaults (key "it's a secrect", aes, fast, mtu 1350, windows 1024, FEC 10/3). */
 export const KCP_DEFAULTS: Readonly<KcpConfig> = Object.freeze({
   key: "it's a secrect",
   crypt: "aes",

@@ -81,7 +81,12 @@ function multiply(x: Matrix, y: Matrix): Matrix {
 
 /** Reed–Solomon with `ds` data and `ps` parity shards. */
 export class ReedSolomon {
+  /**
+   * The encoding matrix (klauspost/reedsolomon's Vandermonde construction).
+   * @internal
+   */
   readonly matrix: Matrix;
+  /** `ds` data shards (1…256) and `ps` parity shards (ds + ps ≤ 256). */
   constructor(readonly ds: number, readonly ps: number) {
     if (ds < 1 || ps < 0 || ds + ps > 256) throw new RangeError("fec: bad shard counts");
     const v: Matrix = [];
@@ -167,6 +172,7 @@ export class FecEncoder {
   #count = 0;
   #maxLen = 0;
 
+  /** kcp-go's FEC with `ds` data and `ps` parity shards per group. */
   constructor(readonly ds: number, readonly ps: number) {
     this.#rs = new ReedSolomon(ds, ps);
     this.#paws = Math.floor(0xffffffff / (ds + ps)) * (ds + ps);
@@ -236,8 +242,10 @@ export class FecDecoder {
   readonly #n: number;
   /** Packets that could not help (stale, malformed). */
   errors = 0;
+  /** KCP payloads rebuilt from parity so far. */
   recovered = 0;
 
+  /** kcp-go's FEC with `ds` data and `ps` parity shards per group (as the sender's). */
   constructor(readonly ds: number, readonly ps: number) {
     this.#rs = new ReedSolomon(ds, Math.max(ps, 1));
     this.#n = ds + ps;

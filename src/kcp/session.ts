@@ -29,9 +29,16 @@ interface Transmit {
   closed(s: KcpSession): void;
 }
 
+/** One KCP session (kcp-go compatible: crypt, FEC, ARQ) as a Conn; data is raw KCP stream bytes (kcptun puts snappy and smux on top). */
 export class KcpSession extends ConnBase {
+  /**
+   * The ARQ engine.
+   * @internal
+   */
   readonly kcp: Kcp;
+  /** The UDP socket's address, transport `kcp`. */
   readonly localAddr: NetAddr;
+  /** The peer's UDP address, transport `kcp`. */
   readonly remoteAddr: NetAddr;
   readonly #env: Envelope;
   readonly #tx: Transmit;
@@ -41,6 +48,9 @@ export class KcpSession extends ConnBase {
   #writeWake: (() => void) | null = null;
   readonly #rq = new ChunkQueue();
 
+  /**
+   * @internal
+   */
   constructor(
     conv: number,
     cfg: KcpConfig,
@@ -63,6 +73,7 @@ export class KcpSession extends ConnBase {
     this.#schedule(this.kcp.interval);
   }
 
+  /** The conversation id both sides share. */
   get conv(): number {
     return this.kcp.conv;
   }
@@ -86,7 +97,10 @@ export class KcpSession extends ConnBase {
     }, ms);
   }
 
-  /** Feeds an opened datagram. */
+  /**
+   * Feeds an opened datagram.
+   * @internal
+   */
   input(o: Opened): void {
     if (this.#closed) return;
     if (o.kcp) this.kcp.input(o.kcp, true, this.#ackNoDelay);
@@ -112,11 +126,13 @@ export class KcpSession extends ConnBase {
     return false;
   };
 
+  /** Reads reassembled stream bytes; `null` once closed. */
   read(p: Uint8Array): Promise<number | null> {
     this.#want = p.length;
     return this.#rq.read(p, this.#pull);
   }
 
+  /** Queues `p` for sending, waiting while the send window is full. */
   async write(p: Uint8Array): Promise<number> {
     let off = 0;
     while (off < p.length) {
@@ -140,6 +156,7 @@ export class KcpSession extends ConnBase {
     return Promise.resolve();
   }
 
+  /** Closes the session (no further packets are sent or accepted). */
   close(): void {
     if (this.#closed) return;
     this.kcp.flush(false);
@@ -171,6 +188,7 @@ export class KcpListener implements Listener {
   #closed = false;
   #out!: OrderedSender;
 
+  /** Listens on UDP `addr` (`host:port`, port 0 picks one). */
   constructor(addr: string, cfg: KcpConfig, log: Logger = silentLogger, backlog = 128) {
     const { host, port } = splitHostPort(addr);
     this.#sock = Deno.listenDatagram({ transport: "udp", hostname: listenHost(host), port });
@@ -270,6 +288,7 @@ export class KcpListener implements Listener {
     await this.#loop;
   }
 
+  /** Closes the listener and its sessions (`await using`). */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

@@ -205,10 +205,12 @@ export class SnappyConn extends WrappedConn {
   #outOff = 0;
   #hdr = new Uint8Array(4);
 
+  /** Wraps `inner`; the first write sends the stream identifier. */
   constructor(inner: Conn) {
     super(inner);
   }
 
+  /** Compresses `p` into snappy frames and writes them. */
   override async write(p: Uint8Array): Promise<number> {
     for (let off = 0; off < p.length || (p.length === 0 && off === 0); off += MAX_CHUNK) {
       let chunk = encodeChunk(p.subarray(off, off + MAX_CHUNK));
@@ -239,6 +241,7 @@ export class SnappyConn extends WrappedConn {
     return true;
   }
 
+  /** Reads and decompresses; a bad checksum or frame is a ProtocolError. */
   override async read(p: Uint8Array): Promise<number | null> {
     while (!this.#out || this.#outOff >= this.#out.length) {
       if (!(await this.#readFull(this.#hdr))) return null;

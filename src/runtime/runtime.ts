@@ -12,10 +12,10 @@ import { type Logger, silentLogger } from "../core/log.ts";
 import type { Diagnostics } from "../config/keys.ts";
 import type { Registries } from "../core/registry.ts";
 import type { Auther } from "../core/types.ts";
-import type { Chain, ChainObserver } from "../chain/router.ts";
+import type { ChainObserver, RunningChain } from "../chain/router.ts";
 import { SelfAddresses } from "../chain/self.ts";
 import { newViaId } from "../proxy/http/via.ts";
-import type { Service, ServiceObserver } from "../service.ts";
+import type { RunningService, Service, ServiceObserver } from "../service.ts";
 import { builtinRegistries } from "../builtins.ts";
 import {
   buildAdmission,
@@ -39,6 +39,7 @@ import { planConfig } from "./plan.ts";
 export interface RuntimeOptions {
   /** Plugin registries (default: every built-in type). */
   registries?: Registries;
+  /** Where services and chains log (default: silent). */
   log?: Logger;
   /**
    * Where unknown-key warnings go and whether they are errors (default: the logger's warn, strict
@@ -59,8 +60,11 @@ export interface ApplyOptions {
 
 /** What an {@link Runtime.apply} changed, by kind: names added, replaced, removed. */
 export interface ApplyResult {
+  /** Names of objects that are new (`services/web`, `chains/c1`, ...). */
   added: string[];
+  /** Names of objects rebuilt because they, a file they name, or what they use changed. */
   replaced: string[];
+  /** Names of objects gone from the config, now closed. */
   removed: string[];
 }
 
@@ -122,13 +126,13 @@ export class Runtime implements AsyncDisposable {
   }
 
   /** The services, in config order. */
-  get services(): Service[] {
+  get services(): RunningService[] {
     return (this.#cfg.services ?? []).map((s) => this.#services.get(s.name)?.service)
       .filter((s): s is Service => s !== undefined);
   }
 
   /** The chains by name. */
-  get chains(): ReadonlyMap<string, Chain> {
+  get chains(): ReadonlyMap<string, RunningChain> {
     return this.#tables.chains;
   }
 
@@ -143,7 +147,7 @@ export class Runtime implements AsyncDisposable {
   }
 
   /** The service named `name`. */
-  service(name: string): Service | undefined {
+  service(name: string): RunningService | undefined {
     return this.#services.get(name)?.service;
   }
 
@@ -403,6 +407,7 @@ export class Runtime implements AsyncDisposable {
     this.#entries.clear();
   }
 
+  /** Closes everything (`await using`). */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

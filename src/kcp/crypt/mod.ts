@@ -16,8 +16,11 @@ import { opensslAesCfb } from "./openssl.ts";
 
 /** Encrypts/decrypts one datagram in place. */
 export interface BlockCrypt {
+  /** kcptun's name of the crypt (`aes`, `salsa20`, ...). */
   readonly name: string;
+  /** Encrypts a datagram in place. */
   encrypt(buf: Uint8Array): void;
+  /** Decrypts a datagram in place. */
   decrypt(buf: Uint8Array): void;
 }
 

@@ -6,16 +6,21 @@
 import { ConfigError } from "../../core/errors.ts";
 import type { Metadata } from "../../core/metadata.ts";
 
+/** smux settings, xtaci/smux's `Config` with GOST's `mux.*` names. */
 export interface SmuxConfig {
   /** 1 or 2. */
   version: number;
+  /** No NOP keep-alives and no keep-alive timeout. */
   keepAliveDisabled: boolean;
   /** ms */
   keepAliveInterval: number;
   /** ms */
   keepAliveTimeout: number;
+  /** Largest data frame sent (≤ 65535). */
   maxFrameSize: number;
+  /** Bytes the session buffers for all streams before it stops reading the carrier. */
   maxReceiveBuffer: number;
+  /** Per-stream receive window (v2). */
   maxStreamBuffer: number;
   /**
    * Streams open at once in one session (Burrow's `mux.maxStreams`; smux has no limit). A SYN

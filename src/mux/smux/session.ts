@@ -32,7 +32,9 @@ const BATCH_TARGET = 128 * 1024;
 const RECV_BUFFER = 256 * 1024;
 const RECV_START = 16 * 1024;
 
+/** Options of {@link clientSession} and {@link serverSession} besides the config. */
 export interface SessionOptions {
+  /** Where the session logs (default: silent). */
   log?: Logger;
 }
 
@@ -47,8 +49,11 @@ export interface Outgoing {
 /** Smallest v2 window we advertise, however many streams share the session. */
 const MIN_WINDOW = 4096;
 
-export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
+/** An smux session (xtaci/smux v1 or v2) over one Conn: open and accept streams that are Conns. */
+export class SmuxSession implements AsyncDisposable, MuxSession {
+  /** The session's settings. */
   readonly config: SmuxConfig;
+  /** True on the side that dialed (odd stream ids). */
   readonly client: boolean;
   readonly #conn: Conn;
   readonly #log: Logger;
@@ -78,6 +83,7 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
   #timers: ReturnType<typeof setInterval>[] = [];
   readonly #loops: Promise<void>[];
 
+  /** Starts a session over `conn`; prefer {@link clientSession}/{@link serverSession}. */
   constructor(
     conn: Conn,
     client: boolean,
@@ -105,10 +111,12 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
     }
   }
 
+  /** The smux protocol version, 1 or 2. */
   get version(): number {
     return this.config.version;
   }
 
+  /** True once the session is closed. */
   get isClosed(): boolean {
     return this.#closed;
   }
@@ -123,10 +131,12 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
     return this.#streams.size;
   }
 
+  /** The carrier's local address. */
   get localAddr(): Conn["localAddr"] {
     return this.#conn.localAddr;
   }
 
+  /** The carrier's remote address. */
   get remoteAddr(): Conn["remoteAddr"] {
     return this.#conn.remoteAddr;
   }
@@ -184,6 +194,10 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
     }
   }
 
+  /**
+   * Sends a v2 window update for stream `id` (called by the stream).
+   * @internal
+   */
   sendUpd(id: number, consumed: number, window: number): void {
     this.#sendCtrl(encodeFrame(this.config.version, CMD_UPD, id, encodeUpd(consumed, window)));
   }
@@ -198,10 +212,15 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
     }
   }
 
+  /**
+   * Drops a finished stream (called by the stream).
+   * @internal
+   */
   forget(id: number): void {
     this.#streams.delete(id);
   }
 
+  /** The error that closed the session, if any. */
   get error(): Error | undefined {
     return this.#error;
   }
@@ -451,6 +470,7 @@ export class SmuxSession implements AsyncDisposable, StreamHost, MuxSession {
     Promise.all(this.#loops).finally(() => this.#done.resolve());
   }
 
+  /** Closes the session (`await using`). */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
     await this.closed;

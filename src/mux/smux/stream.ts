@@ -33,10 +33,15 @@ export interface StreamHost {
 const INITIAL_PEER_WINDOW = 262144;
 const EMPTY = new Uint8Array(0);
 
+/** One smux stream: a Conn inside a session (closeWrite sends FIN). */
 export class SmuxStream extends ConnBase {
+  /** The stream id (odd from the client, even from the server). */
   readonly id: number;
   readonly #host: StreamHost;
-  /** Outgoing frames; the session's write loop takes them. */
+  /**
+   * Outgoing frames; the session's write loop takes them.
+   * @internal
+   */
   pending: Outgoing[] = [];
   /** In the session's ready list. */
   queued = false;
@@ -57,16 +62,21 @@ export class SmuxStream extends ConnBase {
   #window = INITIAL_PEER_WINDOW;
   #windowHigh = INITIAL_PEER_WINDOW;
 
+  /**
+   * @internal
+   */
   constructor(host: StreamHost, id: number) {
     super();
     this.#host = host;
     this.id = id;
   }
 
+  /** The session carrier's local address, transport `smux`. */
   get localAddr(): NetAddr {
     return { ...this.#host.localAddr, transport: "smux" };
   }
 
+  /** The session carrier's remote address, transport `smux`. */
   get remoteAddr(): NetAddr {
     return { ...this.#host.remoteAddr, transport: "smux" };
   }
@@ -85,12 +95,20 @@ export class SmuxStream extends ConnBase {
     return true;
   }
 
+  /**
+   * The peer sent FIN.
+   * @internal
+   */
   onFin(): void {
     this.#finReceived = true;
     this.#rq.wake();
     if (this.#finSent) this.#host.forget(this.id);
   }
 
+  /**
+   * The peer sent a v2 window update.
+   * @internal
+   */
   onUpd(consumed: number, window: number): void {
     this.#peerConsumed = consumed;
     this.#peerWindow = window;
@@ -99,6 +117,10 @@ export class SmuxStream extends ConnBase {
     w?.();
   }
 
+  /**
+   * The session ended.
+   * @internal
+   */
   onSessionClosed(): void {
     this.#closed = true;
     this.#rq.wake();
@@ -114,6 +136,7 @@ export class SmuxStream extends ConnBase {
 
   readonly #ended = (): boolean => this.#finReceived || this.#closed;
 
+  /** Reads stream data; `null` after the peer's FIN. */
   async read(p: Uint8Array): Promise<number | null> {
     const n = await this.#rq.read(p, this.#ended);
     if (n === null) return null;
@@ -169,6 +192,7 @@ export class SmuxStream extends ConnBase {
     return p;
   }
 
+  /** Writes `p` as PSH frames, waiting for the peer's window (v2). */
   async write(p: Uint8Array): Promise<number> {
     const cfg = this.#host.config;
     const max = cfg.maxFrameSize;
@@ -209,6 +233,7 @@ export class SmuxStream extends ConnBase {
     await this.#enqueue([{ cmd: CMD_FIN, data: EMPTY }]).catch(() => {});
   }
 
+  /** Closes the stream (FIN if not sent yet); unread data is dropped. */
   close(): void {
     if (this.#closed) return;
     if (!this.#finSent && !this.#host.isClosed) {
