@@ -28,3 +28,13 @@ Deno.test("deno doc --lint mod.ts: every public symbol is documented and every t
     ).join("\n");
   assert.equal(out.code, 0, text.slice(0, 3000));
 });
+
+Deno.test("deno task compile puts --target before main.ts (after it, flags would become the executable's baked-in arguments)", async () => {
+  const { compileArgs, TARGETS } = await import("../scripts/compile.ts");
+  for (const t of [undefined, ...TARGETS]) {
+    const args = compileArgs(t);
+    assert.equal(args.at(-1), "main.ts");
+    if (t) assert.equal(args[args.indexOf("--target") + 1], t);
+    if (t?.includes("windows")) assert.match(args[args.indexOf("--output") + 1]!, /\.exe$/);
+  }
+});
