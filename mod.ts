@@ -65,6 +65,29 @@
  * client.close();
  * server.close();
  * ```
+ * @example A KCP session (kcp-go's wire format: aes, FEC 10/3) between a listener and a dialer
+ * ```ts
+ * import { dialKcp, KCP_DEFAULTS, KcpListener, readFull } from "./mod.ts";
+ * await using ln = new KcpListener("127.0.0.1:0", KCP_DEFAULTS);
+ * const client = await dialKcp(`127.0.0.1:${ln.addr.port}`, KCP_DEFAULTS);
+ * await client.write(new TextEncoder().encode("over udp"));
+ * const server = (await ln.accept())!;
+ * console.log(new TextDecoder().decode(await readFull(server, new Uint8Array(8)))); // "over udp"
+ * client.close();
+ * ```
+ *
+ * @example Relay two conns until both directions end
+ * ```ts
+ * import { pipe, readFull, relay } from "./mod.ts";
+ * const [a, a2] = pipe();
+ * const [b2, b] = pipe();
+ * const done = relay(a2, b2); // bytes written to `a` come out of `b`, and back
+ * await a.write(new TextEncoder().encode("hi"));
+ * console.log(new TextDecoder().decode(await readFull(b, new Uint8Array(2)))); // "hi"
+ * await a.closeWrite();
+ * await b.closeWrite();
+ * console.log(await done); // { aToB: 2, bToA: 0 }
+ * ```
  * @module
  */
 // The runtime and its config.
