@@ -306,3 +306,67 @@ Deno.test("ws read: many small frames arrive in few reads, a ping between them i
   ws.close();
   peer.close();
 });
+
+Deno.test("ws read (server side, masked frames): the in-place header path unmasks across frames and still refuses reserved opcodes, unmasked and out-of-message frames", async () => {
+  const { pipe } = await import("../../src/core/pipe.ts");
+  const { BufReader } = await import("../../src/core/bufio.ts");
+  const { WsConn } = await import("../../src/transport/ws/conn.ts");
+  const { OP_CONT } = await import("../../src/transport/ws/frame.ts");
+  const { ProtocolError } = await import("../../src/core/errors.ts");
+  const data = crypto.getRandomValues(new Uint8Array(40_000));
+  const key = () => crypto.getRandomValues(new Uint8Array(4));
+  const masked = (op: number, p: Uint8Array, fin = true) => {
+    const f = encodeFrame(op, p, key());
+    if (!fin) f[0] = f[0]! & 0x7f;
+    return f;
+  };
+  const cat = (fs: Uint8Array[]) => {
+    const out = new Uint8Array(fs.reduce((n, f) => n + f.length, 0));
+    let o = 0;
+    for (const f of fs) out.set(f, o), o += f.length;
+    return out;
+  };
+  // gorilla-style: 4 KiB fragments of one message, then one whole message of odd length.
+  const good: Uint8Array[] = [];
+  for (let off = 0; off < 36_000; off += 4096) {
+    const end = Math.min(off + 4096, 36_000);
+    good.push(masked(off === 0 ? OP_BINARY : OP_CONT, data.subarray(off, end), end === 36_000));
+  }
+  good.push(masked(OP_BINARY, data.subarray(36_000)));
+  // [what, bytes after the good frames, how many of them are valid data delivered first]
+  const bad: [string, Uint8Array, number][] = [
+    ["reserved opcode 3", masked(3, new Uint8Array(5)), 0],
+    ["an unmasked frame from a client", encodeFrame(OP_BINARY, new Uint8Array(5)), 0],
+    ["a continuation outside a message", masked(OP_CONT, new Uint8Array(5)), 0],
+    [
+      "a new message inside a fragmented one",
+      cat([
+        masked(OP_BINARY, new Uint8Array(5), false),
+        masked(OP_BINARY, new Uint8Array(5)),
+      ]),
+      5,
+    ],
+  ];
+  for (const [what, tail, extra] of bad) {
+    const [peer, ours] = pipe({ capacity: 1 << 20 });
+    const ws = new WsConn(ours, new BufReader(ours), { client: false });
+    await peer.write(cat([...good, tail]));
+    const buf = new Uint8Array(65536);
+    let got = 0;
+    let err: unknown;
+    try {
+      for (;;) {
+        const n = await ws.read(buf.subarray(got));
+        if (n === null) break;
+        got += n;
+      }
+    } catch (e) {
+      err = e;
+    }
+    assert.equal(got, data.length + extra, what);
+    assert.deepEqual(buf.subarray(0, data.length), data, `${what}: every good byte first`);
+    assert.ok(err instanceof ProtocolError, `${what}: ${err}`);
+    ws.close();
+    peer.close();
+  }
+});
