@@ -2,15 +2,22 @@
  * Received bytes waiting for `read`: the buffer behind every Conn whose data arrives as chunks
  * from elsewhere (an smux stream's frames, a bundle's frames, a KCP session's messages, a Node
  * socket's `data` events). Chunks are kept as given, never copied until `take` fills the
- * reader's buffer; one reader waits at a time.
+ * reader's buffer; one reader waits at a time. An optional `recycle` gets each chunk back once
+ * its last byte has been taken (or it was dropped), so its producer can reuse the memory.
  * @module
  */
 export class ChunkQueue {
+  readonly #recycle?: (c: Uint8Array) => void;
   #chunks: Uint8Array[] = [];
   #head = 0;
   #bytes = 0;
   #taken = 0;
   #wake: (() => void) | null = null;
+
+  /** `recycle` receives every chunk (or what was left of it) once nothing refers to it. */
+  constructor(recycle?: (c: Uint8Array) => void) {
+    this.#recycle = recycle;
+  }
 
   /** Unread bytes. */
   get bytes(): number {
@@ -47,6 +54,7 @@ export class ChunkQueue {
       if (k === c.length) {
         chunks[this.#head++] = EMPTY;
         this.#taken++;
+        this.#recycle?.(c);
       } else chunks[this.#head] = c.subarray(k);
     }
     if (this.#head === chunks.length) {
@@ -85,6 +93,9 @@ export class ChunkQueue {
   /** Drops every unread chunk; returns the bytes dropped. */
   clear(): number {
     const n = this.#bytes;
+    if (this.#recycle) {
+      for (let i = this.#head; i < this.#chunks.length; i++) this.#recycle(this.#chunks[i]!);
+    }
     this.#chunks = [];
     this.#head = 0;
     this.#bytes = 0;

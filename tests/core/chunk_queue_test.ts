@@ -61,3 +61,23 @@ Deno.test("chunk queue read waits for data, then for the end; ended may throw", 
   assert.equal(q.clear(), 10);
   assert.equal(q.bytes, 0);
 });
+
+Deno.test("chunk queue recycles each chunk exactly once: after its last byte is taken, or when dropped", () => {
+  const back: Uint8Array[] = [];
+  const q = new ChunkQueue((c) => back.push(c));
+  const a = new Uint8Array([1, 2, 3]), b = new Uint8Array([4, 5]), c = new Uint8Array([6, 7, 8]);
+  q.push(a);
+  q.push(b);
+  q.push(c);
+  const p = new Uint8Array(2);
+  assert.equal(q.take(p), 2); // half of a: nothing recycled yet
+  assert.equal(back.length, 0);
+  assert.equal(q.take(p), 2); // the rest of a, the first byte of b
+  assert.deepEqual(p, new Uint8Array([3, 4]));
+  assert.equal(back.length, 1);
+  assert.equal(back[0]!.buffer, a.buffer);
+  assert.equal(q.clear(), 4); // the rest of b and all of c are dropped and recycled
+  assert.deepEqual(back.map((x) => x.buffer), [a.buffer, b.buffer, c.buffer]);
+  assert.equal(q.clear(), 0);
+  assert.equal(back.length, 3, "a second clear recycles nothing");
+});

@@ -31,6 +31,14 @@ const ACCEPT_BACKLOG = 1024;
 const BATCH_TARGET = 128 * 1024;
 const RECV_BUFFER = 256 * 1024;
 const RECV_START = 16 * 1024;
+/**
+ * Frame payloads up to this size are copied into pooled buffers that streams hand back once read
+ * (xtaci's default frame is 32 KiB): a copy per frame, but no allocation, so the garbage that
+ * drove GC and peak memory under bulk traffic is gone (docs/performance.md).
+ */
+const POOL_CHUNK = 32 * 1024;
+/** Pooled payload buffers kept per session (1 MiB). */
+const POOL_MAX = 32;
 
 /** Options of {@link clientSession} and {@link serverSession} besides the config. */
 export interface SessionOptions {
@@ -61,6 +69,8 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
   #goAway = false;
   readonly #streams = new Map<number, SmuxStream>();
   readonly #accepts = new AsyncQueue<SmuxStream>(ACCEPT_BACKLOG);
+  /** Free payload buffers (POOL_CHUNK bytes each). */
+  readonly #pool: ArrayBuffer[] = [];
 
   #bucket: number;
   #bucketWake: (() => void) | null = null;
@@ -220,6 +230,17 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
     this.#streams.delete(id);
   }
 
+  /**
+   * Takes back a payload buffer a stream has finished with.
+   * @internal
+   */
+  recycle(c: Uint8Array): void {
+    const ab = c.buffer;
+    if (ab.byteLength === POOL_CHUNK && this.#pool.length < POOL_MAX && ab instanceof ArrayBuffer) {
+      this.#pool.push(ab);
+    }
+  }
+
   /** The error that closed the session, if any. */
   get error(): Error | undefined {
     return this.#error;
@@ -368,7 +389,16 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
               throw new ProtocolError(`smux: stream ${sid} sent past its window`);
             }
             // Data for an unknown or closed stream is dropped, as smux does.
-            if (s && len > 0 && s.onData(buf.slice(start, start + len))) this.#bucket -= len;
+            if (s && len > 0) {
+              let chunk: Uint8Array;
+              if (len <= POOL_CHUNK) {
+                const ab = this.#pool.pop() ?? new ArrayBuffer(POOL_CHUNK);
+                chunk = new Uint8Array(ab, 0, len);
+                chunk.set(buf.subarray(start, start + len));
+              } else chunk = buf.slice(start, start + len);
+              if (s.onData(chunk)) this.#bucket -= len;
+              else this.recycle(chunk);
+            }
             start += len;
             break;
           }

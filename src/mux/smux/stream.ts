@@ -27,6 +27,8 @@ export interface StreamHost {
   streamWindow(): number;
   returnTokens(n: number): void;
   forget(id: number): void;
+  /** Takes back a frame payload the stream has finished with (its memory may be reused). */
+  recycle(c: Uint8Array): void;
 }
 
 /** Initial peer window of a v2 stream, fixed by the protocol. */
@@ -46,7 +48,7 @@ export class SmuxStream extends ConnBase {
   /** In the session's ready list. */
   queued = false;
 
-  readonly #rq = new ChunkQueue();
+  readonly #rq: ChunkQueue;
   #finReceived = false;
   #finSent = false;
   #closed = false;
@@ -68,6 +70,7 @@ export class SmuxStream extends ConnBase {
   constructor(host: StreamHost, id: number) {
     super();
     this.#host = host;
+    this.#rq = new ChunkQueue((c) => host.recycle(c));
     this.id = id;
   }
 
