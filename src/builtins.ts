@@ -22,6 +22,7 @@ import * as relay from "./proxy/relay/mod.ts";
 import * as auto from "./proxy/auto.ts";
 import * as ss from "./proxy/ss/mod.ts";
 import * as tunnel from "./proxy/tunnel/mod.ts";
+import * as sni from "./proxy/sni/mod.ts";
 
 /** Registers every built-in listener, handler, dialer and connector into `reg`. */
 export function registerBuiltins(reg: Registries): Registries {
@@ -42,6 +43,7 @@ export function registerBuiltins(reg: Registries): Registries {
   auto.register(reg);
   ss.register(reg);
   tunnel.register(reg);
+  sni.register(reg);
   return reg;
 }
 

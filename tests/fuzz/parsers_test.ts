@@ -34,7 +34,17 @@ import { SsCipher } from "../../src/proxy/ss/cipher.ts";
 import { parseNodeUrl, parseServiceUrl } from "../../src/config/cli.ts";
 import { parseYaml } from "../../src/config/yaml.ts";
 import { normalizeConfig } from "../../src/config/model.ts";
-import { clientHelloServerName, tlsRecordLength } from "../../src/protocol/tls_hello.ts";
+import {
+  clientHelloServerName,
+  restoreServerName,
+  rewriteServerName,
+  tlsRecordLength,
+} from "../../src/protocol/tls_hello.ts";
+import {
+  decodeServerName,
+  encodeServerName,
+  EXT_HIDDEN_NAME,
+} from "../../src/protocol/server_name.ts";
 import { Ingress } from "../../src/proxy/tunnel/ingress.ts";
 
 const enc = new TextEncoder();
@@ -258,9 +268,12 @@ Deno.test("fuzz: TLS ClientHello SNI, tunnel ingress rules", async () => {
   if (len !== hello.length || clientHelloServerName(hello) !== "a.example.com") {
     throw new Error("the seed ClientHello does not parse");
   }
-  await fuzz("client hello", [hello, clientHello("x")], 1000, (b) => {
+  const fronted = rewriteServerName(hello, "front.example", EXT_HIDDEN_NAME, encodeServerName)!;
+  await fuzz("client hello", [hello, clientHello("x"), fronted], 1000, (b) => {
     tlsRecordLength(b);
     clientHelloServerName(b);
+    rewriteServerName(b, "f", EXT_HIDDEN_NAME, encodeServerName);
+    restoreServerName(b, EXT_HIDDEN_NAME, decodeServerName);
   });
   const rules = [
     enc.encode(

@@ -9,6 +9,7 @@ import { BufReader } from "../../core/bufio.ts";
 import type { Conn } from "../../core/conn.ts";
 import { errorText, LoopError, ProtocolError } from "../../core/errors.ts";
 import { newViaId, passedUs, viaWithUs } from "./via.ts";
+import { decodeServerName } from "../../protocol/server_name.ts";
 import { joinHostPort } from "../../core/addr.ts";
 import type { HandleContext, Handler, HandlerOptions } from "../../core/types.ts";
 import { classifyDialError, pipeLogged } from "../common.ts";
@@ -43,6 +44,23 @@ interface HttpOptions {
   probeResist?: { type: string; value: string };
 }
 
+/**
+ * GOST v2's hidden target: `Gost-Target`/`X-Gost-Target` (an `sni` connector with `host=` puts a
+ * front name in Host and the real one there) replaces the request's host, as GOST's http handler
+ * does; the headers themselves never go upstream.
+ */
+export function applyHiddenTarget(req: RequestHead): void {
+  const hidden = getHeader(req.headers, "gost-target") ?? getHeader(req.headers, "x-gost-target");
+  req.headers = removeHeaders(req.headers, ["Gost-Target", "X-Gost-Target", "Gost-Record"]);
+  const real = hidden === undefined ? null : decodeServerName(hidden);
+  if (real === null) return;
+  if (req.method === "CONNECT") req.target = real;
+  else if (/^http:\/\//i.test(req.target)) {
+    req.target = req.target.replace(/^(http:\/\/)[^/?#]+/i, `$1${real}`);
+  }
+  req.headers = [...removeHeaders(req.headers, ["host"]), ["Host", real]];
+}
+
 /** Splits an absolute or origin-form request target into `host:port` and the origin path. */
 export function requestTarget(
   req: RequestHead,
@@ -68,13 +86,23 @@ export function requestTarget(
   return { addr, path, host: authority };
 }
 
+/** How the `sni` handler reuses the HTTP handler: plain requests routed by Host, nothing else. */
+export interface HttpMode {
+  /** Refuse CONNECT (405) and with it UDP over HTTP: only origin-form requests are forwarded. */
+  originOnly?: boolean;
+  /** Node-selection hash source: `host` hashes on the target instead of the client address. */
+  hashHost?: boolean;
+}
+
 export class HttpHandler implements Handler {
   readonly #o: HandlerOptions;
   readonly #opts: HttpOptions;
+  readonly #mode: HttpMode;
   /** Our name in `Via` (the runtime's, shared with its http connectors). */
   readonly #via: string;
 
-  constructor(opts: HandlerOptions) {
+  constructor(opts: HandlerOptions, mode: HttpMode = {}) {
+    this.#mode = mode;
     this.#via = opts.instance ?? newViaId();
     this.#o = opts;
     const md = opts.metadata;
@@ -145,8 +173,14 @@ export class HttpHandler implements Handler {
         await conn.write(this.#simple("508 Loop Detected")).catch(() => {});
         return;
       }
-      req.headers = removeHeaders(req.headers, ["Gost-Target", "X-Gost-Target", "Gost-Record"]);
-      if (req.method === "CONNECT") return await this.#connect(br, conn, req, ctx);
+      applyHiddenTarget(req);
+      if (req.method === "CONNECT") {
+        if (this.#mode.originOnly) {
+          await conn.write(this.#simple("405 Method Not Allowed"));
+          return;
+        }
+        return await this.#connect(br, conn, req, ctx);
+      }
       const r = await this.#forward(br, conn, req, ctx);
       if (!r) return;
       next = r.next;
@@ -297,7 +331,7 @@ export class HttpHandler implements Handler {
     try {
       up = await this.#o.router.dial("tcp", t.addr, {
         signal: ctx.signal,
-        client: conn.remoteAddr.hostname,
+        client: this.#mode.hashHost ? t.addr : conn.remoteAddr.hostname,
         log: ctx.log,
       });
     } catch (e) {
