@@ -23,6 +23,8 @@ import * as auto from "./proxy/auto.ts";
 import * as ss from "./proxy/ss/mod.ts";
 import * as tunnel from "./proxy/tunnel/mod.ts";
 import * as sni from "./proxy/sni/mod.ts";
+import * as dnsListener from "./transport/dns/mod.ts";
+import { DnsHandler } from "./resolver/dns_handler.ts";
 
 /** Registers every built-in listener, handler, dialer and connector into `reg`. */
 export function registerBuiltins(reg: Registries): Registries {
@@ -44,6 +46,9 @@ export function registerBuiltins(reg: Registries): Registries {
   ss.register(reg);
   tunnel.register(reg);
   sni.register(reg);
+  // -- dns: the listener is a transport, the handler serves the resolver's exchanges --
+  dnsListener.register(reg);
+  reg.handlers.register("dns", (o) => new DnsHandler(o));
   return reg;
 }
 

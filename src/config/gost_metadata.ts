@@ -376,6 +376,7 @@ export const GOST_METADATA: Readonly<Record<string, readonly string[]>> = {
     "udp.bufferSize",
     "udpBufferSize",
   ],
+  "handler.dns": ["async", "bufferSize", "clientIP", "dns", "readTimeout", "timeout", "ttl"],
   "handler.sni": [
     "cache.maxBodyBytes",
     "cache.methods",
@@ -516,6 +517,7 @@ export const GOST_METADATA: Readonly<Record<string, readonly string[]>> = {
     "udp.bufferSize",
   ],
   "hop": ["interface", "netns", "proxyProtocol", "so_mark"],
+  "listener.dns": ["backlog", "mode", "mptcp", "readBufferSize", "readTimeout", "writeTimeout"],
   "listener.kcp": [
     "backlog",
     "c",

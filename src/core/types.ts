@@ -182,6 +182,13 @@ export interface HandlerOptions {
   instance?: string;
   /** The config's `ingresses:` (a tunnel handler names one with its `ingress` key). */
   ingresses?: IngressRules;
+  /**
+   * The service's bypass, for handlers that check names themselves (`dns`: a bypassed name gets
+   * an empty answer); dials through the router are checked by the router.
+   */
+  bypass?: { contains(network: Network, address: string): boolean };
+  /** The service's hosts table (`hosts:`): every IP mapped to a name, for the `dns` handler. */
+  hosts?: (host: string) => readonly string[] | undefined;
 }
 
 /** Ingress rules by name (`ingresses:`), for handlers that route by host name (tunnel). */

@@ -598,6 +598,8 @@ export async function buildPipeline(
         tls: tlsOpts(s.handler.tls ?? s.listener.tls ?? ctx.defaultTls),
         forwarder,
         ingresses: ctx.ingresses,
+        bypass: bypassOf(t, s),
+        hosts: s.hosts ? (h: string) => t.hosts.get(s.hosts!)?.lookup(h) : undefined,
       }), `${path}.handler.type`);
     return {
       handler,
