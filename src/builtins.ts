@@ -24,6 +24,7 @@ import * as ss from "./proxy/ss/mod.ts";
 import * as tunnel from "./proxy/tunnel/mod.ts";
 import * as sni from "./proxy/sni/mod.ts";
 import * as dnsListener from "./transport/dns/mod.ts";
+import * as redirect from "./transport/redirect/mod.ts";
 import { DnsHandler } from "./resolver/dns_handler.ts";
 
 /** Registers every built-in listener, handler, dialer and connector into `reg`. */
@@ -37,6 +38,7 @@ export function registerBuiltins(reg: Registries): Registries {
   kcp.register(reg);
   mtmux.register(reg);
   rtcp.register(reg);
+  redirect.register(reg);
   // -- proxy protocols (handler + connector) --
   forward.register(reg);
   http.register(reg);

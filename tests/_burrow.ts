@@ -12,9 +12,15 @@ export class BurrowChild {
   readonly records: LogRecord[] = [];
   readonly #reading: Promise<void>;
 
-  constructor(args: string[], opts: { env?: Record<string, string>; cwd?: string } = {}) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--unstable-net", MAIN, ...args],
+  /** `opts.prefix` runs it under another command, e.g. `["ip", "netns", "exec", "ns1"]`. */
+  constructor(
+    args: string[],
+    opts: { env?: Record<string, string>; cwd?: string; prefix?: string[] } = {},
+  ) {
+    const argv = [Deno.execPath(), "run", "-A", "--unstable-net", MAIN, ...args];
+    const cmd = [...(opts.prefix ?? []), ...argv];
+    const child = new Deno.Command(cmd[0]!, {
+      args: cmd.slice(1),
       stdout: "null",
       stderr: "piped",
       env: opts.env,

@@ -189,6 +189,8 @@ const KCPTUN_UNSUPPORTED = words(`conn autoexpire scavengettl log snmplog snmppe
   closewait ratelimit`).map((k) => `kcp.${k}`);
 
 const EMPTY: ReadonlySet<string> = new Set();
+/** Type names GOST registers for one component (their keys are listed once). */
+const TYPE_ALIASES: Readonly<Record<string, string>> = { redir: "red", redirect: "red" };
 const byKind = new Map<string, ReadonlySet<string>>(
   Object.entries(GOST_METADATA).map(([k, v]) => {
     const keys = k.endsWith(".kcp") ? [...v, ...KCPTUN_UNSUPPORTED] : v;
@@ -199,6 +201,7 @@ const byKind = new Map<string, ReadonlySet<string>>(
 /** Metadata keys (lower-case) GOST's component `kind`/`type` reads. */
 export function gostMetadataKeys(kind: string, type: string): ReadonlySet<string> {
   const common = byKind.get(kind) ?? EMPTY;
-  const own = type ? byKind.get(`${kind}.${type}`) ?? EMPTY : EMPTY;
+  const t = TYPE_ALIASES[type] ?? type;
+  const own = t ? byKind.get(`${kind}.${t}`) ?? EMPTY : EMPTY;
   return common.size === 0 ? own : own.size === 0 ? common : new Set([...common, ...own]);
 }
