@@ -25,6 +25,7 @@ import * as tunnel from "./proxy/tunnel/mod.ts";
 import * as sni from "./proxy/sni/mod.ts";
 import * as dnsListener from "./transport/dns/mod.ts";
 import * as redirect from "./transport/redirect/mod.ts";
+import * as sshd from "./transport/sshd/mod.ts";
 import { DnsHandler } from "./resolver/dns_handler.ts";
 
 /** Registers every built-in listener, handler, dialer and connector into `reg`. */
@@ -39,6 +40,7 @@ export function registerBuiltins(reg: Registries): Registries {
   mtmux.register(reg);
   rtcp.register(reg);
   redirect.register(reg);
+  sshd.register(reg);
   // -- proxy protocols (handler + connector) --
   forward.register(reg);
   http.register(reg);

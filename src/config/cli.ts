@@ -352,7 +352,7 @@ function decodeBase64Auth(v: string, what: string): AuthConfig {
 }
 
 function authOf(u: CutUrl, what: string): AuthConfig | undefined {
-  const isSs = u.scheme.split("+")[0]!.startsWith("ss");
+  const isSs = ["ss", "ssu"].includes(u.scheme.split("+")[0]!.toLowerCase());
   if (u.user !== undefined) {
     if (u.pass === undefined && isSs && u.rawUser) {
       // SIP002: ss://base64(method:password)@host:port

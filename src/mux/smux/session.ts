@@ -25,7 +25,7 @@ import {
   readU32LE,
   UPD_SIZE,
 } from "./frame.ts";
-import { SmuxStream, type StreamHost } from "./stream.ts";
+import { SmuxStream } from "./stream.ts";
 
 const ACCEPT_BACKLOG = 1024;
 const BATCH_TARGET = 128 * 1024;

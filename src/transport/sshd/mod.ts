@@ -1,0 +1,14 @@
+/**
+ * `sshd`: GOST's SSH forwarding mode, compatible with standard SSH software. Client side: the
+ * `sshd` dialer and connector reach targets through an SSH server's `direct-tcpip` channels
+ * (`-F sshd://user:pass@host:22`). Built on the ssh2 npm package (SSH protocol and crypto; it runs
+ * under Deno), never on hand-written SSH.
+ * @module
+ */
+import type { Registries } from "../../core/registry.ts";
+import { SshdConnector, SshdDialer } from "./client.ts";
+
+export function register(reg: Registries): void {
+  reg.dialers.register("sshd", (o) => new SshdDialer(o));
+  reg.connectors.register("sshd", () => new SshdConnector());
+}

@@ -1,0 +1,199 @@
+/**
+ * `sshd` forwarding through a standard SSH server (issue #19): Burrow's sshd dialer and connector
+ * against Debian's OpenSSH server — byte-exact transfers on concurrent direct-tcpip channels of one
+ * session, a socks5 service whose chain ends at the SSH server, and a refused key failing fast.
+ */
+import assert from "node:assert/strict";
+import { cliConfig, Runtime } from "../../mod.ts";
+import { echoServer, hasCommand, withTimeout } from "../_helpers.ts";
+
+const have = hasCommand("sshd") && hasCommand("ssh-keygen") && hasCommand("curl");
+if (!have) console.warn("openssh-server or curl missing: skipping the sshd tests");
+
+/** OpenSSH's sshd on 127.0.0.1 with a fresh host key, accepting one user key. */
+async function openssh(): Promise<
+  { port: number; key: string; badKey: string; log: () => string; stop: () => Promise<void> }
+> {
+  const dir = await Deno.makeTempDir();
+  const keygen = (path: string) =>
+    new Deno.Command("ssh-keygen", {
+      args: ["-q", "-t", "ed25519", "-N", "", "-f", path],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+  await keygen(`${dir}/host`);
+  await keygen(`${dir}/user`);
+  await keygen(`${dir}/other`);
+  await Deno.copyFile(`${dir}/user.pub`, `${dir}/authorized_keys`);
+  await Deno.mkdir("/run/sshd", { recursive: true }).catch(() => {});
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = probe.addr.port;
+  probe.close(); // sshd cannot be handed a socket; it binds this port right away
+  await Deno.writeTextFile(
+    `${dir}/sshd_config`,
+    [
+      `Port ${port}`,
+      "ListenAddress 127.0.0.1",
+      `HostKey ${dir}/host`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      "PasswordAuthentication no",
+      "PermitRootLogin prohibit-password",
+      "AllowTcpForwarding yes",
+      "StrictModes no",
+      "UsePAM no",
+      "PidFile none",
+    ].join("\n") + "\n",
+  );
+  const child = new Deno.Command("/usr/sbin/sshd", {
+    args: ["-D", "-e", "-f", `${dir}/sshd_config`],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  // sshd's per-connection children inherit stderr: the reader is cancelled, not waited for.
+  const reader = child.stderr.getReader();
+  const reading = (async () => {
+    const dec = new TextDecoder();
+    for (;;) {
+      const r = await reader.read().catch(() => ({ done: true, value: undefined }));
+      if (r.done) return;
+      log += dec.decode(r.value, { stream: true });
+    }
+  })();
+  for (let i = 0; i < 100; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    port,
+    key: `${dir}/user`,
+    badKey: `${dir}/other`,
+    log: () => log,
+    stop: async () => {
+      child.kill("SIGTERM");
+      await child.status;
+      await reader.cancel().catch(() => {});
+      await reading;
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+const user = Deno.env.get("USER") ?? "root";
+
+Deno.test({
+  name:
+    "sshd client: 4 concurrent 4 MiB transfers ride direct-tcpip channels of one OpenSSH session, byte-exact",
+  ignore: !have,
+  async fn() {
+    const ssh = await openssh();
+    const echo = echoServer();
+    const rt = await Runtime.start(cliConfig(
+      [`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`],
+      [`sshd://${user}@127.0.0.1:${ssh.port}?privateKeyFile=${ssh.key}`],
+    ));
+    const port = rt.services[0]!.listener.addr.port;
+    try {
+      await Promise.all(Array.from({ length: 4 }, async () => {
+        const data = new Uint8Array(4 << 20).map((_, i) => (i * 7) & 255);
+        const c = await Deno.connect({ hostname: "127.0.0.1", port });
+        const writing = (async () => {
+          for (let o = 0; o < data.length; o += 65536) await c.write(data.subarray(o, o + 65536));
+          await c.closeWrite();
+        })();
+        const got = new Uint8Array(data.length + 65536);
+        let n = 0;
+        for (;;) {
+          // Never a zero-length read: it returns 0 at once and would spin.
+          const k = await withTimeout(c.read(got.subarray(n, n + 65536)), 20_000, "echo");
+          if (k === null) break;
+          n += k;
+        }
+        await writing;
+        c.close();
+        assert.equal(n, data.length);
+        assert.deepEqual(got.subarray(0, n), data);
+      }));
+      // One SSH login served all four.
+      assert.equal((ssh.log().match(/Accepted publickey/g) ?? []).length, 1, ssh.log());
+    } finally {
+      await rt.close();
+      await echo.close();
+      await ssh.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "sshd client: a socks5 service whose chain ends at an SSH server (curl), and a refused key fails fast",
+  ignore: !have,
+  async fn() {
+    const ssh = await openssh();
+    const ac = new AbortController();
+    const web = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+      () => new Response("via ssh\n"),
+    );
+    const rt = await Runtime.start(cliConfig(
+      ["socks5://127.0.0.1:0"],
+      [`sshd://${user}@127.0.0.1:${ssh.port}?privateKeyFile=${ssh.key}`],
+    ));
+    const bad = await Runtime.start(cliConfig(
+      [`tcp://127.0.0.1:0/127.0.0.1:${web.addr.port}`],
+      [`sshd://${user}@127.0.0.1:${ssh.port}?privateKeyFile=${ssh.badKey}`],
+    ));
+    try {
+      const out = await new Deno.Command("curl", {
+        args: [
+          "-s",
+          "-S",
+          "--max-time",
+          "10",
+          "--socks5-hostname",
+          `127.0.0.1:${rt.services[0]!.listener.addr.port}`,
+          `http://127.0.0.1:${web.addr.port}/`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(
+        new TextDecoder().decode(out.stdout),
+        "via ssh\n",
+        new TextDecoder().decode(out.stderr),
+      );
+      // The wrong key: the client's connection ends (no hang), nothing reaches the web server.
+      const c = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: bad.services[0]!.listener.addr.port,
+      });
+      const r = await withTimeout(
+        c.read(new Uint8Array(16)),
+        10_000,
+        "a refused login ends the conn",
+      );
+      c.close();
+      assert.equal(r, null);
+    } finally {
+      await rt.close();
+      await bad.close();
+      ac.abort();
+      await web.finished;
+      await ssh.stop();
+    }
+  },
+});
+
+Deno.test("sshd URL userinfo is a plain user and password (not SIP002 base64, which is for ss only)", () => {
+  const cfg = cliConfig(["tcp://:0/x:1"], [
+    "sshd://cm9vdA@h:22",
+    "ss://YWVzLTEyOC1nY206cHc@h:8388",
+  ]);
+  const nodes = cfg.chains![0]!.hops.map((h) => h.nodes![0]!);
+  assert.deepEqual(nodes[0]!.dialer.auth, { username: "cm9vdA", password: "" });
+  assert.equal(nodes[1]!.connector.auth?.username, "aes-128-gcm");
+});
