@@ -23,6 +23,7 @@ import * as auto from "./proxy/auto.ts";
 import * as ss from "./proxy/ss/mod.ts";
 import * as tunnel from "./proxy/tunnel/mod.ts";
 import * as sni from "./proxy/sni/mod.ts";
+import * as sshdHandler from "./proxy/sshd/mod.ts";
 import * as dnsListener from "./transport/dns/mod.ts";
 import * as redirect from "./transport/redirect/mod.ts";
 import * as sshd from "./transport/sshd/mod.ts";
@@ -50,6 +51,7 @@ export function registerBuiltins(reg: Registries): Registries {
   ss.register(reg);
   tunnel.register(reg);
   sni.register(reg);
+  sshdHandler.register(reg);
   // -- dns: the listener is a transport, the handler serves the resolver's exchanges --
   dnsListener.register(reg);
   reg.handlers.register("dns", (o) => new DnsHandler(o));

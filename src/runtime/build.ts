@@ -491,11 +491,11 @@ export async function buildPipeline(
       "per-user limiters are not supported yet (use the service's limiter)",
     );
   }
-  if (s.listener.auth || s.listener.auther || s.listener.authers) {
+  if ((s.listener.auth || s.listener.auther || s.listener.authers) && s.listener.type !== "sshd") {
     // GOST reads listener auth only in ssh/sshd listeners; elsewhere it would do nothing.
     throw new ConfigError(
       `${path}.listener.auth`,
-      "listener auth is only used by ssh/sshd listeners (not supported yet); set auth on the handler",
+      "listener auth is only used by sshd listeners; set auth on the handler",
     );
   }
   if (s.listener.chain && !BINDING_LISTENERS.has(s.listener.type)) {
@@ -635,11 +635,25 @@ export async function buildListener(
       log: log.with({ kind: "router" }),
     })
     : undefined;
+  // The sshd listener logs users in itself (GOST moves `-L sshd://user:pass@` auth there).
+  const listenerAuthers: Auther[] = [s.listener.auther, ...(s.listener.authers ?? [])]
+    .filter((n): n is string => !!n).map((n) => ctx.tables.authers.get(n)!);
+  if (s.listener.auth?.file) {
+    throw new ConfigError(`${path}.listener.auth.file`, "is not supported yet (use an auther)");
+  }
+  const lauth = creds(s.listener.auth);
+  if (lauth && lauth.username !== "") listenerAuthers.push(new UserAuther([lauth]));
+  const listenerAuther = listenerAuthers.length === 0
+    ? undefined
+    : listenerAuthers.length === 1
+    ? listenerAuthers[0]
+    : new AnyAuther(listenerAuthers);
   const listener = await make(
     () =>
       ctx.reg.listeners.get(s.listener.type)({
         addr: s.addr,
         metadata: md.md,
+        auther: listenerAuther,
         tls: tlsOpts(s.listener.tls ?? ctx.defaultTls),
         log: log.with({ kind: "listener", listener: s.listener.type }),
         service: s.name,

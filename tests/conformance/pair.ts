@@ -5,6 +5,12 @@ import { Metadata } from "../../src/core/metadata.ts";
 import { directDialTcp } from "../../src/transport/tcp/dialer.ts";
 import type { ConnPair } from "./conn_suite.ts";
 
+/**
+ * Types whose dialer returns a session, not a stream: their connector opens each stream (an SSH
+ * session and its direct-tcpip channels). The suite then runs over those streams.
+ */
+const SESSION_DIALERS = new Set(["sshd"]);
+
 /** `direct` lets the dialer open the first hop itself (native TLS socket for tls/wss). */
 export async function transportPair(
   type: string,
@@ -19,14 +25,17 @@ export async function transportPair(
     service: "t",
   });
   const d = await reg.dialers.get(type)({ metadata: new Metadata(md), log: silentLogger });
-  const [a, b] = await Promise.all([
-    d.dial(`127.0.0.1:${l.addr.port}`, {
-      netDial: (x) => directDialTcp(x),
-      direct,
-      log: silentLogger,
-    }),
-    l.accept(),
-  ]);
+  const dialed = d.dial(`127.0.0.1:${l.addr.port}`, {
+    netDial: (x) => directDialTcp(x),
+    direct,
+    log: silentLogger,
+  }).then(async (c) =>
+    SESSION_DIALERS.has(type)
+      ? await (await reg.connectors.get(type)({ metadata: new Metadata({}), log: silentLogger }))
+        .connect(c, "tcp", "127.0.0.1:9", { log: silentLogger })
+      : c
+  );
+  const [a, b] = await Promise.all([dialed, l.accept()]);
   return {
     a,
     b: b!,

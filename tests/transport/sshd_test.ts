@@ -197,3 +197,207 @@ Deno.test("sshd URL userinfo is a plain user and password (not SIP002 base64, wh
   assert.deepEqual(nodes[0]!.dialer.auth, { username: "cm9vdA", password: "" });
   assert.equal(nodes[1]!.connector.auth?.username, "aes-128-gcm");
 });
+
+/** Runs OpenSSH's client with `args` until `ready` matches its stderr; returns it running. */
+async function sshClient(
+  key: string,
+  port: number,
+  args: string[],
+  ready: RegExp,
+): Promise<{ stderr: () => string; stop: () => Promise<Deno.CommandStatus> }> {
+  const child = new Deno.Command("ssh", {
+    args: [
+      "-N",
+      "-v",
+      "-i",
+      key,
+      "-p",
+      String(port),
+      "-o",
+      "StrictHostKeyChecking=no",
+      "-o",
+      "UserKnownHostsFile=/dev/null",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "ExitOnForwardFailure=yes",
+      ...args,
+      `${user}@127.0.0.1`,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let err = "";
+  const reading = (async () => {
+    for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) err += c;
+  })();
+  const deadline = Date.now() + 10_000;
+  let exited = false;
+  child.status.then(() => (exited = true));
+  while (!ready.test(err) && !exited && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    stderr: () => err,
+    stop: async () => {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* exited */ }
+      const st = await child.status;
+      await reading;
+      return st;
+    },
+  };
+}
+
+async function curlOut(args: string[]): Promise<string> {
+  const o = await new Deno.Command("curl", {
+    args: ["-s", "-S", "--max-time", "5", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
+}
+
+Deno.test({
+  name:
+    "sshd server: OpenSSH's ssh -L, -D and -R work through Burrow's sshd (authorized key); -R needs bind=true; a wrong key is refused",
+  ignore: !have || !hasCommand("ssh"),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    for (const k of ["user", "other"]) {
+      await new Deno.Command("ssh-keygen", {
+        args: ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/${k}`],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+    }
+    await Deno.copyFile(`${dir}/user.pub`, `${dir}/authorized_keys`);
+    const ac = new AbortController();
+    const web = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+      () => new Response("behind sshd\n"),
+    );
+    const start = (bind: boolean) =>
+      Runtime.start({
+        services: [{
+          name: "ssh",
+          addr: "127.0.0.1:0",
+          handler: { type: "sshd", metadata: bind ? { bind: true } : {} },
+          listener: { type: "sshd", metadata: { authorizedKeys: `${dir}/authorized_keys` } },
+        }],
+      });
+    const rt = await start(true);
+    const closed = await start(false);
+    const port = rt.services[0]!.listener.addr.port;
+    const running: { stop: () => Promise<Deno.CommandStatus> }[] = [];
+    try {
+      const lp = (() => {
+        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        const p = l.addr.port;
+        l.close();
+        return p; // ssh binds it right away
+      })();
+      const L = await sshClient(
+        `${dir}/user`,
+        port,
+        ["-L", `${lp}:127.0.0.1:${web.addr.port}`],
+        /Entering interactive session|pledge: network/,
+      );
+      running.push(L);
+      assert.equal(await curlOut([`http://127.0.0.1:${lp}/`]), "behind sshd\n", L.stderr());
+
+      const dp = (() => {
+        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        const p = l.addr.port;
+        l.close();
+        return p; // ssh binds it right away
+      })();
+      const D = await sshClient(
+        `${dir}/user`,
+        port,
+        ["-D", `127.0.0.1:${dp}`],
+        /Entering interactive session|pledge: network/,
+      );
+      running.push(D);
+      const socksPort = dp;
+      assert.ok(socksPort > 0, D.stderr());
+      assert.equal(
+        await curlOut([
+          "--socks5-hostname",
+          `127.0.0.1:${socksPort}`,
+          `http://127.0.0.1:${web.addr.port}/`,
+        ]),
+        "behind sshd\n",
+      );
+
+      const R = await sshClient(
+        `${dir}/user`,
+        port,
+        ["-R", `0:127.0.0.1:${web.addr.port}`],
+        /Allocated port (\d+) for remote forward/,
+      );
+      running.push(R);
+      const rp = Number(/Allocated port (\d+) for remote forward/.exec(R.stderr())?.[1]);
+      assert.ok(rp > 0, R.stderr());
+      assert.equal(await curlOut([`http://127.0.0.1:${rp}/`]), "behind sshd\n");
+
+      // Without bind=true the server refuses -R (ssh exits: ExitOnForwardFailure).
+      const noR = await sshClient(`${dir}/user`, closed.services[0]!.listener.addr.port, [
+        "-R",
+        `0:127.0.0.1:${web.addr.port}`,
+      ], /remote port forwarding failed|Allocated port/);
+      const st = await noR.stop();
+      assert.match(noR.stderr(), /remote port forwarding failed/);
+      assert.notEqual(st.code, 0);
+
+      const bad = await sshClient(`${dir}/other`, port, [], /Permission denied/);
+      await bad.stop();
+      assert.match(bad.stderr(), /Permission denied/);
+    } finally {
+      for (const r of running) await r.stop();
+      await rt.close();
+      await closed.close();
+      ac.abort();
+      await web.finished;
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("sshd: Burrow's sshd client logs in to Burrow's sshd server with a password; a wrong one fails", async () => {
+  const echo = echoServer();
+  const srv = await Runtime.start(cliConfig(["sshd://alice:s3cret@127.0.0.1:0"], []));
+  const sp = srv.services[0]!.listener.addr.port;
+  const good = await Runtime.start(cliConfig(
+    [`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`],
+    [`sshd://alice:s3cret@127.0.0.1:${sp}`],
+  ));
+  const bad = await Runtime.start(cliConfig(
+    [`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`],
+    [`sshd://alice:wrong@127.0.0.1:${sp}`],
+  ));
+  try {
+    const c = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: good.services[0]!.listener.addr.port,
+    });
+    await c.write(new TextEncoder().encode("ping"));
+    const b = new Uint8Array(4);
+    let n = 0;
+    while (n < 4) n += (await withTimeout(c.read(b.subarray(n)), 10_000, "echo"))!;
+    assert.equal(new TextDecoder().decode(b), "ping");
+    c.close();
+    const d = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: bad.services[0]!.listener.addr.port,
+    });
+    assert.equal(await withTimeout(d.read(new Uint8Array(4)), 10_000, "refused login"), null);
+    d.close();
+  } finally {
+    await good.close();
+    await bad.close();
+    await srv.close();
+    await echo.close();
+  }
+});

@@ -1,14 +1,17 @@
 /**
  * `sshd`: GOST's SSH forwarding mode, compatible with standard SSH software. Client side: the
  * `sshd` dialer and connector reach targets through an SSH server's `direct-tcpip` channels
- * (`-F sshd://user:pass@host:22`). Built on the ssh2 npm package (SSH protocol and crypto; it runs
+ * (`-F sshd://user:pass@host:22`). Server side: the `sshd` listener accepts standard SSH clients
+ * and hands their forwarding requests to the `sshd` handler (`-L sshd://user:pass@:2222`). Built on the ssh2 npm package (SSH protocol and crypto; it runs
  * under Deno), never on hand-written SSH.
  * @module
  */
 import type { Registries } from "../../core/registry.ts";
 import { SshdConnector, SshdDialer } from "./client.ts";
+import { createSshdListener } from "./server.ts";
 
 export function register(reg: Registries): void {
+  reg.listeners.register("sshd", createSshdListener);
   reg.dialers.register("sshd", (o) => new SshdDialer(o));
   reg.connectors.register("sshd", () => new SshdConnector());
 }

@@ -1,0 +1,196 @@
+/**
+ * The `sshd` listener: Burrow as an SSH server for standard clients (`ssh -D`, `-L`, `-R`),
+ * built on the ssh2 npm package. Every raw TCP conn gets an SSH handshake; after login, each
+ * `direct-tcpip` channel and each `tcpip-forward` request becomes an accepted Conn carrying its
+ * request (protocol/ssh_forward.ts) for the `sshd` handler. Sessions (shells, exec) are refused:
+ * this is a forwarding server. Authentication: the listener's user/password (`auth`, an auther)
+ * and `authorizedKeys` (OpenSSH format); with neither, GOST accepts anyone, and so does Burrow.
+ * The host key is `privateKeyFile` (with `passphrase`), or an Ed25519 key made at start (clients
+ * then see a new host key after each restart: set `privateKeyFile` for a stable one).
+ * @module
+ */
+// @ts-types="@types/ssh2"
+import ssh2 from "ssh2";
+import { timingSafeEqual } from "node:crypto";
+import { Buffer } from "node:buffer";
+import type { Conn, NetAddr } from "../../core/conn.ts";
+import { ConfigError } from "../../core/errors.ts";
+import { joinHostPort } from "../../core/addr.ts";
+import type { Listener, ListenerOptions } from "../../core/types.ts";
+import { ServeListener } from "../../core/serve_listener.ts";
+import type { SshForward } from "../../protocol/ssh_forward.ts";
+import { createTcpListener } from "../tcp/listener.ts";
+import { ChannelConn, type ChannelLike, conn2duplex } from "./streams.ts";
+
+type ParsedKey = Exclude<ReturnType<typeof ssh2.utils.parseKey>, Error | unknown[]>;
+
+/** A channel conn that carries its SSH request. */
+class ForwardConn extends ChannelConn {
+  constructor(ch: ChannelLike, local: NetAddr, remote: NetAddr, readonly sshForward: SshForward) {
+    super(ch, local, remote);
+  }
+}
+
+/** A request without a channel (tcpip-forward): nothing to read or write. */
+class RequestConn {
+  readonly datagram = false;
+  constructor(
+    readonly localAddr: NetAddr,
+    readonly remoteAddr: NetAddr,
+    readonly sshForward: SshForward,
+  ) {}
+  get readable(): ReadableStream<Uint8Array> {
+    return new ReadableStream();
+  }
+  get writable(): WritableStream<Uint8Array> {
+    return new WritableStream();
+  }
+  read(): Promise<number | null> {
+    return this.sshForward.kind === "remote"
+      ? this.sshForward.ended.then(() => null)
+      : Promise.resolve(null);
+  }
+  write(p: Uint8Array): Promise<number> {
+    return Promise.resolve(p.length);
+  }
+  closeWrite(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): void {}
+}
+
+function loadAuthorizedKeys(path: string, md: string): ParsedKey[] {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new ConfigError(`${md}.authorizedKeys`, `cannot read ${path}: ${e}`);
+  }
+  const keys: ParsedKey[] = [];
+  for (const line of text.split("\n")) {
+    const l = line.trim();
+    if (!l || l.startsWith("#")) continue;
+    const k = ssh2.utils.parseKey(l);
+    if (!(k instanceof Error)) keys.push((Array.isArray(k) ? k[0]! : k) as ParsedKey);
+  }
+  return keys;
+}
+
+export async function createSshdListener(o: ListenerOptions): Promise<Listener> {
+  const md = o.metadata;
+  const keyFile = md.string("privateKeyFile");
+  const passphrase = md.string("passphrase");
+  let hostKey: string | Buffer;
+  if (keyFile) {
+    try {
+      hostKey = Deno.readTextFileSync(keyFile);
+    } catch (e) {
+      throw new ConfigError(`${md.path}.privateKeyFile`, `cannot read ${keyFile}: ${e}`);
+    }
+  } else {
+    hostKey = ssh2.utils.generateKeyPairSync("ed25519").private;
+  }
+  const keysFile = md.string("authorizedKeys");
+  const authorized = keysFile ? loadAuthorizedKeys(keysFile, md.path) : [];
+  const auther = o.auther;
+  const open = !auther && authorized.length === 0;
+  const inner = await createTcpListener(o);
+  const server = new ssh2.Server({
+    hostKeys: [passphrase ? { key: hostKey, passphrase } : hostKey],
+  });
+  server.on("error", () => {});
+  return new ServeListener(inner, {
+    name: "sshd",
+    log: o.log,
+    backlog: md.int("backlog", 128),
+    guard: o.guard,
+    serve: (raw, emit, signal) =>
+      new Promise<void>((resolve) => {
+        const duplex = conn2duplex(raw);
+        // The peer gone (EOF, error) ends the SSH connection too: a Duplex whose writable side
+        // ssh2 never finishes would not close by itself, and the serve task would wait forever.
+        duplex.on("end", () => duplex.destroy());
+        duplex.on("error", () => duplex.destroy());
+        duplex.on("close", () => resolve());
+        const sock = duplex as unknown as Record<string, unknown>;
+        sock.remoteAddress = raw.remoteAddr.hostname;
+        sock.remotePort = raw.remoteAddr.port;
+        sock.remoteFamily = raw.remoteAddr.hostname.includes(":") ? "IPv6" : "IPv4";
+        const onConn = (client: ssh2.Connection) => {
+          server.off("connection", onConn);
+          const ended = new Promise<void>((r) => client.on("close", () => r()));
+          ended.then(() => resolve());
+          signal.addEventListener("abort", () => {
+            client.end();
+            setTimeout(() => duplex.destroy(), 100); // the goodbye goes out first
+          }, { once: true });
+          client.on("error", () => {});
+          client.on("authentication", (ctx) => {
+            if (open) return ctx.accept();
+            if (ctx.method === "password" && auther?.authenticate(ctx.username, ctx.password)) {
+              return ctx.accept();
+            }
+            if (ctx.method === "publickey") {
+              const k = authorized.find((a) =>
+                a.type === ctx.key.algo &&
+                timingSafeEqual(a.getPublicSSH(), ctx.key.data)
+              );
+              if (k && (!ctx.signature || k.verify(ctx.blob!, ctx.signature, ctx.hashAlgo))) {
+                return ctx.accept();
+              }
+            }
+            const methods: ("password" | "publickey")[] = [];
+            if (auther) methods.push("password");
+            if (authorized.length) methods.push("publickey");
+            ctx.reject(methods);
+          });
+          client.on("ready", () => {
+            client.on("session", (_accept, reject) => reject());
+            client.on("tcpip", (accept, reject, info) => {
+              const ch = accept();
+              if (!ch) return reject();
+              const target = joinHostPort(info.destIP, info.destPort);
+              emit(
+                new ForwardConn(ch as unknown as ChannelLike, raw.localAddr, raw.remoteAddr, {
+                  kind: "direct",
+                  target,
+                }),
+              );
+            });
+            client.on("request", (accept, reject, name, info) => {
+              if (name !== "tcpip-forward") return reject?.();
+              const i = info as { bindAddr: string; bindPort: number };
+              const fwd: SshForward = {
+                kind: "remote",
+                bindAddr: i.bindAddr,
+                bindPort: i.bindPort,
+                accept: (port) => accept?.(port),
+                reject: () => reject?.(),
+                ended,
+                open: (peerAddr, peerPort, boundPort) =>
+                  new Promise<Conn>((res, rej) => {
+                    client.forwardOut(i.bindAddr, boundPort, peerAddr, peerPort, (err, ch) => {
+                      if (err) rej(err);
+                      else {
+                        res(
+                          new ChannelConn(ch as unknown as ChannelLike, raw.localAddr, {
+                            transport: "ssh",
+                            hostname: peerAddr,
+                            port: peerPort,
+                          }),
+                        );
+                      }
+                    });
+                  }),
+              };
+              if (!emit(new RequestConn(raw.localAddr, raw.remoteAddr, fwd) as unknown as Conn)) {
+                reject?.();
+              }
+            });
+          });
+        };
+        server.on("connection", onConn);
+        server.injectSocket(sock as never);
+      }),
+  });
+}
