@@ -18,7 +18,7 @@ import type { HandleContext, Handler, HandlerOptions, Network } from "../core/ty
 import { exchangeOnce, type Parsed, parseNameserver } from "./exchange.ts";
 
 /** DNS header flag bits (RFC 1035 §4.1.1); dns-packet keeps QR in `type`, the rest in `flags`. */
-const TC = 0x0200, RD = 0x0100, RA = 0x0080;
+const TC = 0x0200, RD = 0x0100, RA = 0x0080, CD = 0x0010;
 
 interface Upstream {
   addr: string;
@@ -83,13 +83,25 @@ export class DnsHandler implements Handler {
     const buf = new Uint8Array(Math.max(this.#bufferSize, 512));
     // A stream (DNS over TCP) carries several messages; a UDP session ends after its reply.
     const udp = conn.localAddr.transport === "udp";
+    const pending = new Set<Promise<void>>();
     for (;;) {
       const n = await this.#read(conn, buf);
-      if (n === null) return;
-      const reply = await this.#answer(buf.slice(0, n), udp, ctx);
+      if (n === null) break;
+      const query = buf.slice(0, n);
+      if (udp) {
+        // A resolver sends A and AAAA back to back from one port: answer each as it comes.
+        const p = this.#answer(query, true, ctx).then((r) => {
+          if (r) return conn.write(r).then(() => {});
+        }).catch(() => {});
+        pending.add(p);
+        p.finally(() => pending.delete(p));
+        continue;
+      }
+      const reply = await this.#answer(query, false, ctx);
       if (reply) await conn.write(reply);
-      else if (!udp) return; // garbage on a stream: the framing can no longer be trusted
+      else return; // garbage on a stream: the framing can no longer be trusted
     }
+    await Promise.all(pending);
   }
 
   #read(conn: Conn, buf: Uint8Array): Promise<number | null> {
@@ -105,10 +117,10 @@ export class DnsHandler implements Handler {
   }
 
   /** The reply bytes for one query, or null to send nothing (malformed, no question). */
-  async #answer(raw: Uint8Array, udp: boolean, ctx: HandleContext): Promise<Uint8Array | null> {
+  async #answer(query: Uint8Array, udp: boolean, ctx: HandleContext): Promise<Uint8Array | null> {
     let q: dnsPacket.DecodedPacket;
     try {
-      q = dnsPacket.decode(Buffer.from(raw));
+      q = dnsPacket.decode(Buffer.from(query));
     } catch (e) {
       ctx.log.debug(`dns: malformed query: ${errorText(e)}`);
       return null;
@@ -146,28 +158,37 @@ export class DnsHandler implements Handler {
         );
       }
     }
-    const key = `${name.toLowerCase()}|${question.type}|${cls}`;
+    // Checking-disabled and DNSSEC-OK queries get other answers from a validating upstream.
+    const dnssec = `${(q.flags ?? 0) & CD ? "cd" : ""}${doBit(q) ? "do" : ""}`;
+    const key = `${name.toLowerCase()}|${question.type}|${cls}|${dnssec}`;
     const hit = this.#cache.get(key);
     const now = Date.now();
     if (hit && (hit.expires > now || this.#async)) {
       if (hit.expires <= now) {
         // Stale: answer now, refresh behind (`async`).
         hit.expires = now + 5000; // one refresh at a time
-        this.#exchange(q, ctx).then((r) => this.#store(key, r)).catch((e) =>
+        this.#exchange(q, ctx).then(({ r }) => this.#store(key, r)).catch((e) =>
           ctx.log.debug(`dns: async refresh of ${name}: ${errorText(e)}`)
         );
       }
       ctx.log.debug(`dns: cached: ${name} ${question.type}`);
       return fit(fromCache(hit, q, now), limit);
     }
-    let r: dnsPacket.DecodedPacket;
+    let r: dnsPacket.DecodedPacket, raw: Uint8Array;
     try {
-      r = await this.#exchange(q, ctx);
+      ({ r, raw } = await this.#exchange(q, ctx));
     } catch (e) {
       ctx.log.warn(`dns: ${name} ${question.type}: ${errorText(e)}`);
       return fit(replyTo(q, [], "SERVFAIL"), limit);
     }
     this.#store(key, r);
+    if (raw.length <= limit) {
+      // The upstream's own bytes (name compression kept: dns-packet would not compress).
+      const out = raw.slice();
+      out[0] = q.id! >> 8;
+      out[1] = q.id! & 0xff;
+      return out;
+    }
     r.id = q.id;
     return fit(r, limit);
   }
@@ -176,7 +197,7 @@ export class DnsHandler implements Handler {
   async #exchange(
     q: dnsPacket.DecodedPacket,
     ctx: HandleContext,
-  ): Promise<dnsPacket.DecodedPacket> {
+  ): Promise<{ r: dnsPacket.DecodedPacket; raw: Uint8Array }> {
     const out: dnsPacket.Packet = { ...q, id: crypto.getRandomValues(new Uint16Array(1))[0]! };
     if (this.#clientIP) out.additionals = withSubnet(q.additionals ?? [], this.#clientIP);
     const query = dnsPacket.encode(out);
@@ -193,7 +214,13 @@ export class DnsHandler implements Handler {
           r = dnsPacket.decode(Buffer.from(raw));
         }
         if (r.id !== out.id) throw new Error("reply id mismatch");
-        return r;
+        // A reply must answer the question asked, or it would be cached under the wrong name.
+        const a = r.questions?.[0], b = q.questions![0]!;
+        if (
+          !a || a.name.toLowerCase() !== b.name.toLowerCase() || a.type !== b.type ||
+          (a.class ?? "IN") !== (b.class ?? "IN")
+        ) throw new Error("reply to another question");
+        return { r, raw };
       } catch (e) {
         last = e;
         ctx.log.debug(`dns: upstream ${up.addr}: ${errorText(e)}`);
@@ -223,6 +250,12 @@ export class DnsHandler implements Handler {
     const now = Date.now();
     this.#cache.set(key, { reply: r, stored: now, expires: now + ms });
   }
+}
+
+/** Whether the query's EDNS record sets DO (DNSSEC OK). */
+function doBit(q: dnsPacket.DecodedPacket): boolean {
+  const opt = q.additionals?.find((a) => a.type === "OPT") as { flags?: number } | undefined;
+  return ((opt?.flags ?? 0) & 0x8000) !== 0;
 }
 
 /** The largest reply a UDP client takes: its EDNS payload size, else 512 (RFC 1035, 6891). */

@@ -488,3 +488,19 @@ for (const version of [1, 2]) {
     await Promise.all(finished);
   });
 }
+
+Deno.test("smux: unread tiny frames do not pin pooled 32 KiB buffers (memory stays near the bytes received)", async () => {
+  const [cli, srv] = pair(1);
+  const s = await cli.openStream();
+  const accepted = (await srv.acceptStream())!;
+  // ArrayBuffer memory (V8's external count: what the buffers hold, touched or not).
+  const before = Deno.memoryUsage().external;
+  // 3,000 one-byte frames, never read: 3 KB of data.
+  for (let i = 0; i < 3000; i++) await s.write(new Uint8Array([i & 0xff]));
+  await until(() => accepted.buffered === 3000, 5000, "frames buffered");
+  const grew = Deno.memoryUsage().external - before;
+  // 3,000 pooled 32 KiB buffers would be ~94 MiB.
+  assert.ok(grew < 30 << 20, `buffers grew ${(grew / 1048576).toFixed(1)} MiB for 3 KB unread`);
+  cli.close();
+  srv.close();
+});

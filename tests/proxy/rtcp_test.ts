@@ -1,5 +1,6 @@
 /** rtcp: remote TCP port forwarding through socks5 (MUXBIND) and relay (BIND), docs/reverse.md. */
 import assert from "node:assert/strict";
+import { openssh } from "../_openssh.ts";
 import { cliConfig } from "../../src/builtins.ts";
 import { Runtime } from "../../src/runtime/runtime.ts";
 import { Logger } from "../../src/core/log.ts";
@@ -162,41 +163,11 @@ Deno.test("ssh through rtcp: OpenSSH's client runs a command on an sshd reached 
   if (!hasCommand("sshd") || !hasCommand("ssh") || !hasCommand("ssh-keygen")) {
     return console.log("skipped: openssh-server/openssh-client are not installed");
   }
-  const dir = await Deno.makeTempDir();
-  const keygen = (path: string) =>
-    new Deno.Command("ssh-keygen", {
-      args: ["-q", "-t", "ed25519", "-N", "", "-f", path],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-  await keygen(`${dir}/host`);
-  await keygen(`${dir}/user`);
-  await Deno.copyFile(`${dir}/user.pub`, `${dir}/authorized_keys`);
-  const sshPort = portForChild();
+  const ssh = await openssh();
   const user = Deno.env.get("USER") ?? "root";
-  await Deno.mkdir("/run/sshd", { recursive: true }).catch(() => {});
-  await Deno.writeTextFile(
-    `${dir}/sshd_config`,
-    [
-      `Port ${sshPort}`,
-      "ListenAddress 127.0.0.1",
-      `HostKey ${dir}/host`,
-      `AuthorizedKeysFile ${dir}/authorized_keys`,
-      "PasswordAuthentication no",
-      "PermitRootLogin prohibit-password",
-      "StrictModes no",
-      "UsePAM no",
-      "PidFile none",
-    ].join("\n") + "\n",
-  );
-  const sshd = new Deno.Command("/usr/sbin/sshd", {
-    args: ["-D", "-e", "-f", `${dir}/sshd_config`],
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
   const server = await Runtime.start(cliConfig(["socks5://127.0.0.1:0?bind=true"], []));
   const client = await Runtime.start(
-    cliConfig([`rtcp://127.0.0.1:0/127.0.0.1:${sshPort}`], [
+    cliConfig([`rtcp://127.0.0.1:0/127.0.0.1:${ssh.port}`], [
       `socks5://127.0.0.1:${portOf(server)}`,
     ]),
   );
@@ -208,7 +179,7 @@ Deno.test("ssh through rtcp: OpenSSH's client runs a command on an sshd reached 
       out = await new Deno.Command("ssh", {
         args: [
           "-i",
-          `${dir}/user`,
+          ssh.key,
           "-p",
           String(boundPort(client)),
           "-o",
@@ -233,9 +204,7 @@ Deno.test("ssh through rtcp: OpenSSH's client runs a command on an sshd reached 
   } finally {
     await client.close();
     await server.close();
-    sshd.kill("SIGTERM");
-    await sshd.output().catch(() => {});
-    await Deno.remove(dir, { recursive: true });
+    await ssh.stop();
   }
 });
 

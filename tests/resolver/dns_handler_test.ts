@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import * as dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
 import { type Config, Runtime } from "../../mod.ts";
-import { hasCommand } from "../_helpers.ts";
+import { hasCommand, withTimeout } from "../_helpers.ts";
 
 const haveDig = hasCommand("dig");
 if (!haveDig) console.warn("dig missing (dnsutils): skipping the dns handler tests");
@@ -154,6 +154,28 @@ Deno.test({
       s.close();
       assert.equal(silent, "silent");
       assert.equal((await dig(port, "a.test", "+short", "+tcp")).trim(), "10.0.0.1");
+
+      // A resolver's A and AAAA, back to back from one port: both answered.
+      const r = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+      const to = { transport: "udp" as const, hostname: "127.0.0.1", port };
+      for (const [id, type] of [[1, "A"], [2, "AAAA"]] as const) {
+        await r.send(
+          dnsPacket.encode({
+            type: "query",
+            id,
+            flags: 0x0100,
+            questions: [{ name: "a.test", type }],
+          }),
+          to,
+        );
+      }
+      const ids = new Set<number>();
+      for (let i = 0; i < 2; i++) {
+        const [d] = await withTimeout(r.receive(), 3000, "both answers");
+        ids.add(dnsPacket.decode(Buffer.from(d)).id!);
+      }
+      r.close();
+      assert.deepEqual([...ids].sort(), [1, 2]);
     } finally {
       await up.close();
     }

@@ -5,83 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { cliConfig, Runtime } from "../../mod.ts";
-import { echoServer, hasCommand, withTimeout } from "../_helpers.ts";
+import { echoServer, hasCommand, portForChild, withTimeout } from "../_helpers.ts";
+import { openssh } from "../_openssh.ts";
 
 const have = hasCommand("sshd") && hasCommand("ssh-keygen") && hasCommand("curl");
 if (!have) console.warn("openssh-server or curl missing: skipping the sshd tests");
-
-/** OpenSSH's sshd on 127.0.0.1 with a fresh host key, accepting one user key. */
-async function openssh(): Promise<
-  { port: number; key: string; badKey: string; log: () => string; stop: () => Promise<void> }
-> {
-  const dir = await Deno.makeTempDir();
-  const keygen = (path: string) =>
-    new Deno.Command("ssh-keygen", {
-      args: ["-q", "-t", "ed25519", "-N", "", "-f", path],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-  await keygen(`${dir}/host`);
-  await keygen(`${dir}/user`);
-  await keygen(`${dir}/other`);
-  await Deno.copyFile(`${dir}/user.pub`, `${dir}/authorized_keys`);
-  await Deno.mkdir("/run/sshd", { recursive: true }).catch(() => {});
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = probe.addr.port;
-  probe.close(); // sshd cannot be handed a socket; it binds this port right away
-  await Deno.writeTextFile(
-    `${dir}/sshd_config`,
-    [
-      `Port ${port}`,
-      "ListenAddress 127.0.0.1",
-      `HostKey ${dir}/host`,
-      `AuthorizedKeysFile ${dir}/authorized_keys`,
-      "PasswordAuthentication no",
-      "PermitRootLogin prohibit-password",
-      "AllowTcpForwarding yes",
-      "StrictModes no",
-      "UsePAM no",
-      "PidFile none",
-    ].join("\n") + "\n",
-  );
-  const child = new Deno.Command("/usr/sbin/sshd", {
-    args: ["-D", "-e", "-f", `${dir}/sshd_config`],
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let log = "";
-  // sshd's per-connection children inherit stderr: the reader is cancelled, not waited for.
-  const reader = child.stderr.getReader();
-  const reading = (async () => {
-    const dec = new TextDecoder();
-    for (;;) {
-      const r = await reader.read().catch(() => ({ done: true, value: undefined }));
-      if (r.done) return;
-      log += dec.decode(r.value, { stream: true });
-    }
-  })();
-  for (let i = 0; i < 100; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return {
-    port,
-    key: `${dir}/user`,
-    badKey: `${dir}/other`,
-    log: () => log,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-      await reader.cancel().catch(() => {});
-      await reading;
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
 
 const user = Deno.env.get("USER") ?? "root";
 
@@ -292,12 +220,7 @@ Deno.test({
     const port = rt.services[0]!.listener.addr.port;
     const running: { stop: () => Promise<Deno.CommandStatus> }[] = [];
     try {
-      const lp = (() => {
-        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-        const p = l.addr.port;
-        l.close();
-        return p; // ssh binds it right away
-      })();
+      const lp = portForChild(); // a port for ssh's own listen flag
       const L = await sshClient(
         `${dir}/user`,
         port,
@@ -307,12 +230,7 @@ Deno.test({
       running.push(L);
       assert.equal(await curlOut([`http://127.0.0.1:${lp}/`]), "behind sshd\n", L.stderr());
 
-      const dp = (() => {
-        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-        const p = l.addr.port;
-        l.close();
-        return p; // ssh binds it right away
-      })();
+      const dp = portForChild(); // a port for ssh's own listen flag
       const D = await sshClient(
         `${dir}/user`,
         port,
@@ -377,6 +295,9 @@ Deno.test("sshd: Burrow's sshd client logs in to Burrow's sshd server with a pas
     [`tcp://127.0.0.1:0/127.0.0.1:${echo.port}`],
     [`sshd://alice:wrong@127.0.0.1:${sp}`],
   ));
+  // A silent client connected first must not take over the next login (each connection has
+  // its own SSH server state).
+  const silent = await Deno.connect({ hostname: "127.0.0.1", port: sp });
   try {
     const c = await Deno.connect({
       hostname: "127.0.0.1",
@@ -395,6 +316,7 @@ Deno.test("sshd: Burrow's sshd client logs in to Burrow's sshd server with a pas
     assert.equal(await withTimeout(d.read(new Uint8Array(4)), 10_000, "refused login"), null);
     d.close();
   } finally {
+    silent.close();
     await good.close();
     await bad.close();
     await srv.close();

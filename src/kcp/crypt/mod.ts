@@ -77,7 +77,11 @@ function aesCrypt(name: string, key: Uint8Array): BlockCrypt {
     encrypt: (buf) => aes.cfbEncrypt(buf, IV),
     decrypt: (buf) => cfbDecrypt(buf, 16, enc, tmp, bulk),
   };
+  const cacheKey = Array.from(key, (b) => b.toString(16).padStart(2, "0")).join("");
+  const hit = NATIVE.get(cacheKey);
+  if (hit !== undefined) return hit ? { name, ...hit } : portable;
   const native = opensslAesCfb(key, IV);
+  NATIVE.set(cacheKey, null);
   if (!native) return portable;
   // Trust the native path only when it agrees with ours, byte for byte, on an odd length.
   const probe = crypto.getRandomValues(new Uint8Array(1337));
@@ -87,8 +91,18 @@ function aesCrypt(name: string, key: Uint8Array): BlockCrypt {
   const same = a.every((v, i) => v === b[i]);
   native.decrypt(b);
   if (!same || !b.every((v, i) => v === probe[i])) return portable;
+  NATIVE.set(cacheKey, native);
   return { name, encrypt: native.encrypt, decrypt: native.decrypt };
 }
+
+/**
+ * Native crypts by key: each KCP session asks for its crypt, and an OpenSSL context pair (never
+ * freed) per session would leak; one pair per key serves every session (calls are synchronous).
+ */
+const NATIVE = new Map<
+  string,
+  { encrypt: (b: Uint8Array) => void; decrypt: (b: Uint8Array) => void } | null
+>();
 
 /** A crypt by kcptun name; unknown names fall back to `aes` as kcp-go does. */
 export function createCrypt(name: string, key32: Uint8Array): BlockCrypt {

@@ -32,9 +32,10 @@ const BATCH_TARGET = 128 * 1024;
 const RECV_BUFFER = 256 * 1024;
 const RECV_START = 16 * 1024;
 /**
- * Frame payloads up to this size are copied into pooled buffers that streams hand back once read
+ * Frame payloads of 16–32 KiB are copied into pooled buffers that streams hand back once read
  * (xtaci's default frame is 32 KiB): a copy per frame, but no allocation, so the garbage that
- * drove GC and peak memory under bulk traffic is gone (docs/performance.md).
+ * drove GC and peak memory under bulk traffic is gone (docs/performance.md). Smaller payloads get
+ * an exact copy, so unread data never pins more than twice its size.
  */
 const POOL_CHUNK = 32 * 1024;
 /** Pooled payload buffers kept per session (1 MiB). */
@@ -391,7 +392,9 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
             // Data for an unknown or closed stream is dropped, as smux does.
             if (s && len > 0) {
               let chunk: Uint8Array;
-              if (len <= POOL_CHUNK) {
+              // Only frames of at least half a pool buffer use one: a pooled buffer held by an
+              // unread 1-byte frame would let a peer pin 32 KiB per byte of its budget.
+              if (len <= POOL_CHUNK && len >= POOL_CHUNK / 2) {
                 const ab = this.#pool.pop() ?? new ArrayBuffer(POOL_CHUNK);
                 chunk = new Uint8Array(ab, 0, len);
                 chunk.set(buf.subarray(start, start + len));

@@ -99,6 +99,11 @@ export class SniHandler implements Handler {
       ctx.log.info("sni: ClientHello without a server name: dropped");
       return;
     }
+    if (!/^[A-Za-z0-9._-]+$/.test(name)) {
+      // It becomes a dial target, maybe an upstream proxy's request line: host characters only.
+      ctx.log.info("sni: a server name that is not a host name: dropped");
+      return;
+    }
     const addr = /^\[.*\]:\d+$|^[^:]+:\d+$/.test(name) ? name : joinHostPort(name, 443);
     let up: Conn;
     try {
@@ -179,6 +184,10 @@ class FrontingConn extends WrappedConn {
     }
     if (!/^[A-Za-z]/.test(String.fromCharCode(b[0]!))) return b;
     const text = latin1(b.subarray(0, Math.min(b.length, MAX_HEAD)));
+    // Only an HTTP request waits for its whole head: another protocol that starts with a letter
+    // (an SSH banner) passes at once instead of stalling for a blank line that never comes.
+    const eol = text.indexOf("\r\n");
+    if (eol < 0 ? !/^[A-Z]{1,16}( |$)/.test(text) : !/^[A-Z]+ \S+ HTTP\/\d/.test(text)) return b;
     const end = text.indexOf("\r\n\r\n");
     if (end < 0) return b.length >= MAX_HEAD ? b : undefined;
     const lines = text.slice(0, end).split("\r\n");

@@ -4,7 +4,8 @@
  * `tcpip-forward` requests (`ssh -R`) listen on the asked address and send each peer back over
  * SSH as a `forwarded-tcpip` channel. Unlike GOST, remote forwarding needs `bind=true` (and
  * `bind.ports` limits the ports), as for the other binding handlers: a login alone does not
- * open ports on the server.
+ * open ports on the server. Wildcard addresses bind loopback (OpenSSH without GatewayPorts), and
+ * at most 64 forwardings are open per service.
  * @module
  */
 import type { Conn } from "../../core/conn.ts";
@@ -19,6 +20,7 @@ import { BindPolicy } from "../bind.ts";
 export class SshdHandler implements Handler {
   readonly #o: HandlerOptions;
   readonly #bind: BindPolicy;
+  #forwards = 0;
 
   constructor(o: HandlerOptions) {
     this.#o = o;
@@ -52,9 +54,12 @@ export class SshdHandler implements Handler {
       ctx.log.warn(`sshd: remote forwarding of port ${f.bindPort} refused: ${why}`);
       return f.reject();
     }
-    const host = f.bindAddr === "" || f.bindAddr === "*"
-      ? "0.0.0.0"
-      : f.bindAddr === "localhost"
+    if (this.#forwards >= MAX_FORWARDS) {
+      ctx.log.warn(`sshd: remote forwarding refused: ${MAX_FORWARDS} already open`);
+      return f.reject();
+    }
+    // As OpenSSH without GatewayPorts: a wildcard or empty address binds loopback only.
+    const host = ["", "*", "0.0.0.0", "::", "localhost"].includes(f.bindAddr)
       ? "127.0.0.1"
       : f.bindAddr;
     let l: Deno.Listener;
@@ -65,6 +70,7 @@ export class SshdHandler implements Handler {
       return f.reject();
     }
     const port = (l.addr as Deno.NetAddr).port;
+    this.#forwards++;
     f.accept(port);
     ctx.log.info(`sshd: remote forwarding: listening on ${host}:${port}`);
     const stop = () => {
@@ -93,8 +99,12 @@ export class SshdHandler implements Handler {
       }
     } catch { /* closed */ }
     await Promise.all(tasks);
+    this.#forwards--;
   }
 }
+
+/** Remote forwardings one sshd service keeps open at once. */
+const MAX_FORWARDS = 64;
 
 export function register(reg: Registries): void {
   reg.handlers.register("sshd", (o) => new SshdHandler(o));

@@ -1,7 +1,8 @@
 /**
  * The `dns` listener (docs/gost-proxies.md "dns"): DNS clients' messages as datagram conns for the
- * `dns` handler. `mode=udp` (default): one session per client address that ends after its reply
- * (GOST's single request/response); `mode=tcp`: each TCP connection carries length-prefixed
+ * `dns` handler. `mode=udp` (default): a session per client address, every query answered on its
+ * own, ended 2 s after the last (GOST ends it after the first reply, which drops a resolver's
+ * back-to-back AAAA); `mode=tcp`: each TCP connection carries length-prefixed
  * messages (RFC 1035 §4.2.2) and closes after `readTimeout` (2 s, as GOST's DNS server) without
  * one. GOST's `tls` and `https` modes are refused as not supported yet.
  * @module
@@ -74,9 +75,11 @@ export async function createDnsListener(o: ListenerOptions): Promise<Listener> {
     throw new ConfigError(`${md.path}.mode`, `unknown mode "${mode}" (udp, tcp)`);
   }
   md.int("readBufferSize", 0); // a UDP read always takes the whole datagram
+  // A session per client address lives while queries come (ttl after the last one): a resolver
+  // sends A and AAAA back to back from one port, and both must be answered.
   return new UdpListener(
     o.addr,
-    { keepalive: false, ttl: 5000, readQueueSize: 128, backlog, maxSessions: 1024 },
+    { keepalive: true, ttl: 2000, readQueueSize: 128, backlog, maxSessions: 1024 },
     o.log,
   );
 }

@@ -49,8 +49,16 @@ function procAddr(a: NetAddr): { file: string; key: string } | null {
     return { file: "/proc/net/tcp", key: `${hex.toUpperCase()}:${port}` };
   }
   if (!h.includes(":")) return null;
+  // An IPv4-mapped address (a dual-stack listener): its dotted tail as two groups.
+  const mapped = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(h);
+  const text = mapped
+    ? mapped[1] +
+      [[2, 3], [4, 5]].map(([a, b]) =>
+        ((Number(mapped[a!]) << 8) | Number(mapped[b!])).toString(16)
+      ).join(":")
+    : h;
   // Expand the IPv6 text to 8 groups, then write each 32-bit word little-endian.
-  const [head, tail = ""] = h.split("::");
+  const [head, tail = ""] = text.split("::");
   const hs = head ? head.split(":") : [];
   const ts = tail ? tail.split(":") : [];
   const groups = [...hs, ...Array(8 - hs.length - ts.length).fill("0"), ...ts]

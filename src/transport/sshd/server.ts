@@ -22,6 +22,10 @@ import type { SshForward } from "../../protocol/ssh_forward.ts";
 import { createTcpListener } from "../tcp/listener.ts";
 import { ChannelConn, type ChannelLike, conn2duplex } from "./streams.ts";
 
+/** Seconds a client has to log in, and the failed attempts it may make (OpenSSH's defaults). */
+const LOGIN_GRACE = 120_000;
+const MAX_AUTH_TRIES = 6;
+
 type ParsedKey = Exclude<ReturnType<typeof ssh2.utils.parseKey>, Error | unknown[]>;
 
 /** A channel conn that carries its SSH request. */
@@ -94,11 +98,14 @@ export async function createSshdListener(o: ListenerOptions): Promise<Listener> 
   const authorized = keysFile ? loadAuthorizedKeys(keysFile, md.path) : [];
   const auther = o.auther;
   const open = !auther && authorized.length === 0;
+  if (open) {
+    o.log.warn(
+      "sshd: no auth and no authorizedKeys: anyone may log in and forward anywhere (as in GOST)",
+    );
+  }
   const inner = await createTcpListener(o);
-  const server = new ssh2.Server({
-    hostKeys: [passphrase ? { key: hostKey, passphrase } : hostKey],
-  });
-  server.on("error", () => {});
+  const hostKeys = [passphrase ? { key: hostKey, passphrase } : hostKey];
+  new ssh2.Server({ hostKeys }); // a bad key or passphrase fails here, at start
   return new ServeListener(inner, {
     name: "sshd",
     log: o.log,
@@ -116,26 +123,46 @@ export async function createSshdListener(o: ListenerOptions): Promise<Listener> 
         sock.remoteAddress = raw.remoteAddr.hostname;
         sock.remotePort = raw.remoteAddr.port;
         sock.remoteFamily = raw.remoteAddr.hostname.includes(":") ? "IPv6" : "IPv4";
+        // One ssh2 Server per connection: a shared one hands its "connection" event to
+        // whichever client's banner comes first, not to this socket's handlers.
+        const server = new ssh2.Server({ hostKeys });
+        server.on("error", () => {});
         const onConn = (client: ssh2.Connection) => {
-          server.off("connection", onConn);
           const ended = new Promise<void>((r) => client.on("close", () => r()));
-          ended.then(() => resolve());
-          signal.addEventListener("abort", () => {
+          const onAbort = () => {
             client.end();
             setTimeout(() => duplex.destroy(), 100); // the goodbye goes out first
-          }, { once: true });
+          };
+          signal.addEventListener("abort", onAbort, { once: true });
+          ended.then(() => {
+            signal.removeEventListener("abort", onAbort);
+            resolve();
+          });
+          // Login within LOGIN_GRACE and MAX_AUTH_TRIES (OpenSSH's LoginGraceTime, MaxAuthTries).
+          const grace = setTimeout(() => duplex.destroy(), LOGIN_GRACE);
+          ended.then(() => clearTimeout(grace));
+          let tries = 0;
           client.on("error", () => {});
           client.on("authentication", (ctx) => {
             if (open) return ctx.accept();
+            if (ctx.method !== "none" && ++tries > MAX_AUTH_TRIES) {
+              ctx.reject();
+              duplex.destroy();
+              return;
+            }
             if (ctx.method === "password" && auther?.authenticate(ctx.username, ctx.password)) {
               return ctx.accept();
             }
             if (ctx.method === "publickey") {
-              const k = authorized.find((a) =>
-                a.type === ctx.key.algo &&
-                timingSafeEqual(a.getPublicSSH(), ctx.key.data)
-              );
-              if (k && (!ctx.signature || k.verify(ctx.blob!, ctx.signature, ctx.hashAlgo))) {
+              const k = authorized.find((a) => {
+                const pub = a.getPublicSSH();
+                return a.type === ctx.key.algo && pub.length === ctx.key.data.length &&
+                  timingSafeEqual(pub, ctx.key.data);
+              });
+              if (
+                k &&
+                (!ctx.signature || k.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) === true)
+              ) {
                 return ctx.accept();
               }
             }
@@ -145,8 +172,12 @@ export async function createSshdListener(o: ListenerOptions): Promise<Listener> 
             ctx.reject(methods);
           });
           client.on("ready", () => {
+            clearTimeout(grace);
             client.on("session", (_accept, reject) => reject());
             client.on("tcpip", (accept, reject, info) => {
+              // The name goes into dials and maybe an upstream proxy's request line: host
+              // characters only.
+              if (!/^[A-Za-z0-9._:-]+$/.test(info.destIP) || !(info.destPort > 0)) return reject();
               const ch = accept();
               if (!ch) return reject();
               const target = joinHostPort(info.destIP, info.destPort);
@@ -189,7 +220,7 @@ export async function createSshdListener(o: ListenerOptions): Promise<Listener> 
             });
           });
         };
-        server.on("connection", onConn);
+        server.once("connection", onConn);
         server.injectSocket(sock as never);
       }),
   });
