@@ -27,12 +27,16 @@ interface Upstream {
 
 interface Cached {
   reply: dnsPacket.DecodedPacket;
+  /** Encoded size, for the cache's byte budget. */
+  bytes: number;
   stored: number;
   expires: number;
 }
 
 /** The most entries the cache holds; the oldest go first. */
 const CACHE_MAX = 10_000;
+/** The most reply bytes the cache holds (big answers to chosen names cannot fill memory). */
+const CACHE_BYTES = 8 << 20;
 
 export class DnsHandler implements Handler {
   readonly #o: HandlerOptions;
@@ -44,6 +48,7 @@ export class DnsHandler implements Handler {
   readonly #async: boolean;
   readonly #clientIP?: string;
   readonly #cache = new Map<string, Cached>();
+  #cacheBytes = 0;
   #next = 0;
 
   constructor(o: HandlerOptions) {
@@ -245,10 +250,23 @@ export class DnsHandler implements Handler {
     const minTtl = Math.min(...r.answers.map((a) => (a as { ttl?: number }).ttl ?? 0));
     const ms = this.#ttlMs > 0 ? this.#ttlMs : minTtl * 1000;
     if (ms <= 0) return;
-    this.#cache.delete(key);
-    if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!);
+    const bytes = dnsPacket.encodingLength(r);
+    if (bytes > CACHE_BYTES / 64) return; // one answer may take at most 1/64 of the budget
+    this.#drop(key);
+    // The oldest go first, until there is room in count and bytes.
+    while (this.#cache.size >= CACHE_MAX || this.#cacheBytes + bytes > CACHE_BYTES) {
+      this.#drop(this.#cache.keys().next().value!);
+    }
     const now = Date.now();
-    this.#cache.set(key, { reply: r, stored: now, expires: now + ms });
+    this.#cache.set(key, { reply: r, bytes, stored: now, expires: now + ms });
+    this.#cacheBytes += bytes;
+  }
+
+  #drop(key: string): void {
+    const c = this.#cache.get(key);
+    if (!c) return;
+    this.#cache.delete(key);
+    this.#cacheBytes -= c.bytes;
   }
 }
 

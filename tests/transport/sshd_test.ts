@@ -323,3 +323,22 @@ Deno.test("sshd: Burrow's sshd client logs in to Burrow's sshd server with a pas
     await echo.close();
   }
 });
+
+Deno.test("sshd server: with BURROW_CERT_DIR its made-up host key is kept and reused across starts", async () => {
+  const dir = await Deno.makeTempDir();
+  const before = Deno.env.get("BURROW_CERT_DIR");
+  Deno.env.set("BURROW_CERT_DIR", dir);
+  try {
+    const start = () => Runtime.start(cliConfig(["sshd://u:p@127.0.0.1:0"], []));
+    await (await start()).close();
+    const key = await Deno.readTextFile(`${dir}/auto-ssh-host-key`);
+    assert.match(key, /PRIVATE KEY/);
+    assert.equal((await Deno.stat(`${dir}/auto-ssh-host-key`)).mode! & 0o777, 0o600);
+    await (await start()).close();
+    assert.equal(await Deno.readTextFile(`${dir}/auto-ssh-host-key`), key);
+  } finally {
+    if (before === undefined) Deno.env.delete("BURROW_CERT_DIR");
+    else Deno.env.set("BURROW_CERT_DIR", before);
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -5,8 +5,8 @@
  * request (protocol/ssh_forward.ts) for the `sshd` handler. Sessions (shells, exec) are refused:
  * this is a forwarding server. Authentication: the listener's user/password (`auth`, an auther)
  * and `authorizedKeys` (OpenSSH format); with neither, GOST accepts anyone, and so does Burrow.
- * The host key is `privateKeyFile` (with `passphrase`), or an Ed25519 key made at start (clients
- * then see a new host key after each restart: set `privateKeyFile` for a stable one).
+ * The host key is `privateKeyFile` (with `passphrase`), or an Ed25519 key made at start and kept
+ * in `$BURROW_CERT_DIR` when that is set (otherwise clients see a new host key after a restart).
  * @module
  */
 // @ts-types="@types/ssh2"
@@ -80,6 +80,27 @@ function loadAuthorizedKeys(path: string, md: string): ParsedKey[] {
   return keys;
 }
 
+/**
+ * The host key when none is configured: kept in `$BURROW_CERT_DIR/auto-ssh-host-key` (mode 0600)
+ * when that is set, like the automatic TLS certificate, so clients see the same key after a
+ * restart; otherwise made per process.
+ */
+function autoHostKey(): string {
+  const dir = Deno.env.get("BURROW_CERT_DIR");
+  const path = dir ? `${dir}/auto-ssh-host-key` : "";
+  if (path) {
+    try {
+      return Deno.readTextFileSync(path);
+    } catch { /* not there yet */ }
+  }
+  const key = ssh2.utils.generateKeyPairSync("ed25519").private;
+  if (path) {
+    Deno.mkdirSync(dir!, { recursive: true, mode: 0o700 });
+    Deno.writeTextFileSync(path, key, { mode: 0o600 });
+  }
+  return key;
+}
+
 export async function createSshdListener(o: ListenerOptions): Promise<Listener> {
   const md = o.metadata;
   const keyFile = md.string("privateKeyFile");
@@ -92,7 +113,7 @@ export async function createSshdListener(o: ListenerOptions): Promise<Listener> 
       throw new ConfigError(`${md.path}.privateKeyFile`, `cannot read ${keyFile}: ${e}`);
     }
   } else {
-    hostKey = ssh2.utils.generateKeyPairSync("ed25519").private;
+    hostKey = autoHostKey();
   }
   const keysFile = md.string("authorizedKeys");
   const authorized = keysFile ? loadAuthorizedKeys(keysFile, md.path) : [];
