@@ -25,7 +25,7 @@ export interface SshRemoteForward {
   reject(): void;
   /** A `forwarded-tcpip` channel to the client for one peer. */
   open(peerAddr: string, peerPort: number, boundPort: number): Promise<Conn>;
-  /** Resolves when the SSH connection (or this forwarding, cancelled) ends. */
+  /** Resolves when the SSH connection ends or the client cancels this forwarding. */
   ended: Promise<void>;
 }
 

@@ -252,13 +252,37 @@ Deno.test({
       const R = await sshClient(
         `${dir}/user`,
         port,
-        ["-R", `0:127.0.0.1:${web.addr.port}`],
+        [
+          "-R",
+          `0:127.0.0.1:${web.addr.port}`,
+          "-o",
+          "ControlMaster=yes",
+          "-o",
+          `ControlPath=${dir}/ctl`,
+        ],
         /Allocated port (\d+) for remote forward/,
       );
       running.push(R);
       const rp = Number(/Allocated port (\d+) for remote forward/.exec(R.stderr())?.[1]);
       assert.ok(rp > 0, R.stderr());
       assert.equal(await curlOut([`http://127.0.0.1:${rp}/`]), "behind sshd\n");
+      // `ssh -O cancel -R` (cancel-tcpip-forward) closes that port on the server.
+      const cancel = await new Deno.Command("ssh", {
+        args: ["-S", `${dir}/ctl`, "-O", "cancel", "-R", `0:127.0.0.1:${web.addr.port}`, "x"],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(cancel.code, 0, new TextDecoder().decode(cancel.stderr));
+      let open = true;
+      for (let i = 0; i < 100 && open; i++) {
+        try {
+          (await Deno.connect({ hostname: "127.0.0.1", port: rp })).close();
+          await new Promise((r) => setTimeout(r, 50));
+        } catch {
+          open = false;
+        }
+      }
+      assert.equal(open, false, "the cancelled forwarding's port closed");
 
       // Without bind=true the server refuses -R (ssh exits: ExitOnForwardFailure).
       const noR = await sshClient(`${dir}/user`, closed.services[0]!.listener.addr.port, [

@@ -192,6 +192,8 @@ export async function createSshdListener(o: ListenerOptions): Promise<Listener> 
             if (authorized.length) methods.push("publickey");
             ctx.reject(methods);
           });
+          /** Granted remote forwardings by `bindAddr:port`, to cancel. */
+          const forwards = new Map<string, () => void>();
           client.on("ready", () => {
             clearTimeout(grace);
             client.on("session", (_accept, reject) => reject());
@@ -210,15 +212,28 @@ export async function createSshdListener(o: ListenerOptions): Promise<Listener> 
               );
             });
             client.on("request", (accept, reject, name, info) => {
-              if (name !== "tcpip-forward") return reject?.();
               const i = info as { bindAddr: string; bindPort: number };
+              if (name === "cancel-tcpip-forward") {
+                // `ssh -O cancel -R ...`: end that forwarding (its listener closes).
+                const stop = forwards.get(`${i.bindAddr}:${i.bindPort}`);
+                if (!stop) return reject?.();
+                forwards.delete(`${i.bindAddr}:${i.bindPort}`);
+                stop();
+                return accept?.();
+              }
+              if (name !== "tcpip-forward") return reject?.();
+              let cancel = () => {};
+              const cancelled = new Promise<void>((r) => (cancel = r));
               const fwd: SshForward = {
                 kind: "remote",
                 bindAddr: i.bindAddr,
                 bindPort: i.bindPort,
-                accept: (port) => accept?.(port),
+                accept: (port) => {
+                  forwards.set(`${i.bindAddr}:${i.bindPort === 0 ? port : i.bindPort}`, cancel);
+                  accept?.(port);
+                },
                 reject: () => reject?.(),
-                ended,
+                ended: Promise.race([ended, cancelled]),
                 open: (peerAddr, peerPort, boundPort) =>
                   new Promise<Conn>((res, rej) => {
                     client.forwardOut(i.bindAddr, boundPort, peerAddr, peerPort, (err, ch) => {
