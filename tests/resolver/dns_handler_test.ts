@@ -165,6 +165,19 @@ Deno.test({
       assert.equal(silent, "silent");
       assert.equal((await dig(port, "a.test", "+short", "+tcp")).trim(), "10.0.0.1");
 
+      // DNS over TLS (mode=tls) on another port.
+      await rt.update((c) => ({
+        ...c,
+        services: [...c.services!, {
+          name: "dns-tls",
+          addr: "127.0.0.1:0",
+          handler: { type: "dns", metadata: { dns: `udp://127.0.0.1:${up.port}` } },
+          listener: { type: "dns", metadata: { mode: "tls" } },
+        }],
+      }));
+      const tlsPort = rt.service("dns-tls")!.listener.addr.port;
+      assert.equal((await dig(tlsPort, "a.test", "+short", "+tls")).trim(), "10.0.0.1");
+
       // A resolver's A and AAAA, back to back from one port: both answered.
       const r = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
       const to = { transport: "udp" as const, hostname: "127.0.0.1", port };
@@ -261,7 +274,7 @@ Deno.test("dns: configs GOST accepts but Burrow cannot honour are refused by nam
         listener: { type: "dns", metadata: { mode: "https" } },
       }],
     }),
-    /mode.*not supported/,
+    /mode.*"https" is not supported/,
   );
   await assert.rejects(
     Runtime.start({

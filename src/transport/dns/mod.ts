@@ -4,7 +4,8 @@
  * own, ended 2 s after the last (GOST ends it after the first reply, which drops a resolver's
  * back-to-back AAAA); `mode=tcp`: each TCP connection carries length-prefixed
  * messages (RFC 1035 §4.2.2) and closes after `readTimeout` (2 s, as GOST's DNS server) without
- * one. GOST's `tls` and `https` modes are refused as not supported yet.
+ * one; `mode=tls`: the same inside TLS (DNS over TLS, the listener's certificate or the automatic
+ * one). GOST's `https` mode is refused as not supported yet.
  * @module
  */
 import { BufReader } from "../../core/bufio.ts";
@@ -15,6 +16,7 @@ import type { Listener, ListenerOptions } from "../../core/types.ts";
 import { LengthFramedConn } from "../../protocol/length_framed.ts";
 import { createTcpListener } from "../tcp/listener.ts";
 import { UdpListener } from "../udp/listener.ts";
+import { listenTls } from "../tls/mod.ts";
 
 /** A TCP DNS connection: framed messages, closed when idle for `idleMs`. */
 class TcpDnsConn extends LengthFramedConn {
@@ -68,11 +70,21 @@ export async function createDnsListener(o: ListenerOptions): Promise<Listener> {
     md.duration("writeTimeout", 0); // writes go to the socket at once; nothing waits on them
     return new TcpDnsListener(await createTcpListener(o), idle > 0 ? idle : 2000);
   }
-  if (mode === "tls" || mode === "https") {
-    throw new ConfigError(`${md.path}.mode`, `"${mode}" is not supported by burrow yet (udp, tcp)`);
+  if (mode === "tls") {
+    // DNS over TLS (RFC 7858): the tcp framing inside the tls listener (its certificate, its
+    // handshake deadline).
+    const idle = md.duration("readTimeout", 2000);
+    md.duration("writeTimeout", 0);
+    return new TcpDnsListener(await listenTls(o), idle > 0 ? idle : 2000);
+  }
+  if (mode === "https") {
+    throw new ConfigError(
+      `${md.path}.mode`,
+      `"https" is not supported by burrow yet (udp, tcp, tls)`,
+    );
   }
   if (mode !== "udp" && mode !== "") {
-    throw new ConfigError(`${md.path}.mode`, `unknown mode "${mode}" (udp, tcp)`);
+    throw new ConfigError(`${md.path}.mode`, `unknown mode "${mode}" (udp, tcp, tls)`);
   }
   md.int("readBufferSize", 0); // a UDP read always takes the whole datagram
   // A session per client address lives while queries come (ttl after the last one): a resolver
