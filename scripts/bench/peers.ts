@@ -206,25 +206,44 @@ function goTunnelPair(proto: "ws" | "mws" | "mtcp", goName: string, bin: string)
 }
 
 /** kcptun's flags and Burrow's matching query: aes, FEC 10/3 (both defaults), fast, windows 1024. */
-const KCPTUN = ["--key", "k", "--crypt", "aes", "--mode", "fast", "--sndwnd", "1024", "--rcvwnd"];
+const KCPTUN = [
+  "--key",
+  "k",
+  "--crypt",
+  "aes",
+  "--mode",
+  "fast",
+  "--sndwnd",
+  "1024",
+  "--rcvwnd",
+  "1024",
+];
 const KCP_Q = "?kcp.key=k&kcp.crypt=aes&kcp.mode=fast&kcp.sndwnd=1024&kcp.rcvwnd=1024";
+
+/**
+ * `kcptun-server -t other` or `kcptun-client -r other` listening on a port of its own (it prints
+ * nothing to wait on: the UDP server binds at once, the client is probed).
+ */
+async function kcptun(side: "server" | "client", other: number): Promise<End> {
+  const port = freePort();
+  const stop = spawned(`kcptun-${side}`, [
+    "-l",
+    `127.0.0.1:${port}`,
+    side === "server" ? "-t" : "-r",
+    `127.0.0.1:${other}`,
+    "--quiet",
+    ...KCPTUN,
+  ]);
+  if (side === "client") await waitListening(port);
+  return { port, stop };
+}
 
 const kcpPair: Pair = {
   name: "kcp",
   goName: "kcptun",
   async server(go, tp) {
     if (!go) return await burrow(["-L", `kcp://127.0.0.1:0/127.0.0.1:${tp}${KCP_Q}`]);
-    const port = freePort(); // UDP: kcptun prints nothing to wait on; it binds at once
-    const stop = spawned("kcptun-server", [
-      "-l",
-      `127.0.0.1:${port}`,
-      "-t",
-      `127.0.0.1:${tp}`,
-      "--quiet",
-      ...KCPTUN,
-      "1024",
-    ]);
-    return { port, stop };
+    return await kcptun("server", tp);
   },
   async client(go, sp) {
     if (!go) {
@@ -235,18 +254,7 @@ const kcpPair: Pair = {
         `forward+kcp://127.0.0.1:${sp}${KCP_Q}`,
       ]);
     }
-    const port = freePort();
-    const stop = spawned("kcptun-client", [
-      "-l",
-      `127.0.0.1:${port}`,
-      "-r",
-      `127.0.0.1:${sp}`,
-      "--quiet",
-      ...KCPTUN,
-      "1024",
-    ]);
-    await waitListening(port);
-    return { port, stop };
+    return await kcptun("client", sp);
   },
 };
 
