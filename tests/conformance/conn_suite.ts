@@ -34,7 +34,7 @@ export function runConnSuite(
   const size = opts.size ?? 1 << 20;
 
   Deno.test(`${name}: bytes arrive in order, byte-exact, both directions at once`, async () => {
-    const { a, b, cleanup } = await makePair();
+    const { a, b, cleanup } = await withTimeout(makePair(), 30_000, `${name}: connecting the pair`);
     try {
       const up = randomBytes(size);
       const down = randomBytes(size / 2);
@@ -73,7 +73,11 @@ export function runConnSuite(
 
   if (!opts.noHalfClose) {
     Deno.test(`${name}: half-close — the peer reads EOF and can still answer`, async () => {
-      const { a, b, cleanup } = await makePair();
+      const { a, b, cleanup } = await withTimeout(
+        makePair(),
+        30_000,
+        `${name}: connecting the pair`,
+      );
       try {
         await a.write(new TextEncoder().encode("question"));
         await a.closeWrite();
@@ -91,7 +95,7 @@ export function runConnSuite(
   }
 
   Deno.test(`${name}: close ends the peer's read and fails later writes`, async () => {
-    const { a, b, cleanup } = await makePair();
+    const { a, b, cleanup } = await withTimeout(makePair(), 30_000, `${name}: connecting the pair`);
     try {
       await a.write(new Uint8Array([1]));
       const buf = new Uint8Array(8);
@@ -116,7 +120,11 @@ export function runConnSuite(
 
   if (!opts.noBackPressure) {
     Deno.test(`${name}: a writer to a stalled reader blocks instead of buffering without bound`, async () => {
-      const { a, b, cleanup } = await makePair();
+      const { a, b, cleanup } = await withTimeout(
+        makePair(),
+        30_000,
+        `${name}: connecting the pair`,
+      );
       const limit = opts.maxBuffered ?? 16 << 20;
       try {
         let written = 0;
