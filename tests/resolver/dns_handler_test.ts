@@ -178,6 +178,50 @@ Deno.test({
       const tlsPort = rt.service("dns-tls")!.listener.addr.port;
       assert.equal((await dig(tlsPort, "a.test", "+short", "+tls")).trim(), "10.0.0.1");
 
+      // DNS over HTTPS (mode=https, HTTP/1.1): a GET with ?dns= and a POST.
+      await rt.update((c) => ({
+        ...c,
+        services: [...c.services!, {
+          name: "dns-https",
+          addr: "127.0.0.1:0",
+          handler: { type: "dns", metadata: { dns: `udp://127.0.0.1:${up.port}` } },
+          listener: { type: "dns", metadata: { mode: "https" } },
+        }],
+      }));
+      const dohPort = rt.service("dns-https")!.listener.addr.port;
+      const q = dnsPacket.encode({
+        type: "query",
+        id: 0,
+        questions: [{ name: "a.test", type: "A" }],
+      });
+      const b64 = btoa(String.fromCharCode(...q)).replace(/\+/g, "-").replace(/\//g, "_")
+        .replace(/=+$/, "");
+      const got = await new Deno.Command("curl", {
+        args: ["-s", "-k", "--max-time", "5", `https://127.0.0.1:${dohPort}/dns-query?dns=${b64}`],
+        stdout: "piped",
+      }).output();
+      const ans = dnsPacket.decode(Buffer.from(got.stdout));
+      assert.equal((ans.answers?.[0] as { data?: string })?.data, "10.0.0.1");
+      const dir = await Deno.makeTempDir();
+      await Deno.writeFile(`${dir}/q`, q);
+      const posted = await new Deno.Command("curl", {
+        args: [
+          "-s",
+          "-k",
+          "--max-time",
+          "5",
+          "-H",
+          "Content-Type: application/dns-message",
+          "--data-binary",
+          `@${dir}/q`,
+          `https://127.0.0.1:${dohPort}/dns-query`,
+        ],
+        stdout: "piped",
+      }).output();
+      await Deno.remove(dir, { recursive: true });
+      const pa = dnsPacket.decode(Buffer.from(posted.stdout));
+      assert.equal((pa.answers?.[0] as { data?: string })?.data, "10.0.0.1");
+
       // A resolver's A and AAAA, back to back from one port: both answered.
       const r = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
       const to = { transport: "udp" as const, hostname: "127.0.0.1", port };
@@ -271,10 +315,10 @@ Deno.test("dns: configs GOST accepts but Burrow cannot honour are refused by nam
         name: "d",
         addr: "127.0.0.1:0",
         handler: { type: "dns", metadata: { dns: "udp://127.0.0.1:53" } },
-        listener: { type: "dns", metadata: { mode: "https" } },
+        listener: { type: "dns", metadata: { mode: "quic" } },
       }],
     }),
-    /mode.*"https" is not supported/,
+    /unknown mode "quic"/,
   );
   await assert.rejects(
     Runtime.start({

@@ -5,7 +5,7 @@
  * back-to-back AAAA); `mode=tcp`: each TCP connection carries length-prefixed
  * messages (RFC 1035 §4.2.2) and closes after `readTimeout` (2 s, as GOST's DNS server) without
  * one; `mode=tls`: the same inside TLS (DNS over TLS, the listener's certificate or the automatic
- * one). GOST's `https` mode is refused as not supported yet.
+ * one); `mode=https`: DNS over HTTPS (doh.ts).
  * @module
  */
 import { BufReader } from "../../core/bufio.ts";
@@ -17,6 +17,7 @@ import { LengthFramedConn } from "../../protocol/length_framed.ts";
 import { createTcpListener } from "../tcp/listener.ts";
 import { UdpListener } from "../udp/listener.ts";
 import { listenTls } from "../tls/mod.ts";
+import { createDohListener } from "./doh.ts";
 
 /** A TCP DNS connection: framed messages, closed when idle for `idleMs`. */
 class TcpDnsConn extends LengthFramedConn {
@@ -78,13 +79,12 @@ export async function createDnsListener(o: ListenerOptions): Promise<Listener> {
     return new TcpDnsListener(await listenTls(o), idle > 0 ? idle : 2000);
   }
   if (mode === "https") {
-    throw new ConfigError(
-      `${md.path}.mode`,
-      `"https" is not supported by burrow yet (udp, tcp, tls)`,
-    );
+    const idle = md.duration("readTimeout", 30_000);
+    md.duration("writeTimeout", 0);
+    return await createDohListener(o, idle > 0 ? idle : 30_000);
   }
   if (mode !== "udp" && mode !== "") {
-    throw new ConfigError(`${md.path}.mode`, `unknown mode "${mode}" (udp, tcp, tls)`);
+    throw new ConfigError(`${md.path}.mode`, `unknown mode "${mode}" (udp, tcp, tls, https)`);
   }
   md.int("readBufferSize", 0); // a UDP read always takes the whole datagram
   // A session per client address lives while queries come (ttl after the last one): a resolver

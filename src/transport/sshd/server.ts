@@ -88,12 +88,19 @@ function loadAuthorizedKeys(path: string, md: string): ParsedKey[] {
 function autoHostKey(): string {
   const dir = Deno.env.get("BURROW_CERT_DIR");
   const path = dir ? `${dir}/auto-ssh-host-key` : "";
+  const parses = (k: string) => !(ssh2.utils.parseKey(k) instanceof Error);
   if (path) {
     try {
-      return Deno.readTextFileSync(path);
+      const k = Deno.readTextFileSync(path);
+      if (parses(k)) return k;
     } catch { /* not there yet */ }
   }
-  const key = ssh2.utils.generateKeyPairSync("ed25519").private;
+  // Under Deno's node:crypto, ssh2 now and then writes an Ed25519 key its own parser rejects
+  // ("Malformed OpenSSH private key"): make another.
+  let key = ssh2.utils.generateKeyPairSync("ed25519").private;
+  for (let i = 0; i < 8 && !parses(key); i++) {
+    key = ssh2.utils.generateKeyPairSync("ed25519").private;
+  }
   if (path) {
     Deno.mkdirSync(dir!, { recursive: true, mode: 0o700 });
     Deno.writeTextFileSync(path, key, { mode: 0o600 });

@@ -1,0 +1,130 @@
+/**
+ * The `dns` listener's `mode=https`: DNS over HTTPS (RFC 8484) on the tls listener, as GOST serves
+ * it — any path; `POST` with `Content-Type: application/dns-message`, or `GET` with `?dns=`
+ * (base64url); answers `200` with the DNS message. Each request becomes one message conn for the
+ * `dns` handler; requests on a keep-alive connection are served one after another, and a
+ * connection idle for `readTimeout` is closed.
+ * @module
+ */
+import { BufReader } from "../../core/bufio.ts";
+import { type Conn, ConnBase, type NetAddr } from "../../core/conn.ts";
+import { withDeadline } from "../../core/deadline.ts";
+import { ServeListener } from "../../core/serve_listener.ts";
+import type { Listener, ListenerOptions } from "../../core/types.ts";
+import { getHeader, hasToken, parseRequestHead, serializeHead } from "../../protocol/http1.ts";
+import { listenTls } from "../tls/mod.ts";
+
+/** One DoH request as a conn: reads its query once, takes one reply. */
+class DohMessageConn extends ConnBase {
+  #query: Uint8Array | null;
+  readonly #done: (reply: Uint8Array | null) => void;
+  #finished = false;
+  constructor(
+    query: Uint8Array,
+    readonly localAddr: NetAddr,
+    readonly remoteAddr: NetAddr,
+    done: (reply: Uint8Array | null) => void,
+  ) {
+    super();
+    this.#query = query;
+    this.#done = done;
+  }
+  read(p: Uint8Array): Promise<number | null> {
+    const q = this.#query;
+    if (!q || this.#finished) return Promise.resolve(null);
+    this.#query = null;
+    p.set(q.subarray(0, p.length));
+    return Promise.resolve(Math.min(q.length, p.length));
+  }
+  write(p: Uint8Array): Promise<number> {
+    if (!this.#finished) {
+      this.#finished = true;
+      this.#done(p.slice());
+    }
+    return Promise.resolve(p.length);
+  }
+  closeWrite(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#done(null);
+  }
+}
+
+function fromB64url(s: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9_-]+$/.test(s)) return null;
+  try {
+    return Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+  } catch {
+    return null;
+  }
+}
+
+function status(code: string, extra: [string, string][] = []): Uint8Array {
+  return serializeHead(`HTTP/1.1 ${code}`, [...extra, ["Content-Length", "0"]]);
+}
+
+/** DoH over the tls listener of `o` (its certificate and handshake deadline). */
+export async function createDohListener(o: ListenerOptions, idleMs: number): Promise<Listener> {
+  const tls = await listenTls(o);
+  const addr = (c: Conn): NetAddr => ({ ...c.localAddr, transport: "https" });
+  return new ServeListener(tls, {
+    name: "doh",
+    log: o.log,
+    backlog: o.metadata.int("backlog", 128),
+    serve: async (raw, emit) => {
+      const br = new BufReader(raw, 4096);
+      for (;;) {
+        const head = await withDeadline(raw, idleMs, () => br.readHead()).catch(() => null);
+        if (head === null) return;
+        let req;
+        try {
+          req = parseRequestHead(head);
+        } catch {
+          await raw.write(status("400 Bad Request"));
+          return;
+        }
+        let query: Uint8Array | null = null;
+        if (req.method === "GET") {
+          const m = /[?&]dns=([^&#]*)/.exec(req.target);
+          query = m ? fromB64url(m[1]!) : null;
+        } else if (req.method === "POST") {
+          const type = (getHeader(req.headers, "content-type") ?? "").split(";")[0]!.trim();
+          if (type !== "application/dns-message") {
+            await raw.write(status("415 Unsupported Media Type", [["Connection", "close"]]));
+            return;
+          }
+          const len = Number(getHeader(req.headers, "content-length") ?? "-1");
+          if (!(len >= 0 && len <= 65535)) {
+            await raw.write(status("413 Content Too Large", [["Connection", "close"]]));
+            return;
+          }
+          query = await withDeadline(raw, idleMs, () => br.readN(len)).catch(() => null);
+          if (query === null) return;
+        } else {
+          await raw.write(status("405 Method Not Allowed", [["Allow", "GET, POST"]]));
+          continue;
+        }
+        if (!query || query.length < 12) {
+          await raw.write(status("400 Bad Request"));
+          continue;
+        }
+        const reply = await new Promise<Uint8Array | null>((resolve) => {
+          if (!emit(new DohMessageConn(query!, addr(raw), raw.remoteAddr, resolve))) resolve(null);
+        });
+        if (reply === null) {
+          await raw.write(status("400 Bad Request"));
+          continue;
+        }
+        await raw.write(serializeHead("HTTP/1.1 200 OK", [
+          ["Content-Type", "application/dns-message"],
+          ["Content-Length", String(reply.length)],
+        ]));
+        await raw.write(reply);
+        if (hasToken(req.headers, "connection", "close")) return;
+      }
+    },
+  });
+}
