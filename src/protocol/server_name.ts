@@ -7,37 +7,25 @@
  * @module
  */
 import { crc32 } from "../core/crc32.ts";
+import { decodeBase64Url, encodeBase64Url } from "../core/base64url.ts";
 
 /** The extension type that carries the real server name in a rewritten ClientHello. */
 export const EXT_HIDDEN_NAME = 0xfffe;
 
-const b64url = (b: Uint8Array): string =>
-  btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-
-function fromB64url(s: string): Uint8Array | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(s)) return null;
-  try {
-    const bin = atob(s.replace(/-/g, "+").replace(/_/g, "/"));
-    return Uint8Array.from(bin, (c) => c.charCodeAt(0));
-  } catch {
-    return null;
-  }
-}
-
 /** GOST's encoding of a hidden server name. */
 export function encodeServerName(name: string): string {
-  const inner = new TextEncoder().encode(b64url(new TextEncoder().encode(name)));
+  const inner = new TextEncoder().encode(encodeBase64Url(new TextEncoder().encode(name)));
   const out = new Uint8Array(4 + inner.length);
   new DataView(out.buffer).setUint32(0, crc32(new TextEncoder().encode(name)));
   out.set(inner, 4);
-  return b64url(out);
+  return encodeBase64Url(out);
 }
 
 /** The name in a GOST-encoded hidden server name, or null when it is not one (bad CRC, form). */
 export function decodeServerName(s: string): string | null {
-  const outer = fromB64url(s.trim());
+  const outer = decodeBase64Url(s.trim());
   if (!outer || outer.length < 5) return null;
-  const inner = fromB64url(new TextDecoder().decode(outer.subarray(4)));
+  const inner = decodeBase64Url(new TextDecoder().decode(outer.subarray(4)));
   if (!inner || inner.length === 0) return null;
   if ((crc32(inner) >>> 0) !== new DataView(outer.buffer).getUint32(0)) return null;
   const name = new TextDecoder("utf-8", { fatal: false }).decode(inner);

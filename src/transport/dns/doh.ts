@@ -7,6 +7,7 @@
  * @module
  */
 import { BufReader } from "../../core/bufio.ts";
+import { decodeBase64Url } from "../../core/base64url.ts";
 import { type Conn, ConnBase, type NetAddr } from "../../core/conn.ts";
 import { withDeadline } from "../../core/deadline.ts";
 import { ServeListener } from "../../core/serve_listener.ts";
@@ -53,15 +54,6 @@ class DohMessageConn extends ConnBase {
   }
 }
 
-function fromB64url(s: string): Uint8Array | null {
-  if (!/^[A-Za-z0-9_-]+$/.test(s)) return null;
-  try {
-    return Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
-  } catch {
-    return null;
-  }
-}
-
 function status(code: string, extra: [string, string][] = []): Uint8Array {
   return serializeHead(`HTTP/1.1 ${code}`, [...extra, ["Content-Length", "0"]]);
 }
@@ -89,7 +81,7 @@ export async function createDohListener(o: ListenerOptions, idleMs: number): Pro
         let query: Uint8Array | null = null;
         if (req.method === "GET") {
           const m = /[?&]dns=([^&#]*)/.exec(req.target);
-          query = m ? fromB64url(m[1]!) : null;
+          query = m ? decodeBase64Url(m[1]!) : null;
         } else if (req.method === "POST") {
           const type = (getHeader(req.headers, "content-type") ?? "").split(";")[0]!.trim();
           if (type !== "application/dns-message") {

@@ -217,6 +217,7 @@ export class WsConn extends ConnBase {
       if (this.#failed) throw this.#failed;
       return null;
     }
+    this.#lastSeen = Date.now(); // once per read, not per frame (the keepalive only needs "recent")
     return off;
   }
 
@@ -239,7 +240,6 @@ export class WsConn extends ConnBase {
     if (len === 126) len = (v[2]! << 8) | v[3]!;
     if (op === OP_CONT ? !this.#inMessage : this.#inMessage) return false;
     if (len > this.#maxFrame) return false;
-    this.#lastSeen = Date.now();
     this.#inMessage = (b0 & 0x80) === 0;
     if (masked) {
       const k = this.#keyBuf;
