@@ -345,3 +345,10 @@ Deno.test("sni fronting: rewrite then restore gives back the ClientHello byte fo
   assert.equal(decodeServerName(flipped), null); // the CRC catches it
   assert.equal(decodeServerName("not base64 !"), null);
 });
+
+Deno.test("sni connector: GOST's unused `timeout` is refused by name, not accepted and ignored", async () => {
+  await assert.rejects(
+    Runtime.start(cliConfig(["tcp://127.0.0.1:0/x.test:1"], ["sni://127.0.0.1:1?timeout=5s"])),
+    /connector\.metadata\.timeout: is not supported/,
+  );
+});

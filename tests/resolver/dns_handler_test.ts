@@ -331,4 +331,15 @@ Deno.test("dns: configs GOST accepts but Burrow cannot honour are refused by nam
     }),
     /name the upstream nameservers/,
   );
+  await assert.rejects(
+    Runtime.start({
+      services: [{
+        name: "d",
+        addr: "127.0.0.1:0",
+        handler: { type: "dns", metadata: { dns: "udp://127.0.0.1:53" } },
+        listener: { type: "dns", metadata: { mode: "tcp", writeTimeout: "1s" } },
+      }],
+    }),
+    /writetimeout: is not supported/i,
+  );
 });

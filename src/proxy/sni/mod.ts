@@ -215,8 +215,8 @@ export class SniConnector implements Connector {
 
   constructor(o: ConnectorOptions) {
     this.#front = o.metadata.string("host");
-    // GOST reads `timeout` and never uses it; the connector sends nothing of its own to wait on.
-    o.metadata.duration("timeout", 0);
+    // GOST reads `timeout` and never uses it (nothing is waited on): not read here, so it is
+    // refused by name rather than accepted and ignored.
   }
 
   connect(conn: Conn, _n: Network, _address: string, _ctx: ConnectContext): Promise<Conn> {

@@ -68,19 +68,16 @@ export async function createDnsListener(o: ListenerOptions): Promise<Listener> {
   const backlog = md.int("backlog", 128);
   if (mode === "tcp") {
     const idle = md.duration("readTimeout", 2000);
-    md.duration("writeTimeout", 0); // writes go to the socket at once; nothing waits on them
     return new TcpDnsListener(await createTcpListener(o), idle > 0 ? idle : 2000);
   }
   if (mode === "tls") {
     // DNS over TLS (RFC 7858): the tcp framing inside the tls listener (its certificate, its
     // handshake deadline).
     const idle = md.duration("readTimeout", 2000);
-    md.duration("writeTimeout", 0);
     return new TcpDnsListener(await listenTls(o), idle > 0 ? idle : 2000);
   }
   if (mode === "https") {
     const idle = md.duration("readTimeout", 30_000);
-    md.duration("writeTimeout", 0);
     return await createDohListener(o, idle > 0 ? idle : 30_000);
   }
   if (mode !== "udp" && mode !== "") {

@@ -76,8 +76,15 @@ export class SshdDialer implements Dialer {
     this.#handshakeMs = md.duration("handshakeTimeout", 30_000);
     const keepalive = md.bool("keepalive");
     this.#keepaliveMs = keepalive ? md.duration(["ttl", "keepalive.interval"], 30_000) : 0;
-    this.#keepaliveCount = keepalive ? md.int("keepalive.retries", 3) : 0;
-    md.duration("keepalive.timeout", 0); // ssh2 counts unanswered keepalives instead
+    // ssh2 counts unanswered keep-alives: GOST's `keepalive.timeout` becomes that many intervals
+    // (when `keepalive.retries` does not say).
+    const timeout = md.duration("keepalive.timeout", 0);
+    const retries = md.has("keepalive.retries")
+      ? md.int("keepalive.retries", 3)
+      : timeout > 0 && this.#keepaliveMs > 0
+      ? Math.max(1, Math.ceil(timeout / this.#keepaliveMs))
+      : 3;
+    this.#keepaliveCount = keepalive ? retries : 0;
   }
 
   async dial(addr: string, ctx: DialContext): Promise<Conn> {
