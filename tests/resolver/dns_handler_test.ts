@@ -221,6 +221,34 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
       const pa = dnsPacket.decode(Buffer.from(posted.stdout));
       assert.equal((pa.answers?.[0] as { data?: string })?.data, "10.0.0.1");
+      // Bad input: a DoH POST of another media type gets 415; garbage framed over TCP ends the
+      // connection (its framing can no longer be trusted).
+      const wrong = await new Deno.Command("curl", {
+        args: [
+          "-s",
+          "-k",
+          "--max-time",
+          "5",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code}",
+          "-H",
+          "Content-Type: text/plain",
+          "--data",
+          "hello",
+          `https://127.0.0.1:${dohPort}/dns-query`,
+        ],
+        stdout: "piped",
+      }).output();
+      assert.equal(new TextDecoder().decode(wrong.stdout), "415");
+      const t = await Deno.connect({ hostname: "127.0.0.1", port });
+      await t.write(new Uint8Array([0, 5, 1, 2, 3, 4, 5]));
+      assert.equal(
+        await withTimeout(t.read(new Uint8Array(64)), 5000, "closed after garbage"),
+        null,
+      );
+      t.close();
 
       // A resolver's A and AAAA, back to back from one port: both answered.
       const r = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
