@@ -11,6 +11,15 @@ export function freePort(): number {
 }
 
 /**
+ * `BENCH_V8_FLAGS` passes V8 flags to the Burrow processes (for A/B runs of heap settings);
+ * `BENCH_STDOUT=1` shows their stdout (where `--trace-gc` writes).
+ */
+function v8Flags(): string[] {
+  const f = Deno.env.get("BENCH_V8_FLAGS");
+  return f ? [`--v8-flags=${f}`] : [];
+}
+
+/**
  * Starts `main.ts` with `args` and resolves once every `-L` service has logged that it listens
  * (a UDP service has no TCP port to probe, and a fixed pause is a race on a busy machine).
  * `ports` are the bound ports, in `-L` order. `_probePort` is kept for older callers.
@@ -20,8 +29,15 @@ export async function startBurrow(
   _probePort = 0,
 ): Promise<{ stop: () => Promise<void>; ports: number[]; pid: number }> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-net", MAIN, ...args],
-    stdout: "null",
+    args: [
+      "run",
+      "-A",
+      "--unstable-net",
+      ...v8Flags(),
+      MAIN,
+      ...args,
+    ],
+    stdout: Deno.env.get("BENCH_STDOUT") ? "inherit" : "null",
     stderr: "piped",
   }).spawn();
   const want = args.filter((a) => a === "-L").length;

@@ -5,6 +5,7 @@
 import { ConnBase, type NetAddr } from "./conn.ts";
 import { isIPv4, isIPv6, splitHostPort } from "./addr.ts";
 import { TunnelError } from "./errors.ts";
+import { DATAGRAM_POOL } from "./buffer_pool.ts";
 
 /** Resolves a hostname to an IP literal for UDP sends ("" and localhost ⇒ loopback). */
 export async function resolveHost(host: string): Promise<string> {
@@ -131,7 +132,10 @@ export class OrderedSender {
     while (this.#queue.length > 0) {
       const batch = this.#queue;
       this.#queue = [];
-      for (const { pkt, to } of batch) await this.#sock.send(pkt, to).catch(() => {});
+      for (const { pkt, to } of batch) {
+        await this.#sock.send(pkt, to).catch(() => {});
+        DATAGRAM_POOL.give(pkt); // a no-op unless the packet came from the pool
+      }
     }
     this.#pumping = null;
   }

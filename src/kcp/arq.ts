@@ -5,6 +5,7 @@
  * @module
  */
 import { kcpSnmp } from "./snmp.ts";
+import { DATAGRAM_POOL } from "../core/buffer_pool.ts";
 
 export const CMD_PUSH = 81;
 export const CMD_ACK = 82;
@@ -139,16 +140,20 @@ export class Kcp {
       const last = this.sndQueue[this.sndQueue.length - 1]!;
       if (last.data.length < this.mss) {
         const take = Math.min(this.mss - last.data.length, data.length);
-        const merged = new Uint8Array(last.data.length + take);
+        const merged = DATAGRAM_POOL.take(last.data.length + take);
         merged.set(last.data);
         merged.set(data.subarray(0, take), last.data.length);
+        DATAGRAM_POOL.give(last.data);
         last.data = merged;
         off = take;
       }
     }
     while (off < data.length) {
       const n = Math.min(this.mss, data.length - off);
-      this.sndQueue.push(seg(data.slice(off, off + n)));
+      // Pooled: handed back once acknowledged.
+      const copy = DATAGRAM_POOL.take(n);
+      copy.set(data.subarray(off, off + n));
+      this.sndQueue.push(seg(copy));
       off += n;
     }
   }
@@ -240,7 +245,9 @@ export class Kcp {
       if (cmd < CMD_PUSH || cmd > CMD_WINS) return "command";
       if (regular) this.rmtWnd = wnd;
       // una: everything below it arrived.
-      while (this.sndBuf.length > 0 && diff(una, this.sndBuf[0]!.sn) > 0) this.sndBuf.shift();
+      while (this.sndBuf.length > 0 && diff(una, this.sndBuf[0]!.sn) > 0) {
+        DATAGRAM_POOL.give(this.sndBuf.shift()!.data);
+      }
       this.#shrinkBuf();
       if (cmd === CMD_ACK) {
         // sndBuf holds consecutive sns from its head: index by offset instead of scanning.
@@ -248,7 +255,9 @@ export class Kcp {
           const idx = diff(sn, this.sndBuf[0]!.sn);
           if (idx >= 0 && idx < this.sndBuf.length) this.sndBuf[idx]!.acked = true;
         }
-        while (this.sndBuf.length > 0 && this.sndBuf[0]!.acked) this.sndBuf.shift();
+        while (this.sndBuf.length > 0 && this.sndBuf[0]!.acked) {
+          DATAGRAM_POOL.give(this.sndBuf.shift()!.data);
+        }
         this.#shrinkBuf();
         if (!sawAck || diff(sn, maxAck) > 0) {
           maxAck = sn;
@@ -271,7 +280,10 @@ export class Kcp {
               if (d > 0) break;
             }
             if (!dup) {
-              const s = seg(data.slice(off, off + len));
+              // Pooled: the session's read queue hands it back once read.
+              const copy = DATAGRAM_POOL.take(len);
+              copy.set(data.subarray(off, off + len));
+              const s = seg(copy);
               s.sn = sn;
               s.frg = frg;
               s.ts = ts;
@@ -342,7 +354,12 @@ export class Kcp {
     const wnd = this.#wndUnused();
     const una = this.rcvNxt;
     const emit = () => {
-      if (ptr > reserved) this.#out(buf.slice(0, ptr));
+      if (ptr > reserved) {
+        // A pooled copy: the sender hands it back once the datagram is out.
+        const d = DATAGRAM_POOL.take(ptr);
+        d.set(buf.subarray(0, ptr));
+        this.#out(d);
+      }
       ptr = reserved;
     };
     const put = (cmd: number, frg: number, ts: number, sn: number, data?: Uint8Array) => {

@@ -6,6 +6,7 @@
  * @module
  */
 import { kcpSnmp } from "./snmp.ts";
+import { DATAGRAM_POOL } from "../core/buffer_pool.ts";
 
 export const FEC_HEADER = 8;
 export const FLAG_DATA = 0xf1;
@@ -212,7 +213,8 @@ export class FecEncoder {
     const slack = (4 - ((at + 6) & 3)) & 3;
     const out: Uint8Array[] = [];
     for (let p = 0; p < this.ps; p++) {
-      const pkt = new Uint8Array(slack + at + 6 + len).subarray(slack);
+      // Pooled (the sender hands it back); zeroed, since parity is accumulated into it.
+      const pkt = DATAGRAM_POOL.take(slack + at + 6 + len).fill(0).subarray(slack);
       putU32(pkt, at, this.#next);
       pkt[at + 4] = FLAG_PARITY;
       const par = pkt.subarray(at + 6);
@@ -233,6 +235,13 @@ interface Group {
   total: number;
   done: boolean;
   at: number;
+}
+
+/** Ends a group: its pooled shards go back. */
+function release(g: Group): void {
+  for (const s of g.shards) if (s) DATAGRAM_POOL.give(s);
+  g.done = true;
+  g.shards = [];
 }
 
 /** Collects FEC packets; returns KCP payloads recovered from parity. */
@@ -272,12 +281,14 @@ export class FecDecoder {
       this.#groups.set(base, g);
     }
     if (g.done || g.shards[pos]) return [];
-    g.shards[pos] = pkt.slice(6); // size ‖ KCP (data) or parity bytes
+    // size ‖ KCP (data) or parity bytes, in a pooled copy handed back when the group ends.
+    const shard = DATAGRAM_POOL.take(pkt.length - 6);
+    shard.set(pkt.subarray(6));
+    g.shards[pos] = shard;
     g.total++;
     if (pos < this.ds) g.data++;
     if (g.data === this.ds) {
-      g.done = true;
-      g.shards = [];
+      release(g);
       return [];
     }
     if (g.total < this.ds) return [];
@@ -297,8 +308,7 @@ export class FecDecoder {
       this.errors++;
       return [];
     }
-    g.done = true;
-    g.shards = [];
+    release(g); // the rebuilt shards are fresh arrays, not the pooled ones
     const out: Uint8Array[] = [];
     for (const i of missing) {
       const r = shards[i]!;
@@ -318,8 +328,10 @@ export class FecDecoder {
   #expire(now: number): void {
     // Bounded memory: at most a few groups in flight, none older than 60 s.
     for (const [k, g] of this.#groups) {
-      if (this.#groups.size > 3 || now - g.at > 60_000) this.#groups.delete(k);
-      else break;
+      if (this.#groups.size > 3 || now - g.at > 60_000) {
+        release(g);
+        this.#groups.delete(k);
+      } else break;
     }
   }
 }

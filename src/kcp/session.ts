@@ -14,6 +14,7 @@ import { AsyncQueue } from "../core/queue.ts";
 import { listenHost, splitHostPort } from "../core/addr.ts";
 import type { Listener } from "../core/types.ts";
 import { OrderedSender, udpSocketFor } from "../core/udp.ts";
+import { DATAGRAM_POOL } from "../core/buffer_pool.ts";
 import { setUdpBuffers } from "../core/sockbuf.ts";
 import { Kcp } from "./arq.ts";
 import type { KcpConfig } from "./config.ts";
@@ -46,7 +47,7 @@ export class KcpSession extends ConnBase {
   #timer?: ReturnType<typeof setTimeout>;
   #closed = false;
   #writeWake: (() => void) | null = null;
-  readonly #rq = new ChunkQueue();
+  readonly #rq = new ChunkQueue((c) => DATAGRAM_POOL.give(c));
 
   /**
    * @internal

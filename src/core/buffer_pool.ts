@@ -1,0 +1,55 @@
+/**
+ * A free list of fixed-size buffers for datagram-sized data that is short-lived but too frequent
+ * to leave to the garbage collector: every `new Uint8Array` of packet size is a malloc'd backing
+ * store that lives until the next scavenge, and under tens of thousands of packets a second the
+ * allocator's heap grows with them (docs/performance.md, "KCP's peak memory").
+ *
+ * Only buffers this pool made are taken back, each at most once while it is free, so handing back
+ * a foreign buffer or the same one twice is harmless.
+ * @module
+ */
+
+export class BufferPool {
+  /** Size of every pooled buffer; `take` of more allocates a plain buffer. */
+  readonly size: number;
+  readonly #max: number;
+  readonly #free: ArrayBuffer[] = [];
+  readonly #isFree = new WeakSet<ArrayBuffer>();
+  readonly #ours = new WeakSet<ArrayBuffer>();
+
+  constructor(size: number, maxFree: number) {
+    this.size = size;
+    this.#max = maxFree;
+  }
+
+  /** A view of `len` bytes (contents undefined) on a pooled buffer when `len ≤ size`. */
+  take(len: number): Uint8Array {
+    if (len > this.size) return new Uint8Array(len);
+    let b = this.#free.pop();
+    if (b) this.#isFree.delete(b);
+    else {
+      b = new ArrayBuffer(this.size);
+      this.#ours.add(b);
+    }
+    return new Uint8Array(b, 0, len);
+  }
+
+  /** Returns the buffer under `view` once nothing refers to it any more. */
+  give(view: Uint8Array): void {
+    const b = view.buffer as ArrayBuffer;
+    if (this.#free.length >= this.#max || !this.#ours.has(b) || this.#isFree.has(b)) return;
+    this.#isFree.add(b);
+    this.#free.push(b);
+  }
+
+  /** Buffers free now. */
+  get freeCount(): number {
+    return this.#free.length;
+  }
+}
+
+/**
+ * The process's pool for datagrams and KCP segments (2 KiB covers any MTU a UDP carrier uses on
+ * loopback or Ethernet); at most 2 MiB kept free.
+ */
+export const DATAGRAM_POOL: BufferPool = new BufferPool(2048, 1024);
