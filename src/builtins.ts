@@ -27,6 +27,8 @@ import * as sshdHandler from "./proxy/sshd/mod.ts";
 import * as dnsListener from "./transport/dns/mod.ts";
 import * as redirect from "./transport/redirect/mod.ts";
 import * as sshd from "./transport/sshd/mod.ts";
+import * as tunListener from "./transport/tun/mod.ts";
+import * as tunHandler from "./proxy/tun/mod.ts";
 import { DnsHandler } from "./resolver/dns_handler.ts";
 
 /** Registers every built-in listener, handler, dialer and connector into `reg`. */
@@ -42,6 +44,7 @@ export function registerBuiltins(reg: Registries): Registries {
   rtcp.register(reg);
   redirect.register(reg);
   sshd.register(reg);
+  tunListener.register(reg);
   // -- proxy protocols (handler + connector) --
   forward.register(reg);
   http.register(reg);
@@ -52,6 +55,7 @@ export function registerBuiltins(reg: Registries): Registries {
   tunnel.register(reg);
   sni.register(reg);
   sshdHandler.register(reg);
+  tunHandler.register(reg);
   // -- dns: the listener is a transport, the handler serves the resolver's exchanges --
   dnsListener.register(reg);
   reg.handlers.register("dns", (o) => new DnsHandler(o));

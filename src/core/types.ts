@@ -58,6 +58,11 @@ export interface Listener extends AsyncDisposable {
    * (a mux listener, whose accepted conns are streams): the service must not apply it again.
    */
   readonly guardsRaw?: boolean;
+  /**
+   * True when what arrives at this address ends here (a tun server's socket feeds a device and
+   * dials nothing): the router may then dial it without calling that a proxy loop.
+   */
+  readonly endpoint?: boolean;
   /** Next connection, or `null` once the listener is closed. */
   accept(): Promise<Conn | null>;
   /** Stops accepting and releases the socket (and any sessions it owns). */

@@ -343,7 +343,8 @@ export class Runtime implements AsyncDisposable {
     }
     for (const { s, entry } of created) {
       this.#services.set(s.name, entry);
-      this.#self.add(entry.service.listener.addr);
+      // A listener whose traffic ends in it (tun) cannot start a dialing loop.
+      if (!entry.service.listener.endpoint) this.#self.add(entry.service.listener.addr);
       entry.service.start();
       if (!result.replaced.includes(`services/${s.name}`)) {
         (dropped.some((d) => d.service.name === s.name) ? result.replaced : result.added).push(

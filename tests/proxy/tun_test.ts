@@ -1,0 +1,351 @@
+/**
+ * The tun handler's wire protocol (issue #19, docs/tun.md §2–3) against a device stand-in, with
+ * no root needed: the bytes GOST's client sends and its server answers, routing by announced
+ * addresses, the auther, malformed control datagrams, and a client dialing again when its
+ * keep-alives go unanswered. Real devices in network namespaces: tests/transport/tun_test.ts.
+ */
+import assert from "node:assert/strict";
+import { ConnBase, type NetAddr } from "../../src/core/conn.ts";
+import { AsyncQueue } from "../../src/core/queue.ts";
+import { Logger } from "../../src/core/log.ts";
+import { Metadata } from "../../src/core/metadata.ts";
+import { Cidr, parseIp } from "../../src/core/ip.ts";
+import { dialUdp } from "../../src/core/udp.ts";
+import type { Auther, HandlerOptions, TargetSelector } from "../../src/core/types.ts";
+import {
+  decodeKeepalive,
+  encodeKeepalive,
+  encodeReply,
+  isReply,
+  packetDst,
+  type TunLink,
+} from "../../src/protocol/tun.ts";
+import { TunHandler } from "../../src/proxy/tun/mod.ts";
+import { until, withTimeout } from "../_helpers.ts";
+
+/** A tun device stand-in: packets pushed in are read by the handler; its writes are kept. */
+class FakeTun extends ConnBase {
+  readonly datagram = true;
+  readonly localAddr: NetAddr;
+  readonly remoteAddr: NetAddr = { transport: "tun", hostname: "10.124.0.1", port: 0 };
+  readonly tunLink: TunLink;
+  readonly incoming = new AsyncQueue<Uint8Array>();
+  readonly written: Uint8Array[] = [];
+  closed = false;
+
+  constructor(link: TunLink) {
+    super();
+    this.tunLink = link;
+    this.localAddr = link.addr;
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    const d = await this.incoming.shift();
+    if (d === null) return null;
+    p.set(d);
+    return d.length;
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    this.written.push(p.slice());
+    return Promise.resolve(p.length);
+  }
+
+  closeWrite(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.incoming.close();
+    try {
+      this.tunLink.socket.close();
+    } catch { /* closed */ }
+  }
+}
+
+function link(ips: string[], routes: TunLink["routes"] = []): TunLink {
+  const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const a = socket.addr as Deno.NetAddr;
+  return {
+    name: "tunX",
+    ips: ips.map((s) => parseIp(s)!),
+    routes,
+    socket,
+    addr: { transport: "udp", hostname: a.hostname, port: a.port },
+  };
+}
+
+/** A minimal IPv4 packet from `src` to `dst` with `body` (checksums are not the handler's job). */
+function ipv4(src: string, dst: string, body = "x"): Uint8Array {
+  const b = new TextEncoder().encode(body);
+  const p = new Uint8Array(20 + b.length);
+  p[0] = 0x45;
+  new DataView(p.buffer).setUint16(2, p.length);
+  p[9] = 17;
+  p.set(parseIp(src)!, 12);
+  p.set(parseIp(dst)!, 16);
+  p.set(b, 20);
+  return p;
+}
+
+function options(
+  md: Record<string, unknown>,
+  extra: Partial<HandlerOptions> = {},
+  lines: string[] = [],
+): HandlerOptions {
+  return {
+    metadata: new Metadata(md as Record<string, string>, "handler.metadata"),
+    router: { dial: (_n, addr) => dialUdp(addr) },
+    log: new Logger("debug", {}, (l) => lines.push(l)),
+    service: "t",
+    ...extra,
+  };
+}
+
+function forwarder(addr: string): TargetSelector {
+  return {
+    select: () => ({ name: "s", addr }),
+    markFailed: () => {},
+    markOk: () => {},
+  };
+}
+
+/** A UDP socket playing a peer, with a bounded receive. */
+function peer() {
+  const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const addr = s.addr as Deno.NetAddr;
+  return {
+    addr,
+    port: addr.port,
+    send: (d: Uint8Array, port: number) =>
+      s.send(d, { transport: "udp", hostname: "127.0.0.1", port }),
+    recv: async (ms = 3000): Promise<[Uint8Array, Deno.NetAddr]> => {
+      const [d, f] = await withTimeout(s.receive(), ms, "a datagram");
+      return [d, f as Deno.NetAddr];
+    },
+    close: () => s.close(),
+  };
+}
+
+Deno.test("tun protocol: the keep-alive and reply bytes are GOST's (magic, 16-byte passphrase, v4-mapped addresses)", () => {
+  const ka = encodeKeepalive("pw", [parseIp("10.124.0.2")!, parseIp("fd00::2")!]);
+  assert.equal(ka.length, 20 + 32);
+  assert.deepEqual([...ka.subarray(0, 4)], [0x47, 0x4f, 0x53, 0x54]);
+  assert.deepEqual([...ka.subarray(4, 20)], [0x70, 0x77, ...new Array(14).fill(0)]);
+  assert.deepEqual([...ka.subarray(20, 36)], [
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    255,
+    255,
+    10,
+    124,
+    0,
+    2,
+  ]);
+  assert.deepEqual([...ka.subarray(36)], [...parseIp("fd00::2")!]);
+  const d = decodeKeepalive(ka)!;
+  assert.equal(d.passphrase, "pw");
+  assert.equal(d.ips.length, 2);
+  // Malformed: no addresses, a ragged tail, the magic alone.
+  assert.equal(decodeKeepalive(ka.subarray(0, 20)), null);
+  assert.equal(decodeKeepalive(ka.subarray(0, 30)), null);
+  assert.equal(decodeKeepalive(ipv4("10.0.0.1", "10.0.0.2", "x".repeat(40))), null);
+  const r = encodeReply("127.0.0.9");
+  assert.ok(isReply(r));
+  assert.deepEqual([...r.subarray(4)], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 127, 0, 0, 9]);
+  assert.deepEqual([...packetDst(ipv4("1.2.3.4", "5.6.7.8"))!], [5, 6, 7, 8]);
+  assert.equal(
+    packetDst(new Uint8Array([0x45, 0, 0])),
+    null,
+    "a truncated header has no destination",
+  );
+});
+
+Deno.test("tun server: routes by announced addresses, answers keep-alives, relays client to client, drops the malformed", async () => {
+  const l = link(["10.124.0.1"], [{
+    prefix: Cidr.parse("10.50.0.0/16")!,
+    gw: parseIp("10.124.0.3"),
+  }]);
+  const dev = new FakeTun(l);
+  const h = new TunHandler(options({}));
+  const ac = new AbortController();
+  const done = h.handle(dev, { sid: "s", log: new Logger("none"), signal: ac.signal });
+  const a = peer(), b = peer();
+  try {
+    // Client A announces 10.124.0.2 and gets "GOST" + its own address back.
+    await a.send(encodeKeepalive("", [parseIp("10.124.0.2")!]), l.addr.port);
+    const [reply] = await a.recv();
+    assert.ok(isReply(reply));
+    assert.deepEqual([...reply.subarray(16)], [127, 0, 0, 1]);
+    // A packet from the device for 10.124.0.2 goes to A, as is.
+    const toA = ipv4("10.124.0.1", "10.124.0.2", "down");
+    dev.incoming.push(toA);
+    assert.deepEqual((await a.recv())[0], toA);
+    // A's packet for the server lands in the device.
+    const up = ipv4("10.124.0.2", "10.124.0.1", "up");
+    await a.send(up, l.addr.port);
+    await until(() => dev.written.length === 1, 3000, "the packet in the device");
+    assert.deepEqual(dev.written[0], up);
+    // B announces 10.124.0.3, the gateway of 10.50.0.0/16: A reaches it and what is behind it.
+    await b.send(encodeKeepalive("", [parseIp("10.124.0.3")!]), l.addr.port);
+    assert.ok(isReply((await b.recv())[0]));
+    const aToB = ipv4("10.124.0.2", "10.124.0.3", "peer");
+    await a.send(aToB, l.addr.port);
+    assert.deepEqual((await b.recv())[0], aToB);
+    const behind = ipv4("10.124.0.1", "10.50.7.7", "routed");
+    dev.incoming.push(behind);
+    assert.deepEqual((await b.recv())[0], behind);
+    // Malformed control datagrams get no reply and change nothing; the server's own address
+    // cannot be claimed.
+    await a.send(new TextEncoder().encode("GOST garbage"), l.addr.port);
+    await a.send(encodeKeepalive("", [parseIp("10.124.0.1")!]), l.addr.port);
+    await a.send(new Uint8Array([0x47, 0x4f, 0x53, 0x54]), l.addr.port);
+    const marker = ipv4("10.124.0.2", "10.124.0.1", "after");
+    await a.send(marker, l.addr.port);
+    await until(() => dev.written.length === 2, 3000, "the packet after the garbage");
+    assert.deepEqual(dev.written[1], marker, "garbage reached the device");
+    await assert.rejects(a.recv(300), /timed out|a datagram/);
+  } finally {
+    ac.abort();
+    dev.close();
+    await withTimeout(done, 5000, "the handler to end");
+    a.close();
+    b.close();
+  }
+});
+
+Deno.test("tun server with an auther: a wrong passphrase gets no route, and an unadmitted sender's packets are dropped", async () => {
+  const l = link(["10.124.0.1"]);
+  const dev = new FakeTun(l);
+  const auther: Auther = {
+    authenticate: (u, p) => u === "10.124.0.2" && p === "s3cret",
+  };
+  const lines: string[] = [];
+  const h = new TunHandler(options({}, { auther }, lines));
+  const ac = new AbortController();
+  const done = h.handle(dev, {
+    sid: "s",
+    log: new Logger("debug", {}, (x) => lines.push(x)),
+    signal: ac.signal,
+  });
+  const a = peer();
+  try {
+    await a.send(encodeKeepalive("wrong", [parseIp("10.124.0.2")!]), l.addr.port);
+    await a.send(ipv4("10.124.0.2", "10.124.0.1", "sneak"), l.addr.port);
+    await until(() => lines.some((x) => /keep-alive for 10\.124\.0\.2 refused/.test(x)), 3000);
+    dev.incoming.push(ipv4("10.124.0.1", "10.124.0.2"));
+    await assert.rejects(
+      a.recv(300),
+      /timed out|a datagram/,
+      "no reply, no route to a refused client",
+    );
+    // The right passphrase admits it; its packets then flow.
+    await a.send(encodeKeepalive("s3cret", [parseIp("10.124.0.2")!]), l.addr.port);
+    assert.ok(isReply((await a.recv())[0]));
+    const ok = ipv4("10.124.0.2", "10.124.0.1", "admitted");
+    await a.send(ok, l.addr.port);
+    await until(() => dev.written.length > 0, 3000, "the admitted packet");
+    assert.deepEqual(dev.written, [ok], "the packet sent before admission was dropped");
+  } finally {
+    ac.abort();
+    dev.close();
+    await withTimeout(done, 5000, "the handler to end");
+    a.close();
+  }
+});
+
+Deno.test("tun client: announces its addresses, moves packets both ways, and dials again when keep-alives go unanswered", async () => {
+  const server = peer();
+  const l = link(["10.124.0.2"]);
+  const dev = new FakeTun(l);
+  const lines: string[] = [];
+  const h = new TunHandler(
+    options(
+      { keepalive: "true", ttl: "200ms", passphrase: "pw" },
+      { forwarder: forwarder(`127.0.0.1:${server.port}`) },
+      lines,
+    ),
+  );
+  const ac = new AbortController();
+  const done = h.handle(dev, {
+    sid: "c",
+    log: new Logger("debug", {}, (x) => lines.push(x)),
+    signal: ac.signal,
+  });
+  try {
+    const [hello, from] = await server.recv();
+    assert.deepEqual(hello, encodeKeepalive("pw", [parseIp("10.124.0.2")!]));
+    await server.send(encodeReply(from.hostname), from.port);
+    // Device → server, server → device (the reply itself never reaches the device).
+    const up = ipv4("10.124.0.2", "10.124.0.1", "up");
+    dev.incoming.push(up);
+    let got: Uint8Array;
+    do got = (await server.recv())[0]; while (decodeKeepalive(got));
+    assert.deepEqual(got, up);
+    const down = ipv4("10.124.0.1", "10.124.0.2", "down");
+    await server.send(down, from.port);
+    await until(() => dev.written.length === 1, 3000, "the packet in the device");
+    assert.deepEqual(dev.written, [down]);
+    // The server stops answering: after three periods the client gives up on the path and dials
+    // again from a new socket, announcing itself first.
+    let again: Deno.NetAddr | undefined;
+    await withTimeout(
+      (async () => {
+        for (;;) {
+          const [d, f] = await server.recv(5000);
+          if (decodeKeepalive(d) && f.port !== from.port) return again = f;
+        }
+      })(),
+      8000,
+      "a new dial",
+    );
+    assert.ok(again);
+    assert.ok(lines.some((x) => /no keep-alive reply/.test(x)), "the reconnect is logged");
+  } finally {
+    ac.abort();
+    await withTimeout(done, 5000, "the handler to end");
+    server.close();
+  }
+});
+
+Deno.test("tun settings: keys GOST reads on other systems are refused by name; net is required; a passphrase fits 16 bytes", async () => {
+  const { tunSettings } = await import("../../src/transport/tun/mod.ts");
+  const md = (r: Record<string, string>) => new Metadata(r, "listener.metadata");
+  for (const k of ["dns", "peer", "router", "guid", "tun.dns"]) {
+    assert.throws(
+      () => tunSettings(md({ net: "10.1.0.1/24", [k]: "x" })),
+      new RegExp(`listener\\.metadata\\.${k.replace("tun.", "")}`),
+    );
+  }
+  assert.throws(() => tunSettings(md({})), /net/);
+  assert.throws(() => tunSettings(md({ net: "10.1.0.1" })), /prefix length/);
+  assert.throws(() => tunSettings(md({ net: "10.1.0.1/24", route: "nope" })), /CIDR/);
+  const s = tunSettings(md({
+    "tun.net": "10.1.0.1/24,fd00::1/64",
+    mtu: "0",
+    gw: "10.1.0.9",
+    route: "10.2.0.0/16",
+    routes: "10.3.0.0/16 10.1.0.7,10.4.0.0/16",
+  }));
+  assert.equal(s.device.mtu, 1420);
+  assert.deepEqual(s.device.routes, [
+    { dst: "10.2.0.0/16", gw: "10.1.0.9" },
+    { dst: "10.3.0.0/16", gw: "10.1.0.7" },
+    { dst: "10.4.0.0/16", gw: "10.1.0.9" },
+  ]);
+  assert.equal(s.ips.length, 2);
+  assert.throws(
+    () => new TunHandler(options({ passphrase: "x".repeat(17) })),
+    /passphrase: is longer than the 16 bytes/,
+  );
+});
