@@ -29,6 +29,7 @@ import * as redirect from "./transport/redirect/mod.ts";
 import * as sshd from "./transport/sshd/mod.ts";
 import * as tunListener from "./transport/tun/mod.ts";
 import * as tunHandler from "./proxy/tun/mod.ts";
+import * as tapHandler from "./proxy/tap/mod.ts";
 import { DnsHandler } from "./resolver/dns_handler.ts";
 
 /** Registers every built-in listener, handler, dialer and connector into `reg`. */
@@ -56,6 +57,7 @@ export function registerBuiltins(reg: Registries): Registries {
   sni.register(reg);
   sshdHandler.register(reg);
   tunHandler.register(reg);
+  tapHandler.register(reg);
   // -- dns: the listener is a transport, the handler serves the resolver's exchanges --
   dnsListener.register(reg);
   reg.handlers.register("dns", (o) => new DnsHandler(o));

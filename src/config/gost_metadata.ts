@@ -389,6 +389,7 @@ export const GOST_METADATA: Readonly<Record<string, readonly string[]>> = {
     "sniffing.websocket.sampleRate",
     "tproxy",
   ],
+  "handler.tap": ["key"],
   "handler.tun": [
     "keepalive",
     "p2p",
@@ -500,6 +501,7 @@ export const GOST_METADATA: Readonly<Record<string, readonly string[]>> = {
     "udp.bufferSize",
   ],
   "hop": ["interface", "netns", "proxyProtocol", "so_mark"],
+  "listener.tap": ["componentID", "gw", "mtu", "name", "net", "route", "routes"],
   "listener.tun": [
     "dns",
     "guid",

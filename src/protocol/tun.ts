@@ -83,6 +83,14 @@ export function packetDst(p: Uint8Array): IpBytes | null {
   return null;
 }
 
+/** Source address of an IPv4 or IPv6 packet, or null if it is neither. */
+export function packetSrc(p: Uint8Array): IpBytes | null {
+  const v = p.length > 0 ? p[0]! >> 4 : 0;
+  if (v === 4 && p.length >= 20) return p.subarray(12, 16);
+  if (v === 6 && p.length >= 40) return p.subarray(8, 24);
+  return null;
+}
+
 /** A route of the tun device: packets for `dst` go to the client whose tun address is `gw`. */
 export interface TunRoute {
   /** Destination prefix, as configured (`10.0.0.0/8`). */
@@ -93,6 +101,8 @@ export interface TunRoute {
 
 /** What the `tun` listener hands the `tun` handler along with the device. */
 export interface TunLink {
+  /** `tun` (IP packets) or `tap` (Ethernet frames). */
+  mode: "tun" | "tap";
   /** The device's interface name. */
   name: string;
   /** The device's own addresses (the `net` key, without prefix lengths). */
@@ -103,6 +113,8 @@ export interface TunLink {
   socket: Deno.DatagramConn;
   /** The socket's address. */
   addr: NetAddr;
+  /** The service's admission for one sender (the service's one conn is the device itself). */
+  admit(peer: NetAddr): boolean;
 }
 
 /** The {@link TunLink} a tun listener's conn carries (looking through wrapping conns). */

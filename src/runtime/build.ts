@@ -147,6 +147,7 @@ const AUTHENTICATING = new Set([
   "socks4a",
   "socks5",
   "relay",
+  "tun",
   "tunnel",
 ]);
 
@@ -496,6 +497,17 @@ export async function buildPipeline(
     throw new ConfigError(
       `${path}.listener.auth`,
       "listener auth is only used by sshd listeners; set auth on the handler",
+    );
+  }
+  if (
+    (s.listener.type === "tun" || s.listener.type === "tap") &&
+    (s.limiter || s.climiter || s.rlimiter)
+  ) {
+    // The service's one conn is the device: per-connection limits would count device sessions,
+    // not clients (admission is applied to each datagram's sender instead).
+    throw new ConfigError(
+      `${path}.${s.limiter ? "limiter" : s.climiter ? "climiter" : "rlimiter"}`,
+      `does not apply to a ${s.listener.type} device; use admission (checked per sender)`,
     );
   }
   if (s.listener.chain && !BINDING_LISTENERS.has(s.listener.type)) {

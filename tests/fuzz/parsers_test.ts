@@ -30,7 +30,7 @@ import { serverUpgrade } from "../../src/transport/ws/handshake.ts";
 import { CMD_PSH, CMD_SYN, encodeFrame as smuxFrame } from "../../src/mux/smux/frame.ts";
 import { serverSession } from "../../src/mux/smux/mod.ts";
 import { SsConn } from "../../src/proxy/ss/conn.ts";
-import { SsCipher } from "../../src/proxy/ss/cipher.ts";
+import { SsCipher } from "../../src/protocol/ss_aead.ts";
 import { parseNodeUrl, parseServiceUrl } from "../../src/config/cli.ts";
 import { parseYaml } from "../../src/config/yaml.ts";
 import { normalizeConfig } from "../../src/config/model.ts";

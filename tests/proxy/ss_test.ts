@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { cliConfig } from "../../src/builtins.ts";
 import { Runtime } from "../../src/runtime/runtime.ts";
-import { evpBytesToKey, SsCipher } from "../../src/proxy/ss/cipher.ts";
+import { evpBytesToKey, SsCipher } from "../../src/protocol/ss_aead.ts";
 import { openPacket, sealPacket } from "../../src/proxy/ss/mod.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import {

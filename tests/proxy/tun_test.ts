@@ -65,15 +65,21 @@ class FakeTun extends ConnBase {
   }
 }
 
-function link(ips: string[], routes: TunLink["routes"] = []): TunLink {
+function link(
+  ips: string[],
+  routes: TunLink["routes"] = [],
+  admit: (peer: NetAddr) => boolean = () => true,
+): TunLink {
   const socket = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   const a = socket.addr as Deno.NetAddr;
   return {
+    mode: "tun",
     name: "tunX",
     ips: ips.map((s) => parseIp(s)!),
     routes,
     socket,
     addr: { transport: "udp", hostname: a.hostname, port: a.port },
+    admit,
   };
 }
 
@@ -327,6 +333,11 @@ Deno.test("tun settings: keys GOST reads on other systems are refused by name; n
       new RegExp(`listener\\.metadata\\.${k.replace("tun.", "")}`),
     );
   }
+  assert.throws(
+    () => tunSettings(md({ net: "10.1.0.1/24", componentID: "tap0901" }), "tap"),
+    /componentID: names a Windows TAP adapter/,
+  );
+  assert.equal(tunSettings(md({ net: "10.1.0.1/24" }), "tap").device.mode, "tap");
   assert.throws(() => tunSettings(md({})), /net/);
   assert.throws(() => tunSettings(md({ net: "10.1.0.1" })), /prefix length/);
   assert.throws(() => tunSettings(md({ net: "10.1.0.1/24", route: "nope" })), /CIDR/);
@@ -348,4 +359,175 @@ Deno.test("tun settings: keys GOST reads on other systems are refused by name; n
     () => new TunHandler(options({ passphrase: "x".repeat(17) })),
     /passphrase: is longer than the 16 bytes/,
   );
+});
+
+Deno.test("tun server with an auther: an admitted client cannot send from an address it did not announce", async () => {
+  const l = link(["10.124.0.1"], [{
+    prefix: Cidr.parse("10.60.0.0/16")!,
+    gw: parseIp("10.124.0.2"),
+  }]);
+  const dev = new FakeTun(l);
+  const auther: Auther = { authenticate: (u, p) => u === "10.124.0.2" && p === "pw" };
+  const h = new TunHandler(options({}, { auther }));
+  const ac = new AbortController();
+  const done = h.handle(dev, { sid: "s", log: new Logger("none"), signal: ac.signal });
+  const a = peer();
+  try {
+    await a.send(encodeKeepalive("pw", [parseIp("10.124.0.2")!]), l.addr.port);
+    assert.ok(isReply((await a.recv())[0]));
+    await a.send(ipv4("10.124.0.99", "10.124.0.1", "spoofed"), l.addr.port);
+    const behind = ipv4("10.60.1.1", "10.124.0.1", "behind its gateway");
+    await a.send(behind, l.addr.port);
+    const own = ipv4("10.124.0.2", "10.124.0.1", "own");
+    await a.send(own, l.addr.port);
+    await until(() => dev.written.length >= 2, 3000, "the allowed packets");
+    assert.deepEqual(dev.written, [behind, own], "the spoofed source was dropped");
+  } finally {
+    ac.abort();
+    dev.close();
+    await withTimeout(done, 5000, "the handler to end");
+    a.close();
+  }
+});
+
+Deno.test("tun server: a keep-alive flood cannot lock clients out (oversized announcements ignored, oldest routes go first); admission is per sender", async () => {
+  let refusedPort = -1;
+  const l = link(["10.124.0.1"], [], (p) => p.port !== refusedPort);
+  const dev = new FakeTun(l);
+  const h = new TunHandler(options({}));
+  const ac = new AbortController();
+  const done = h.handle(dev, { sid: "s", log: new Logger("none"), signal: ac.signal });
+  const flood = peer(), a = peer(), banned = peer();
+  refusedPort = banned.port;
+  try {
+    const addrs = (from: number, n: number) =>
+      Array.from(
+        { length: n },
+        (_, i) =>
+          parseIp(`10.${100 + ((from + i) >> 16)}.${((from + i) >> 8) & 255}.${(from + i) & 255}`)!,
+      );
+    await flood.send(encodeKeepalive("", addrs(0, 65)), l.addr.port);
+    await assert.rejects(flood.recv(300), /timed out|a datagram/, "65 addresses: no reply");
+    for (let i = 0; i < 70; i++) {
+      await flood.send(encodeKeepalive("", addrs(i * 64, 64)), l.addr.port);
+      await flood.recv();
+    }
+    // 4,480 addresses announced against 4,096 routes: a newcomer still gets in.
+    await a.send(encodeKeepalive("", [parseIp("10.124.0.2")!]), l.addr.port);
+    assert.ok(isReply((await a.recv())[0]));
+    const toA = ipv4("10.124.0.1", "10.124.0.2");
+    dev.incoming.push(toA);
+    assert.deepEqual((await a.recv())[0], toA);
+    // The oldest flood routes went: a packet for the first address goes nowhere.
+    dev.incoming.push(ipv4("10.124.0.1", "10.100.0.1"));
+    await assert.rejects(flood.recv(300), /timed out|a datagram/);
+    // A sender the service's admission refuses gets nothing, not even a reply.
+    await banned.send(encodeKeepalive("", [parseIp("10.124.0.7")!]), l.addr.port);
+    await assert.rejects(banned.recv(300), /timed out|a datagram/);
+  } finally {
+    ac.abort();
+    dev.close();
+    await withTimeout(done, 5000, "the handler to end");
+    flood.close(), a.close(), banned.close();
+  }
+});
+
+Deno.test("tun client: the announcement is repeated until the server answers (a server that starts later learns the client)", async () => {
+  const server = peer();
+  const l = link(["10.124.0.2"]);
+  const dev = new FakeTun(l);
+  const h = new TunHandler(options({}, { forwarder: forwarder(`127.0.0.1:${server.port}`) }));
+  const ac = new AbortController();
+  const done = h.handle(dev, { sid: "c", log: new Logger("none"), signal: ac.signal });
+  try {
+    const [first, from] = await server.recv();
+    assert.ok(decodeKeepalive(first));
+    // Not answered: it comes again about a second later, from the same socket.
+    const [second, from2] = await server.recv(3000);
+    assert.ok(decodeKeepalive(second));
+    assert.equal(from2.port, from.port);
+    await server.send(encodeReply(from.hostname), from.port);
+    // Answered and keepalive off: no more announcements (a packet is what comes next).
+    const up = ipv4("10.124.0.2", "10.124.0.1", "up");
+    setTimeout(() => dev.incoming.push(up), 2500);
+    // The first datagram after the answer, 2.5 s on (past two repeat periods), is the packet.
+    assert.deepEqual((await server.recv(5000))[0], up, "no announcement after the answer");
+  } finally {
+    ac.abort();
+    await withTimeout(done, 5000, "the handler to end");
+    server.close();
+  }
+});
+
+Deno.test("tun handler: security settings on the side where they do nothing are refused", () => {
+  assert.throws(() => new TunHandler(options({ passphrase: "pw" })), /is what a client sends/);
+  assert.throws(
+    () =>
+      new TunHandler(
+        options({}, {
+          forwarder: forwarder("127.0.0.1:1"),
+          auther: { authenticate: () => true },
+        }),
+      ),
+    /a tun client checks nobody/,
+  );
+});
+
+/** An Ethernet frame from `src` to `dst` MAC (last byte given; `0xff` = broadcast). */
+function frame(dst: number, src: number, body = "frame"): Uint8Array {
+  const b = new TextEncoder().encode(body);
+  const f = new Uint8Array(14 + b.length);
+  f.set(dst === 0xff ? [255, 255, 255, 255, 255, 255] : [2, 0, 0, 0, 0, dst]);
+  f.set([2, 0, 0, 0, 0, src], 6);
+  f[12] = 0x08;
+  f.set(b, 14);
+  return f;
+}
+
+Deno.test("tap server: learns MACs, floods broadcasts to the other clients and the device, drops what does not open", async () => {
+  const { TapHandler } = await import("../../src/proxy/tap/mod.ts");
+  const { sealDatagram, openDatagram, SsCipher } = await import("../../src/protocol/ss_aead.ts");
+  const cipher = new SsCipher("aes-128-gcm", "pw");
+  const l = { ...link(["10.125.0.1"]), mode: "tap" as const };
+  const dev = new FakeTun(l);
+  const h = new TapHandler(
+    options({}, { auth: { username: "aes-128-gcm", password: "pw" } }),
+  );
+  const ac = new AbortController();
+  const done = h.handle(dev, { sid: "s", log: new Logger("none"), signal: ac.signal });
+  const a = peer(), b = peer();
+  const recvFrame = async (p: ReturnType<typeof peer>, ms?: number) =>
+    openDatagram(cipher, (await p.recv(ms))[0]);
+  try {
+    // A (MAC …:0a) and B (…:0b) say hello to the server's device (…:01); both land in it.
+    await a.send(sealDatagram(cipher, frame(1, 0x0a, "a")), l.addr.port);
+    await b.send(sealDatagram(cipher, frame(1, 0x0b, "b")), l.addr.port);
+    await until(() => dev.written.length === 2, 3000, "two frames in the device");
+    // A broadcast from A reaches B and the device, not A itself.
+    const bc = frame(0xff, 0x0a, "who has");
+    await a.send(sealDatagram(cipher, bc), l.addr.port);
+    assert.deepEqual(await recvFrame(b), bc);
+    await until(() => dev.written.length === 3, 3000, "the broadcast in the device");
+    await assert.rejects(a.recv(300), /timed out|a datagram/);
+    // A frame for B's MAC from A goes to B only; one from the device for A goes to A.
+    const ab = frame(0x0b, 0x0a, "to b");
+    await a.send(sealDatagram(cipher, ab), l.addr.port);
+    assert.deepEqual(await recvFrame(b), ab);
+    const toA = frame(0x0a, 0x01, "from the device");
+    dev.incoming.push(toA);
+    assert.deepEqual(await recvFrame(a), toA);
+    // Garbage and a frame sealed with another password teach nothing and reach nobody.
+    const other = new SsCipher("aes-128-gcm", "wrong");
+    await a.send(sealDatagram(other, frame(0x0b, 0x0c, "forged")), l.addr.port);
+    await a.send(new Uint8Array(40), l.addr.port);
+    dev.incoming.push(frame(0x0c, 0x01, "for the forger"));
+    await assert.rejects(b.recv(300), /timed out|a datagram/);
+    await assert.rejects(a.recv(300), /timed out|a datagram/);
+    assert.equal(dev.written.length, 3);
+  } finally {
+    ac.abort();
+    dev.close();
+    await withTimeout(done, 5000, "the handler to end");
+    a.close(), b.close();
+  }
 });

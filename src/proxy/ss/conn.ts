@@ -5,7 +5,7 @@
  */
 import { type Conn, readFull, UnexpectedEofError, WrappedConn } from "../../core/conn.ts";
 import { ProtocolError } from "../../core/errors.ts";
-import { type AeadSession, MAX_PAYLOAD, type SsCipher, TAG } from "./cipher.ts";
+import { type AeadSession, MAX_PAYLOAD, type SsCipher, TAG } from "../../protocol/ss_aead.ts";
 
 /** Salts seen recently by this process (replay protection, bounded). */
 export class SaltFilter {

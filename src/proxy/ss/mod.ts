@@ -23,7 +23,13 @@ import { pipeLogged } from "../common.ts";
 import { withDeadline } from "../../core/deadline.ts";
 import { encodeSocksAddrString, parseSocksAddr, readSocksAddr } from "../../protocol/socks_addr.ts";
 import { UdpAssociation } from "../udp.ts";
-import { type SsCipher, ssCipher, TAG } from "./cipher.ts";
+import {
+  openDatagram,
+  sealDatagram,
+  type SsCipher,
+  ssCipher,
+  TAG,
+} from "../../protocol/ss_aead.ts";
 import { SaltFilter, SsConn } from "./conn.ts";
 
 /** Reads and discards until EOF or `ms` pass (no oracle for probers). */
@@ -110,12 +116,7 @@ export function sealPacket(c: SsCipher | null, addr: string, payload: Uint8Array
   const plain = new Uint8Array(a.length + payload.length);
   plain.set(a);
   plain.set(payload, a.length);
-  if (!c) return plain;
-  const salt = crypto.getRandomValues(new Uint8Array(c.saltLen));
-  const out = new Uint8Array(salt.length + plain.length + TAG);
-  out.set(salt);
-  c.session(salt).seal(plain, out, salt.length);
-  return out;
+  return c ? sealDatagram(c, plain) : plain;
 }
 
 /** Opens one ss UDP packet; returns the address and payload. Throws on a bad packet. */
@@ -126,7 +127,7 @@ export function openPacket(
   let plain = pkt;
   if (c) {
     if (pkt.length < c.saltLen + TAG + 7) throw new ProtocolError("ss: short packet");
-    plain = c.session(pkt.subarray(0, c.saltLen)).open(pkt.subarray(c.saltLen));
+    plain = openDatagram(c, pkt);
   }
   const { addr, next } = parseSocksAddr(plain, 0);
   return { addr, payload: plain.subarray(next) };

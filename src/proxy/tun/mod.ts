@@ -7,16 +7,19 @@
  * (and from client to client).
  *
  * Beyond GOST: with an auther (`tun://user:pass@...`: the user is the client's tun address, the
- * password its passphrase), datagrams from an address that has not passed a keep-alive are
- * dropped — GOST's server writes anyone's packets into its device.
+ * password its passphrase), a client's packets must come from the UDP address that announced
+ * their source address — GOST's server writes anyone's packets into its device. A client repeats
+ * its announcement until the server answers (GOST's sends it once per dial), so a server that
+ * starts later or restarts learns it again.
  * @module
  */
-import type { NetAddr } from "../../core/conn.ts";
+import { Backoff } from "../../core/backoff.ts";
 import { ConfigError, errorText } from "../../core/errors.ts";
 import { formatIp, type IpBytes } from "../../core/ip.ts";
 import type { Registries } from "../../core/registry.ts";
 import type { Conn } from "../../core/conn.ts";
 import type { HandleContext, Handler, HandlerOptions } from "../../core/types.ts";
+import type { Logger } from "../../core/log.ts";
 import {
   decodeKeepalive,
   encodeKeepalive,
@@ -25,6 +28,7 @@ import {
   isControl,
   isReply,
   packetDst,
+  packetSrc,
   type TunLink,
   tunLinkOf,
 } from "../../protocol/tun.ts";
@@ -33,8 +37,12 @@ import {
 const DEFAULT_TTL_MS = 10_000;
 /** Pause before dialing the server again. */
 const REDIAL_MS = 1000;
-/** Tun addresses a server keeps routes for (a keep-alive flood cannot grow memory past it). */
+/** Until the server first answers, the announcement is repeated from 1 s, doubling up to this. */
+const HELLO_MAX_MS = 30_000;
+/** Tun addresses a server keeps routes for; beyond it the least recently announced goes. */
 const MAX_ROUTES = 4096;
+/** Addresses one keep-alive may announce (GOST's own clients announce their `net` entries). */
+const MAX_ANNOUNCED = 64;
 /** The key every client shares in p2p mode. */
 const P2P_KEY = ipKey(new Uint8Array(16));
 const BUF = 65535;
@@ -45,6 +53,17 @@ export interface TunHandlerOptions {
   ttlMs: number;
   passphrase: string;
   p2p: boolean;
+}
+
+/** Logs a warning of one kind at most once per 10 s (floods must not become log floods). */
+class Throttled {
+  readonly #last = new Map<string, number>();
+  warn(log: Logger, kind: string, msg: string, fields?: Record<string, unknown>): void {
+    const now = Date.now();
+    if (now - (this.#last.get(kind) ?? -Infinity) < 10_000) return;
+    this.#last.set(kind, now);
+    log.warn(msg, fields);
+  }
 }
 
 export class TunHandler implements Handler {
@@ -63,7 +82,25 @@ export class TunHandler implements Handler {
     if (new TextEncoder().encode(this.#opts.passphrase).length > 16) {
       throw new ConfigError(`${md.path}.passphrase`, "is longer than the 16 bytes GOST sends");
     }
-    if (!o.forwarder && !o.auther) {
+    const client = o.forwarder !== undefined;
+    // Security settings on the side where they do nothing are refused, not ignored.
+    if (!client && md.has("passphrase", "token", "tun.token")) {
+      throw new ConfigError(
+        `${md.path}.passphrase`,
+        "is what a client sends; a server checks it with an auther (tun://<client tun address>:<passphrase>@:8421)",
+      );
+    }
+    if (client && o.auther) {
+      throw new ConfigError(
+        `${md.path.replace(/\.metadata$/, "")}.auth`,
+        "a tun client checks nobody: the server's auther checks the client's passphrase (passphrase=...)",
+      );
+    }
+    if (!client && md.has("keepalive", "tun.keepalive", "ttl", "tun.ttl")) {
+      o.log.warn("tun: keepalive/ttl are client settings: a server only answers keep-alives");
+    }
+    if (client && this.#opts.p2p) o.log.warn("tun: p2p is a server setting: ignored by a client");
+    if (!client && !o.auther) {
       o.log.warn(
         "tun: no auther: any UDP sender can announce tun addresses and send packets into the device (as GOST)",
       );
@@ -72,7 +109,7 @@ export class TunHandler implements Handler {
 
   async handle(conn: Conn, ctx: HandleContext): Promise<void> {
     const link = tunLinkOf(conn);
-    if (!link) {
+    if (!link || link.mode !== "tun") {
       ctx.log.error("tun: the tun handler serves the tun listener's device only");
       return;
     }
@@ -86,6 +123,12 @@ export class TunHandler implements Handler {
     const fw = this.#o.forwarder!;
     const hello = encodeKeepalive(this.#opts.passphrase, link.ips);
     const path: { up: Conn | null } = { up: null };
+    // Ends with the service or with the device (closed, or failing): nothing is dialed after.
+    const life = new AbortController();
+    const stop = () => life.abort();
+    ctx.signal.addEventListener("abort", stop);
+    if (ctx.signal.aborted) life.abort();
+    life.signal.addEventListener("abort", () => path.up?.close());
     let deviceError: unknown = null;
     // One reader of the device for the handler's life; packets go to whichever path is up.
     const pump = (async () => {
@@ -101,40 +144,44 @@ export class TunHandler implements Handler {
       } catch (e) {
         deviceError = e;
       }
-      path.up?.close();
+      life.abort();
     })();
-    const stop = () => path.up?.close();
-    ctx.signal.addEventListener("abort", stop);
+    const redial = new Backoff(REDIAL_MS, REDIAL_MS);
     try {
-      while (!ctx.signal.aborted && deviceError === null) {
+      while (!life.signal.aborted) {
         const target = fw.select(link.ips.length ? formatIp(link.ips[0]!) : undefined);
         if (!target) {
           ctx.log.error("tun: no server available");
-          await sleep(REDIAL_MS, ctx.signal);
+          await redial.fail(life.signal);
           continue;
         }
         const addr = target.addr;
         let c: Conn;
         try {
-          c = await this.#o.router.dial("udp", addr, { signal: ctx.signal, log: ctx.log });
+          c = await this.#o.router.dial("udp", addr, { signal: life.signal, log: ctx.log });
           fw.markOk(target);
         } catch (e) {
+          if (life.signal.aborted) break;
           fw.markFailed(target);
           ctx.log.error(`tun: ${addr}: ${errorText(e)}`, { dst: addr });
-          await sleep(REDIAL_MS, ctx.signal);
+          await redial.fail(life.signal);
           continue;
+        }
+        if (life.signal.aborted) {
+          c.close();
+          break;
         }
         path.up = c;
         ctx.log.info(`tun: ${link.name} <-> ${addr}`, { dst: addr });
         try {
-          await this.#clientSession(c, dev, hello, ctx);
+          await this.#clientSession(c, dev, hello, ctx, life.signal);
         } catch (e) {
-          if (!ctx.signal.aborted) ctx.log.warn(`tun: ${addr}: ${errorText(e)}`, { dst: addr });
+          if (!life.signal.aborted) ctx.log.warn(`tun: ${addr}: ${errorText(e)}`, { dst: addr });
         } finally {
           path.up = null;
           c.close();
         }
-        if (!ctx.signal.aborted && deviceError === null) await sleep(REDIAL_MS, ctx.signal);
+        if (!life.signal.aborted) await redial.fail(life.signal);
       }
     } finally {
       ctx.signal.removeEventListener("abort", stop);
@@ -144,23 +191,45 @@ export class TunHandler implements Handler {
     if (deviceError !== null) ctx.log.error(`tun: ${link.name}: ${errorText(deviceError)}`);
   }
 
-  /** Announces, keeps alive (when asked) and writes what the server sends into the device. */
-  async #clientSession(c: Conn, dev: Conn, hello: Uint8Array, ctx: HandleContext): Promise<void> {
-    await c.write(hello);
+  /**
+   * Announces (again and again until the server answers, then every `ttl` with keepalive on),
+   * and writes what the server sends into the device.
+   */
+  async #clientSession(
+    c: Conn,
+    dev: Conn,
+    hello: Uint8Array,
+    ctx: HandleContext,
+    signal: AbortSignal,
+  ): Promise<void> {
     const { keepalive, ttlMs } = this.#opts;
+    let answered = false;
     let lastReply = Date.now();
-    let timer: ReturnType<typeof setInterval> | undefined;
-    if (keepalive) {
-      timer = setInterval(() => {
-        // No reply for three periods: the path (or the server) is gone; dial again.
-        if (Date.now() - lastReply > 3 * ttlMs) {
-          ctx.log.warn(`tun: no keep-alive reply for ${3 * ttlMs} ms: reconnecting`);
-          c.close();
-          return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let helloDelay = 1000;
+    let unanswered = 0;
+    const tick = () => {
+      if (signal.aborted) return;
+      if (!answered) {
+        if (++unanswered === 3) {
+          ctx.log.warn("tun: the server has not answered the announcement yet (wrong passphrase?)");
         }
         c.write(hello).catch(() => {});
-      }, ttlMs);
-    }
+        timer = setTimeout(tick, helloDelay);
+        helloDelay = Math.min(helloDelay * 2, HELLO_MAX_MS);
+        return;
+      }
+      if (!keepalive) return;
+      // No reply for three periods: the path (or the server) is gone; dial again.
+      if (Date.now() - lastReply > 3 * ttlMs) {
+        ctx.log.warn(`tun: no keep-alive reply for ${3 * ttlMs} ms: reconnecting`);
+        c.close();
+        return;
+      }
+      c.write(hello).catch(() => {});
+      timer = setTimeout(tick, ttlMs);
+    };
+    tick();
     try {
       const buf = new Uint8Array(BUF);
       for (;;) {
@@ -169,13 +238,18 @@ export class TunHandler implements Handler {
         const d = buf.subarray(0, n);
         if (isReply(d)) {
           lastReply = Date.now();
+          if (!answered) {
+            answered = true;
+            clearTimeout(timer);
+            if (keepalive) timer = setTimeout(tick, ttlMs);
+          }
           continue;
         }
         if (isControl(d) || !packetDst(d)) continue;
         await dev.write(d);
       }
     } finally {
-      clearInterval(timer);
+      clearTimeout(timer);
     }
   }
 
@@ -186,10 +260,12 @@ export class TunHandler implements Handler {
     const { p2p } = this.#opts;
     const auther = this.#o.auther;
     const own = new Set(link.ips.map(ipKey));
-    /** tun address (ipKey) → the client's UDP address. */
+    const throttled = new Throttled();
+    /** tun address (ipKey) → the client's UDP address, least recently announced first. */
     const routes = new Map<string, Deno.NetAddr>();
-    /** UDP addresses that passed a keep-alive (checked only with an auther). */
-    const admitted = new Set<string>();
+    /** With an auther: UDP address → the tun addresses it authenticated for. */
+    const owners = new Map<string, Set<string>>();
+    const peerKey = (a: Deno.NetAddr) => `${a.hostname}:${a.port}`;
     const send = (p: Uint8Array, to: Deno.NetAddr) => sock.send(p, to).catch(() => 0);
 
     const findRoute = (dst: IpBytes): Deno.NetAddr | undefined => {
@@ -202,36 +278,75 @@ export class TunHandler implements Handler {
       return undefined;
     };
 
+    /** Drops `key`'s route and its owner's claim on it. */
+    const forget = (key: string): void => {
+      const at = routes.get(key);
+      if (!at) return;
+      routes.delete(key);
+      const pk = peerKey(at);
+      const set = owners.get(pk);
+      if (set) {
+        set.delete(key);
+        if (set.size === 0) owners.delete(pk);
+      }
+    };
+
+    /** With an auther: may `peer` send a packet from `src` (its own address, or behind it)? */
+    const mayUse = (peer: string, src: IpBytes): boolean => {
+      const set = owners.get(peer);
+      if (!set) return false;
+      if (set.has(ipKey(src))) return true;
+      for (const r of link.routes) {
+        if (r.gw && r.prefix.contains(src)) return set.has(ipKey(r.gw));
+      }
+      return false;
+    };
+
     const onKeepalive = (d: Uint8Array, from: Deno.NetAddr): void => {
       const ka = decodeKeepalive(d);
       if (!ka) return;
-      const peer = `${from.hostname}:${from.port}`;
+      const peer = peerKey(from);
+      if (ka.ips.length > MAX_ANNOUNCED) {
+        throttled.warn(
+          ctx.log,
+          "many",
+          `tun: ${peer} announced ${ka.ips.length} addresses: ignored`,
+        );
+        return;
+      }
       if (ka.ips.some((ip) => own.has(ipKey(ip)))) {
-        ctx.log.warn(`tun: ${peer} announced this server's own address: ignored`);
+        throttled.warn(ctx.log, "own", `tun: ${peer} announced this server's own address: ignored`);
         return;
       }
       if (auther) {
         for (const ip of ka.ips) {
           if (!auther.authenticate(formatIp(unmap(ip)), ka.passphrase)) {
-            ctx.log.warn(`tun: ${peer}: keep-alive for ${formatIp(unmap(ip))} refused`, {
-              client: from.hostname,
-            });
+            throttled.warn(
+              ctx.log,
+              "auth",
+              `tun: ${peer}: keep-alive for ${formatIp(unmap(ip))} refused`,
+              { client: from.hostname },
+            );
             return;
           }
         }
-        admitted.add(peer);
       }
       for (const ip of ka.ips) {
         const key = p2p ? P2P_KEY : ipKey(ip);
-        if (!routes.has(key) && routes.size >= MAX_ROUTES) {
-          ctx.log.warn(`tun: ${MAX_ROUTES} client addresses known: ${formatIp(unmap(ip))} refused`);
-          return;
-        }
         const old = routes.get(key);
-        if (!old || old.hostname !== from.hostname || old.port !== from.port) {
-          ctx.log.info(`tun: ${formatIp(unmap(ip))} is at ${peer}`, { client: from.hostname });
-        }
+        if (old && peerKey(old) !== peer) forget(key);
+        // Least recently announced first: a refresh moves the route to the end.
+        routes.delete(key);
+        while (routes.size >= MAX_ROUTES) forget(routes.keys().next().value!);
         routes.set(key, { transport: "udp", hostname: from.hostname, port: from.port });
+        if (auther) {
+          let set = owners.get(peer);
+          if (!set) owners.set(peer, set = new Set());
+          set.add(key);
+        }
+        if (!old || peerKey(old) !== peer) {
+          ctx.log.debug(`tun: ${formatIp(unmap(ip))} is at ${peer}`, { client: from.hostname });
+        }
       }
       void send(encodeReply(from.hostname), from);
     };
@@ -245,15 +360,17 @@ export class TunHandler implements Handler {
           d = x;
           from = f as Deno.NetAddr;
         } catch {
-          return; // the listener closed its socket
+          return; // the socket closed with the device
         }
+        // The service's admission, per sender (the service's one conn is the device).
+        if (!link.admit(from)) continue;
         if (isControl(d)) {
           onKeepalive(d, from);
           continue;
         }
-        if (auther && !admitted.has(`${from.hostname}:${from.port}`)) continue;
         const dst = packetDst(d);
         if (!dst) continue;
+        if (auther && !mayUse(peerKey(from), packetSrc(d)!)) continue;
         const to = p2p ? undefined : findRoute(dst);
         if (to) await send(d, to);
         else await dev.write(d).catch((e) => ctx.log.warn(`tun: ${errorText(e)}`));
@@ -291,21 +408,6 @@ function unmap(ip: IpBytes): IpBytes {
   return mapped ? ip.subarray(12) : ip;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((r) => {
-    if (signal.aborted) return r();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      r();
-    }
-    signal.addEventListener("abort", done);
-  });
-}
-
 export function register(reg: Registries): void {
   reg.handlers.register("tun", (o) => new TunHandler(o));
 }
-
-export type { NetAddr };

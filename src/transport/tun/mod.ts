@@ -7,13 +7,14 @@
  * `router`: named routers) are refused by name.
  * @module
  */
-import { ConnBase, type NetAddr } from "../../core/conn.ts";
+import { type Conn, ConnBase, type NetAddr } from "../../core/conn.ts";
+import { Backoff } from "../../core/backoff.ts";
 import { ConfigError, errorText } from "../../core/errors.ts";
 import { listenHost, splitHostPort } from "../../core/addr.ts";
 import { Cidr, formatIp, type IpBytes, parseIp } from "../../core/ip.ts";
 import type { Metadata } from "../../core/metadata.ts";
 import type { Registries } from "../../core/registry.ts";
-import type { Listener, ListenerOptions } from "../../core/types.ts";
+import type { Listener, ListenerOptions, RawGuard } from "../../core/types.ts";
 import type { Logger } from "../../core/log.ts";
 import type { TunLink } from "../../protocol/tun.ts";
 import { TunDevice, type TunDeviceConfig, tunUnavailable } from "./device.ts";
@@ -30,22 +31,30 @@ export interface TunSettings {
   routes: TunLink["routes"];
 }
 
-/** Reads `name`, `net`, `mtu`, `gw`, `route`, `routes` (each also as `tun.<key>`). */
-export function tunSettings(md: Metadata): TunSettings {
-  for (
-    const [k, why] of [
+/**
+ * Reads `name`, `net`, `mtu`, `gw`, `route`, `routes` (for tun each also as `tun.<key>`, as GOST
+ * reads them; tap has no prefixed form).
+ */
+export function tunSettings(md: Metadata, mode: "tun" | "tap" = "tun"): TunSettings {
+  const keys = (k: string) => mode === "tun" ? [k, `tun.${k}`] : [k];
+  const refused: [string, string][] = mode === "tun"
+    ? [
       ["peer", "sets a point-to-point peer on macOS only"],
       ["guid", "names a Windows wintun adapter"],
       ["dns", "needs systemd-resolved (resolvectl): not supported yet; set DNS in the OS"],
       ["router", "named routers are not supported yet; use route/routes"],
-    ] as const
-  ) {
-    if (md.has(k, `tun.${k}`)) throw new ConfigError(`${md.path}.${k}`, why);
+    ]
+    : [["componentID", "names a Windows TAP adapter"]];
+  for (const [k, why] of refused) {
+    if (md.has(...keys(k))) throw new ConfigError(`${md.path}.${k}`, why);
   }
-  const name = md.string(["name", "tun.name"]);
-  const net = md.strings(["net", "tun.net"]);
+  const name = md.string(keys("name"));
+  const net = md.strings(keys("net"));
   if (net.length === 0) {
-    throw new ConfigError(`${md.path}.net`, "a tun device needs its address (net=10.123.0.1/24)");
+    throw new ConfigError(
+      `${md.path}.net`,
+      `a ${mode} device needs its address (net=10.123.0.1/24)`,
+    );
   }
   const ips: IpBytes[] = [];
   for (const n of net) {
@@ -55,19 +64,22 @@ export function tunSettings(md: Metadata): TunSettings {
     }
     ips.push(parseIp(n.slice(0, n.indexOf("/")))!);
   }
-  let mtu = md.int(["mtu", "tun.mtu"], DEFAULT_MTU);
+  let mtu = md.int(keys("mtu"), DEFAULT_MTU);
   if (mtu <= 0) mtu = DEFAULT_MTU;
   if (mtu < 576 || mtu > 65535) throw new ConfigError(`${md.path}.mtu`, `${mtu} is out of range`);
-  const gwText = md.string(["gw", "tun.gw"]);
+  const gwText = md.string(keys("gw"));
   const gw = gwText ? parseIp(gwText) : undefined;
   if (gwText && !gw) throw new ConfigError(`${md.path}.gw`, `"${gwText}" is not an IP address`);
   const list: { dst: string; gw?: string }[] = [];
-  for (const r of md.strings(["route", "tun.route"])) {
+  for (const r of md.strings(keys("route"))) {
     list.push({ dst: r, gw: gwText || undefined });
   }
-  for (const item of md.strings(["routes", "tun.routes"])) {
-    const [dst = "", g] = item.trim().split(/\s+/);
-    list.push({ dst, gw: g && parseIp(g) ? g : gwText || undefined });
+  for (const item of md.strings(keys("routes"))) {
+    const [dst = "", g, ...extra] = item.trim().split(/\s+/);
+    if (extra.length > 0 || (g !== undefined && !parseIp(g))) {
+      throw new ConfigError(`${md.path}.routes`, `"${item}" is not "CIDR [gateway IP]"`);
+    }
+    list.push({ dst, gw: g ?? (gwText || undefined) });
   }
   const routes: TunLink["routes"] = [];
   for (const r of list) {
@@ -75,7 +87,7 @@ export function tunSettings(md: Metadata): TunSettings {
     if (!prefix) throw new ConfigError(`${md.path}.routes`, `"${r.dst}" is not a CIDR prefix`);
     routes.push({ prefix, gw: r.gw ? parseIp(r.gw) : undefined });
   }
-  return { device: { mode: "tun", name, mtu, net, routes: list }, ips, routes };
+  return { device: { mode, name, mtu, net, routes: list }, ips, routes };
 }
 
 /** The device as a datagram conn, carrying what the handler needs ({@link TunLink}). */
@@ -94,7 +106,7 @@ export class TunConn extends ConnBase {
     this.device = device;
     this.tunLink = link;
     this.localAddr = link.addr;
-    this.remoteAddr = { transport: "tun", hostname: formatIp(link.ips[0]!), port: 0 };
+    this.remoteAddr = { transport: link.mode, hostname: formatIp(link.ips[0]!), port: 0 };
     this.closed = new Promise((r) => this.#done = r);
   }
 
@@ -138,8 +150,21 @@ export class TunListener implements Listener {
   /** Resolves when the listener is closed (ends waits in `accept`). */
   readonly #stop: Promise<void>;
   #stopNow!: () => void;
+  readonly #stopper = new AbortController();
+  readonly #stopSignal = this.#stopper.signal;
+  readonly #retry = new Backoff(REOPEN_MS, 30_000);
+  readonly #guard?: RawGuard;
+  /** The service's admission is applied per datagram sender by the handler (see `admit`). */
+  readonly guardsRaw = true;
 
-  constructor(socket: Deno.DatagramConn, settings: TunSettings, first: TunDevice, log: Logger) {
+  constructor(
+    socket: Deno.DatagramConn,
+    settings: TunSettings,
+    first: TunDevice,
+    log: Logger,
+    guard?: RawGuard,
+  ) {
+    this.#guard = guard;
     this.#socket = socket;
     const a = socket.addr as Deno.NetAddr;
     this.addr = { transport: "udp", hostname: a.hostname, port: a.port };
@@ -160,39 +185,42 @@ export class TunListener implements Listener {
       this.#current = null;
       await this.#pause(REOPEN_MS);
     }
+    const mode = this.#settings.device.mode;
     while (!this.#closed) {
       let dev = this.#next;
       this.#next = null;
-      if (!dev) {
-        try {
-          dev = await TunDevice.open(this.#settings.device);
-        } catch (e) {
-          this.#log.error(`tun: ${errorText(e)} (trying again in ${REOPEN_MS} ms)`);
-          await this.#pause(REOPEN_MS);
-          continue;
-        }
-      }
-      if (!this.#socket) {
-        try {
-          this.#socket = bind(this.addr.hostname, this.addr.port);
-        } catch (e) {
-          dev.close();
-          this.#log.error(`tun: ${errorText(e)} (trying again in ${REOPEN_MS} ms)`);
-          await this.#pause(REOPEN_MS);
-          continue;
-        }
+      try {
+        dev ??= await TunDevice.open(this.#settings.device);
+        if (!this.#closed) this.#socket ??= bind(this.addr.hostname, this.addr.port);
+      } catch (e) {
+        dev?.close();
+        this.#log.error(`${mode}: ${errorText(e)} (trying again)`);
+        // A device that keeps failing (the module gone, the name taken) is retried ever slower.
+        await this.#retry.fail(this.#stopSignal);
+        continue;
       }
       if (this.#closed) {
         dev.close();
         break;
       }
-      this.#log.info(`tun: device ${dev.name} up`, { net: this.#settings.device.net.join(",") });
+      this.#retry.ok();
+      this.#log.info(`${mode}: device ${dev.name} up`, {
+        net: this.#settings.device.net.join(","),
+      });
+      const guard = this.#guard;
       this.#current = new TunConn(dev, {
+        mode,
         name: dev.name,
         ips: this.#settings.ips,
         routes: this.#settings.routes,
-        socket: this.#socket,
+        socket: this.#socket!,
         addr: this.addr,
+        admit: (peer) => {
+          if (!guard) return true;
+          const release = guard({ remoteAddr: peer, localAddr: this.addr } as Conn);
+          release?.();
+          return release !== null;
+        },
       });
       this.#socket = null; // the conn owns it now
       return this.#current;
@@ -215,6 +243,7 @@ export class TunListener implements Listener {
       this.#socket?.close();
     } catch { /* closed */ }
     this.#stopNow();
+    this.#stopper.abort();
     return Promise.resolve();
   }
 
@@ -228,8 +257,17 @@ function bind(hostname: string, port: number): Deno.DatagramConn {
 }
 
 /** Builds the tun listener: the first device is made now, so a start-up error says why. */
-export async function createTunListener(o: ListenerOptions): Promise<Listener> {
-  const settings = tunSettings(o.metadata);
+export function createTunListener(o: ListenerOptions): Promise<Listener> {
+  return createDeviceListener(o, "tun");
+}
+
+/** Builds the tap listener (docs/tun.md §5): the same, with an Ethernet (TAP) device. */
+export function createTapListener(o: ListenerOptions): Promise<Listener> {
+  return createDeviceListener(o, "tap");
+}
+
+async function createDeviceListener(o: ListenerOptions, mode: "tun" | "tap"): Promise<Listener> {
+  const settings = tunSettings(o.metadata, mode);
   const why = tunUnavailable();
   if (why) throw new ConfigError(o.metadata.path, why);
   const { host, port } = splitHostPort(o.addr);
@@ -241,9 +279,10 @@ export async function createTunListener(o: ListenerOptions): Promise<Listener> {
     socket.close();
     throw e;
   }
-  return new TunListener(socket, settings, first, o.log);
+  return new TunListener(socket, settings, first, o.log, o.guard);
 }
 
 export function register(reg: Registries): void {
   reg.listeners.register("tun", createTunListener);
+  reg.listeners.register("tap", createTapListener);
 }

@@ -6,7 +6,7 @@
  */
 import crypto from "node:crypto";
 import { Buffer } from "node:buffer";
-import { AuthError, UnsupportedError } from "../../core/errors.ts";
+import { AuthError, ProtocolError, UnsupportedError } from "../core/errors.ts";
 
 export const TAG = 16;
 export const MAX_PAYLOAD = 0x3fff;
@@ -43,16 +43,20 @@ export class SsCipher {
   readonly info: MethodInfo;
   readonly key: Uint8Array;
 
-  constructor(method: string, password: string) {
+  /** `rawKey`, when given, is the master key itself (go-shadowsocks2's `key`), not derived. */
+  constructor(method: string, password: string, rawKey?: Uint8Array) {
     const info = METHODS[method.toLowerCase()];
     if (!info) {
       throw new UnsupportedError(
         `ss: unsupported method "${method}" (aes-128-gcm, aes-256-gcm, chacha20-ietf-poly1305)`,
       );
     }
+    if (rawKey && rawKey.length !== info.keyLen) {
+      throw new UnsupportedError(`ss: ${method} needs a ${info.keyLen}-byte key`);
+    }
     this.method = method.toLowerCase();
     this.info = info;
-    this.key = evpBytesToKey(password, info.keyLen);
+    this.key = rawKey ?? evpBytesToKey(password, info.keyLen);
   }
 
   get saltLen(): number {
@@ -126,7 +130,23 @@ export class AeadSession {
 export function ssCipher(
   method: string | undefined,
   password: string | undefined,
+  rawKey?: Uint8Array,
 ): SsCipher | null {
   if (!method || ["none", "plain", "dummy"].includes(method.toLowerCase())) return null;
-  return new SsCipher(method, password ?? "");
+  return new SsCipher(method, password ?? "", rawKey);
+}
+
+/** Seals one datagram: `salt ‖ AEAD(plain) ‖ tag` with a fresh salt and nonce zero (SIP004 UDP). */
+export function sealDatagram(c: SsCipher, plain: Uint8Array): Uint8Array {
+  const salt = crypto.getRandomValues(new Uint8Array(c.saltLen));
+  const out = new Uint8Array(salt.length + plain.length + TAG);
+  out.set(salt);
+  c.session(salt).seal(plain, out, salt.length);
+  return out;
+}
+
+/** Opens one sealed datagram; throws AuthError on a bad tag, ProtocolError when too short. */
+export function openDatagram(c: SsCipher, pkt: Uint8Array): Uint8Array {
+  if (pkt.length < c.saltLen + TAG) throw new ProtocolError("ss: short packet");
+  return c.session(pkt.subarray(0, c.saltLen)).open(pkt.subarray(c.saltLen));
 }
