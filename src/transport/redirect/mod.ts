@@ -3,11 +3,12 @@
  * netfilter REDIRECTs (or DNATs) to the listener is sent on, through the chain, to where the client
  * was going: its original destination, read from the kernel (Linux `SO_ORIGINAL_DST`). A
  * connection that was not redirected would be sent back to the listener itself; it is refused.
- * GOST's TPROXY mode (`tproxy`), `sniffing` and `mitm.*` are refused as not supported yet; `redu`
- * (UDP) is not built.
+ * With `tproxy=true` (GOST's TPROXY mode) the listening socket is made transparent and netfilter's
+ * TPROXY target delivers connections unchanged: their local address is the original destination.
+ * `sniffing` and `mitm.*` are refused as not supported yet; `redu` (UDP) is not built.
  * @module
  */
-import type { Conn } from "../../core/conn.ts";
+import type { Conn, NetAddr } from "../../core/conn.ts";
 import { formatAddr } from "../../core/conn.ts";
 import { ConfigError, errorText } from "../../core/errors.ts";
 import type { Registries } from "../../core/registry.ts";
@@ -20,7 +21,7 @@ import type {
 } from "../../core/types.ts";
 import { relay } from "../../core/relay.ts";
 import { createTcpListener } from "../tcp/listener.ts";
-import { originalDst, originalDstUnavailable } from "./original_dst.ts";
+import { originalDst, originalDstUnavailable, setTransparent } from "./original_dst.ts";
 
 function refuseUnavailable(path: string): void {
   const why = originalDstUnavailable();
@@ -28,29 +29,96 @@ function refuseUnavailable(path: string): void {
 }
 
 /** The redirect listener: TCP, checked at start that original destinations can be read. */
-export function createRedirectListener(o: ListenerOptions): Promise<Listener> {
+export async function createRedirectListener(o: ListenerOptions): Promise<Listener> {
   refuseUnavailable(o.metadata.path);
-  return createTcpListener(o);
+  const tproxy = o.metadata.bool("tproxy");
+  const l = await createTcpListener(o);
+  if (!tproxy) return l;
+  try {
+    setTransparent(l.addr);
+  } catch (e) {
+    await l.close();
+    throw new ConfigError(`${o.metadata.path}.tproxy`, errorText(e));
+  }
+  return new TproxyListener(l);
+}
+
+/** Accepted conns that came to the listener's own address, not through TPROXY (tagged). */
+interface Tagged {
+  notDiverted?: boolean;
+}
+
+/**
+ * TPROXY mode: a conn's local address is its original destination, so one addressed to the
+ * listener itself (not diverted) is tagged here, where the listener's own address is known.
+ */
+class TproxyListener implements Listener {
+  readonly #inner: Listener;
+  constructor(inner: Listener) {
+    this.#inner = inner;
+  }
+  get addr(): NetAddr {
+    return this.#inner.addr;
+  }
+  async accept(): Promise<Conn | null> {
+    const c = await this.#inner.accept();
+    if (c && c.localAddr.port === this.addr.port) {
+      const own = this.addr.hostname, to = c.localAddr.hostname;
+      const wildcard = own === "0.0.0.0" || own === "::";
+      if (to === own || (wildcard && isLocalAddress(to))) (c as Tagged).notDiverted = true;
+    }
+    return c;
+  }
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Whether `ip` is one of this host's interface addresses (loopback counts). */
+function isLocalAddress(ip: string): boolean {
+  if (ip.startsWith("127.") || ip === "::1") return true;
+  try {
+    return Deno.networkInterfaces().some((i) => i.address === ip);
+  } catch {
+    return true; // no --allow-sys: treat as local (refusing a conn beats a loop)
+  }
+}
+
+function notDiverted(conn: Conn): boolean {
+  let c: unknown = conn;
+  for (let i = 0; i < 8 && c; i++) {
+    if ((c as Tagged).notDiverted) return true;
+    c = (c as { inner?: unknown }).inner;
+  }
+  return false;
 }
 
 /** Sends each redirected conn to its original destination. */
 export class RedirectHandler implements Handler {
   readonly #o: HandlerOptions;
+  /** TPROXY mode: the conn's local address is where the client was going. */
+  readonly #tproxy: boolean;
 
   constructor(o: HandlerOptions) {
     refuseUnavailable(o.metadata.path);
     this.#o = o;
+    this.#tproxy = o.metadata.bool("tproxy");
   }
 
   async handle(conn: Conn, ctx: HandleContext): Promise<void> {
     let dst: string;
     try {
-      dst = originalDst(conn.localAddr, conn.remoteAddr);
+      dst = this.#tproxy
+        ? (notDiverted(conn) ? "" : formatAddr(conn.localAddr))
+        : originalDst(conn.localAddr, conn.remoteAddr);
     } catch (e) {
       ctx.log.warn(errorText(e));
       return;
     }
-    if (dst === formatAddr(conn.localAddr)) {
+    if (dst === "" || (!this.#tproxy && dst === formatAddr(conn.localAddr))) {
       ctx.log.warn(`red: ${formatAddr(conn.remoteAddr)} was not redirected: refused (a loop)`);
       return;
     }

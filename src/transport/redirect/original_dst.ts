@@ -11,9 +11,11 @@ import { UnsupportedError } from "../../core/errors.ts";
 import { joinHostPort } from "../../core/addr.ts";
 
 const SOL_IP = 0, SOL_IPV6 = 41, SO_ORIGINAL_DST = 80;
+const IP_TRANSPARENT = 19, IPV6_TRANSPARENT = 75;
 
 type Libc = Deno.DynamicLibrary<{
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"]; result: "i32" };
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"]; result: "i32" };
 }>;
 let libc: Libc | null | undefined;
 
@@ -31,6 +33,7 @@ export function originalDstUnavailable(): string | null {
     try {
       libc = Deno.dlopen("libc.so.6", {
         getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+        setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
       }) as Libc;
     } catch {
       libc = null;
@@ -71,14 +74,19 @@ function procAddr(a: NetAddr): { file: string; key: string } | null {
   return { file: "/proc/net/tcp6", key: `${key.toUpperCase()}:${port}` };
 }
 
-/** The file descriptor of this process's TCP socket `local` ⇄ `remote`, or -1. */
-function findFd(local: NetAddr, remote: NetAddr): number {
-  const l = procAddr(local), r = procAddr(remote);
-  if (!l || !r) return -1;
+/**
+ * The file descriptor of this process's TCP socket `local` ⇄ `remote`, or of its socket listening
+ * on `local` when `remote` is null; -1 if none.
+ */
+function findFd(local: NetAddr, remote: NetAddr | null): number {
+  const l = procAddr(local);
+  const r = remote ? procAddr(remote) : null;
+  if (!l || (remote && !r)) return -1;
   let inode = "";
   for (const line of Deno.readTextFileSync(l.file).split("\n")) {
     const f = line.trim().split(/\s+/);
-    if (f[1] === l.key && f[2] === r.key) {
+    // A listening socket: state 0A, no remote address.
+    if (f[1] === l.key && (r ? f[2] === r.key : f[3] === "0A")) {
       inode = f[9]!;
       break;
     }
@@ -120,4 +128,30 @@ export function originalDst(local: NetAddr, remote: NetAddr): string {
   const g: string[] = [];
   for (let i = 8; i < 24; i += 2) g.push(((buf[i]! << 8) | buf[i + 1]!).toString(16));
   return joinHostPort(g.join(":"), port);
+}
+
+/**
+ * Marks this process's TCP socket listening on `local` transparent (`IP_TRANSPARENT`, or
+ * `IPV6_TRANSPARENT`), so netfilter's TPROXY target can hand it connections addressed elsewhere;
+ * their local address is then the original destination. Needs CAP_NET_ADMIN.
+ */
+export function setTransparent(local: NetAddr): void {
+  const why = originalDstUnavailable();
+  if (why) throw new UnsupportedError(`red: ${why}`);
+  const fd = findFd(local, null);
+  if (fd < 0) throw new UnsupportedError("red: the listening socket was not found in /proc");
+  const v6 = local.hostname.includes(":");
+  const one = new Uint8Array(new Int32Array([1]).buffer);
+  const rc = libc!.symbols.setsockopt(
+    fd,
+    v6 ? SOL_IPV6 : SOL_IP,
+    v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT,
+    one,
+    4,
+  );
+  if (rc !== 0) {
+    throw new UnsupportedError(
+      "red: cannot make the listener transparent for TPROXY (IP_TRANSPARENT needs CAP_NET_ADMIN)",
+    );
+  }
 }
