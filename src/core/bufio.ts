@@ -18,6 +18,11 @@ export class BufReader {
     this.#buf = new Uint8Array(size);
   }
 
+  /** Size of the read-ahead buffer. */
+  get capacity(): number {
+    return this.#buf.length;
+  }
+
   /** Bytes read ahead and not consumed yet. */
   get buffered(): number {
     return this.#end - this.#start;

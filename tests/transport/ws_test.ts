@@ -370,3 +370,26 @@ Deno.test("ws read (server side, masked frames): the in-place header path unmask
     peer.close();
   }
 });
+
+Deno.test("ws read: 64 KiB frames (gorilla's copy buffer, 8-byte lengths) come in few reads; a length of 4 GiB or more is refused, not wrapped", async () => {
+  const { pipe } = await import("../../src/core/pipe.ts");
+  const { BufReader } = await import("../../src/core/bufio.ts");
+  const { WsConn } = await import("../../src/transport/ws/conn.ts");
+  const [peer, ours] = pipe({ capacity: 1 << 20 });
+  const ws = new WsConn(ours, new BufReader(ours), { client: true });
+  const data = crypto.getRandomValues(new Uint8Array(65536));
+  const frames = [0, 1, 2, 3].map(() => encodeFrame(OP_BINARY, data));
+  assert.equal(frames[0]![1], 127, "a 65536-byte payload takes the 8-byte length");
+  for (const f of frames) await peer.write(f);
+  const buf = new Uint8Array(4 * 65536);
+  let got = 0, reads = 0;
+  while (got < buf.length) got += (await ws.read(buf.subarray(got)))!, reads++;
+  for (let i = 0; i < 4; i++) assert.deepEqual(buf.subarray(i * 65536, (i + 1) * 65536), data);
+  assert.ok(reads <= 8, `${reads} reads for 256 KiB of 64 KiB frames (68 before the fix)`);
+  // 2^32 + 5 in the 8-byte length: refused (it once read as 5 and lost the stream's framing).
+  const head = new Uint8Array([0x82, 127, 0, 0, 0, 1, 0, 0, 0, 5, 1, 2, 3, 4, 5]);
+  await peer.write(head);
+  await assert.rejects(ws.read(buf), /frame of 4294967301 bytes exceeds/);
+  ws.close();
+  peer.close();
+});

@@ -58,6 +58,7 @@ export class WsConn extends ConnBase {
   #failed?: unknown;
   #moved = 0;
   #grown = false;
+  #lastFillFull = false;
 
   constructor(raw: Conn, br: BufReader, o: WsConnOptions) {
     super();
@@ -117,8 +118,9 @@ export class WsConn extends ConnBase {
         if (head[2]! | head[3]! | head[4]! | (head[5]! & 0xe0)) {
           throw new ProtocolError("ws: frame too large");
         }
+        // (the low word in brackets: `>>>` binds looser than `+`, and would drop head[5])
         len = head[5]! * 2 ** 32 +
-            ((head[6]! << 24) | (head[7]! << 16) | (head[8]! << 8) | head[9]!) >>> 0;
+          (((head[6]! << 24) | (head[7]! << 16) | (head[8]! << 8) | head[9]!) >>> 0);
       }
       this.#lastSeen = Date.now();
       if (b0 & 0x70) throw new ProtocolError("ws: reserved bits set");
@@ -183,12 +185,18 @@ export class WsConn extends ConnBase {
         if (v.length === 0) {
           if (off > 0) break;
           // Room for many small frames per socket read, once data flows (idle conns stay small).
-          if (this.#moved > READ_BUFFER && !this.#grown) {
+          if (
+            !this.#grown &&
+            (this.#moved > READ_BUFFER || this.#br.buffered === 0 && this.#lastFillFull)
+          ) {
             this.#br.reserve(READ_BUFFER);
             this.#grown = true;
           }
           if (!(await this.#br.fill())) throw new UnexpectedEofError(0, this.#left);
           v = this.#br.view();
+          // A fill that came back full: data is flowing, grow the read-ahead now rather than
+          // after 256 KiB of 4 KiB reads (64 reads and 64 writes per connection).
+          this.#lastFillFull = v.length === this.#br.capacity;
         }
         const k = Math.min(v.length, this.#left, p.length - off);
         const chunk = p.subarray(off, off + k);
@@ -234,10 +242,15 @@ export class WsConn extends ConnBase {
     const masked = (b1 & 0x80) !== 0;
     if (masked === this.#client) return false;
     let len = b1 & 0x7f;
-    if (len === 0 || len === 127) return false;
-    const hl = (len === 126 ? 4 : 2) + (masked ? 4 : 0);
+    if (len === 0) return false;
+    // 64-bit lengths too: gorilla sends a 64 KiB copy buffer as one frame (len 65536 > 65535).
+    const hl = (len === 126 ? 4 : len === 127 ? 10 : 2) + (masked ? 4 : 0);
     if (v.length < hl) return false;
     if (len === 126) len = (v[2]! << 8) | v[3]!;
+    else if (len === 127) {
+      if (v[2]! | v[3]! | v[4]! | v[5]!) return false; // ≥ 4 GiB: the slow path refuses it
+      len = ((v[6]! << 24) | (v[7]! << 16) | (v[8]! << 8) | v[9]!) >>> 0;
+    }
     if (op === OP_CONT ? !this.#inMessage : this.#inMessage) return false;
     if (len > this.#maxFrame) return false;
     this.#inMessage = (b0 & 0x80) === 0;
