@@ -389,6 +389,7 @@ export const GOST_METADATA: Readonly<Record<string, readonly string[]>> = {
     "sniffing.websocket.sampleRate",
     "tproxy",
   ],
+  "handler.redu": ["sniffing", "sniffing.timeout"],
   "handler.tap": ["key"],
   "handler.tun": [
     "keepalive",
@@ -537,6 +538,7 @@ export const GOST_METADATA: Readonly<Record<string, readonly string[]>> = {
     "privateKeyFile",
   ],
   "listener.red": ["mptcp", "reuseport", "tproxy"],
+  "listener.redu": ["readBufferSize", "ttl"],
   "listener.dns": ["backlog", "mode", "mptcp", "readBufferSize", "readTimeout", "writeTimeout"],
   "listener.kcp": [
     "backlog",

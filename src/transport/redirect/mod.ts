@@ -5,7 +5,8 @@
  * connection that was not redirected would be sent back to the listener itself; it is refused.
  * With `tproxy=true` (GOST's TPROXY mode) the listening socket is made transparent and netfilter's
  * TPROXY target delivers connections unchanged: their local address is the original destination.
- * `sniffing` and `mitm.*` are refused as not supported yet; `redu` (UDP) is not built.
+ * `sniffing` and `mitm.*` are refused as not supported yet. `redu` is the UDP side (TPROXY only,
+ * `udp.ts`): each client ⇄ destination pair is a datagram conn sent on to its destination.
  * @module
  */
 import type { Conn, NetAddr } from "../../core/conn.ts";
@@ -22,6 +23,7 @@ import type {
 import { relay } from "../../core/relay.ts";
 import { createTcpListener } from "../tcp/listener.ts";
 import { originalDst, originalDstUnavailable, setTransparent } from "./original_dst.ts";
+import { createReduListener } from "./udp.ts";
 
 function refuseUnavailable(path: string): void {
   const why = originalDstUnavailable();
@@ -138,7 +140,36 @@ export class RedirectHandler implements Handler {
   }
 }
 
+/** Sends each redu session (a client ⇄ original destination pair) on to its destination. */
+export class ReduHandler implements Handler {
+  readonly #o: HandlerOptions;
+
+  constructor(o: HandlerOptions) {
+    this.#o = o;
+  }
+
+  async handle(conn: Conn, ctx: HandleContext): Promise<void> {
+    const dst = formatAddr(conn.localAddr);
+    let up: Conn;
+    try {
+      up = await this.#o.router.dial("udp", dst, {
+        signal: ctx.signal,
+        client: conn.remoteAddr.hostname,
+        log: ctx.log,
+      });
+    } catch (e) {
+      ctx.log.error(`redu: ${dst}: ${errorText(e)}`, { dst });
+      return;
+    }
+    ctx.log.debug(`${formatAddr(conn.remoteAddr)} <-> ${dst}`, { dst });
+    // The listener ends a session idle for its ttl, which ends this relay.
+    await relay(conn, up, { signal: ctx.signal });
+  }
+}
+
 export function register(reg: Registries): void {
+  reg.listeners.register("redu", createReduListener);
+  reg.handlers.register("redu", (o) => new ReduHandler(o));
   for (const name of ["red", "redir", "redirect"]) {
     reg.listeners.register(name, createRedirectListener);
     reg.handlers.register(name, (o) => new RedirectHandler(o));
