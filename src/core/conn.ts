@@ -274,3 +274,19 @@ export class UnexpectedEofError extends ProtocolError {
 export function formatAddr(a: NetAddr): string {
   return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
 }
+
+/**
+ * The first value under `key` on `conn` or on the conns it wraps (their `inner`, 8 deep): how a
+ * handler finds what its listener attached to a conn (an SSH request, a tun device) after the
+ * service wrapped it for stats and limits.
+ * @internal
+ */
+export function attachedTo<T>(conn: Conn, key: string): T | undefined {
+  let c: unknown = conn;
+  for (let i = 0; i < 8 && c; i++) {
+    const v = (c as Record<string, unknown>)[key];
+    if (v !== undefined) return v as T;
+    c = (c as { inner?: unknown }).inner;
+  }
+  return undefined;
+}

@@ -5,7 +5,7 @@
  * here, below both.
  * @module
  */
-import type { Conn } from "../core/conn.ts";
+import { attachedTo, type Conn } from "../core/conn.ts";
 
 /** `direct-tcpip` (ssh -L, -D): a channel to relay to `target`. */
 export interface SshDirect {
@@ -34,11 +34,5 @@ export type SshForward = SshDirect | SshRemoteForward;
 
 /** The request a conn (or a conn it wraps) carries, if any. */
 export function sshForwardOf(conn: Conn): SshForward | undefined {
-  let c: unknown = conn;
-  for (let i = 0; i < 8 && c; i++) {
-    const f = (c as { sshForward?: SshForward }).sshForward;
-    if (f) return f;
-    c = (c as { inner?: unknown }).inner;
-  }
-  return undefined;
+  return attachedTo<SshForward>(conn, "sshForward");
 }

@@ -5,7 +5,7 @@
  * the `tun` listener hands the `tun` handler (found through wrapping conns with {@link tunLinkOf}).
  * @module
  */
-import type { Conn, NetAddr } from "../core/conn.ts";
+import { attachedTo, type Conn, type NetAddr } from "../core/conn.ts";
 import { type IpBytes, parseIp } from "../core/ip.ts";
 
 const MAGIC = [0x47, 0x4f, 0x53, 0x54]; // "GOST"
@@ -119,11 +119,5 @@ export interface TunLink {
 
 /** The {@link TunLink} a tun listener's conn carries (looking through wrapping conns). */
 export function tunLinkOf(conn: Conn): TunLink | undefined {
-  let c: unknown = conn;
-  for (let i = 0; i < 8 && c; i++) {
-    const t = (c as { tunLink?: TunLink }).tunLink;
-    if (t) return t;
-    c = (c as { inner?: unknown }).inner;
-  }
-  return undefined;
+  return attachedTo<TunLink>(conn, "tunLink");
 }

@@ -7,102 +7,29 @@
  */
 import assert from "node:assert/strict";
 import { BurrowChild } from "../_burrow.ts";
-import { hasCommand } from "../_helpers.ts";
+import { Namespaces, nsSteps, tproxySteps, vethSteps } from "../_netns.ts";
 
 const id = `${Deno.pid % 10000}`;
 const NS_C = `brw-uc${id}`, NS_P = `brw-up${id}`, NS_S = `brw-us${id}`;
 const V_C = `uc${id}`, V_PC = `upc${id}`, V_PS = `ups${id}`, V_S = `us${id}`;
 
-function run(cmd: string[]): { ok: boolean; out: string } {
-  try {
-    const o = new Deno.Command(cmd[0]!, { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
-      .outputSync();
-    return {
-      ok: o.success,
-      out: new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr),
-    };
-  } catch (e) {
-    return { ok: false, out: String(e) };
-  }
-}
-
-function setUp(): string | null {
-  if (Deno.build.os !== "linux") return "not Linux";
-  for (const c of ["ip", "iptables", "python3"]) if (!hasCommand(c)) return `${c} missing`;
-  const steps = [
-    ["ip", "netns", "add", NS_C],
-    ["ip", "netns", "add", NS_P],
-    ["ip", "netns", "add", NS_S],
-    ["ip", "link", "add", V_C, "type", "veth", "peer", "name", V_PC],
-    ["ip", "link", "add", V_S, "type", "veth", "peer", "name", V_PS],
-    ["ip", "link", "set", V_C, "netns", NS_C],
-    ["ip", "link", "set", V_PC, "netns", NS_P],
-    ["ip", "link", "set", V_PS, "netns", NS_P],
-    ["ip", "link", "set", V_S, "netns", NS_S],
-    ["ip", "-n", NS_C, "addr", "add", "10.199.0.1/24", "dev", V_C],
-    ["ip", "-n", NS_P, "addr", "add", "10.199.0.2/24", "dev", V_PC],
-    ["ip", "-n", NS_P, "addr", "add", "10.199.3.1/24", "dev", V_PS],
-    ["ip", "-n", NS_S, "addr", "add", "10.199.3.2/24", "dev", V_S],
-    ["ip", "-n", NS_S, "addr", "add", "10.199.1.5/32", "dev", "lo"],
-    ...[[NS_C, V_C], [NS_P, V_PC], [NS_P, V_PS], [NS_S, V_S]].map(([ns, v]) => [
-      "ip",
-      "-n",
-      ns!,
-      "link",
-      "set",
-      v!,
-      "up",
-    ]),
-    ...[NS_C, NS_P, NS_S].map((ns) => ["ip", "-n", ns, "link", "set", "lo", "up"]),
-    ["ip", "-n", NS_C, "route", "add", "10.199.1.0/24", "via", "10.199.0.2"],
-    ["ip", "-n", NS_P, "route", "add", "10.199.1.5/32", "via", "10.199.3.2"],
-    ["ip", "-n", NS_S, "route", "add", "10.199.0.0/24", "via", "10.199.3.1"],
-    // Datagrams from the client side to 10.199.1.5:53 go to Burrow's port, unchanged.
-    [
-      "ip",
-      "netns",
-      "exec",
-      NS_P,
-      "iptables",
-      "-t",
-      "mangle",
-      "-A",
-      "PREROUTING",
-      "-i",
-      V_PC,
-      "-p",
-      "udp",
-      "-d",
-      "10.199.1.5",
-      "--dport",
-      "53",
-      "-j",
-      "TPROXY",
-      "--on-port",
-      "12347",
-      "--tproxy-mark",
-      "1",
-    ],
-    ["ip", "-n", NS_P, "rule", "add", "fwmark", "1", "lookup", "100"],
-    ["ip", "-n", NS_P, "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100"],
-  ];
-  for (const s of steps) {
-    const r = run(s);
-    if (!r.ok) {
-      tearDown();
-      return `${s.join(" ")}: ${r.out.trim()}`;
-    }
-  }
-  return null;
-}
-
-function tearDown(): void {
-  for (const ns of [NS_C, NS_P, NS_S]) run(["ip", "netns", "del", ns]);
-}
-
-const why = setUp();
-if (why) console.warn(`redu: cannot build network namespaces (${why}): skipping`);
-else tearDown(); // built per test below
+const ns = new Namespaces("redu", [NS_C, NS_P, NS_S], ["iptables", "python3"], () => [
+  ...nsSteps(NS_C, NS_P, NS_S),
+  ...vethSteps(
+    { ns: NS_C, dev: V_C, addr: "10.199.0.1/24" },
+    { ns: NS_P, dev: V_PC, addr: "10.199.0.2/24" },
+  ),
+  ...vethSteps(
+    { ns: NS_S, dev: V_S, addr: "10.199.3.2/24" },
+    { ns: NS_P, dev: V_PS, addr: "10.199.3.1/24" },
+  ),
+  ["ip", "-n", NS_S, "addr", "add", "10.199.1.5/32", "dev", "lo"],
+  ["ip", "-n", NS_C, "route", "add", "10.199.1.0/24", "via", "10.199.0.2"],
+  ["ip", "-n", NS_P, "route", "add", "10.199.1.5/32", "via", "10.199.3.2"],
+  ["ip", "-n", NS_S, "route", "add", "10.199.0.0/24", "via", "10.199.3.1"],
+  // Datagrams from the client side to 10.199.1.5:53 go to Burrow's port, unchanged.
+  ...tproxySteps(NS_P, V_PC, "udp", "10.199.1.5", 53, 12347),
+]);
 
 /** The real server: answers each datagram with "echo:" + it. */
 const ECHO = `
@@ -132,16 +59,16 @@ print("\\n".join(out))
 Deno.test({
   name:
     "redu: TPROXY-diverted datagrams reach their original destination, the answers come back from it, idle sessions end after ttl",
-  ignore: why !== null,
+  ignore: ns.why !== null,
   async fn() {
-    assert.equal(setUp(), null);
+    assert.equal(ns.up(), null);
     const server = new Deno.Command("ip", {
-      args: ["netns", "exec", NS_S, "python3", "-c", ECHO],
+      args: [...ns.exec(NS_S).slice(1), "python3", "-c", ECHO],
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
     const burrow = new BurrowChild(["-L", "redu://:12347?ttl=5s"], {
-      prefix: ["ip", "netns", "exec", NS_P],
+      prefix: ns.exec(NS_P),
     });
     try {
       const r = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -149,7 +76,7 @@ Deno.test({
       r.releaseLock();
       await burrow.servicePort("service-0");
       const o = await new Deno.Command("timeout", {
-        args: ["20", "ip", "netns", "exec", NS_C, "python3", "-c", CLIENT],
+        args: ["20", ...ns.exec(NS_C), "python3", "-c", CLIENT],
         stdout: "piped",
         stderr: "piped",
       }).output();
@@ -180,7 +107,7 @@ Deno.test({
       } catch { /* gone */ }
       await server.status;
       await server.stdout.cancel().catch(() => {});
-      tearDown();
+      ns.down();
     }
   },
 });

@@ -8,67 +8,29 @@
  */
 import assert from "node:assert/strict";
 import { BurrowChild } from "../_burrow.ts";
-import { hasCommand } from "../_helpers.ts";
+import { Namespaces, nsSteps, run, vethSteps } from "../_netns.ts";
 
 const id = `${Deno.pid % 10000}`;
 const NS_S = `brw-ts${id}`, NS_C = `brw-tc${id}`;
 const VETH_S = `ts${id}`, VETH_C = `tc${id}`;
 const ECHO = new URL("../fixtures/echo_peer.ts", import.meta.url).pathname;
 
-function run(cmd: string[]): { ok: boolean; out: string } {
-  try {
-    const o = new Deno.Command(cmd[0]!, { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
-      .outputSync();
-    return {
-      ok: o.success,
-      out: new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr),
-    };
-  } catch (e) {
-    return { ok: false, out: String(e) };
-  }
-}
-
-function setUp(): string | null {
-  if (Deno.build.os !== "linux") return "not Linux";
-  if (!hasCommand("ip")) return "ip (iproute2) missing";
+const ns = new Namespaces("tun", [NS_S, NS_C], [], () => {
   try {
     Deno.statSync("/dev/net/tun");
   } catch {
-    return "/dev/net/tun missing";
+    return [["false", "/dev/net/tun missing"]];
   }
-  const steps = [
-    ["ip", "netns", "add", NS_S],
-    ["ip", "netns", "add", NS_C],
-    ["ip", "link", "add", VETH_S, "type", "veth", "peer", "name", VETH_C],
-    ["ip", "link", "set", VETH_S, "netns", NS_S],
-    ["ip", "link", "set", VETH_C, "netns", NS_C],
-    ["ip", "-n", NS_S, "addr", "add", "10.198.0.1/24", "dev", VETH_S],
-    ["ip", "-n", NS_C, "addr", "add", "10.198.0.2/24", "dev", VETH_C],
-    ["ip", "-n", NS_S, "link", "set", VETH_S, "up"],
-    ["ip", "-n", NS_C, "link", "set", VETH_C, "up"],
-    ["ip", "-n", NS_S, "link", "set", "lo", "up"],
-    ["ip", "-n", NS_C, "link", "set", "lo", "up"],
+  return [
+    ...nsSteps(NS_S, NS_C),
+    ...vethSteps(
+      { ns: NS_S, dev: VETH_S, addr: "10.198.0.1/24" },
+      { ns: NS_C, dev: VETH_C, addr: "10.198.0.2/24" },
+    ),
     // Behind the client: an address the server reaches through the client's tun (a routed prefix).
     ["ip", "-n", NS_C, "addr", "add", "10.60.0.5/32", "dev", "lo"],
   ];
-  for (const s of steps) {
-    const r = run(s);
-    if (!r.ok) {
-      tearDown();
-      return `${s.join(" ")}: ${r.out.trim()}`;
-    }
-  }
-  return null;
-}
-
-function tearDown(): void {
-  run(["ip", "netns", "del", NS_S]);
-  run(["ip", "netns", "del", NS_C]);
-}
-
-const why = setUp();
-if (why) console.warn(`tun: cannot build network namespaces (${why}): skipping`);
-else tearDown(); // built per test below
+});
 
 /** An echo server inside `ns`, once it listens. */
 async function echoServer(ns: string, host: string, port: number): Promise<() => Promise<void>> {
@@ -120,16 +82,16 @@ const MIB = 1024 * 1024;
 Deno.test({
   name:
     "tun: two namespaces over a Burrow tun pair (UDP): byte-exact both ways, name/mtu/route applied, a routed prefix goes to its gateway client",
-  ignore: why !== null,
+  ignore: ns.why !== null,
   async fn() {
-    assert.equal(setUp(), null);
+    assert.equal(ns.up(), null);
     const server = new BurrowChild([
       "-D",
       "-L",
       "tun://10.198.0.1:8421?net=10.124.0.1/24&name=brwtun0&mtu=1400&route=10.60.0.0/16&gw=10.124.0.2",
-    ], { prefix: ["ip", "netns", "exec", NS_S] });
+    ], { prefix: ns.exec(NS_S) });
     const client = new BurrowChild(["-L", "tun://:0/10.198.0.1:8421?net=10.124.0.2/24"], {
-      prefix: ["ip", "netns", "exec", NS_C],
+      prefix: ns.exec(NS_C),
     });
     const stops: (() => Promise<void>)[] = [];
     try {
@@ -152,7 +114,7 @@ Deno.test({
       for (const s of stops) await s();
       await server.stop();
       await client.stop();
-      tearDown();
+      ns.down();
     }
     assert.ok(
       !run(["ip", "-n", NS_S, "link", "show", "brwtun0"]).ok,
@@ -163,22 +125,22 @@ Deno.test({
 
 Deno.test({
   name: "tun: the client reaches the server through a relay+ws chain, with keep-alives",
-  ignore: why !== null,
+  ignore: ns.why !== null,
   async fn() {
-    assert.equal(setUp(), null);
+    assert.equal(ns.up(), null);
     const server = new BurrowChild([
       "-D",
       "-L",
       "tun://10.198.0.1:8421?net=10.124.0.1/24",
       "-L",
       "relay+ws://10.198.0.1:8080",
-    ], { prefix: ["ip", "netns", "exec", NS_S] });
+    ], { prefix: ns.exec(NS_S) });
     const client = new BurrowChild([
       "-L",
       "tun://:0/10.198.0.1:8421?net=10.124.0.2/24&keepalive=true&ttl=1s",
       "-F",
       "relay+ws://10.198.0.1:8080",
-    ], { prefix: ["ip", "netns", "exec", NS_C] });
+    ], { prefix: ns.exec(NS_C) });
     const stops: (() => Promise<void>)[] = [];
     try {
       // Through the relay, the server sees the relay's own UDP socket as the client.
@@ -195,7 +157,7 @@ Deno.test({
       for (const s of stops) await s();
       await server.stop();
       await client.stop();
-      tearDown();
+      ns.down();
     }
   },
 });
@@ -203,13 +165,13 @@ Deno.test({
 Deno.test({
   name:
     "tap: Ethernet over UDP between two namespaces (ARP and TCP through MAC learning), sealed with a shadowsocks method; a wrong password passes nothing",
-  ignore: why !== null,
+  ignore: ns.why !== null,
   async fn() {
-    assert.equal(setUp(), null);
+    assert.equal(ns.up(), null);
     const server = new BurrowChild([
       "-L",
       "tap://aes-128-gcm:s3cret@10.198.0.1:8421?net=10.125.0.1/24&name=brwtap0",
-    ], { prefix: ["ip", "netns", "exec", NS_S] });
+    ], { prefix: ns.exec(NS_S) });
     const stops: (() => Promise<void>)[] = [];
     let client: BurrowChild | undefined;
     try {
@@ -221,7 +183,7 @@ Deno.test({
       const wrong = new BurrowChild([
         "-L",
         "tap://aes-128-gcm:wrong@:0/10.198.0.1:8421?net=10.125.0.2/24",
-      ], { prefix: ["ip", "netns", "exec", NS_C] });
+      ], { prefix: ns.exec(NS_C) });
       try {
         await wrong.waitFor((r) => /tap: tap\d+ <-> 10\.198\.0\.1:8421/.test(r.msg));
         const o = await new Deno.Command("timeout", {
@@ -235,7 +197,7 @@ Deno.test({
       client = new BurrowChild([
         "-L",
         "tap://aes-128-gcm:s3cret@:0/10.198.0.1:8421?net=10.125.0.2/24",
-      ], { prefix: ["ip", "netns", "exec", NS_C] });
+      ], { prefix: ns.exec(NS_C) });
       await client.waitFor((r) => /tap: tap\d+ <-> 10\.198\.0\.1:8421/.test(r.msg));
       stops.push(await echoServer(NS_C, "10.125.0.2", 7001));
       await echoFrom(NS_C, "10.125.0.1", 7000, 2 * MIB);
@@ -244,7 +206,7 @@ Deno.test({
       for (const s of stops) await s();
       await server.stop();
       await client?.stop();
-      tearDown();
+      ns.down();
     }
   },
 });

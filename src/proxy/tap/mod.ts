@@ -11,6 +11,7 @@
  */
 import type { Conn } from "../../core/conn.ts";
 import { Backoff } from "../../core/backoff.ts";
+import { DevicePump } from "../device_pump.ts";
 import { errorText } from "../../core/errors.ts";
 import type { Registries } from "../../core/registry.ts";
 import type { HandleContext, Handler, HandlerOptions } from "../../core/types.ts";
@@ -79,43 +80,21 @@ export class TapHandler implements Handler {
 
   async #client(dev: Conn, link: TunLink, ctx: HandleContext): Promise<void> {
     const fw = this.#o.forwarder!;
-    const path: { up: Conn | null } = { up: null };
-    // Ends with the service or with the device (closed, or failing): nothing is dialed after.
-    const life = new AbortController();
-    const stop = () => life.abort();
-    ctx.signal.addEventListener("abort", stop);
-    if (ctx.signal.aborted) life.abort();
-    life.signal.addEventListener("abort", () => path.up?.close());
-    let deviceError: unknown = null;
-    const pump = (async () => {
-      const buf = new Uint8Array(BUF);
-      try {
-        for (;;) {
-          const n = await dev.read(buf);
-          if (n === null) break;
-          const up = path.up;
-          if (n < 14 || !up) continue;
-          await up.write(this.#seal(buf.subarray(0, n))).catch(() => {});
-        }
-      } catch (e) {
-        deviceError = e;
-      }
-      life.abort();
-    })();
+    const path = new DevicePump(dev, ctx, (f) => this.#seal(f), 14);
     // Redialing waits 1 s, doubling up to 6 s, as GOST's tap client.
     const backoff = new Backoff(1000, 6000);
     try {
-      while (!life.signal.aborted) {
+      while (!path.signal.aborted) {
         const target = fw.select();
         if (target) {
           let c: Conn | null = null;
           try {
             c = await this.#o.router.dial("udp", target.addr, {
-              signal: life.signal,
+              signal: path.signal,
               log: ctx.log,
             });
             fw.markOk(target);
-            if (life.signal.aborted) break;
+            if (path.signal.aborted) break;
             path.up = c;
             ctx.log.info(`tap: ${link.name} <-> ${target.addr}`, { dst: target.addr });
             const buf = new Uint8Array(BUF);
@@ -127,7 +106,7 @@ export class TapHandler implements Handler {
               if (f) await dev.write(f);
             }
           } catch (e) {
-            if (life.signal.aborted) break;
+            if (path.signal.aborted) break;
             if (!c) fw.markFailed(target);
             ctx.log.warn(`tap: ${target.addr}: ${errorText(e)}`, { dst: target.addr });
           } finally {
@@ -135,14 +114,14 @@ export class TapHandler implements Handler {
             c?.close();
           }
         } else ctx.log.error("tap: no server available");
-        await backoff.fail(life.signal);
+        await backoff.fail(path.signal);
       }
     } finally {
-      ctx.signal.removeEventListener("abort", stop);
-      dev.close();
-      await pump;
+      await path.finish();
     }
-    if (deviceError !== null) ctx.log.error(`tap: ${link.name}: ${errorText(deviceError)}`);
+    if (path.deviceError !== null) {
+      ctx.log.error(`tap: ${link.name}: ${errorText(path.deviceError)}`);
+    }
   }
 
   async #server(dev: Conn, link: TunLink, ctx: HandleContext): Promise<void> {

@@ -14,6 +14,7 @@
  * @module
  */
 import { Backoff } from "../../core/backoff.ts";
+import { DevicePump } from "../device_pump.ts";
 import { ConfigError, errorText } from "../../core/errors.ts";
 import { formatIp, type IpBytes } from "../../core/ip.ts";
 import type { Registries } from "../../core/registry.ts";
@@ -122,73 +123,50 @@ export class TunHandler implements Handler {
   async #client(dev: Conn, link: TunLink, ctx: HandleContext): Promise<void> {
     const fw = this.#o.forwarder!;
     const hello = encodeKeepalive(this.#opts.passphrase, link.ips);
-    const path: { up: Conn | null } = { up: null };
-    // Ends with the service or with the device (closed, or failing): nothing is dialed after.
-    const life = new AbortController();
-    const stop = () => life.abort();
-    ctx.signal.addEventListener("abort", stop);
-    if (ctx.signal.aborted) life.abort();
-    life.signal.addEventListener("abort", () => path.up?.close());
-    let deviceError: unknown = null;
-    // One reader of the device for the handler's life; packets go to whichever path is up.
-    const pump = (async () => {
-      const buf = new Uint8Array(BUF);
-      try {
-        for (;;) {
-          const n = await dev.read(buf);
-          if (n === null) break;
-          const up = path.up;
-          if (n === 0 || !up) continue;
-          await up.write(buf.subarray(0, n)).catch(() => {});
-        }
-      } catch (e) {
-        deviceError = e;
-      }
-      life.abort();
-    })();
+    const path = new DevicePump(dev, ctx, (p) => p);
     const redial = new Backoff(REDIAL_MS, REDIAL_MS);
     try {
-      while (!life.signal.aborted) {
+      while (!path.signal.aborted) {
         const target = fw.select(link.ips.length ? formatIp(link.ips[0]!) : undefined);
         if (!target) {
           ctx.log.error("tun: no server available");
-          await redial.fail(life.signal);
+          await redial.fail(path.signal);
           continue;
         }
         const addr = target.addr;
         let c: Conn;
         try {
-          c = await this.#o.router.dial("udp", addr, { signal: life.signal, log: ctx.log });
+          c = await this.#o.router.dial("udp", addr, { signal: path.signal, log: ctx.log });
           fw.markOk(target);
         } catch (e) {
-          if (life.signal.aborted) break;
+          if (path.signal.aborted) break;
           fw.markFailed(target);
           ctx.log.error(`tun: ${addr}: ${errorText(e)}`, { dst: addr });
-          await redial.fail(life.signal);
+          await redial.fail(path.signal);
           continue;
         }
-        if (life.signal.aborted) {
+        if (path.signal.aborted) {
           c.close();
           break;
         }
         path.up = c;
         ctx.log.info(`tun: ${link.name} <-> ${addr}`, { dst: addr });
         try {
-          await this.#clientSession(c, dev, hello, ctx, life.signal);
+          await this.#clientSession(c, dev, hello, ctx, path.signal);
         } catch (e) {
-          if (!life.signal.aborted) ctx.log.warn(`tun: ${addr}: ${errorText(e)}`, { dst: addr });
+          if (!path.signal.aborted) ctx.log.warn(`tun: ${addr}: ${errorText(e)}`, { dst: addr });
         } finally {
           path.up = null;
           c.close();
         }
-        if (!life.signal.aborted) await redial.fail(life.signal);
+        if (!path.signal.aborted) await redial.fail(path.signal);
       }
     } finally {
-      ctx.signal.removeEventListener("abort", stop);
-      dev.close();
-      await pump;
+      await path.finish();
     }
-    if (deviceError !== null) ctx.log.error(`tun: ${link.name}: ${errorText(deviceError)}`);
+    if (path.deviceError !== null) {
+      ctx.log.error(`tun: ${link.name}: ${errorText(path.deviceError)}`);
+    }
   }
 
   /**

@@ -10,7 +10,7 @@
  * @module
  */
 import type { Conn, NetAddr } from "../../core/conn.ts";
-import { formatAddr } from "../../core/conn.ts";
+import { attachedTo, formatAddr } from "../../core/conn.ts";
 import { ConfigError, errorText } from "../../core/errors.ts";
 import type { Registries } from "../../core/registry.ts";
 import type {
@@ -90,12 +90,7 @@ function isLocalAddress(ip: string): boolean {
 }
 
 function notDiverted(conn: Conn): boolean {
-  let c: unknown = conn;
-  for (let i = 0; i < 8 && c; i++) {
-    if ((c as Tagged).notDiverted) return true;
-    c = (c as { inner?: unknown }).inner;
-  }
-  return false;
+  return attachedTo<boolean>(conn, "notDiverted") === true;
 }
 
 /** Sends each redirected conn to its original destination. */
