@@ -47,7 +47,10 @@ export class SelfAddresses {
 
   /** Whether dialing `host:port` directly would reach one of our own listeners. */
   has(network: Network, host: string, port: number): boolean {
-    const h = host.startsWith("[") ? host.slice(1, -1) : host;
+    let h = host.startsWith("[") ? host.slice(1, -1) : host;
+    // An IPv4 client's address as a dual-stack socket reports it.
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(h);
+    if (mapped) h = mapped[1]!;
     if (!(isIPv4(h) || isIPv6(h) || h === "localhost" || h === "")) return false;
     for (const a of this.#own) {
       if (a.port !== port || a.transport !== network) continue;

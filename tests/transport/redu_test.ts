@@ -53,12 +53,26 @@ for c in range(2):
         s.sendto(b"%d:%s" % (c, body), ("10.199.1.5", 53))
         d, a = s.recvfrom(65535)
         out.append("%s:%d %d %s" % (a[0], a[1], len(d), d[:12].decode()))
+# Straight to the proxy's own port: not diverted, so nowhere to go (and no loop).
+s.sendto(b"direct", ("10.199.0.2", 12347))
+# Longer than readBufferSize (4096): dropped whole, never cut.
+s.settimeout(1)
+s.sendto(b"y" * 5000, ("10.199.1.5", 53))
+try:
+    d, a = s.recvfrom(65535)
+    out.append("big answered %d" % len(d))
+except socket.timeout:
+    out.append("big dropped")
+s.settimeout(5)
+s.sendto(b"after", ("10.199.1.5", 53))
+d, a = s.recvfrom(65535)
+out.append("%s:%d %d %s" % (a[0], a[1], len(d), d.decode()))
 print("\\n".join(out))
 `;
 
 Deno.test({
   name:
-    "redu: TPROXY-diverted datagrams reach their original destination, the answers come back from it, idle sessions end after ttl",
+    "redu: TPROXY-diverted datagrams reach their original destination, the answers come back from it, oversized and self-addressed ones go nowhere, idle sessions end after ttl",
   ignore: ns.why !== null,
   async fn() {
     assert.equal(ns.up(), null);
@@ -89,7 +103,16 @@ Deno.test({
         "10.199.1.5:53 10 echo:1:one",
         "10.199.1.5:53 10 echo:1:two",
         "10.199.1.5:53 3007 echo:1:xxxxx",
+        "big dropped",
+        "10.199.1.5:53 10 echo:after",
       ]);
+      await burrow.waitFor((x) =>
+        /datagrams longer than readBufferSize \(4096\) dropped/.test(x.msg)
+      );
+      assert.ok(
+        !burrow.records.some((x) => /own listeners|<> 10\.199\.0\.2:12347/.test(x.msg)),
+        `the datagram to the listener itself went nowhere (${burrow.tail()})`,
+      );
       // Idle for the ttl (5 s), both sessions end (their sockets go with them).
       for (const c of [0, 1]) {
         await burrow.waitFor(

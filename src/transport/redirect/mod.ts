@@ -24,6 +24,7 @@ import { relay } from "../../core/relay.ts";
 import { createTcpListener } from "../tcp/listener.ts";
 import { originalDst, originalDstUnavailable, setTransparent } from "./original_dst.ts";
 import { createReduListener } from "./udp.ts";
+import { addressedToListener, unmapV4 } from "./self.ts";
 
 function refuseUnavailable(path: string): void {
   const why = originalDstUnavailable();
@@ -64,11 +65,7 @@ class TproxyListener implements Listener {
   }
   async accept(): Promise<Conn | null> {
     const c = await this.#inner.accept();
-    if (c && c.localAddr.port === this.addr.port) {
-      const own = this.addr.hostname, to = c.localAddr.hostname;
-      const wildcard = own === "0.0.0.0" || own === "::";
-      if (to === own || (wildcard && isLocalAddress(to))) (c as Tagged).notDiverted = true;
-    }
+    if (c && addressedToListener(c.localAddr, this.addr)) (c as Tagged).notDiverted = true;
     return c;
   }
   close(): Promise<void> {
@@ -76,16 +73,6 @@ class TproxyListener implements Listener {
   }
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-}
-
-/** Whether `ip` is one of this host's interface addresses (loopback counts). */
-function isLocalAddress(ip: string): boolean {
-  if (ip.startsWith("127.") || ip === "::1") return true;
-  try {
-    return Deno.networkInterfaces().some((i) => i.address === ip);
-  } catch {
-    return true; // no --allow-sys: treat as local (refusing a conn beats a loop)
   }
 }
 
@@ -109,7 +96,9 @@ export class RedirectHandler implements Handler {
     let dst: string;
     try {
       dst = this.#tproxy
-        ? (notDiverted(conn) ? "" : formatAddr(conn.localAddr))
+        ? (notDiverted(conn)
+          ? ""
+          : formatAddr({ ...conn.localAddr, hostname: unmapV4(conn.localAddr.hostname) }))
         : originalDst(conn.localAddr, conn.remoteAddr);
     } catch (e) {
       ctx.log.warn(errorText(e));

@@ -17,11 +17,14 @@ import { ConfigError, UnsupportedError } from "../../core/errors.ts";
 import { isIPv4, listenHost, splitHostPort } from "../../core/addr.ts";
 import type { Listener, ListenerOptions } from "../../core/types.ts";
 import type { Logger } from "../../core/log.ts";
+import { addressedToListener } from "./self.ts";
 
 const AF_INET = 2, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1, SO_REUSEADDR = 2, SOL_IP = 0, IP_TRANSPARENT = 19;
 const IP_RECVORIGDSTADDR = 20, IP_ORIGDSTADDR = 20;
-const POLLIN = 1, EINTR = 4;
+const POLLIN = 1, EINTR = 4, MSG_TRUNC = 0x20;
+/** Datagrams read from one socket per wake-up (poll reports it again while more are queued). */
+const READS_PER_WAKE = 64;
 const POLL_MS = 200;
 /** GOST's session idle time (`ttl`). */
 export const DEFAULT_TTL_MS = 30_000;
@@ -61,7 +64,7 @@ function fail(c: Libc, what: string): never {
   const s = c.strerror(n);
   throw new UnsupportedError(
     `redu: ${what}: ${s ? Deno.UnsafePointerView.getCString(s) : `errno ${n}`}` +
-      (n === 1 ? " (IP_TRANSPARENT needs CAP_NET_ADMIN)" : ""),
+      (n === 1 ? " (IP_TRANSPARENT needs CAP_NET_ADMIN or CAP_NET_RAW)" : ""),
   );
 }
 
@@ -86,12 +89,16 @@ function fromSockaddr(a: Uint8Array): NetAddr {
 
 const ONE = new Uint8Array(new Int32Array([1]).buffer);
 
-/** A non-blocking, transparent UDP socket; throws a clear error when the kernel refuses. */
-function transparentSocket(c: Libc): number {
+/**
+ * A non-blocking, transparent UDP socket; throws a clear error when the kernel refuses. Only
+ * session sockets share their address (`reuse`): the listener's must not, or a second listener on
+ * its port would start without a word.
+ */
+function transparentSocket(c: Libc, reuse: boolean): number {
   const fd = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) fail(c, "socket");
   if (
-    c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, ONE, 4) < 0 ||
+    (reuse && c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, ONE, 4) < 0) ||
     c.setsockopt(fd, SOL_IP, IP_TRANSPARENT, ONE, 4) < 0
   ) {
     try {
@@ -121,7 +128,7 @@ class Poller {
   constructor(c: Libc) {
     this.#c = c;
     this.#wake = c.eventfd(0, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (this.#wake < 0) fail(c, "eventfd");
+    if (this.#wake < 0) fail(c, "eventfd"); // (the caller closes what it opened)
     this.#ready.set(this.#wake, () => void c.read(this.#wake, this.#eight, 8n));
     this.done = this.#loop();
   }
@@ -160,7 +167,7 @@ class Poller {
         for (const fd of this.#closeAfterPoll.splice(0)) this.#c.close(fd);
       }
       for (let i = 0; i < fds.length; i++) {
-        if ((v.getInt16(8 * i + 6, true) & ~0) === 0) continue;
+        if (v.getInt16(8 * i + 6, true) === 0) continue;
         this.#ready.get(fds[i]!)?.();
       }
     }
@@ -184,19 +191,27 @@ class MsgReader {
     iov.setBigUint64(8, BigInt(size), true);
   }
 
+  /** Datagrams longer than the buffer (dropped: a cut datagram is a corrupt one). */
+  truncated = 0;
+
   read(fd: number): { n: number; from: NetAddr; dst: NetAddr | null } | null {
     const m = new DataView(this.#msg.buffer);
     const ptr = (b: Uint8Array) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
     m.setBigUint64(0, ptr(this.#name), true);
-    m.setUint32(8, 16, true);
     m.setBigUint64(16, ptr(this.#iov), true);
     m.setBigUint64(24, 1n, true);
     m.setBigUint64(32, ptr(this.#control), true);
-    m.setBigUint64(40, BigInt(this.#control.length), true);
-    m.setInt32(48, 0, true);
     for (;;) {
+      // recvmsg shrinks the name and control lengths to what it wrote: reset them each time.
+      m.setUint32(8, 16, true);
+      m.setBigUint64(40, BigInt(this.#control.length), true);
+      m.setInt32(48, 0, true);
       const n = Number(this.#c.recvmsg(fd, this.#msg, 0));
       if (n >= 0) {
+        if (m.getInt32(48, true) & MSG_TRUNC) {
+          this.truncated++;
+          continue;
+        }
         const clen = Number(m.getBigUint64(40, true));
         let dst: NetAddr | null = null;
         const cv = new DataView(this.#control.buffer);
@@ -204,7 +219,10 @@ class MsgReader {
           const len = Number(cv.getBigUint64(o, true));
           const level = cv.getInt32(o + 8, true), type = cv.getInt32(o + 12, true);
           if (len < 16) break;
-          if (level === SOL_IP && type === IP_ORIGDSTADDR && len >= 16 + 8) {
+          if (
+            level === SOL_IP && type === IP_ORIGDSTADDR && len >= 32 &&
+            cv.getUint16(o + 16, true) === AF_INET
+          ) {
             dst = fromSockaddr(this.#control.subarray(o + 16, o + 32));
           }
           o += (len + 7) & ~7;
@@ -285,10 +303,12 @@ export class ReduListener implements Listener {
   readonly #fd: number;
   readonly #poller: Poller;
   readonly #reader: MsgReader;
+  readonly #sessionReader: MsgReader;
   readonly #accepts = new AsyncQueue<ReduConn>(128);
   readonly #sessions = new Map<string, { conn: ReduConn; fd: number }>();
   readonly #log: Logger;
   readonly #ttl: number;
+  #warned = 0;
   readonly #sweep: ReturnType<typeof setInterval>;
   #closed = false;
 
@@ -300,7 +320,7 @@ export class ReduListener implements Listener {
     const { host, port } = splitHostPort(addr);
     const h = listenHost(host);
     if (!isIPv4(h)) throw new UnsupportedError(`redu: IPv4 listen addresses only (got "${h}")`);
-    const fd = transparentSocket(c);
+    const fd = transparentSocket(c, false);
     if (c.setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, ONE, 4) < 0) {
       c.close(fd);
       fail(c, "IP_RECVORIGDSTADDR");
@@ -315,7 +335,13 @@ export class ReduListener implements Listener {
     this.addr = fromSockaddr(name);
     this.#fd = fd;
     this.#reader = new MsgReader(c, readBufferSize);
-    this.#poller = new Poller(c);
+    this.#sessionReader = new MsgReader(c, readBufferSize);
+    try {
+      this.#poller = new Poller(c);
+    } catch (e) {
+      c.close(fd);
+      throw e;
+    }
     this.#poller.watch(fd, () => this.#drain());
     // Sessions idle for `ttl` end (GOST's read/write deadline per datagram).
     this.#sweep = setInterval(() => {
@@ -328,10 +354,12 @@ export class ReduListener implements Listener {
   }
 
   #drain(): void {
-    for (;;) {
+    for (let i = 0; i < READS_PER_WAKE; i++) {
       const r = this.#reader.read(this.#fd);
-      if (!r) return;
-      if (!r.dst) continue; // not diverted by TPROXY (sent to the listener itself): no destination
+      if (!r) break;
+      // Sent to the listener itself (not diverted): its destination is us, and sending it there
+      // would loop, through a chain past the router's own check too.
+      if (!r.dst || addressedToListener(r.dst, this.addr)) continue;
       const d = this.#reader.buf.slice(0, r.n);
       const key = `${r.from.hostname}:${r.from.port}>${r.dst.hostname}:${r.dst.port}`;
       const known = this.#sessions.get(key);
@@ -340,18 +368,42 @@ export class ReduListener implements Listener {
         continue;
       }
       if (this.#sessions.size >= MAX_SESSIONS) {
-        this.#log.warn(`redu: ${MAX_SESSIONS} sessions open: a datagram from ${key} dropped`);
-        continue;
+        // Full: the session idle longest goes, so new clients are not locked out for a ttl.
+        let oldest: ReduConn | undefined;
+        for (const { conn } of this.#sessions.values()) {
+          if (!oldest || conn.lastActive < oldest.lastActive) oldest = conn;
+        }
+        oldest?.close();
+        const now = Date.now();
+        if (now - this.#warned > 10_000) {
+          this.#warned = now;
+          this.#log.warn(`redu: ${MAX_SESSIONS} sessions open: the longest idle are closed early`);
+        }
       }
       this.#open(key, r.from, r.dst, d);
     }
+    this.#reportTruncated();
+  }
+
+  #truncatedSeen = 0;
+  #reportTruncated(): void {
+    const n = this.#reader.truncated + this.#sessionReader.truncated;
+    const now = Date.now();
+    if (n === this.#truncatedSeen || now - this.#warned < 10_000) return;
+    this.#warned = now;
+    this.#log.warn(
+      `redu: ${
+        n - this.#truncatedSeen
+      } datagrams longer than readBufferSize (${this.#reader.buf.length}) dropped`,
+    );
+    this.#truncatedSeen = n;
   }
 
   #open(key: string, client: NetAddr, dst: NetAddr, first: Uint8Array): void {
     const c = this.#c;
     let fd: number;
     try {
-      fd = transparentSocket(c);
+      fd = transparentSocket(c, true);
     } catch (e) {
       this.#log.warn(String(e instanceof Error ? e.message : e));
       return;
@@ -371,13 +423,15 @@ export class ReduListener implements Listener {
       this.#sessions.delete(key);
       this.#poller.release(fd);
     });
-    const reader = new MsgReader(c, this.#reader.buf.length);
+    // One reader serves every session: each datagram is copied out at once.
+    const reader = this.#sessionReader;
     this.#poller.watch(fd, () => {
-      for (;;) {
+      for (let i = 0; i < READS_PER_WAKE; i++) {
         const r = reader.read(fd);
-        if (!r) return;
+        if (!r) break;
         conn.deliver(reader.buf.slice(0, r.n));
       }
+      this.#reportTruncated();
     });
     this.#sessions.set(key, { conn, fd });
     conn.deliver(first);
