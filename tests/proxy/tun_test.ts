@@ -531,3 +531,16 @@ Deno.test("tap server: learns MACs, floods broadcasts to the other clients and t
     a.close(), b.close();
   }
 });
+
+Deno.test("tap handler: a key without a method is refused (it would encrypt nothing)", async () => {
+  const { TapHandler } = await import("../../src/proxy/tap/mod.ts");
+  assert.throws(() => new TapHandler(options({ key: "0123456789abcdef" })), /key: needs a method/);
+  // With a method the raw key must fit it.
+  assert.throws(
+    () =>
+      new TapHandler(
+        options({ key: "short" }, { auth: { username: "aes-128-gcm", password: "" } }),
+      ),
+    /16-byte key/,
+  );
+});

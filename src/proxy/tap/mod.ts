@@ -12,7 +12,7 @@
 import type { Conn } from "../../core/conn.ts";
 import { Backoff } from "../../core/backoff.ts";
 import { DevicePump } from "../device_pump.ts";
-import { errorText } from "../../core/errors.ts";
+import { ConfigError, errorText } from "../../core/errors.ts";
 import type { Registries } from "../../core/registry.ts";
 import type { HandleContext, Handler, HandlerOptions } from "../../core/types.ts";
 import { openDatagram, sealDatagram, type SsCipher, ssCipher } from "../../protocol/ss_aead.ts";
@@ -42,7 +42,11 @@ export class TapHandler implements Handler {
       ? ssCipher(method, o.auth?.password, key ? new TextEncoder().encode(key) : undefined)
       : null;
     if (key && !this.#cipher) {
-      o.log.warn("tap: key is set but no method (tap://method:password@...): frames go in clear");
+      // An encryption key that encrypts nothing: refused rather than sending frames in clear.
+      throw new ConfigError(
+        `${o.metadata.path}.key`,
+        "needs a method to use it with (tap://aes-256-gcm:x@...)",
+      );
     }
     if (!this.#cipher && !o.forwarder) {
       o.log.warn(
