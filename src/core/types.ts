@@ -93,6 +93,11 @@ export interface ListenerOptions {
   guard?: RawGuard;
   /** The listener's chain (`listener.chain`), for listeners that bind through it (rtcp). */
   router?: Router;
+  /**
+   * True when the service forwards (`-L tun://:0/server:8421`, `forwarder:`): a tun client's
+   * listener then has no socket of its own to bind.
+   */
+  forwarding?: boolean;
 }
 
 /** Builds a listener of one type (registered under its GOST name). */

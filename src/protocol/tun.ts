@@ -109,8 +109,8 @@ export interface TunLink {
   ips: IpBytes[];
   /** `route`/`routes`, in order (the first match wins, as in GOST). */
   routes: { prefix: { contains(ip: IpBytes): boolean }; gw?: IpBytes }[];
-  /** The UDP socket on the listen address (the server mode's socket). */
-  socket: Deno.DatagramConn;
+  /** The UDP socket on the listen address: a server's; null for a client (the service forwards). */
+  socket: Deno.DatagramConn | null;
   /** The socket's address. */
   addr: NetAddr;
   /** The service's admission for one sender (the service's one conn is the device itself). */

@@ -671,6 +671,7 @@ export async function buildListener(
         service: s.name,
         guard: slot.guard,
         router,
+        forwarding: s.forwarder !== undefined,
       }),
     `${path}.listener`,
     s.addr,

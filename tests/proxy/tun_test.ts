@@ -60,7 +60,7 @@ class FakeTun extends ConnBase {
     this.closed = true;
     this.incoming.close();
     try {
-      this.tunLink.socket.close();
+      this.tunLink.socket?.close();
     } catch { /* closed */ }
   }
 }

@@ -137,7 +137,7 @@ Deno.test({
     ], { prefix: ns.exec(NS_S) });
     const client = new BurrowChild([
       "-L",
-      "tun://:0/10.198.0.1:8421?net=10.124.0.2/24&keepalive=true&ttl=1s",
+      "tun://:8421/10.198.0.1:8421?net=10.124.0.2/24&keepalive=true&ttl=1s",
       "-F",
       "relay+ws://10.198.0.1:8080",
     ], { prefix: ns.exec(NS_C) });
@@ -149,6 +149,8 @@ Deno.test({
       stops.push(await echoServer(NS_C, "10.124.0.2", 7001));
       await echoFrom(NS_C, "10.124.0.1", 7000, 2 * MIB);
       await echoFrom(NS_S, "10.124.0.2", 7001, 2 * MIB);
+      // A client has no socket of its own: its listen port stays free (no clash with a server).
+      assert.doesNotMatch(run([...ns.exec(NS_C), "ss", "-Hlun"]).out, /:8421\b/);
       assert.ok(
         !client.records.some((r) => /no keep-alive reply/.test(r.msg)),
         `keep-alive replies came back through the chain (${client.tail()})`,

@@ -130,6 +130,12 @@ export class TapHandler implements Handler {
 
   async #server(dev: Conn, link: TunLink, ctx: HandleContext): Promise<void> {
     const sock = link.socket;
+    if (!sock) {
+      ctx.log.error(
+        "tap: a server needs its listener's socket (a service that forwards is a client)",
+      );
+      return;
+    }
     /** MAC (hex) → the client's UDP address. */
     const macs = new Map<string, Deno.NetAddr>();
     const send = (f: Uint8Array, to: Deno.NetAddr) => sock.send(this.#seal(f), to).catch(() => 0);

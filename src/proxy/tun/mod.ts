@@ -235,6 +235,12 @@ export class TunHandler implements Handler {
 
   async #server(dev: Conn, link: TunLink, ctx: HandleContext): Promise<void> {
     const sock = link.socket;
+    if (!sock) {
+      ctx.log.error(
+        "tun: a server needs its listener's socket (a service that forwards is a client)",
+      );
+      return;
+    }
     const { p2p } = this.#opts;
     const auther = this.#o.auther;
     const own = new Set(link.ips.map(ipKey));

@@ -1,7 +1,7 @@
 /**
  * The `tun` listener (docs/tun.md §1): makes a Linux TUN device with the `net` addresses, `mtu`
- * and routes, and binds the UDP socket of the listen address (where a tun server takes its
- * clients' datagrams). It yields the device as one datagram conn (one read = one IP packet); when
+ * and routes, and (unless the service forwards: a client) binds the UDP socket of the listen
+ * address, where a tun server takes its clients' datagrams. It yields the device as one datagram conn (one read = one IP packet); when
  * the handler is done with it, the device goes and a new one is made a second later, as GOST does.
  * Keys GOST reads elsewhere only (`peer`: macOS; `guid`: Windows; `dns`: systemd-resolved;
  * `router`: named routers) are refused by name.
@@ -130,7 +130,7 @@ export class TunConn extends ConnBase {
   close(): void {
     this.device.close();
     try {
-      this.tunLink.socket.close();
+      this.tunLink.socket?.close();
     } catch { /* closed */ }
     this.#done();
   }
@@ -157,8 +157,12 @@ export class TunListener implements Listener {
   /** The service's admission is applied per datagram sender by the handler (see `admit`). */
   readonly guardsRaw = true;
 
+  /** A server's listener keeps a socket on its address; a client's (the service forwards) none. */
+  readonly #serves: boolean;
+
   constructor(
-    socket: Deno.DatagramConn,
+    socket: Deno.DatagramConn | null,
+    addr: NetAddr,
     settings: TunSettings,
     first: TunDevice,
     log: Logger,
@@ -166,7 +170,8 @@ export class TunListener implements Listener {
   ) {
     this.#guard = guard;
     this.#socket = socket;
-    const a = socket.addr as Deno.NetAddr;
+    this.#serves = socket !== null;
+    const a = socket ? socket.addr as Deno.NetAddr : addr;
     this.addr = { transport: "udp", hostname: a.hostname, port: a.port };
     this.#settings = settings;
     this.#next = first;
@@ -191,7 +196,9 @@ export class TunListener implements Listener {
       this.#next = null;
       try {
         dev ??= await TunDevice.open(this.#settings.device);
-        if (!this.#closed) this.#socket ??= bind(this.addr.hostname, this.addr.port);
+        if (!this.#closed && this.#serves) {
+          this.#socket ??= bind(this.addr.hostname, this.addr.port);
+        }
       } catch (e) {
         dev?.close();
         this.#log.error(`${mode}: ${errorText(e)} (trying again)`);
@@ -213,7 +220,7 @@ export class TunListener implements Listener {
         name: dev.name,
         ips: this.#settings.ips,
         routes: this.#settings.routes,
-        socket: this.#socket!,
+        socket: this.#socket,
         addr: this.addr,
         admit: (peer) => {
           if (!guard) return true;
@@ -271,15 +278,19 @@ async function createDeviceListener(o: ListenerOptions, mode: "tun" | "tap"): Pr
   const why = tunUnavailable();
   if (why) throw new ConfigError(o.metadata.path, why);
   const { host, port } = splitHostPort(o.addr);
-  const socket = bind(listenHost(host), port);
+  const hostname = listenHost(host);
+  // A client (the service forwards) reads no socket of its own: binding one would only clash
+  // with a server on the same host and port.
+  const socket = o.forwarding ? null : bind(hostname, port);
   let first: TunDevice;
   try {
     first = await TunDevice.open(settings.device);
   } catch (e) {
-    socket.close();
+    socket?.close();
     throw e;
   }
-  return new TunListener(socket, settings, first, o.log, o.guard);
+  const addr: NetAddr = { transport: "udp", hostname, port };
+  return new TunListener(socket, addr, settings, first, o.log, o.guard);
 }
 
 export function register(reg: Registries): void {
