@@ -11,7 +11,7 @@
  */
 import type { Conn } from "../../core/conn.ts";
 import { Backoff } from "../../core/backoff.ts";
-import { DevicePump } from "../device_pump.ts";
+import { DevicePump, runDeviceClient } from "../device_pump.ts";
 import { ConfigError, errorText } from "../../core/errors.ts";
 import type { Registries } from "../../core/registry.ts";
 import type { HandleContext, Handler, HandlerOptions } from "../../core/types.ts";
@@ -83,49 +83,25 @@ export class TapHandler implements Handler {
   }
 
   async #client(dev: Conn, link: TunLink, ctx: HandleContext): Promise<void> {
-    const fw = this.#o.forwarder!;
-    const path = new DevicePump(dev, ctx, (f) => this.#seal(f), 14);
     // Redialing waits 1 s, doubling up to 6 s, as GOST's tap client.
     const backoff = new Backoff(1000, 6000);
-    try {
-      while (!path.signal.aborted) {
-        const target = fw.select();
-        if (target) {
-          let c: Conn | null = null;
-          try {
-            c = await this.#o.router.dial("udp", target.addr, {
-              signal: path.signal,
-              log: ctx.log,
-            });
-            fw.markOk(target);
-            if (path.signal.aborted) break;
-            path.up = c;
-            ctx.log.info(`tap: ${link.name} <-> ${target.addr}`, { dst: target.addr });
-            const buf = new Uint8Array(BUF);
-            for (;;) {
-              const n = await c.read(buf);
-              if (n === null) throw new Error("the path to the server closed");
-              backoff.ok(); // frames flow: a later failure starts the backoff afresh
-              const f = this.#open(buf.subarray(0, n));
-              if (f) await dev.write(f);
-            }
-          } catch (e) {
-            if (path.signal.aborted) break;
-            if (!c) fw.markFailed(target);
-            ctx.log.warn(`tap: ${target.addr}: ${errorText(e)}`, { dst: target.addr });
-          } finally {
-            path.up = null;
-            c?.close();
-          }
-        } else ctx.log.error("tap: no server available");
-        await backoff.fail(path.signal);
-      }
-    } finally {
-      await path.finish();
-    }
-    if (path.deviceError !== null) {
-      ctx.log.error(`tap: ${link.name}: ${errorText(path.deviceError)}`);
-    }
+    await runDeviceClient(ctx, new DevicePump(dev, ctx, (f) => this.#seal(f), 14), {
+      name: "tap",
+      device: link.name,
+      fw: this.#o.forwarder!,
+      router: this.#o.router,
+      backoff,
+      session: async (c) => {
+        const buf = new Uint8Array(BUF);
+        for (;;) {
+          const n = await c.read(buf);
+          if (n === null) throw new Error("the path to the server closed");
+          backoff.ok(); // frames flow: a later failure starts the backoff afresh
+          const f = this.#open(buf.subarray(0, n));
+          if (f) await dev.write(f);
+        }
+      },
+    });
   }
 
   async #server(dev: Conn, link: TunLink, ctx: HandleContext): Promise<void> {

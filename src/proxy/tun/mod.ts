@@ -14,7 +14,7 @@
  * @module
  */
 import { Backoff } from "../../core/backoff.ts";
-import { DevicePump } from "../device_pump.ts";
+import { DevicePump, runDeviceClient } from "../device_pump.ts";
 import { ConfigError, errorText } from "../../core/errors.ts";
 import { formatIp, type IpBytes } from "../../core/ip.ts";
 import type { Registries } from "../../core/registry.ts";
@@ -121,52 +121,16 @@ export class TunHandler implements Handler {
   // ------------------------------------------------------------------ client
 
   async #client(dev: Conn, link: TunLink, ctx: HandleContext): Promise<void> {
-    const fw = this.#o.forwarder!;
     const hello = encodeKeepalive(this.#opts.passphrase, link.ips);
-    const path = new DevicePump(dev, ctx, (p) => p);
-    const redial = new Backoff(REDIAL_MS, REDIAL_MS);
-    try {
-      while (!path.signal.aborted) {
-        const target = fw.select(link.ips.length ? formatIp(link.ips[0]!) : undefined);
-        if (!target) {
-          ctx.log.error("tun: no server available");
-          await redial.fail(path.signal);
-          continue;
-        }
-        const addr = target.addr;
-        let c: Conn;
-        try {
-          c = await this.#o.router.dial("udp", addr, { signal: path.signal, log: ctx.log });
-          fw.markOk(target);
-        } catch (e) {
-          if (path.signal.aborted) break;
-          fw.markFailed(target);
-          ctx.log.error(`tun: ${addr}: ${errorText(e)}`, { dst: addr });
-          await redial.fail(path.signal);
-          continue;
-        }
-        if (path.signal.aborted) {
-          c.close();
-          break;
-        }
-        path.up = c;
-        ctx.log.info(`tun: ${link.name} <-> ${addr}`, { dst: addr });
-        try {
-          await this.#clientSession(c, dev, hello, ctx, path.signal);
-        } catch (e) {
-          if (!path.signal.aborted) ctx.log.warn(`tun: ${addr}: ${errorText(e)}`, { dst: addr });
-        } finally {
-          path.up = null;
-          c.close();
-        }
-        if (!path.signal.aborted) await redial.fail(path.signal);
-      }
-    } finally {
-      await path.finish();
-    }
-    if (path.deviceError !== null) {
-      ctx.log.error(`tun: ${link.name}: ${errorText(path.deviceError)}`);
-    }
+    await runDeviceClient(ctx, new DevicePump(dev, ctx, (p) => p), {
+      name: "tun",
+      device: link.name,
+      fw: this.#o.forwarder!,
+      router: this.#o.router,
+      client: link.ips.length ? formatIp(link.ips[0]!) : undefined,
+      backoff: new Backoff(REDIAL_MS, REDIAL_MS),
+      session: (c, signal) => this.#clientSession(c, dev, hello, ctx, signal),
+    });
   }
 
   /**
