@@ -81,16 +81,19 @@ const MIB = 1024 * 1024;
 
 Deno.test({
   name:
-    "tun: two namespaces over a Burrow tun pair (UDP): byte-exact both ways, name/mtu/route applied, a routed prefix goes to its gateway client",
+    "tun: two namespaces over a Burrow tun pair (UDP): byte-exact both ways and over IPv6, name/mtu/route applied, a routed prefix goes to its gateway client",
   ignore: ns.why !== null,
   async fn() {
     assert.equal(ns.up(), null);
     const server = new BurrowChild([
       "-D",
       "-L",
-      "tun://10.198.0.1:8421?net=10.124.0.1/24&name=brwtun0&mtu=1400&route=10.60.0.0/16&gw=10.124.0.2",
+      "tun://10.198.0.1:8421?net=10.124.0.1/24,fd00:124::1/64&name=brwtun0&mtu=1400&route=10.60.0.0/16&gw=10.124.0.2",
     ], { prefix: ns.exec(NS_S) });
-    const client = new BurrowChild(["-L", "tun://:0/10.198.0.1:8421?net=10.124.0.2/24"], {
+    const client = new BurrowChild([
+      "-L",
+      "tun://:0/10.198.0.1:8421?net=10.124.0.2/24,fd00:124::2/64",
+    ], {
       prefix: ns.exec(NS_C),
     });
     const stops: (() => Promise<void>)[] = [];
@@ -110,6 +113,9 @@ Deno.test({
       await echoFrom(NS_S, "10.124.0.2", 7001, 4 * MIB);
       // 10.60.0.0/16 routes via 10.124.0.2: the server's handler sends it to that client.
       await echoFrom(NS_S, "10.60.0.5", 7002, MIB);
+      // IPv6 through the same tunnel (the keep-alive announced both addresses).
+      stops.push(await echoServer(NS_S, "fd00:124::1", 7003));
+      await echoFrom(NS_C, "fd00:124::1", 7003, MIB);
     } finally {
       for (const s of stops) await s();
       await server.stop();
