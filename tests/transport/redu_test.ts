@@ -29,6 +29,23 @@ const ns = new Namespaces("redu", [NS_C, NS_P, NS_S], ["iptables", "python3"], (
   ["ip", "-n", NS_S, "route", "add", "10.199.0.0/24", "via", "10.199.3.1"],
   // Datagrams from the client side to 10.199.1.5:53 go to Burrow's port, unchanged.
   ...tproxySteps(NS_P, V_PC, "udp", "10.199.1.5", 53, 12347),
+  // The same over IPv6 (nodad: the addresses are usable at once).
+  ["ip", "-n", NS_C, "addr", "add", "fd00:199::1/64", "dev", V_C, "nodad"],
+  ["ip", "-n", NS_P, "addr", "add", "fd00:199::2/64", "dev", V_PC, "nodad"],
+  ["ip", "-n", NS_P, "addr", "add", "fd00:199:3::1/64", "dev", V_PS, "nodad"],
+  ["ip", "-n", NS_S, "addr", "add", "fd00:199:3::2/64", "dev", V_S, "nodad"],
+  ["ip", "-n", NS_S, "addr", "add", "fd00:199:1::5/128", "dev", "lo", "nodad"],
+  ["ip", "-n", NS_C, "-6", "route", "add", "fd00:199:1::/64", "via", "fd00:199::2"],
+  ["ip", "-n", NS_P, "-6", "route", "add", "fd00:199:1::5/128", "via", "fd00:199:3::2"],
+  ["ip", "-n", NS_S, "-6", "route", "add", "fd00:199::/64", "via", "fd00:199:3::1"],
+  [
+    ...["ip", "netns", "exec", NS_P],
+    ..."ip6tables -t mangle -A PREROUTING -i".split(" "),
+    V_PC,
+    ..."-p udp -d fd00:199:1::5 --dport 53 -j TPROXY --on-port 12348 --tproxy-mark 1".split(" "),
+  ],
+  ["ip", "-n", NS_P, "-6", "rule", "add", "fwmark", "1", "lookup", "100"],
+  ["ip", "-n", NS_P, "-6", "route", "add", "local", "::/0", "dev", "lo", "table", "100"],
 ]);
 
 /** The real server: answers each datagram with "echo:" + it. */
@@ -123,6 +140,57 @@ Deno.test({
           "an idle session to end",
         );
       }
+    } finally {
+      await burrow.stop();
+      try {
+        server.kill();
+      } catch { /* gone */ }
+      await server.status;
+      await server.stdout.cancel().catch(() => {});
+      ns.down();
+    }
+  },
+});
+
+const ECHO6 = ECHO.replace("AF_INET,", "AF_INET6,").replace('"10.199.1.5"', '"fd00:199:1::5"');
+
+Deno.test({
+  name:
+    "redu over IPv6 ([::] listener): diverted datagrams reach their destination, answers come back from it",
+  ignore: ns.why !== null,
+  async fn() {
+    assert.equal(ns.up(), null);
+    const server = new Deno.Command("ip", {
+      args: [...ns.exec(NS_S).slice(1), "python3", "-c", ECHO6],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const burrow = new BurrowChild(["-L", "redu://[::]:12348?ttl=5s"], { prefix: ns.exec(NS_P) });
+    try {
+      const r = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      assert.match((await r.read()).value ?? "", /ready/);
+      r.releaseLock();
+      await burrow.servicePort("service-0");
+      const client = `
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(5)
+for body in [b"one", b"two"]:
+    s.sendto(body, ("fd00:199:1::5", 53))
+    d, a = s.recvfrom(65535)
+    print(a[0], a[1], d.decode())
+`;
+      const o = await new Deno.Command("timeout", {
+        args: ["20", ...ns.exec(NS_C), "python3", "-c", client],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const out = new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
+      assert.ok(o.success, out);
+      assert.deepEqual(out.trim().split("\n"), [
+        "fd00:199:1::5 53 echo:one",
+        "fd00:199:1::5 53 echo:two",
+      ]);
     } finally {
       await burrow.stop();
       try {

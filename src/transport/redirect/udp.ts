@@ -8,13 +8,15 @@
  *   destination and connected to the client (as GOST does), so replies leave from the address the
  *   client expects and the kernel hands that pair's later datagrams to it.
  * All sockets are non-blocking and waited on by one `poll(2)` on Deno's blocking pool, at most
- * {@link POLL_MS} at a time; a descriptor is closed only between polls. IPv4 only for now.
+ * {@link POLL_MS} at a time; a descriptor is closed only between polls. An IPv4 listen address
+ * serves IPv4, an IPv6 one (`[::]:port`) IPv6 only (`IPV6_V6ONLY`): run one service for each.
  * @module
  */
 import { ConnBase, type NetAddr } from "../../core/conn.ts";
 import { AsyncQueue } from "../../core/queue.ts";
 import { ConfigError, UnsupportedError } from "../../core/errors.ts";
-import { isIPv4, listenHost, splitHostPort } from "../../core/addr.ts";
+import { isIPv4, isIPv6, listenHost, splitHostPort } from "../../core/addr.ts";
+import { formatIp, parseIp } from "../../core/ip.ts";
 import type { Listener, ListenerOptions } from "../../core/types.ts";
 import type { Logger } from "../../core/log.ts";
 import { addressedToListener } from "./self.ts";
@@ -22,6 +24,10 @@ import { addressedToListener } from "./self.ts";
 const AF_INET = 2, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1, SO_REUSEADDR = 2, SOL_IP = 0, IP_TRANSPARENT = 19;
 const IP_RECVORIGDSTADDR = 20, IP_ORIGDSTADDR = 20;
+const AF_INET6 = 10, SOL_IPV6 = 41, IPV6_V6ONLY = 26, IPV6_TRANSPARENT = 75;
+const IPV6_RECVORIGDSTADDR = 74, IPV6_ORIGDSTADDR = 74;
+/** sockaddr_in6's size, the larger of the two. */
+const SOCKADDR_MAX = 28;
 const POLLIN = 1, EINTR = 4, MSG_TRUNC = 0x20;
 /** Datagrams read from one socket per wake-up (poll reports it again while more are queued). */
 const READS_PER_WAKE = 64;
@@ -73,18 +79,23 @@ function errno(c: Libc): number {
   return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
 }
 
+/** `sockaddr_in` (16 bytes) or `sockaddr_in6` (28) for an IP literal and port. */
 function sockaddr(host: string, port: number): Uint8Array {
-  const a = new Uint8Array(16);
+  const ip = parseIp(host);
+  const v6 = host.includes(":") && ip?.length === 16;
+  const a = new Uint8Array(v6 ? 28 : 16);
   const v = new DataView(a.buffer);
-  v.setUint16(0, AF_INET, true);
+  v.setUint16(0, v6 ? AF_INET6 : AF_INET, true);
   v.setUint16(2, port, false);
-  host.split(".").forEach((x, i) => a[2 + 2 + i] = Number(x));
+  if (ip) a.set(ip, v6 ? 8 : 4);
   return a;
 }
 
 function fromSockaddr(a: Uint8Array): NetAddr {
   const port = (a[2]! << 8) | a[3]!;
-  return { transport: "udp", hostname: `${a[4]}.${a[5]}.${a[6]}.${a[7]}`, port };
+  const family = a[0]! | (a[1]! << 8);
+  const hostname = family === AF_INET6 ? formatIp(a.subarray(8, 24)) : a.subarray(4, 8).join(".");
+  return { transport: "udp", hostname, port };
 }
 
 const ONE = new Uint8Array(new Int32Array([1]).buffer);
@@ -94,12 +105,13 @@ const ONE = new Uint8Array(new Int32Array([1]).buffer);
  * session sockets share their address (`reuse`): the listener's must not, or a second listener on
  * its port would start without a word.
  */
-function transparentSocket(c: Libc, reuse: boolean): number {
-  const fd = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+function transparentSocket(c: Libc, reuse: boolean, v6: boolean): number {
+  const fd = c.socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) fail(c, "socket");
   if (
     (reuse && c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, ONE, 4) < 0) ||
-    c.setsockopt(fd, SOL_IP, IP_TRANSPARENT, ONE, 4) < 0
+    (v6 && c.setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, ONE, 4) < 0) ||
+    c.setsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, ONE, 4) < 0
   ) {
     try {
       fail(c, "setsockopt");
@@ -178,7 +190,7 @@ class Poller {
 class MsgReader {
   readonly #c: Libc;
   readonly buf: Uint8Array;
-  readonly #name = new Uint8Array(16);
+  readonly #name = new Uint8Array(SOCKADDR_MAX);
   readonly #control = new Uint8Array(256);
   readonly #iov = new Uint8Array(16);
   readonly #msg = new Uint8Array(56);
@@ -203,7 +215,7 @@ class MsgReader {
     m.setBigUint64(32, ptr(this.#control), true);
     for (;;) {
       // recvmsg shrinks the name and control lengths to what it wrote: reset them each time.
-      m.setUint32(8, 16, true);
+      m.setUint32(8, SOCKADDR_MAX, true);
       m.setBigUint64(40, BigInt(this.#control.length), true);
       m.setInt32(48, 0, true);
       const n = Number(this.#c.recvmsg(fd, this.#msg, 0));
@@ -224,6 +236,11 @@ class MsgReader {
             cv.getUint16(o + 16, true) === AF_INET
           ) {
             dst = fromSockaddr(this.#control.subarray(o + 16, o + 32));
+          } else if (
+            level === SOL_IPV6 && type === IPV6_ORIGDSTADDR && len >= 44 &&
+            cv.getUint16(o + 16, true) === AF_INET6
+          ) {
+            dst = fromSockaddr(this.#control.subarray(o + 16, o + 44));
           }
           o += (len + 7) & ~7;
         }
@@ -308,6 +325,7 @@ export class ReduListener implements Listener {
   readonly #sessions = new Map<string, { conn: ReduConn; fd: number }>();
   readonly #log: Logger;
   readonly #ttl: number;
+  readonly #v6: boolean;
   #warned = 0;
   readonly #sweep: ReturnType<typeof setInterval>;
   #closed = false;
@@ -319,18 +337,24 @@ export class ReduListener implements Listener {
     this.#ttl = ttlMs;
     const { host, port } = splitHostPort(addr);
     const h = listenHost(host);
-    if (!isIPv4(h)) throw new UnsupportedError(`redu: IPv4 listen addresses only (got "${h}")`);
-    const fd = transparentSocket(c, false);
-    if (c.setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, ONE, 4) < 0) {
+    const v6 = isIPv6(h);
+    if (!v6 && !isIPv4(h)) throw new UnsupportedError(`redu: "${h}" is not an IP address`);
+    this.#v6 = v6;
+    const fd = transparentSocket(c, false, v6);
+    const recv = v6
+      ? c.setsockopt(fd, SOL_IPV6, IPV6_RECVORIGDSTADDR, ONE, 4)
+      : c.setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, ONE, 4);
+    if (recv < 0) {
       c.close(fd);
       fail(c, "IP_RECVORIGDSTADDR");
     }
-    if (c.bind(fd, sockaddr(h, port), 16) < 0) {
+    const me = sockaddr(h, port);
+    if (c.bind(fd, me, me.length) < 0) {
       c.close(fd);
       fail(c, `bind ${addr}`);
     }
     // The bound port (port 0 in the config is the real one here).
-    const name = new Uint8Array(16), len = new Uint32Array([16]);
+    const name = new Uint8Array(SOCKADDR_MAX), len = new Uint32Array([SOCKADDR_MAX]);
     c.getsockname(fd, name, new Uint8Array(len.buffer));
     this.addr = fromSockaddr(name);
     this.#fd = fd;
@@ -403,17 +427,15 @@ export class ReduListener implements Listener {
     const c = this.#c;
     let fd: number;
     try {
-      fd = transparentSocket(c, true);
+      fd = transparentSocket(c, true, this.#v6);
     } catch (e) {
       this.#log.warn(String(e instanceof Error ? e.message : e));
       return;
     }
     // Bound to the destination, connected to the client: replies leave from where the client
     // sent to, and the kernel hands this pair's next datagrams to this socket.
-    if (
-      c.bind(fd, sockaddr(dst.hostname, dst.port), 16) < 0 ||
-      c.connect(fd, sockaddr(client.hostname, client.port), 16) < 0
-    ) {
+    const to = sockaddr(dst.hostname, dst.port), from = sockaddr(client.hostname, client.port);
+    if (c.bind(fd, to, to.length) < 0 || c.connect(fd, from, from.length) < 0) {
       const e = errno(c);
       c.close(fd);
       this.#log.warn(`redu: cannot answer ${key} from its destination (errno ${e})`);
