@@ -4,6 +4,10 @@
  * (base64url); answers `200` with the DNS message. Each request becomes one message conn for the
  * `dns` handler; requests on a keep-alive connection are served one after another, and a
  * connection idle for `readTimeout` is closed.
+ *
+ * ALPN offers `h2` and `http/1.1`. HTTP/1.1 is parsed here; an `h2` connection is handed, already
+ * decrypted, to a Deno HTTP server of its own on a private Unix socket (Deno's server speaks
+ * HTTP/2 with prior knowledge), whose handler answers the same way — `dig +https` speaks only h2.
  * @module
  */
 import { BufReader } from "../../core/bufio.ts";
@@ -14,6 +18,9 @@ import { ServeListener } from "../../core/serve_listener.ts";
 import type { Listener, ListenerOptions } from "../../core/types.ts";
 import { getHeader, hasToken, parseRequestHead, serializeHead } from "../../protocol/http1.ts";
 import { listenTls } from "../tls/mod.ts";
+import { attachedTo } from "../../core/conn.ts";
+import { relay } from "../../core/relay.ts";
+import { SocketConn } from "../../core/socket.ts";
 
 /** One DoH request as a conn: reads its query once, takes one reply. */
 class DohMessageConn extends ConnBase {
@@ -58,15 +65,94 @@ function status(code: string, extra: [string, string][] = []): Uint8Array {
   return serializeHead(`HTTP/1.1 ${code}`, [...extra, ["Content-Length", "0"]]);
 }
 
+/** Asks the handler for the answer to `query`; null when it gave none. */
+function ask(
+  emit: (c: Conn) => boolean,
+  query: Uint8Array,
+  local: NetAddr,
+  remote: NetAddr,
+): Promise<Uint8Array | null> {
+  return new Promise<Uint8Array | null>((resolve) => {
+    if (!emit(new DohMessageConn(query, local, remote, resolve))) resolve(null);
+  });
+}
+
+/** A private directory (mode 0700) for the h2 bridges' sockets, made on first use. */
+let bridgeDir: string | undefined;
+let bridgeSeq = 0;
+
+/**
+ * Serves one decrypted `h2` connection: Deno's HTTP server on a Unix socket of its own speaks
+ * HTTP/2, and each request is answered as over HTTP/1.1 (GET `?dns=`, POST dns-message).
+ */
+async function serveH2(
+  raw: Conn,
+  emit: (c: Conn) => boolean,
+  local: NetAddr,
+  idleMs: number,
+): Promise<void> {
+  bridgeDir ??= Deno.makeTempDirSync({ prefix: "burrow-doh-" });
+  const path = `${bridgeDir}/${++bridgeSeq}.sock`;
+  const ac = new AbortController();
+  const server = Deno.serve({ path, signal: ac.signal, onListen: () => {} }, async (req) => {
+    let query: Uint8Array | null = null;
+    if (req.method === "GET") {
+      const m = /[?&]dns=([^&#]*)/.exec(req.url);
+      query = m ? decodeBase64Url(m[1]!) : null;
+    } else if (req.method === "POST") {
+      const type = (req.headers.get("content-type") ?? "").split(";")[0]!.trim();
+      if (type !== "application/dns-message") return new Response(null, { status: 415 });
+      const len = Number(req.headers.get("content-length") ?? "0");
+      if (!(len >= 0 && len <= 65535)) return new Response(null, { status: 413 });
+      const body = await readCapped(req, 65535);
+      if (body === null) return new Response(null, { status: 413 });
+      query = body;
+    } else return new Response(null, { status: 405, headers: { Allow: "GET, POST" } });
+    if (!query || query.length < 12) return new Response(null, { status: 400 });
+    const reply = await ask(emit, query, local, raw.remoteAddr);
+    if (reply === null) return new Response(null, { status: 400 });
+    return new Response(reply as Uint8Array<ArrayBuffer>, {
+      headers: { "Content-Type": "application/dns-message" },
+    });
+  });
+  try {
+    const up = await Deno.connect({ transport: "unix", path });
+    await relay(raw, new SocketConn(up), { idleTimeout: idleMs });
+  } finally {
+    ac.abort();
+    await server.finished.catch(() => {});
+    await Deno.remove(path).catch(() => {});
+  }
+}
+
+/** A request body of at most `max` bytes, or null when it is longer. */
+async function readCapped(req: Request, max: number): Promise<Uint8Array | null> {
+  if (!req.body) return new Uint8Array(0);
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const p of req.body) {
+    n += p.length;
+    if (n > max) return null;
+    parts.push(p);
+  }
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) out.set(p, o), o += p.length;
+  return out;
+}
+
 /** DoH over the tls listener of `o` (its certificate and handshake deadline). */
 export async function createDohListener(o: ListenerOptions, idleMs: number): Promise<Listener> {
-  const tls = await listenTls(o);
+  const tls = await listenTls(o, ["h2", "http/1.1"]);
   const addr = (c: Conn): NetAddr => ({ ...c.localAddr, transport: "https" });
   return new ServeListener(tls, {
     name: "doh",
     log: o.log,
     backlog: o.metadata.int("backlog", 128),
     serve: async (raw, emit) => {
+      if (attachedTo<string>(raw, "alpn") === "h2") {
+        return await serveH2(raw, emit, addr(raw), idleMs);
+      }
       const br = new BufReader(raw, 4096);
       for (;;) {
         const head = await withDeadline(raw, idleMs, () => br.readHead()).catch(() => null);
@@ -103,9 +189,7 @@ export async function createDohListener(o: ListenerOptions, idleMs: number): Pro
           await raw.write(status("400 Bad Request"));
           continue;
         }
-        const reply = await new Promise<Uint8Array | null>((resolve) => {
-          if (!emit(new DohMessageConn(query!, addr(raw), raw.remoteAddr, resolve))) resolve(null);
-        });
+        const reply = await ask(emit, query, addr(raw), raw.remoteAddr);
         if (reply === null) {
           await raw.write(status("400 Bad Request"));
           continue;

@@ -22,7 +22,10 @@ import { type ServerTls, serverTls, tlsClient, tlsConnect, tlsServer } from "./s
  * conn from Deno.listenTls cannot be: closing it while its handshake is pending leaves the
  * socket open until the client leaves, and it cannot ask for client certificates.)
  */
-export async function listenTls(opts: ListenerOptions): Promise<Listener> {
+export async function listenTls(
+  opts: ListenerOptions,
+  alpn?: string[],
+): Promise<Listener> {
   const { cert, key } = await serverCert(opts.tls);
   let ca: string | undefined;
   if (opts.tls?.caFile) {
@@ -34,7 +37,7 @@ export async function listenTls(opts: ListenerOptions): Promise<Listener> {
   }
   let server: ServerTls;
   try {
-    server = serverTls({ cert, key, ca });
+    server = serverTls({ cert, key, ca, alpn });
   } catch (e) {
     throw new ConfigError("tls", `cannot use the certificate: ${errorText(e)}`);
   }

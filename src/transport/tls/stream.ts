@@ -74,6 +74,8 @@ export class DuplexConn extends ConnBase {
   #closed = false;
 
   readonly #gate?: ReadGate;
+  /** The protocol ALPN settled on, if any. */
+  alpn?: string;
 
   constructor(
     s: Duplex,
@@ -227,11 +229,15 @@ export interface ServerTls {
   readonly pem: { cert: string; key: string; ca?: string };
   /** Client certificates are required and verified against the CA (GOST's mutual TLS). */
   readonly requireCert: boolean;
+  /** Protocols offered by ALPN, in preference order (DoH: `h2`, `http/1.1`). */
+  readonly alpn?: string[];
 }
 
-export function serverTls(o: { cert: string; key: string; ca?: string }): ServerTls {
+export function serverTls(
+  o: { cert: string; key: string; ca?: string; alpn?: string[] },
+): ServerTls {
   tls.createSecureContext({ cert: o.cert, key: o.key, ...(o.ca ? { ca: o.ca } : {}) });
-  return { pem: o, requireCert: !!o.ca };
+  return { pem: o, requireCert: !!o.ca, ...(o.alpn ? { alpn: o.alpn } : {}) };
 }
 
 export function tlsServer(conn: Conn, o: ServerTls): Promise<Conn> {
@@ -245,6 +251,7 @@ export function tlsServer(conn: Conn, o: ServerTls): Promise<Conn> {
     }),
     requestCert: o.requireCert,
     rejectUnauthorized: o.requireCert,
+    ...(o.alpn ? { ALPNProtocols: o.alpn } : {}),
   });
   return handshake(s, () => [conn.localAddr, conn.remoteAddr], "tls", "secure", gate);
 }
@@ -265,7 +272,10 @@ function handshake(
     s.once(event, () => {
       s.off("error", onErr);
       const [local, remote] = addrs();
-      resolve(new DuplexConn(s, local, remote, transport, gate));
+      const c = new DuplexConn(s, local, remote, transport, gate);
+      const alpn = (s as { alpnProtocol?: string | false }).alpnProtocol;
+      if (alpn) c.alpn = alpn;
+      resolve(c);
     });
   });
 }
