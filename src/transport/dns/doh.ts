@@ -77,9 +77,10 @@ function ask(
   });
 }
 
-/** A private directory (mode 0700) for the h2 bridges' sockets, made on first use. */
+/** A private directory (mode 0700) for the h2 bridges' sockets, there while any bridge is. */
 let bridgeDir: string | undefined;
 let bridgeSeq = 0;
+let bridges = 0;
 
 /**
  * Serves one decrypted `h2` connection: Deno's HTTP server on a Unix socket of its own speaks
@@ -91,8 +92,9 @@ async function serveH2(
   local: NetAddr,
   idleMs: number,
 ): Promise<void> {
-  bridgeDir ??= Deno.makeTempDirSync({ prefix: "burrow-doh-" });
-  const path = `${bridgeDir}/${++bridgeSeq}.sock`;
+  const dir = bridgeDir ??= Deno.makeTempDirSync({ prefix: "burrow-doh-" });
+  bridges++;
+  const path = `${dir}/${++bridgeSeq}.sock`;
   const ac = new AbortController();
   const server = Deno.serve({ path, signal: ac.signal, onListen: () => {} }, async (req) => {
     let query: Uint8Array | null = null;
@@ -122,6 +124,10 @@ async function serveH2(
     ac.abort();
     await server.finished.catch(() => {});
     await Deno.remove(path).catch(() => {});
+    if (--bridges === 0 && bridgeDir === dir) {
+      bridgeDir = undefined;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
   }
 }
 
