@@ -120,7 +120,14 @@ function listenerKey(
   own: (o: unknown) => string,
   files: Map<string, string>,
 ): string {
-  if (!TLS_LISTENERS.has(s.listener.type)) return own({ addr: s.addr, listener: s.listener });
+  // A tun/tap listener binds its socket only for a server (no forwarder): a reload that turns a
+  // client into a server, or back, needs a new listener.
+  const device = s.listener.type === "tun" || s.listener.type === "tap"
+    ? { forwards: s.forwarder !== undefined }
+    : {};
+  if (!TLS_LISTENERS.has(s.listener.type)) {
+    return own({ addr: s.addr, listener: s.listener, ...device });
+  }
   const tls = s.listener.tls ?? cfg.tls ?? null;
   // Without a certFile the listener serves ./cert.pem if there is one (else the auto cert).
   const cwd = tls?.certFile

@@ -390,3 +390,62 @@ Deno.test("dns: configs GOST accepts but Burrow cannot honour are refused by nam
     /writetimeout: is not supported/i,
   );
 });
+
+Deno.test({
+  name:
+    "dns over HTTPS/2: a connection ended by its client or by readTimeout leaves nothing behind (the bridge's server and socket go)",
+  ignore: !haveDig,
+  async fn() {
+    const http2 = await import("node:http2");
+    const up = upstream();
+    const bridges = () => {
+      let n = 0;
+      for (const e of Deno.readDirSync("/tmp")) if (e.name.startsWith("burrow-doh-")) n++;
+      return n;
+    };
+    const before = bridges();
+    await using rt = await Runtime.start({
+      services: [{
+        name: "doh",
+        addr: "127.0.0.1:0",
+        handler: { type: "dns", metadata: { dns: `udp://127.0.0.1:${up.port}` } },
+        listener: { type: "dns", metadata: { mode: "https", readTimeout: "1s" } },
+      }],
+    });
+    const port = rt.service("doh")!.listener.addr.port;
+    const q = dnsPacket.encode({
+      type: "query",
+      id: 0,
+      questions: [{ name: "a.test", type: "A" }],
+    });
+    const b64 = btoa(String.fromCharCode(...q)).replace(/\+/g, "-").replace(/\//g, "_")
+      .replace(/=+$/, "");
+    try {
+      // Two h2 connections: one the client ends, one left idle past readTimeout.
+      for (const end of [true, false]) {
+        const s = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+        const body = await new Promise<Buffer>((resolve, reject) => {
+          const r = s.request({ ":path": `/dns-query?dns=${b64}` });
+          const parts: Buffer[] = [];
+          r.on("data", (d: Buffer) => parts.push(d));
+          r.on("end", () => resolve(Buffer.concat(parts)));
+          r.on("error", reject);
+          r.end();
+        });
+        const a = dnsPacket.decode(body);
+        assert.equal((a.answers?.[0] as { data?: string })?.data, "10.0.0.1");
+        if (end) s.close();
+        await withTimeout(
+          (async () => {
+            while (bridges() > before) await new Promise((r) => setTimeout(r, 50));
+          })(),
+          5000,
+          end ? "the bridge to go after the client closed" : "the idle connection's bridge to go",
+        );
+        s.destroy();
+      }
+    } finally {
+      await up.close();
+    }
+  },
+});

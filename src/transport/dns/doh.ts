@@ -81,6 +81,10 @@ function ask(
 let bridgeDir: string | undefined;
 let bridgeSeq = 0;
 let bridges = 0;
+/** h2 connections bridged at once (each holds a small HTTP server); more are closed. */
+const MAX_BRIDGES = 256;
+/** Queries one h2 connection may have waiting for answers (HTTP/1.1 has one); more get 503. */
+const MAX_IN_FLIGHT = 16;
 
 /**
  * Serves one decrypted `h2` connection: Deno's HTTP server on a Unix socket of its own speaks
@@ -92,11 +96,13 @@ async function serveH2(
   local: NetAddr,
   idleMs: number,
 ): Promise<void> {
+  if (bridges >= MAX_BRIDGES) return;
   const dir = bridgeDir ??= Deno.makeTempDirSync({ prefix: "burrow-doh-" });
   bridges++;
   const path = `${dir}/${++bridgeSeq}.sock`;
   const ac = new AbortController();
-  const server = Deno.serve({ path, signal: ac.signal, onListen: () => {} }, async (req) => {
+  let inFlight = 0;
+  const answer = async (req: Request): Promise<Response> => {
     let query: Uint8Array | null = null;
     if (req.method === "GET") {
       const m = /[?&]dns=([^&#]*)/.exec(req.url);
@@ -106,17 +112,36 @@ async function serveH2(
       if (type !== "application/dns-message") return new Response(null, { status: 415 });
       const len = Number(req.headers.get("content-length") ?? "0");
       if (!(len >= 0 && len <= 65535)) return new Response(null, { status: 413 });
-      const body = await readCapped(req, 65535);
+      // A body that does not arrive within readTimeout is given up (as over HTTP/1.1).
+      let t: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<"late">((r) => t = setTimeout(() => r("late"), idleMs));
+      const body = await Promise.race([readCapped(req, 65535), late]).finally(() =>
+        clearTimeout(t)
+      );
+      if (body === "late") return new Response(null, { status: 408 });
       if (body === null) return new Response(null, { status: 413 });
       query = body;
     } else return new Response(null, { status: 405, headers: { Allow: "GET, POST" } });
     if (!query || query.length < 12) return new Response(null, { status: 400 });
-    const reply = await ask(emit, query, local, raw.remoteAddr);
-    if (reply === null) return new Response(null, { status: 400 });
-    return new Response(reply as Uint8Array<ArrayBuffer>, {
-      headers: { "Content-Type": "application/dns-message" },
-    });
-  });
+    if (inFlight >= MAX_IN_FLIGHT) return new Response(null, { status: 503 });
+    inFlight++;
+    try {
+      const reply = await ask(emit, query, local, raw.remoteAddr);
+      if (reply === null) return new Response(null, { status: 400 });
+      return new Response(reply as Uint8Array<ArrayBuffer>, {
+        headers: { "Content-Type": "application/dns-message" },
+      });
+    } finally {
+      inFlight--;
+    }
+  };
+  const server = Deno.serve({
+    path,
+    signal: ac.signal,
+    onListen: () => {},
+    // A body cut off mid-request and the like: an answer, not a stack trace on stderr.
+    onError: () => new Response(null, { status: 400 }),
+  }, (req) => answer(req).catch(() => new Response(null, { status: 400 })));
   try {
     const up = await Deno.connect({ transport: "unix", path });
     await relay(raw, new SocketConn(up), { idleTimeout: idleMs });

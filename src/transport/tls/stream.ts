@@ -154,7 +154,14 @@ export class DuplexConn extends ConnBase {
   }
 
   closeWrite(): Promise<void> {
-    return new Promise((r) => this.#s.end(() => r()));
+    // end()'s callback never comes on a destroyed stream: a relay's other direction would wait
+    // for it forever (and never release what it holds).
+    const s = this.#s as Duplex & { destroyed?: boolean; writableEnded?: boolean };
+    if (this.#closed || s.destroyed || s.writableEnded) return Promise.resolve();
+    return new Promise((r) => {
+      s.once("close", () => r());
+      s.end(() => r());
+    });
   }
 
   close(): void {
