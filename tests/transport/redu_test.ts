@@ -87,32 +87,55 @@ out.append("%s:%d %d %s" % (a[0], a[1], len(d), d.decode()))
 print("\\n".join(out))
 `;
 
-Deno.test({
-  name:
-    "redu: TPROXY-diverted datagrams reach their original destination, the answers come back from it, oversized and self-addressed ones go nowhere, idle sessions end after ttl",
-  ignore: ns.why !== null,
-  async fn() {
-    assert.equal(ns.up(), null);
-    const server = new Deno.Command("ip", {
-      args: [...ns.exec(NS_S).slice(1), "python3", "-c", ECHO],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const burrow = new BurrowChild(["-L", "redu://:12347?ttl=5s"], {
-      prefix: ns.exec(NS_P),
-    });
-    try {
-      const r = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      assert.match((await r.read()).value ?? "", /ready/);
-      r.releaseLock();
-      await burrow.servicePort("service-0");
+/**
+ * Builds the namespaces, starts the real server (`echo`) and Burrow (`listen`), runs `body` with
+ * a function that runs a python client in the client namespace (its output), and cleans up.
+ */
+async function scenario(
+  echo: string,
+  listen: string,
+  body: (burrow: BurrowChild, client: (script: string) => Promise<string>) => Promise<void>,
+): Promise<void> {
+  assert.equal(ns.up(), null);
+  const server = new Deno.Command("ip", {
+    args: [...ns.exec(NS_S).slice(1), "python3", "-c", echo],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const burrow = new BurrowChild(["-L", listen], { prefix: ns.exec(NS_P) });
+  try {
+    const r = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    assert.match((await r.read()).value ?? "", /ready/);
+    r.releaseLock();
+    await burrow.servicePort("service-0");
+    await body(burrow, async (script) => {
       const o = await new Deno.Command("timeout", {
-        args: ["20", ...ns.exec(NS_C), "python3", "-c", CLIENT],
+        args: ["20", ...ns.exec(NS_C), "python3", "-c", script],
         stdout: "piped",
         stderr: "piped",
       }).output();
       const out = new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
       assert.ok(o.success, out);
+      return out;
+    });
+  } finally {
+    await burrow.stop();
+    try {
+      server.kill();
+    } catch { /* gone */ }
+    await server.status;
+    await server.stdout.cancel().catch(() => {});
+    ns.down();
+  }
+}
+
+Deno.test({
+  name:
+    "redu: TPROXY-diverted datagrams reach their original destination, the answers come back from it, oversized and self-addressed ones go nowhere, idle sessions end after ttl",
+  ignore: ns.why !== null,
+  fn: () =>
+    scenario(ECHO, "redu://:12347?ttl=5s", async (burrow, client) => {
+      const out = await client(CLIENT);
       assert.deepEqual(out.trim().split("\n"), [
         "10.199.1.5:53 10 echo:0:one",
         "10.199.1.5:53 10 echo:0:two",
@@ -140,38 +163,12 @@ Deno.test({
           "an idle session to end",
         );
       }
-    } finally {
-      await burrow.stop();
-      try {
-        server.kill();
-      } catch { /* gone */ }
-      await server.status;
-      await server.stdout.cancel().catch(() => {});
-      ns.down();
-    }
-  },
+    }),
 });
 
 const ECHO6 = ECHO.replace("AF_INET,", "AF_INET6,").replace('"10.199.1.5"', '"fd00:199:1::5"');
 
-Deno.test({
-  name:
-    "redu over IPv6 ([::] listener): diverted datagrams reach their destination, answers come back from it",
-  ignore: ns.why !== null,
-  async fn() {
-    assert.equal(ns.up(), null);
-    const server = new Deno.Command("ip", {
-      args: [...ns.exec(NS_S).slice(1), "python3", "-c", ECHO6],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const burrow = new BurrowChild(["-L", "redu://[::]:12348?ttl=5s"], { prefix: ns.exec(NS_P) });
-    try {
-      const r = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      assert.match((await r.read()).value ?? "", /ready/);
-      r.releaseLock();
-      await burrow.servicePort("service-0");
-      const client = `
+const CLIENT6 = `
 import socket
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 s.settimeout(5)
@@ -180,25 +177,16 @@ for body in [b"one", b"two"]:
     d, a = s.recvfrom(65535)
     print(a[0], a[1], d.decode())
 `;
-      const o = await new Deno.Command("timeout", {
-        args: ["20", ...ns.exec(NS_C), "python3", "-c", client],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const out = new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
-      assert.ok(o.success, out);
-      assert.deepEqual(out.trim().split("\n"), [
+
+Deno.test({
+  name:
+    "redu over IPv6 ([::] listener): diverted datagrams reach their destination, answers come back from it",
+  ignore: ns.why !== null,
+  fn: () =>
+    scenario(ECHO6, "redu://[::]:12348?ttl=5s", async (_burrow, client) => {
+      assert.deepEqual((await client(CLIENT6)).trim().split("\n"), [
         "fd00:199:1::5 53 echo:one",
         "fd00:199:1::5 53 echo:two",
       ]);
-    } finally {
-      await burrow.stop();
-      try {
-        server.kill();
-      } catch { /* gone */ }
-      await server.status;
-      await server.stdout.cancel().catch(() => {});
-      ns.down();
-    }
-  },
+    }),
 });
