@@ -244,22 +244,17 @@ Deno.test({
       assert.equal(new TextDecoder().decode(wrong.stdout), "415");
       // curl negotiated HTTP/2 above (ALPN offers h2); HTTP/1.1 is served too, and dig +https
       // (HTTP/2 only) gets its answer.
-      const h1 = await new Deno.Command("curl", {
-        args: [
-          ..."-s -k --http1.1 --max-time 5 -o /dev/null -w %{http_version}".split(" "),
-          `https://127.0.0.1:${dohPort}/dns-query?dns=${b64}`,
-        ],
-        stdout: "piped",
-      }).output();
-      assert.equal(new TextDecoder().decode(h1.stdout), "1.1");
-      const h2 = await new Deno.Command("curl", {
-        args: [
-          ..."-s -k --max-time 5 -o /dev/null -w %{http_version}".split(" "),
-          `https://127.0.0.1:${dohPort}/dns-query?dns=${b64}`,
-        ],
-        stdout: "piped",
-      }).output();
-      assert.equal(new TextDecoder().decode(h2.stdout), "2");
+      for (const [flag, version] of [["--http1.1", "1.1"], ["--http2", "2"]]) {
+        const v = await new Deno.Command("curl", {
+          args: [
+            ..."-s -k --max-time 5 -o /dev/null -w %{http_version}".split(" "),
+            flag!,
+            `https://127.0.0.1:${dohPort}/dns-query?dns=${b64}`,
+          ],
+          stdout: "piped",
+        }).output();
+        assert.equal(new TextDecoder().decode(v.stdout), version);
+      }
       assert.equal((await dig(dohPort, "a.test", "+short", "+https")).trim(), "10.0.0.1");
       const t = await Deno.connect({ hostname: "127.0.0.1", port });
       await t.write(new Uint8Array([0, 5, 1, 2, 3, 4, 5]));
