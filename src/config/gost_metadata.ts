@@ -21,6 +21,11 @@ const SNIFFING = [
   "sniffing.websocket.sampleRate",
 ];
 
+/** GOST's tun keys: each also read as `tun.<key>`. */
+function withTunPrefix(keys: string[]): string[] {
+  return [...keys, ...keys.map((k) => `tun.${k}`)];
+}
+
 export const GOST_METADATA: Readonly<Record<string, readonly string[]>> = {
   "connector.forward": [],
   "connector.http": ["header", "timeout"],
@@ -391,17 +396,7 @@ export const GOST_METADATA: Readonly<Record<string, readonly string[]>> = {
   ],
   "handler.redu": ["sniffing", "sniffing.timeout"],
   "handler.tap": ["key"],
-  "handler.tun": [
-    "keepalive",
-    "p2p",
-    "passphrase",
-    "token",
-    "ttl",
-    "tun.keepalive",
-    "tun.p2p",
-    "tun.token",
-    "tun.ttl",
-  ],
+  "handler.tun": [...withTunPrefix(["keepalive", "p2p", "token", "ttl"]), "passphrase"],
   "handler.sshd": [
     ...MITM,
     "readTimeout",
@@ -503,28 +498,9 @@ export const GOST_METADATA: Readonly<Record<string, readonly string[]>> = {
   ],
   "hop": ["interface", "netns", "proxyProtocol", "so_mark"],
   "listener.tap": ["componentID", "gw", "mtu", "name", "net", "route", "routes"],
-  "listener.tun": [
-    "dns",
-    "guid",
-    "gw",
-    "mtu",
-    "name",
-    "net",
-    "peer",
-    "route",
-    "router",
-    "routes",
-    "tun.dns",
-    "tun.guid",
-    "tun.gw",
-    "tun.mtu",
-    "tun.name",
-    "tun.net",
-    "tun.peer",
-    "tun.route",
-    "tun.router",
-    "tun.routes",
-  ],
+  "listener.tun": withTunPrefix(
+    ["dns", "guid", "gw", "mtu", "name", "net", "peer", "route", "router", "routes"],
+  ),
   "listener.sshd": [
     "authorizedKeys",
     "backlog",

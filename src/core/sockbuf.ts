@@ -9,38 +9,23 @@
  * @module
  */
 
+import { fdOfInode, type Libc, libc, libcUnavailable } from "./libc.ts";
+
 const SOL_SOCKET = 1;
 const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
 
-type Libc = Deno.DynamicLibrary<{
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"]; result: "i32" };
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"]; result: "i32" };
-}>;
-
-let libc: Libc | null | undefined;
-
 function openLibc(): Libc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
+  // Best effort: no libc, no FFI permission or no /proc access all mean "leave it as it is".
+  if (libcUnavailable("setting UDP buffers")) return null;
   try {
-    // Asking first: never trigger an interactive permission prompt from a library.
-    if (
-      Deno.build.os !== "linux" || Deno.permissions.querySync({ name: "ffi" }).state !== "granted"
-    ) {
-      return null;
-    }
     if (Deno.permissions.querySync({ name: "read", path: "/proc" }).state !== "granted") {
       return null;
     }
-    libc = Deno.dlopen("libc.so.6", {
-      setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-      getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-    });
   } catch {
-    libc = null;
+    return null;
   }
-  return libc;
+  return libc("setting UDP buffers");
 }
 
 /** The fd of this process's UDP socket bound to `port`, found by inode; -1 if not found. */
@@ -59,12 +44,9 @@ function socketFd(port: number): number {
       if (cols.length > 9 && cols[1]!.endsWith(hexPort)) inodes.add(cols[9]!);
     }
   }
-  if (inodes.size === 0) return -1;
-  for (const e of Deno.readDirSync("/proc/self/fd")) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(Deno.readLinkSync(`/proc/self/fd/${e.name}`));
-      if (m && inodes.has(m[1]!)) return Number(e.name);
-    } catch { /* fd closed meanwhile */ }
+  for (const inode of inodes) {
+    const fd = fdOfInode(inode);
+    if (fd >= 0) return fd;
   }
   return -1;
 }
@@ -83,11 +65,11 @@ export function setUdpBuffers(sock: Deno.DatagramConn, bytes: number): number {
     if (fd < 0) return 0;
     const v = new Int32Array([bytes]);
     const vb = new Uint8Array(v.buffer);
-    lib.symbols.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, vb, 4);
-    lib.symbols.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, vb, 4);
+    lib.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, vb, 4);
+    lib.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, vb, 4);
     const len = new Uint32Array([4]);
     v[0] = 0;
-    if (lib.symbols.getsockopt(fd, SOL_SOCKET, SO_RCVBUF, vb, new Uint8Array(len.buffer)) !== 0) {
+    if (lib.getsockopt(fd, SOL_SOCKET, SO_RCVBUF, vb, new Uint8Array(len.buffer)) !== 0) {
       return 0;
     }
     return v[0]!;

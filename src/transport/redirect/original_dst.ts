@@ -9,37 +9,14 @@
 import type { NetAddr } from "../../core/conn.ts";
 import { UnsupportedError } from "../../core/errors.ts";
 import { joinHostPort } from "../../core/addr.ts";
+import { fdOfInode, libc, libcUnavailable } from "../../core/libc.ts";
 
 const SOL_IP = 0, SOL_IPV6 = 41, SO_ORIGINAL_DST = 80;
 const IP_TRANSPARENT = 19, IPV6_TRANSPARENT = 75;
 
-type Libc = Deno.DynamicLibrary<{
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"]; result: "i32" };
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"]; result: "i32" };
-}>;
-let libc: Libc | null | undefined;
-
 /** Why original destinations cannot be read here, or null when they can. */
 export function originalDstUnavailable(): string | null {
-  if (Deno.build.os !== "linux") return "SO_ORIGINAL_DST exists on Linux only";
-  try {
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-      return "reading SO_ORIGINAL_DST needs --allow-ffi";
-    }
-  } catch {
-    return "reading SO_ORIGINAL_DST needs --allow-ffi";
-  }
-  if (libc === undefined) {
-    try {
-      libc = Deno.dlopen("libc.so.6", {
-        getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-        setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-      }) as Libc;
-    } catch {
-      libc = null;
-    }
-  }
-  return libc ? null : "libc.so.6 could not be loaded";
+  return libcUnavailable("reading SO_ORIGINAL_DST");
 }
 
 /** `/proc/net/tcp` form of an address: IPv4 as one little-endian word, IPv6 as four. */
@@ -91,14 +68,7 @@ function findFd(local: NetAddr, remote: NetAddr | null): number {
       break;
     }
   }
-  if (!inode || inode === "0") return -1;
-  const want = `socket:[${inode}]`;
-  for (const e of Deno.readDirSync("/proc/self/fd")) {
-    try {
-      if (Deno.readLinkSync(`/proc/self/fd/${e.name}`) === want) return Number(e.name);
-    } catch { /* closed meanwhile */ }
-  }
-  return -1;
+  return fdOfInode(inode);
 }
 
 /**
@@ -113,7 +83,7 @@ export function originalDst(local: NetAddr, remote: NetAddr): string {
   const v6 = local.hostname.includes(":") && !/^::ffff:\d/.test(local.hostname);
   const buf = new Uint8Array(v6 ? 28 : 16);
   const len = new Uint32Array([buf.length]);
-  const rc = libc!.symbols.getsockopt(
+  const rc = libc("red").getsockopt(
     fd,
     v6 ? SOL_IPV6 : SOL_IP,
     SO_ORIGINAL_DST,
@@ -142,7 +112,7 @@ export function setTransparent(local: NetAddr): void {
   if (fd < 0) throw new UnsupportedError("red: the listening socket was not found in /proc");
   const v6 = local.hostname.includes(":");
   const one = new Uint8Array(new Int32Array([1]).buffer);
-  const rc = libc!.symbols.setsockopt(
+  const rc = libc("red").setsockopt(
     fd,
     v6 ? SOL_IPV6 : SOL_IP,
     v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT,

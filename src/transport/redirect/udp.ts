@@ -15,6 +15,7 @@
 import { ConnBase, type NetAddr } from "../../core/conn.ts";
 import { AsyncQueue } from "../../core/queue.ts";
 import { ConfigError, UnsupportedError } from "../../core/errors.ts";
+import { errno, errnoText, type Libc, libc } from "../../core/libc.ts";
 import { isIPv4, isIPv6, listenHost, splitHostPort } from "../../core/addr.ts";
 import { formatIp, parseIp } from "../../core/ip.ts";
 import type { Listener, ListenerOptions } from "../../core/types.ts";
@@ -39,44 +40,12 @@ const MAX_SESSIONS = 1024;
 /** Datagrams a session queues before the handler reads them; beyond, they are dropped. */
 const SESSION_QUEUE = 128;
 
-const SYMBOLS = {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  recvmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
-  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
-  eventfd: { parameters: ["u32", "i32"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-  strerror: { parameters: ["i32"], result: "pointer" },
-} as const;
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-let libc: Libc | undefined;
-
-function lib(): Libc {
-  if (Deno.build.os !== "linux") throw new UnsupportedError("redu: TPROXY exists on Linux only");
-  libc ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-  return libc;
-}
-
 function fail(c: Libc, what: string): never {
-  const p = c.__errno_location();
-  const n = p ? new Deno.UnsafePointerView(p).getInt32() : 0;
-  const s = c.strerror(n);
+  const n = errno(c);
   throw new UnsupportedError(
-    `redu: ${what}: ${s ? Deno.UnsafePointerView.getCString(s) : `errno ${n}`}` +
+    `redu: ${what}: ${errnoText(c, n)}` +
       (n === 1 ? " (IP_TRANSPARENT needs CAP_NET_ADMIN or CAP_NET_RAW)" : ""),
   );
-}
-
-function errno(c: Libc): number {
-  const p = c.__errno_location();
-  return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
 }
 
 /** `sockaddr_in` (16 bytes) or `sockaddr_in6` (28) for an IP literal and port. */
@@ -331,7 +300,7 @@ export class ReduListener implements Listener {
   #closed = false;
 
   constructor(addr: string, readBufferSize: number, ttlMs: number, log: Logger) {
-    const c = lib();
+    const c = libc("redu (TPROXY)");
     this.#c = c;
     this.#log = log;
     this.#ttl = ttlMs;

@@ -7,6 +7,7 @@
  * @module
  */
 import { ConfigError, UnsupportedError } from "../../core/errors.ts";
+import { errno, errnoText as errText, type Libc, libc, libcUnavailable } from "../../core/libc.ts";
 
 const O_RDWR = 0o2, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const TUNSETIFF = 0x400454ca;
@@ -16,54 +17,9 @@ const EAGAIN = 11, EINTR = 4;
 /** How long one wait for a packet lasts before the device checks whether it was closed. */
 export const POLL_MS = 200;
 
-const SYMBOLS = {
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
-  __errno_location: { parameters: [], result: "pointer" },
-  strerror: { parameters: ["i32"], result: "pointer" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-let libc: Libc | null | undefined;
-
 /** Why a TUN/TAP device cannot be made here, or null when it can (at least in principle). */
 export function tunUnavailable(): string | null {
-  if (Deno.build.os !== "linux") return "tun/tap devices are supported on Linux only";
-  try {
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-      return "a tun/tap device needs --allow-ffi";
-    }
-  } catch {
-    return "a tun/tap device needs --allow-ffi";
-  }
-  if (libc === undefined) {
-    try {
-      libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-    } catch {
-      libc = null;
-    }
-  }
-  return libc ? null : "libc.so.6 could not be loaded";
-}
-
-function lib(): Libc {
-  const why = tunUnavailable();
-  if (why) throw new UnsupportedError(why);
-  return libc!;
-}
-
-function errno(c: Libc): number {
-  const p = c.__errno_location();
-  return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
-}
-
-function errText(c: Libc, n: number): string {
-  const p = c.strerror(n);
-  return p ? Deno.UnsafePointerView.getCString(p) : `errno ${n}`;
+  return libcUnavailable("a tun/tap device");
 }
 
 /** How the device is set up (docs/tun.md §1). */
@@ -121,7 +77,7 @@ export class TunDevice {
 
   /** Creates the device and brings it up with its addresses and routes. Needs CAP_NET_ADMIN. */
   static async open(cfg: TunDeviceConfig): Promise<TunDevice> {
-    const c = lib();
+    const c = libc("a tun/tap device");
     if (new TextEncoder().encode(cfg.name).length > 15) {
       throw new ConfigError("name", `"${cfg.name}" is longer than 15 bytes (IFNAMSIZ)`);
     }
