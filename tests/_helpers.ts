@@ -163,6 +163,23 @@ export function portForChild(udp = false): number {
   return p;
 }
 
+/**
+ * A UDP socket and a TCP listener on the same loopback port (a DNS server's pair). The kernel picks
+ * the UDP port; TCP may already hold that number, so another pick is tried.
+ */
+export function listenUdpAndTcp(): { udp: Deno.DatagramConn; tcp: Deno.TcpListener; port: number } {
+  for (let tries = 0;; tries++) {
+    const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    const port = (udp.addr as Deno.NetAddr).port;
+    try {
+      return { udp, tcp: Deno.listen({ hostname: "127.0.0.1", port }), port };
+    } catch (e) {
+      udp.close();
+      if (!(e instanceof Deno.errors.AddrInUse) || tries >= 20) throw e;
+    }
+  }
+}
+
 /** A UDP echo server on 127.0.0.1:0. */
 export function udpEchoServer(): { port: number; close: () => Promise<void> } {
   const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import * as dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
 import { type Config, Runtime } from "../../mod.ts";
-import { hasCommand, withTimeout } from "../_helpers.ts";
+import { hasCommand, listenUdpAndTcp, withTimeout } from "../_helpers.ts";
 
 const haveDig = hasCommand("dig");
 if (!haveDig) console.warn("dig missing (dnsutils): skipping the dns handler tests");
@@ -47,9 +47,7 @@ function upstream() {
       answers,
     });
   };
-  const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const port = (udp.addr as Deno.NetAddr).port;
-  const tcp = Deno.listen({ hostname: "127.0.0.1", port });
+  const { udp, tcp, port } = listenUdpAndTcp();
   const loops = [
     (async () => {
       for await (const [d, from] of udp) await udp.send(answer(d, true), from).catch(() => {});
