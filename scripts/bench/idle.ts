@@ -2,14 +2,19 @@
  * What an idle tunnel costs: RSS of a Burrow client and server process before and after 1,000
  * tunnels are opened (one byte each way, then idle), per transport. Divided by 1,000: KiB per
  * idle tunnel on each side. GC is not forced, so numbers include garbage not yet collected.
+ * A second row per transport opens 200 more that each download 1 MiB before going idle: what a
+ * keep-alive connection costs after a transfer (grown buffers must have been given back).
  * `BENCH_IDLE=tcp,ws` measures only those transports.
  */
 import type { BenchRow } from "./types.ts";
-import { freePort, rssKiB, startBurrow } from "./proc.ts";
+import { rssKiB, startBurrow } from "./proc.ts";
 
 const N = 1000;
+/** Tunnels in the "after use" row, and what each downloads first (not a multiple of any buffer). */
+const USED = 200;
+const DOWNLOAD = (1 << 20) + 777;
 
-/** An echo server holding its conns open. */
+/** An echo server holding its conns open; a first byte "D" gets {@link DOWNLOAD} bytes instead. */
 function echo(): { port: number; close: () => void } {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns: Deno.Conn[] = [];
@@ -21,7 +26,8 @@ function echo(): { port: number; close: () => void } {
         for (;;) {
           const n = await c.read(b).catch(() => null);
           if (n === null) break;
-          await c.write(b.subarray(0, n)).catch(() => {});
+          const out = b[0] === 0x44 ? new Uint8Array(DOWNLOAD) : b.subarray(0, n);
+          await c.write(out).catch(() => {});
         }
       })();
     }
@@ -45,20 +51,19 @@ export default async function (): Promise<BenchRow[]> {
   for (const t of ["tcp", "mtcp", "ws", "mws", "kcp"]) {
     if (only && !only.includes(t)) continue;
     const e = echo();
-    const [sp, cp] = [freePort(), freePort()];
     const direct = t === "tcp";
     const srv = direct
       ? undefined
-      : await startBurrow(["-L", `forward+${t}://127.0.0.1:${sp}/127.0.0.1:${e.port}`], sp);
+      : await startBurrow(["-L", `forward+${t}://127.0.0.1:0/127.0.0.1:${e.port}`]);
     const cli = await startBurrow(
-      direct ? ["-L", `tcp://127.0.0.1:${cp}/127.0.0.1:${e.port}`] : [
+      direct ? ["-L", `tcp://127.0.0.1:0/127.0.0.1:${e.port}`] : [
         "-L",
-        `tcp://127.0.0.1:${cp}/127.0.0.1:${e.port}`,
+        `tcp://127.0.0.1:0/127.0.0.1:${e.port}`,
         "-F",
-        `forward+${t}://127.0.0.1:${sp}`,
+        `forward+${t}://127.0.0.1:${srv!.ports[0]}`,
       ],
-      cp,
     );
+    const cp = cli.ports[0]!;
     const conns: Deno.Conn[] = [];
     try {
       // Warm up (sessions, JIT), then measure the baseline.
@@ -66,24 +71,34 @@ export default async function (): Promise<BenchRow[]> {
       await warm.write(new Uint8Array([1]));
       await warm.read(new Uint8Array(1));
       await settle();
-      const c0 = rssKiB(cli.pid), s0 = srv ? rssKiB(srv.pid) : 0;
-      for (let i = 0; i < N; i++) {
+      const open = async (first: number, want: number) => {
         const c = await Deno.connect({ hostname: "127.0.0.1", port: cp });
         conns.push(c);
-        await c.write(new Uint8Array([1]));
-        await c.read(new Uint8Array(1));
-      }
-      await settle();
-      const c1 = rssKiB(cli.pid), s1 = srv ? rssKiB(srv.pid) : 0;
-      const per = (a: number, b: number) => ((b - a) / N).toFixed(1);
-      rows.push({
-        name: `idle ${t} tunnel (${N} open)`,
-        note: direct
-          ? `${per(c0, c1)} KiB each (one process; rss ${Math.round(c1 / 1024)} MiB)`
-          : `client ${per(c0, c1)} KiB, server ${per(s0, s1)} KiB each (rss ${
-            Math.round(c1 / 1024)
-          } / ${Math.round(s1 / 1024)} MiB)`,
-      });
+        await c.write(new Uint8Array([first]));
+        const b = new Uint8Array(64 * 1024);
+        for (let got = 0; got < want;) {
+          const n = await c.read(b);
+          if (n === null) throw new Error(`${t}: tunnel closed early`);
+          got += n;
+        }
+      };
+      const per = (a: number, b: number, n: number) => ((b - a) / n).toFixed(1);
+      const row = async (name: string, n: number, first: number, want: number) => {
+        const c0 = rssKiB(cli.pid), s0 = srv ? rssKiB(srv.pid) : 0;
+        for (let i = 0; i < n; i++) await open(first, want);
+        await settle();
+        const c1 = rssKiB(cli.pid), s1 = srv ? rssKiB(srv.pid) : 0;
+        rows.push({
+          name,
+          note: direct
+            ? `${per(c0, c1, n)} KiB each (one process; rss ${Math.round(c1 / 1024)} MiB)`
+            : `client ${per(c0, c1, n)} KiB, server ${per(s0, s1, n)} KiB each (rss ${
+              Math.round(c1 / 1024)
+            } / ${Math.round(s1 / 1024)} MiB)`,
+        });
+      };
+      await row(`idle ${t} tunnel (${N} open)`, N, 1, 1);
+      await row(`idle ${t} tunnel after 1 MiB down (${USED} more)`, USED, 0x44, DOWNLOAD);
       warm.close();
     } finally {
       for (const c of conns) c.close();

@@ -53,3 +53,29 @@ export class BufferPool {
  * loopback or Ethernet); at most 2 MiB kept free.
  */
 export const DATAGRAM_POOL: BufferPool = new BufferPool(2048, 1024);
+
+/**
+ * Pools for the stream buffers that grow with a transfer (relay copy buffers, WebSocket
+ * read-ahead and frames): 4, 16, 64 and 256 KiB, each with room for a frame header on top, at
+ * most ~4 MiB free in all. Such a buffer goes back here as soon as its conn runs dry, so a read
+ * waiting on a quiet conn pins only a small buffer of its own, and the next burst on any conn
+ * reuses the memory (docs/performance.md, "Idle after use").
+ */
+const BULK_POOLS: readonly BufferPool[] = [
+  new BufferPool(4 * 1024 + 64, 64),
+  new BufferPool(16 * 1024 + 64, 32),
+  new BufferPool(64 * 1024 + 64, 16),
+  new BufferPool(256 * 1024 + 64, 8),
+];
+
+/** A view of `len` bytes (contents undefined), on a pooled buffer when one is big enough. */
+export function takeBulk(len: number): Uint8Array {
+  for (const p of BULK_POOLS) if (len <= p.size) return p.take(len);
+  return new Uint8Array(len);
+}
+
+/** Hands a {@link takeBulk} buffer back once nothing refers to it (others are left to GC). */
+export function giveBulk(buf: Uint8Array): void {
+  const size = buf.buffer.byteLength;
+  for (const p of BULK_POOLS) if (p.size === size) return p.give(buf);
+}

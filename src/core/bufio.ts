@@ -6,12 +6,18 @@
  */
 import { type Conn, PrefixedConn, UnexpectedEofError } from "./conn.ts";
 import { ProtocolError } from "./errors.ts";
+import { giveBulk, takeBulk } from "./buffer_pool.ts";
 
 export class BufReader {
   readonly #conn: Conn;
   #buf: Uint8Array;
   #start = 0;
   #end = 0;
+  /** The buffer {@link reserve} replaced, kept for {@link release}. */
+  #small: Uint8Array | null = null;
+  /** What the last fill read, and the room it offered. */
+  #lastRead = 0;
+  #lastRoom = 0;
 
   constructor(conn: Conn, size = 4096) {
     this.#conn = conn;
@@ -42,9 +48,12 @@ export class BufReader {
         this.#buf = bigger;
       }
     }
+    const room = this.#buf.length - this.#end;
     const n = await this.#conn.read(this.#buf.subarray(this.#end));
     if (n === null) return false;
     this.#end += n;
+    this.#lastRead = n;
+    this.#lastRoom = room;
     return true;
   }
 
@@ -151,16 +160,58 @@ export class BufReader {
   }
 
   /**
-   * Grows the buffer to at least `size` bytes, so one read can bring many small records at
-   * once (a stream of WebSocket frames).
+   * Grows the buffer to at least `size` bytes (from the bulk pool), so one read can bring many
+   * small records at once (a stream of WebSocket frames). {@link release} goes back.
    */
   reserve(size: number): void {
     if (this.#buf.length >= size) return;
-    const bigger = new Uint8Array(size);
+    const bigger = takeBulk(size);
     bigger.set(this.#buf.subarray(this.#start, this.#end));
     this.#end -= this.#start;
     this.#start = 0;
+    if (this.#small === null) this.#small = this.#buf;
+    else giveBulk(this.#buf);
     this.#buf = bigger;
+  }
+
+  /**
+   * Goes back to the buffer {@link reserve} replaced, when what is buffered fits in it, and hands
+   * the big one to the pool: a read waiting on a quiet conn then pins only the small one.
+   */
+  release(): void {
+    const small = this.#small;
+    if (small === null || this.buffered > small.length) return;
+    small.set(this.#buf.subarray(this.#start, this.#end));
+    this.#end -= this.#start;
+    this.#start = 0;
+    giveBulk(this.#buf);
+    this.#buf = small;
+    this.#small = null;
+  }
+
+  /**
+   * Swaps the buffer for one of `size` bytes when what is buffered fits: a handshake needs room
+   * for an HTTP head, the connection after it mostly waits.
+   */
+  shrink(size: number): void {
+    if (this.#small !== null || this.#buf.length <= size || this.buffered > size) return;
+    const b = new Uint8Array(size);
+    b.set(this.#buf.subarray(this.#start, this.#end));
+    this.#end -= this.#start;
+    this.#start = 0;
+    this.#buf = b;
+  }
+
+  /**
+   * Sizes the buffer for the next fill by the last one: a fill that brought at least half the
+   * buffer grows it to `big` ({@link reserve}); one that left room means the conn ran dry, and the
+   * buffer goes back to the small one ({@link release}), so a read that waits pins little.
+   */
+  adapt(big: number): void {
+    const cap = this.#buf.length;
+    if (cap >= big) {
+      if (this.#lastRead < this.#lastRoom) this.release();
+    } else if (this.#lastRead >= cap >>> 1) this.reserve(big);
   }
 
   /** The conn with the read-ahead bytes put back in front. */

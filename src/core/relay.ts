@@ -7,6 +7,7 @@
  * grown for bulk transfers.
  * @module
  */
+import { giveBulk, takeBulk } from "./buffer_pool.ts";
 import type { Conn } from "./conn.ts";
 
 /** Bytes moved by {@link relay}. */
@@ -32,7 +33,8 @@ export interface RelayOptions {
 /**
  * Buffers start small (idle and interactive conns are the many) and grow for bulk transfers:
  * a pending read pins its buffer, so 1 KiB instead of 4 saves 6 KiB per idle tunnel
- * (docs/performance.md), and four full reads per step reach 256 KiB within ~16 reads.
+ * (docs/performance.md), and four full reads per step reach 256 KiB within ~16 reads. A grown
+ * buffer goes back to the pool when its source runs dry (see {@link copy}).
  */
 const START_BUFFER = 1024;
 const MAX_BUFFER = 256 * 1024;
@@ -43,18 +45,25 @@ const GROW_AFTER = 4;
 
 /**
  * Copies `src` to `dst` until EOF, then half-closes `dst`. Returns the byte count.
- * The buffer is reused; it grows ×4 (up to `max`) after reads keep filling it: 64 KiB chunks
- * held a forward hop to ~1.5 GB/s here, 256 KiB ones reach ~2.2.
+ *
+ * `small` is the buffer a read waits in. While reads keep filling it, a bigger one is taken from
+ * the bulk pool, ×4 per step (up to `max`): 64 KiB chunks held a forward hop to ~1.5 GB/s here,
+ * 256 KiB ones reach ~2.2. A read that comes back short means the source ran dry, and the next
+ * read may wait for hours: the big buffer goes back to the pool and that read waits in `small`.
+ * If it comes back full, the burst goes on at the size it had reached.
  */
 export async function copy(
   src: Conn,
   dst: Conn,
-  buf: Uint8Array = new Uint8Array(START_BUFFER),
+  small: Uint8Array = new Uint8Array(START_BUFFER),
   onProgress?: () => void,
   max = MAX_BUFFER,
 ): Promise<number> {
   let total = 0;
   let full = 0;
+  let buf = small;
+  /** Size the current burst has reached. */
+  let level = small.length;
   for (;;) {
     const n = await src.read(buf);
     if (n === null) break;
@@ -62,15 +71,33 @@ export async function copy(
     await dst.write(n === buf.length ? buf : buf.subarray(0, n));
     total += n;
     onProgress?.();
-    // A reader that hands over whole records (WebSocket frames out of a read-ahead) rarely fills
-    // the buffer to the byte: a read of at least half of it counts as full, or the buffer would
-    // stay small and every read-ahead cost four writes (profile: docs/performance.md).
-    if (n < buf.length >>> 1) full = 0;
-    else if (++full >= GROW_AFTER && buf.length < max) {
-      buf = new Uint8Array(Math.min(max, buf.length * 4));
+    if (n < buf.length >>> 1) {
+      // Interactive, or the burst ended.
+      full = 0;
+      if (buf !== small) {
+        giveBulk(buf);
+        buf = small;
+      } else level = small.length;
+    } else if (buf === small && level > small.length) {
+      // Back to the burst's size if the small read left more waiting (it filled to the byte).
+      if (n === buf.length) buf = takeBulk(level);
+    } else if (buf !== small && n < buf.length - (buf.length >>> 6)) {
+      // Short by more than a record stream's headers (1/64): the source ran dry.
+      full = 0;
+      giveBulk(buf);
+      buf = small;
+    } else if (++full >= GROW_AFTER && buf.length < max) {
+      // A reader that hands over whole records (WebSocket frames out of a read-ahead) rarely
+      // fills the buffer to the byte: a read of at least half of it counts towards growing, or
+      // the buffer would stay small and every read-ahead cost four writes (docs/performance.md).
+      level = Math.min(max, buf.length * 4);
+      if (buf !== small) giveBulk(buf);
+      buf = takeBulk(level);
       full = 0;
     }
   }
+  // Only a clean end gives the buffer back: after an error, a conn may still refer to it.
+  if (buf !== small) giveBulk(buf);
   await dst.closeWrite();
   return total;
 }

@@ -40,3 +40,45 @@ Deno.test("relay closes both sides when one side fails", async () => {
   assert.ok(r.error instanceof Error);
   assert.equal(await withTimeout(client.read(buf), 2000), null);
 });
+
+Deno.test("relay: a burst's big buffer goes back when the source runs dry, so the read that waits holds 1 KiB; the next burst resumes at the size reached", async () => {
+  const { WrappedConn } = await import("../../src/core/conn.ts");
+  /** Records the size of every buffer a read is given. */
+  class Spy extends WrappedConn {
+    sizes: number[] = [];
+    override read(p: Uint8Array): Promise<number | null> {
+      this.sizes.push(p.length);
+      return super.read(p);
+    }
+  }
+  const [source, a0] = pipe({ capacity: 8 << 20 });
+  const [b, sink] = pipe({ capacity: 8 << 20 });
+  const a = new Spy(a0);
+  const done = relay(a, b);
+  const drain = async (n: number) => {
+    const buf = new Uint8Array(1 << 20);
+    for (let got = 0; got < n;) got += (await sink.read(buf))!;
+    await new Promise((r) => setTimeout(r, 0)); // let the copy loop issue its next read
+  };
+  // A burst of 2 MiB + 100 already waiting: reads fill their buffers, then the tail comes short.
+  await source.write(randomBytes((2 << 20) + 100));
+  await withTimeout(drain((2 << 20) + 100), 5000);
+  assert.equal(Math.max(...a.sizes), 256 * 1024, "the buffer grew to 256 KiB during the burst");
+  assert.equal(a.sizes.at(-1), 1024, `the waiting read holds the small buffer (${a.sizes.at(-1)})`);
+  const before = a.sizes.length;
+  // (A burst whose last read is within 1/64 of full keeps the big buffer until the next read.)
+  await source.write(randomBytes((1 << 20) + 5000));
+  await withTimeout(drain((1 << 20) + 5000), 5000);
+  assert.deepEqual(a.sizes.slice(before - 1, before + 1), [1024, 256 * 1024], "back to 256 KiB");
+  assert.equal(a.sizes.at(-1), 1024);
+  // Small messages stay small.
+  const mark = a.sizes.length;
+  for (let i = 0; i < 10; i++) {
+    await source.write(randomBytes(100));
+    await withTimeout(drain(100), 5000);
+  }
+  assert.ok(a.sizes.slice(mark).every((s) => s === 1024), `${a.sizes.slice(mark)}`);
+  source.close();
+  sink.close();
+  await withTimeout(done, 5000);
+});

@@ -6,6 +6,7 @@
  * without one, as gorilla does.
  * @module
  */
+import { giveBulk, takeBulk } from "../../core/buffer_pool.ts";
 import type { BufReader } from "../../core/bufio.ts";
 import { type Conn, ConnBase, type NetAddr, UnexpectedEofError } from "../../core/conn.ts";
 import { ClosedError, ProtocolError } from "../../core/errors.ts";
@@ -25,6 +26,9 @@ import {
 /**
  * Read-ahead buffer once data flows: one socket read can bring this much (many frames). 256 KiB
  * rather than 64 took a quarter to two thirds of the socket reads per MB off (docs/performance.md).
+ * It grows as soon as a fill brings half the buffer (not after 256 KiB of 4 KiB reads: 64 reads and
+ * 64 writes per connection), and goes back to the pool when a fill finds the socket dry, so a
+ * read waiting on a quiet conn pins 1 KiB, not 256 (docs/performance.md, "Idle after use").
  */
 const READ_BUFFER = 256 * 1024;
 
@@ -53,17 +57,16 @@ export class WsConn extends ConnBase {
   #writing: Promise<unknown> = Promise.resolve();
   #timer?: ReturnType<typeof setInterval>;
   #lastSeen = Date.now();
-  #wbuf = new Uint8Array(0);
   /** An error met after bytes were already copied: thrown by the next read. */
   #failed?: unknown;
-  #moved = 0;
-  #grown = false;
-  #lastFillFull = false;
 
   constructor(raw: Conn, br: BufReader, o: WsConnOptions) {
     super();
     this.#raw = raw;
     this.#br = br;
+    // The handshake's 4 KiB read-ahead shrinks to 1 KiB: a read waiting on an idle conn pins it,
+    // and a fill of half of it is enough to grow to READ_BUFFER once data flows.
+    br.shrink(1024);
     this.#client = o.client;
     this.#maxFrame = o.maxFrame ?? 64 << 20;
     const iv = o.pingInterval ?? 0;
@@ -178,25 +181,16 @@ export class WsConn extends ConnBase {
           // first bytes waits for the next read.
           if (!this.#takeDataHeader()) {
             if (off > 0) break;
+            if (this.#br.buffered === 0) this.#br.adapt(READ_BUFFER);
             if (!(await this.#nextFrame())) break;
           }
         }
         let v = this.#br.view();
         if (v.length === 0) {
           if (off > 0) break;
-          // Room for many small frames per socket read, once data flows (idle conns stay small).
-          if (
-            !this.#grown &&
-            (this.#moved > READ_BUFFER || this.#br.buffered === 0 && this.#lastFillFull)
-          ) {
-            this.#br.reserve(READ_BUFFER);
-            this.#grown = true;
-          }
+          this.#br.adapt(READ_BUFFER);
           if (!(await this.#br.fill())) throw new UnexpectedEofError(0, this.#left);
           v = this.#br.view();
-          // A fill that came back full: data is flowing, grow the read-ahead now rather than
-          // after 256 KiB of 4 KiB reads (64 reads and 64 writes per connection).
-          this.#lastFillFull = v.length === this.#br.capacity;
         }
         const k = Math.min(v.length, this.#left, p.length - off);
         const chunk = p.subarray(off, off + k);
@@ -208,7 +202,6 @@ export class WsConn extends ConnBase {
         }
         this.#left -= k;
         off += k;
-        this.#moved += k;
       }
     } catch (e) {
       if (this.#closed) return off > 0 ? off : null;
@@ -275,16 +268,14 @@ export class WsConn extends ConnBase {
     const hl = headerSize(n, this.#client);
     const total = hl + n;
     const run = async () => {
-      // Grows with the largest write seen (idle conns keep none).
-      if (this.#wbuf.length < total) {
-        this.#wbuf = new Uint8Array(Math.max(total, this.#wbuf.length * 2, 1024));
-      }
-      const buf = this.#wbuf;
+      // From the bulk pool and back, so a conn between writes holds no frame buffer.
+      const buf = takeBulk(total);
       const key = this.#client ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
       putHeader(buf, OP_BINARY, n, key);
       buf.set(p, hl);
       if (key) mask(buf.subarray(hl, total), key);
       await this.#raw.write(buf.subarray(0, total));
+      giveBulk(buf);
     };
     const done = this.#writing.then(run);
     this.#writing = done.catch(() => {});
