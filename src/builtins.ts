@@ -27,6 +27,7 @@ import * as sshdHandler from "./proxy/sshd/mod.ts";
 import * as dnsListener from "./transport/dns/mod.ts";
 import * as redirect from "./transport/redirect/mod.ts";
 import * as sshd from "./transport/sshd/mod.ts";
+import * as ssh from "./transport/ssh/mod.ts";
 import * as tunListener from "./transport/tun/mod.ts";
 import * as tunHandler from "./proxy/tun/mod.ts";
 import * as tapHandler from "./proxy/tap/mod.ts";
@@ -45,6 +46,7 @@ export function registerBuiltins(reg: Registries): Registries {
   rtcp.register(reg);
   redirect.register(reg);
   sshd.register(reg);
+  ssh.register(reg);
   tunListener.register(reg);
   // -- proxy protocols (handler + connector) --
   forward.register(reg);

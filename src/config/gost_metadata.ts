@@ -26,6 +26,37 @@ function withTunPrefix(keys: string[]): string[] {
   return [...keys, ...keys.map((k) => `tun.${k}`)];
 }
 
+/** The ssh and sshd dialers read the same keys (GOST's dialer/ssh and dialer/sshd). */
+const SSH_DIALER: string[] = [
+  "handshakeTimeout",
+  "keepalive",
+  "keepalive.interval",
+  "keepalive.retries",
+  "keepalive.timeout",
+  "passphrase",
+  "passphraseFromKeyring",
+  "privateKeyFile",
+  "tcp.keepalive",
+  "tcp.keepalive.count",
+  "tcp.keepalive.idle",
+  "tcp.keepalive.interval",
+  "ttl",
+];
+
+/** The ssh and sshd listeners read the same keys. */
+const SSH_LISTENER: string[] = [
+  "authorizedKeys",
+  "backlog",
+  "keepalive",
+  "keepalive.count",
+  "keepalive.idle",
+  "keepalive.interval",
+  "mptcp",
+  "passphrase",
+  "passphraseFromKeyring",
+  "privateKeyFile",
+];
+
 export const GOST_METADATA: Readonly<Record<string, readonly string[]>> = {
   "connector.forward": [],
   "connector.http": ["header", "timeout"],
@@ -64,21 +95,8 @@ export const GOST_METADATA: Readonly<Record<string, readonly string[]>> = {
   ],
   "connector.ss": ["key", "timeout"],
   "connector.ssu": ["connectTimeout", "key", "timeout", "udp.bufferSize", "udpBufferSize"],
-  "dialer.sshd": [
-    "handshakeTimeout",
-    "keepalive",
-    "keepalive.interval",
-    "keepalive.retries",
-    "keepalive.timeout",
-    "passphrase",
-    "passphraseFromKeyring",
-    "privateKeyFile",
-    "tcp.keepalive",
-    "tcp.keepalive.count",
-    "tcp.keepalive.idle",
-    "tcp.keepalive.interval",
-    "ttl",
-  ],
+  "dialer.ssh": SSH_DIALER,
+  "dialer.sshd": SSH_DIALER,
   "dialer.kcp": [
     "c",
     "config",
@@ -501,18 +519,8 @@ export const GOST_METADATA: Readonly<Record<string, readonly string[]>> = {
   "listener.tun": withTunPrefix(
     ["dns", "guid", "gw", "mtu", "name", "net", "peer", "route", "router", "routes"],
   ),
-  "listener.sshd": [
-    "authorizedKeys",
-    "backlog",
-    "keepalive",
-    "keepalive.count",
-    "keepalive.idle",
-    "keepalive.interval",
-    "mptcp",
-    "passphrase",
-    "passphraseFromKeyring",
-    "privateKeyFile",
-  ],
+  "listener.ssh": SSH_LISTENER,
+  "listener.sshd": SSH_LISTENER,
   "listener.red": ["mptcp", "reuseport", "tproxy"],
   "listener.redu": ["readBufferSize", "ttl"],
   "listener.dns": ["backlog", "mode", "mptcp", "readBufferSize", "readTimeout", "writeTimeout"],

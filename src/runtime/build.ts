@@ -421,6 +421,13 @@ export async function buildChain(
           { md: dmd, kind: "dialer", type: n.dialer.type },
           { md: cmd, kind: "connector", type: n.connector.type },
         );
+        if (n.dialer.auth && n.dialer.type !== "ssh" && n.dialer.type !== "sshd") {
+          // Only the ssh and sshd dialers log in; on any other the credentials would go nowhere.
+          throw new ConfigError(
+            `${np}.dialer.auth`,
+            "dialer auth is only used by ssh and sshd dialers; set auth on the connector",
+          );
+        }
         const dialerAuth = await clientCreds(n.dialer.auth, `${np}.dialer.auth`);
         const connectorAuth = await clientCreds(n.connector.auth, `${np}.connector.auth`);
         const dialer = await make(() =>
@@ -492,11 +499,14 @@ export async function buildPipeline(
       "per-user limiters are not supported yet (use the service's limiter)",
     );
   }
-  if ((s.listener.auth || s.listener.auther || s.listener.authers) && s.listener.type !== "sshd") {
+  if (
+    (s.listener.auth || s.listener.auther || s.listener.authers) &&
+    s.listener.type !== "sshd" && s.listener.type !== "ssh"
+  ) {
     // GOST reads listener auth only in ssh/sshd listeners; elsewhere it would do nothing.
     throw new ConfigError(
       `${path}.listener.auth`,
-      "listener auth is only used by sshd listeners; set auth on the handler",
+      "listener auth is only used by ssh and sshd listeners; set auth on the handler",
     );
   }
   if (

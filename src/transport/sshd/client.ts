@@ -44,7 +44,8 @@ export class SshSessionConn extends ConnBase {
   close(): void {}
 }
 
-interface Session {
+/** One SSH connection to a node. */
+export interface Session {
   client: Client;
   conn: Conn;
   closed: boolean;
@@ -60,8 +61,12 @@ export class SshdDialer implements Dialer {
   readonly #keepaliveMs: number;
   readonly #keepaliveCount: number;
 
-  constructor(o: DialerOptions) {
+  /** The transport's name in messages: `sshd`, or `ssh` for GOST's tunnel channels. */
+  readonly #kind: string;
+
+  constructor(o: DialerOptions, kind = "sshd") {
     this.#o = o;
+    this.#kind = kind;
     const md = o.metadata;
     const file = md.string("privateKeyFile");
     if (file) {
@@ -88,6 +93,12 @@ export class SshdDialer implements Dialer {
   }
 
   async dial(addr: string, ctx: DialContext): Promise<Conn> {
+    const s = await this.session(addr, ctx);
+    return new SshSessionConn(s.client, s.conn.localAddr, s.conn.remoteAddr);
+  }
+
+  /** The live SSH session to `addr`, opened (through `ctx`'s earlier hops) when there is none. */
+  async session(addr: string, ctx: DialContext): Promise<Session> {
     let p = this.#sessions.get(addr);
     if (p) {
       const s = await p.catch(() => null);
@@ -101,8 +112,17 @@ export class SshdDialer implements Dialer {
       this.#sessions.set(addr, p);
       p.catch(() => this.#sessions.delete(addr));
     }
-    const s = await p;
-    return new SshSessionConn(s.client, s.conn.localAddr, s.conn.remoteAddr);
+    return await p;
+  }
+
+  /** Ends the session to `addr` and forgets it, so the next dial opens a new one. */
+  drop(addr: string, s: Session): void {
+    if (this.#sessions.get(addr)) {
+      this.#sessions.get(addr)!.then((cur) => cur === s && this.#sessions.delete(addr), () => {});
+    }
+    s.closed = true;
+    s.client.end();
+    s.conn.close();
   }
 
   async #open(addr: string, ctx: DialContext): Promise<Session> {
@@ -121,19 +141,19 @@ export class SshdDialer implements Dialer {
     try {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(
-          () => reject(new TimeoutError(`sshd: ${addr}: handshake not done in time`)),
+          () => reject(new TimeoutError(`${this.#kind}: ${addr}: handshake not done in time`)),
           this.#handshakeMs,
         );
         onAbort = () => {
           clearTimeout(timer);
-          reject(signal?.reason ?? new TimeoutError(`sshd: ${addr}: aborted`));
+          reject(signal?.reason ?? new TimeoutError(`${this.#kind}: ${addr}: aborted`));
         };
         if (signal?.aborted) onAbort();
         signal?.addEventListener("abort", onAbort, { once: true });
         client.once("ready", () => (clearTimeout(timer), resolve()));
         onError = (e: Error) => {
           clearTimeout(timer);
-          reject(new TunnelError(`sshd: ${addr}: ${e.message}`, { cause: e }));
+          reject(new TunnelError(`${this.#kind}: ${addr}: ${e.message}`, { cause: e }));
         };
         const agent = Deno.env.get("SSH_AUTH_SOCK");
         client.connect({
@@ -159,7 +179,7 @@ export class SshdDialer implements Dialer {
     }
     client.on("close", done);
     onError = (e: Error) => {
-      ctx.log.warn(`sshd: ${addr}: ${e.message}`);
+      ctx.log.warn(`${this.#kind}: ${addr}: ${e.message}`);
       done();
     };
     return s;
