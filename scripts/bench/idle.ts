@@ -25,7 +25,10 @@ function echo(): { port: number; close: () => void } {
         const b = new Uint8Array(64);
         for (;;) {
           const n = await c.read(b).catch(() => null);
-          if (n === null) break;
+          if (n === null) {
+            c.close(); // as servers do at EOF, so the tunnel's streams end
+            break;
+          }
           const out = b[0] === 0x44 ? new Uint8Array(DOWNLOAD) : b.subarray(0, n);
           await c.write(out).catch(() => {});
         }
@@ -36,7 +39,11 @@ function echo(): { port: number; close: () => void } {
     port: l.addr.port,
     close: () => {
       l.close();
-      for (const c of conns) c.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed at EOF */ }
+      }
     },
   };
 }
@@ -78,7 +85,7 @@ export default async function (): Promise<BenchRow[]> {
         const b = new Uint8Array(64 * 1024);
         for (let got = 0; got < want;) {
           const n = await c.read(b);
-          if (n === null) throw new Error(`${t}: tunnel closed early`);
+          if (n === null) throw new Error(`${t}: tunnel ${conns.length} closed early`);
           got += n;
         }
       };
@@ -98,6 +105,9 @@ export default async function (): Promise<BenchRow[]> {
         });
       };
       await row(`idle ${t} tunnel (${N} open)`, N, 1, 1);
+      // Closed first: a mux session takes at most 1,024 streams at once (mux.maxStreams).
+      for (const c of conns.splice(0)) c.close();
+      await settle();
       await row(`idle ${t} tunnel after 1 MiB down (${USED} more)`, USED, 0x44, DOWNLOAD);
       warm.close();
     } finally {

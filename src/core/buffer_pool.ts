@@ -68,14 +68,57 @@ const BULK_POOLS: readonly BufferPool[] = [
   new BufferPool(256 * 1024 + 64, 8),
 ];
 
+/**
+ * Bulk bytes that conns may keep between bursts, in all. Under it a conn whose source ran dry
+ * keeps its grown buffer for the next burst (no extra small read); over it, grown buffers go
+ * back as soon as a read comes up short, so a thousand quiet keep-alive conns pin 1 KiB each and
+ * not 256 (docs/performance.md, "Idle after use").
+ */
+export const BULK_KEEP_BUDGET = 16 * 1024 * 1024;
+
+/** Buffers from {@link takeBulk} not yet given back or dropped, and their bytes. */
+const held = new WeakSet<ArrayBuffer>();
+let heldBytes = 0;
+
 /** A view of `len` bytes (contents undefined), on a pooled buffer when one is big enough. */
 export function takeBulk(len: number): Uint8Array {
-  for (const p of BULK_POOLS) if (len <= p.size) return p.take(len);
-  return new Uint8Array(len);
+  let v: Uint8Array | undefined;
+  for (const p of BULK_POOLS) {
+    if (len <= p.size) {
+      v = p.take(len);
+      break;
+    }
+  }
+  v ??= new Uint8Array(len);
+  held.add(v.buffer as ArrayBuffer);
+  heldBytes += v.buffer.byteLength;
+  return v;
 }
 
 /** Hands a {@link takeBulk} buffer back once nothing refers to it (others are left to GC). */
 export function giveBulk(buf: Uint8Array): void {
+  if (!dropBulk(buf)) return;
   const size = buf.buffer.byteLength;
   for (const p of BULK_POOLS) if (p.size === size) return p.give(buf);
+}
+
+/**
+ * Stops counting a {@link takeBulk} buffer that something may still refer to (an error left a
+ * write or a read on it): the garbage collector takes it. True if it was counted.
+ */
+export function dropBulk(buf: Uint8Array): boolean {
+  const b = buf.buffer as ArrayBuffer;
+  if (!held.delete(b)) return false;
+  heldBytes -= b.byteLength;
+  return true;
+}
+
+/** True when held bulk buffers are past {@link BULK_KEEP_BUDGET}: quiet conns give theirs back. */
+export function bulkOverBudget(): boolean {
+  return heldBytes > BULK_KEEP_BUDGET;
+}
+
+/** Bulk bytes held now (for tests and metrics). */
+export function bulkHeldBytes(): number {
+  return heldBytes;
 }

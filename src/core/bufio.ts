@@ -6,7 +6,7 @@
  */
 import { type Conn, PrefixedConn, UnexpectedEofError } from "./conn.ts";
 import { ProtocolError } from "./errors.ts";
-import { giveBulk, takeBulk } from "./buffer_pool.ts";
+import { bulkOverBudget, dropBulk, giveBulk, takeBulk } from "./buffer_pool.ts";
 
 export class BufReader {
   readonly #conn: Conn;
@@ -45,6 +45,7 @@ export class BufReader {
       } else {
         const bigger = new Uint8Array(this.#buf.length * 2);
         bigger.set(this.#buf.subarray(0, this.#end));
+        if (this.#small !== null) dropBulk(this.#buf); // a bulk buffer outgrown: not pooled
         this.#buf = bigger;
       }
     }
@@ -204,14 +205,20 @@ export class BufReader {
 
   /**
    * Sizes the buffer for the next fill by the last one: a fill that brought at least half the
-   * buffer grows it to `big` ({@link reserve}); one that left room means the conn ran dry, and the
-   * buffer goes back to the small one ({@link release}), so a read that waits pins little.
+   * buffer grows it to `big` ({@link reserve}); one that left room means the conn ran dry, and
+   * when conns hold more than `BULK_KEEP_BUDGET` the buffer goes back to the small one
+   * ({@link release}), so a read that waits pins little.
    */
   adapt(big: number): void {
     const cap = this.#buf.length;
     if (cap >= big) {
-      if (this.#lastRead < this.#lastRoom) this.release();
+      if (this.#lastRead < this.#lastRoom && bulkOverBudget()) this.release();
     } else if (this.#lastRead >= cap >>> 1) this.reserve(big);
+  }
+
+  /** The conn is closed: a bulk buffer a read may still be filling is left to the GC. */
+  dispose(): void {
+    if (this.#small !== null) dropBulk(this.#buf);
   }
 
   /** The conn with the read-ahead bytes put back in front. */

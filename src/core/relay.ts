@@ -7,7 +7,7 @@
  * grown for bulk transfers.
  * @module
  */
-import { giveBulk, takeBulk } from "./buffer_pool.ts";
+import { bulkOverBudget, dropBulk, giveBulk, takeBulk } from "./buffer_pool.ts";
 import type { Conn } from "./conn.ts";
 
 /** Bytes moved by {@link relay}. */
@@ -49,8 +49,9 @@ const GROW_AFTER = 4;
  * `small` is the buffer a read waits in. While reads keep filling it, a bigger one is taken from
  * the bulk pool, ×4 per step (up to `max`): 64 KiB chunks held a forward hop to ~1.5 GB/s here,
  * 256 KiB ones reach ~2.2. A read that comes back short means the source ran dry, and the next
- * read may wait for hours: the big buffer goes back to the pool and that read waits in `small`.
- * If it comes back full, the burst goes on at the size it had reached.
+ * read may wait for hours: once the process's conns hold more than `BULK_KEEP_BUDGET` in such
+ * buffers, the big one goes back to the pool and that read waits in `small`. If it comes back
+ * full, the burst goes on at the size it had reached.
  */
 export async function copy(
   src: Conn,
@@ -64,39 +65,48 @@ export async function copy(
   let buf = small;
   /** Size the current burst has reached. */
   let level = small.length;
-  for (;;) {
-    const n = await src.read(buf);
-    if (n === null) break;
-    if (n === 0) continue;
-    await dst.write(n === buf.length ? buf : buf.subarray(0, n));
-    total += n;
-    onProgress?.();
-    if (n < buf.length >>> 1) {
-      // Interactive, or the burst ended.
-      full = 0;
-      if (buf !== small) {
-        giveBulk(buf);
-        buf = small;
-      } else level = small.length;
-    } else if (buf === small && level > small.length) {
-      // Back to the burst's size if the small read left more waiting (it filled to the byte).
-      if (n === buf.length) buf = takeBulk(level);
-    } else if (buf !== small && n < buf.length - (buf.length >>> 6)) {
-      // Short by more than a record stream's headers (1/64): the source ran dry.
-      full = 0;
-      giveBulk(buf);
-      buf = small;
-    } else if (++full >= GROW_AFTER && buf.length < max) {
-      // A reader that hands over whole records (WebSocket frames out of a read-ahead) rarely
-      // fills the buffer to the byte: a read of at least half of it counts towards growing, or
-      // the buffer would stay small and every read-ahead cost four writes (docs/performance.md).
-      level = Math.min(max, buf.length * 4);
-      if (buf !== small) giveBulk(buf);
-      buf = takeBulk(level);
-      full = 0;
+  try {
+    for (;;) {
+      const n = await src.read(buf);
+      if (n === null) break;
+      if (n === 0) continue;
+      await dst.write(n === buf.length ? buf : buf.subarray(0, n));
+      total += n;
+      onProgress?.();
+      if (n < buf.length >>> 1) {
+        // Interactive, or the burst ended.
+        full = 0;
+        if (buf === small) level = small.length;
+        else if (bulkOverBudget()) {
+          giveBulk(buf);
+          buf = small;
+        }
+      } else if (buf === small && level > small.length) {
+        // Back to the burst's size if the small read left more waiting (it filled to the byte).
+        if (n === buf.length) buf = takeBulk(level);
+      } else if (buf !== small && n < buf.length - (buf.length >>> 6)) {
+        // Short by more than a record stream's headers (1/64): the source ran dry.
+        full = 0;
+        if (bulkOverBudget()) {
+          giveBulk(buf);
+          buf = small;
+        }
+      } else if (++full >= GROW_AFTER && buf.length < max) {
+        // A reader that hands over whole records (WebSocket frames out of a read-ahead) rarely
+        // fills the buffer to the byte: a read of at least half of it counts towards growing, or
+        // the buffer would stay small and every read-ahead cost four writes
+        // (docs/performance.md).
+        level = Math.min(max, buf.length * 4);
+        if (buf !== small) giveBulk(buf);
+        buf = takeBulk(level);
+        full = 0;
+      }
     }
+  } catch (e) {
+    // A conn may still refer to the buffer after an error: the garbage collector takes it.
+    if (buf !== small) dropBulk(buf);
+    throw e;
   }
-  // Only a clean end gives the buffer back: after an error, a conn may still refer to it.
   if (buf !== small) giveBulk(buf);
   await dst.closeWrite();
   return total;

@@ -41,8 +41,11 @@ Deno.test("relay closes both sides when one side fails", async () => {
   assert.equal(await withTimeout(client.read(buf), 2000), null);
 });
 
-Deno.test("relay: a burst's big buffer goes back when the source runs dry, so the read that waits holds 1 KiB; the next burst resumes at the size reached", async () => {
+Deno.test("relay: under the keep budget a burst's big buffer stays for the next one; over it, it goes back when the source runs dry, so the read that waits holds 1 KiB, and the next burst resumes at the size reached", async () => {
   const { WrappedConn } = await import("../../src/core/conn.ts");
+  const { BULK_KEEP_BUDGET, bulkHeldBytes, giveBulk, takeBulk } = await import(
+    "../../src/core/buffer_pool.ts"
+  );
   /** Records the size of every buffer a read is given. */
   class Spy extends WrappedConn {
     sizes: number[] = [];
@@ -61,24 +64,40 @@ Deno.test("relay: a burst's big buffer goes back when the source runs dry, so th
     await new Promise((r) => setTimeout(r, 0)); // let the copy loop issue its next read
   };
   // A burst of 2 MiB + 100 already waiting: reads fill their buffers, then the tail comes short.
+  // Under the budget the 256 KiB buffer stays: the waiting read holds it (no extra small read).
   await source.write(randomBytes((2 << 20) + 100));
   await withTimeout(drain((2 << 20) + 100), 5000);
   assert.equal(Math.max(...a.sizes), 256 * 1024, "the buffer grew to 256 KiB during the burst");
-  assert.equal(a.sizes.at(-1), 1024, `the waiting read holds the small buffer (${a.sizes.at(-1)})`);
-  const before = a.sizes.length;
-  // (A burst whose last read is within 1/64 of full keeps the big buffer until the next read.)
-  await source.write(randomBytes((1 << 20) + 5000));
-  await withTimeout(drain((1 << 20) + 5000), 5000);
-  assert.deepEqual(a.sizes.slice(before - 1, before + 1), [1024, 256 * 1024], "back to 256 KiB");
-  assert.equal(a.sizes.at(-1), 1024);
-  // Small messages stay small.
-  const mark = a.sizes.length;
-  for (let i = 0; i < 10; i++) {
-    await source.write(randomBytes(100));
-    await withTimeout(drain(100), 5000);
+  assert.equal(a.sizes.at(-1), 256 * 1024, "under the budget the big buffer is kept");
+  // Other conns hold more than the budget now.
+  const others: Uint8Array[] = [];
+  while (bulkHeldBytes() <= BULK_KEEP_BUDGET) others.push(takeBulk(256 * 1024));
+  try {
+    await source.write(randomBytes((1 << 20) + 100));
+    await withTimeout(drain((1 << 20) + 100), 5000);
+    assert.equal(
+      a.sizes.at(-1),
+      1024,
+      `the waiting read holds the small buffer (${a.sizes.at(-1)})`,
+    );
+    const before = a.sizes.length;
+    // (A burst whose last read is within 1/64 of full keeps the big buffer until the next read.)
+    await source.write(randomBytes((1 << 20) + 5000));
+    await withTimeout(drain((1 << 20) + 5000), 5000);
+    assert.deepEqual(a.sizes.slice(before - 1, before + 1), [1024, 256 * 1024], "back to 256 KiB");
+    assert.equal(a.sizes.at(-1), 1024);
+    // Small messages stay small.
+    const mark = a.sizes.length;
+    for (let i = 0; i < 10; i++) {
+      await source.write(randomBytes(100));
+      await withTimeout(drain(100), 5000);
+    }
+    assert.ok(a.sizes.slice(mark).every((s) => s === 1024), `${a.sizes.slice(mark)}`);
+  } finally {
+    for (const o of others) giveBulk(o);
   }
-  assert.ok(a.sizes.slice(mark).every((s) => s === 1024), `${a.sizes.slice(mark)}`);
   source.close();
   sink.close();
   await withTimeout(done, 5000);
+  assert.equal(bulkHeldBytes(), 0, "every bulk buffer was given back or dropped");
 });

@@ -6,7 +6,7 @@
  * without one, as gorilla does.
  * @module
  */
-import { giveBulk, takeBulk } from "../../core/buffer_pool.ts";
+import { dropBulk, giveBulk, takeBulk } from "../../core/buffer_pool.ts";
 import type { BufReader } from "../../core/bufio.ts";
 import { type Conn, ConnBase, type NetAddr, UnexpectedEofError } from "../../core/conn.ts";
 import { ClosedError, ProtocolError } from "../../core/errors.ts";
@@ -270,12 +270,19 @@ export class WsConn extends ConnBase {
     const run = async () => {
       // From the bulk pool and back, so a conn between writes holds no frame buffer.
       const buf = takeBulk(total);
-      const key = this.#client ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
-      putHeader(buf, OP_BINARY, n, key);
-      buf.set(p, hl);
-      if (key) mask(buf.subarray(hl, total), key);
-      await this.#raw.write(buf.subarray(0, total));
-      giveBulk(buf);
+      let sent = false;
+      try {
+        const key = this.#client ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
+        putHeader(buf, OP_BINARY, n, key);
+        buf.set(p, hl);
+        if (key) mask(buf.subarray(hl, total), key);
+        await this.#raw.write(buf.subarray(0, total));
+        sent = true;
+      } finally {
+        // After a failed write the carrier may still refer to the buffer: not pooled then.
+        if (sent) giveBulk(buf);
+        else dropBulk(buf);
+      }
     };
     const done = this.#writing.then(run);
     this.#writing = done.catch(() => {});
@@ -293,5 +300,6 @@ export class WsConn extends ConnBase {
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#raw.close();
+    this.#br.dispose();
   }
 }
