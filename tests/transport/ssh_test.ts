@@ -164,6 +164,41 @@ Deno.test({
 
 Deno.test({
   name:
+    "ssh dialer: a server killed without an SSH goodbye ends the open tunnels at once, and the runtime closes",
+  ignore: !peer,
+  async fn() {
+    const echo = echoServer();
+    const go = await startListeningPeer(peer!, [
+      ...["-mode", "server", "-user", "u", "-pass", "secret"],
+      ...["-target", `127.0.0.1:${echo.port}`],
+    ]);
+    const rt = await Runtime.start(cliConfig(
+      ["tcp://127.0.0.1:0/127.0.0.1:1"],
+      [`forward+ssh://u:secret@127.0.0.1:${go.port}`],
+    ));
+    try {
+      const c = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: rt.services[0]!.listener.addr.port,
+      });
+      await c.write(new Uint8Array([1, 2, 3]));
+      const b = new Uint8Array(8);
+      assert.equal(await withTimeout(c.read(b), 10_000, "echo"), 3);
+      go.child.kill("SIGKILL");
+      await go.child.status;
+      // It hung for good before: ssh2 saw the socket end but never closed the session.
+      assert.equal(await withTimeout(c.read(b), 5000, "tunnel end after the kill"), null);
+      c.close();
+    } finally {
+      await withTimeout(rt.close(), 5000, "runtime close");
+      await go.stop();
+      await echo.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
     "ssh: Burrow ⇄ Burrow with the auto handler (curl over socks5 → http in gost-tunnel channels); the listener refuses session and direct-tcpip channels as GOST does",
   ignore: !hasCommand("curl"),
   async fn() {

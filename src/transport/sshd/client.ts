@@ -156,8 +156,14 @@ export class SshdDialer implements Dialer {
           reject(new TunnelError(`${this.#kind}: ${addr}: ${e.message}`, { cause: e }));
         };
         const agent = Deno.env.get("SSH_AUTH_SOCK");
+        // The server gone without an SSH goodbye (killed, TCP closed) must end the session: ssh2
+        // emits "end" but never "close" for a socket whose writable side it did not finish, so
+        // its channels would wait forever and the next dial would reuse a dead session.
+        const sock = conn2duplex(conn);
+        sock.on("end", () => sock.destroy());
+        sock.on("error", () => sock.destroy());
         client.connect({
-          sock: conn2duplex(conn),
+          sock,
           username: this.#o.auth?.username ?? Deno.env.get("USER") ?? "root",
           ...(this.#o.auth?.password ? { password: this.#o.auth.password } : {}),
           ...(this.#key ? { privateKey: this.#key } : {}),
@@ -178,6 +184,7 @@ export class SshdDialer implements Dialer {
       signal?.removeEventListener("abort", onAbort);
     }
     client.on("close", done);
+    client.on("end", done);
     onError = (e: Error) => {
       ctx.log.warn(`${this.#kind}: ${addr}: ${e.message}`);
       done();

@@ -131,6 +131,8 @@ export class ChannelConn extends ConnBase {
         this.#ch.once("drain", () => r());
         this.#ch.once("close", () => r());
       });
+      // Closed while waiting for window: what was queued is lost, and the writer must know.
+      if (this.#closed) throw new ClosedError("ssh: channel closed");
     }
     return p.length;
   }
@@ -143,6 +145,7 @@ export class ChannelConn extends ConnBase {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#ended = true; // a pending read ends now, not when (or if) the peer's CLOSE comes
     this.#rq.clear();
     try {
       if (this.#ch.close) this.#ch.close();
