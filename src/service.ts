@@ -147,14 +147,17 @@ class CountingConn extends WrappedConn {
   get datagram(): boolean | undefined {
     return this.inner.datagram;
   }
-  override async read(p: Uint8Array): Promise<number | null> {
-    const n = await this.inner.read(p);
+  // A promise reaction, not a suspended async function, waits with an idle conn's read.
+  override read(p: Uint8Array): Promise<number | null> {
+    return this.inner.read(p).then(this.#countIn);
+  }
+  readonly #countIn = (n: number | null): number | null => {
     if (n !== null) {
       this.#stats.inputBytes += n;
       this.#client.inputBytes += n;
     }
     return n;
-  }
+  };
   override async write(p: Uint8Array): Promise<number> {
     const n = await this.inner.write(p);
     this.#stats.outputBytes += n;
@@ -347,14 +350,22 @@ export class Service implements RunningService, AsyncDisposable {
         }
         release = r;
       }
-      const task = this.#serve(conn, p);
-      if (release) task.finally(release);
-      p.tasks.add(task);
-      task.finally(() => p.tasks.delete(task));
+      // (A conn refused before the handler's first await is served within this call, when
+      // `task` is not assigned yet: hence no const.)
+      // deno-lint-ignore prefer-const
+      let task: Promise<void> | undefined;
+      let finished = false;
+      task = this.#serve(conn, p, () => {
+        finished = true;
+        if (task) p.tasks.delete(task);
+        release?.();
+      });
+      if (!finished) p.tasks.add(task);
     }
   }
 
-  async #serve(raw: Conn, p: Pipeline): Promise<void> {
+  /** Serves one conn; `done` runs last (the task's bookkeeping, without a `finally` promise). */
+  async #serve(raw: Conn, p: Pipeline, done: () => void): Promise<void> {
     const stats = this.stats;
     const client = this.#client(raw.remoteAddr.hostname);
     stats.totalConns++;
@@ -393,13 +404,17 @@ export class Service implements RunningService, AsyncDisposable {
       client.errors++;
       log.error(errorText(e));
     } finally {
-      conn.close();
-      p.conns.delete(conn);
-      stats.currentConns--;
-      client.inFlight--;
-      const ms = performance.now() - t0;
-      this.observer?.connDone(this.name, ms / 1000, failed);
-      log.info(`${remote} >< ${local}`, { duration: Math.round(ms * 1e6) });
+      try {
+        conn.close();
+        p.conns.delete(conn);
+        stats.currentConns--;
+        client.inFlight--;
+        const ms = performance.now() - t0;
+        this.observer?.connDone(this.name, ms / 1000, failed);
+        log.info(`${remote} >< ${local}`, { duration: Math.round(ms * 1e6) });
+      } finally {
+        done();
+      }
     }
   }
 

@@ -126,7 +126,7 @@ export async function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<
     a.close();
     b.close();
   };
-  const onAbort = () => closeBoth();
+  const onAbort = closeBoth;
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   if (opts.signal?.aborted) closeBoth();
 
@@ -144,14 +144,21 @@ export async function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<
     result.error ??= e;
     closeBoth();
   };
-  // Datagram conns have no half-close: when one direction ends, the association is over.
-  const ended = datagram ? closeBoth : () => {};
+  // Datagram conns have no half-close: when one direction ends, the association is over. One
+  // reaction per direction, no `finally` chains: idle tunnels are the many, and every waiting
+  // promise costs memory (docs/performance.md).
+  const aToB = (n: number) => {
+    result.aToB = n;
+    if (datagram) closeBoth();
+  };
+  const bToA = (n: number) => {
+    result.bToA = n;
+    if (datagram) closeBoth();
+  };
   try {
     await Promise.all([
-      copy(a, b, new Uint8Array(first), touch, max).then((n) => void (result.aToB = n), fail)
-        .finally(ended),
-      copy(b, a, new Uint8Array(first), touch, max).then((n) => void (result.bToA = n), fail)
-        .finally(ended),
+      copy(a, b, new Uint8Array(first), touch, max).then(aToB, fail),
+      copy(b, a, new Uint8Array(first), touch, max).then(bToA, fail),
     ]);
   } finally {
     if (timer !== undefined) clearInterval(timer);

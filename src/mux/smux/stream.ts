@@ -140,8 +140,13 @@ export class SmuxStream extends ConnBase {
   readonly #ended = (): boolean => this.#finReceived || this.#closed;
 
   /** Reads stream data; `null` after the peer's FIN. */
-  async read(p: Uint8Array): Promise<number | null> {
-    const n = await this.#rq.read(p, this.#ended);
+  read(p: Uint8Array): Promise<number | null> {
+    // A promise reaction, not a suspended async function, waits with an idle stream's read.
+    return this.#rq.read(p, this.#ended).then(this.#afterRead);
+  }
+
+  /** Hands read tokens back and updates the peer's view of our window (v2). */
+  readonly #afterRead = (n: number | null): number | null => {
     if (n === null) return null;
     this.#host.returnTokens(n);
     if (this.#host.config.version === 2 && !this.#closed) {
@@ -156,7 +161,7 @@ export class SmuxStream extends ConnBase {
       }
     }
     return n;
-  }
+  };
 
   /** The receive window last advertised to the peer (v2). */
   get window(): number {
