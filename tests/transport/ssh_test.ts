@@ -47,6 +47,33 @@ function lines(child: Deno.ChildProcess): { text: () => string } {
   return { text: () => text };
 }
 
+/** An echo server behind the Go ssh server (GOST's listener), its stdout collected. */
+async function goServer(...extra: string[]) {
+  const echo = echoServer();
+  const go = await startListeningPeer(peer!, [
+    ...["-mode", "server", "-user", "u", "-pass", "secret"],
+    ...["-target", `127.0.0.1:${echo.port}`, ...extra],
+  ]);
+  const out = lines(go.child);
+  return {
+    port: go.port,
+    child: go.child,
+    out,
+    stop: async () => {
+      await go.stop();
+      await echo.close();
+    },
+  };
+}
+
+/** A Burrow tcp service whose chain is one ssh node at `port` (forward: the server picks). */
+function sshClient(port: number, pass = "secret"): Promise<Runtime> {
+  return Runtime.start(cliConfig(
+    ["tcp://127.0.0.1:0/127.0.0.1:1"],
+    [`forward+ssh://u:${pass}@127.0.0.1:${port}`],
+  ));
+}
+
 Deno.test({
   name:
     "ssh listener ← GOST's ssh dialer (Go): 4 concurrent channels byte-exact, its 'ping' keep-alive answered, a wrong password refused",
@@ -96,26 +123,15 @@ Deno.test({
     "ssh dialer → GOST's ssh listener (Go): 4 concurrent channels byte-exact over one login; a wrong password fails the dial",
   ignore: !peer,
   async fn() {
-    const echo = echoServer();
-    const go = await startListeningPeer(peer!, [
-      ...["-mode", "server", "-user", "u", "-pass", "secret"],
-      ...["-target", `127.0.0.1:${echo.port}`],
-    ]);
-    const out = lines(go.child);
-    const rt = await Runtime.start(cliConfig(
-      ["tcp://127.0.0.1:0/127.0.0.1:1"],
-      [`forward+ssh://u:secret@127.0.0.1:${go.port}`],
-    ));
-    const bad = await Runtime.start(cliConfig(
-      ["tcp://127.0.0.1:0/127.0.0.1:1"],
-      [`forward+ssh://u:wrong@127.0.0.1:${go.port}`],
-    ));
+    const go = await goServer();
+    const rt = await sshClient(go.port);
+    const bad = await sshClient(go.port, "wrong");
     try {
       const port = rt.services[0]!.listener.addr.port;
       await Promise.all([1, 3, 5, 7].map((seed) => echoThrough(port, 2 << 20, seed)));
       await echoThrough(port, 1000, 11);
       // GOST's dialer keeps one SSH connection per node: one login carried all five.
-      assert.equal((out.text().match(/LOGIN u/g) ?? []).length, 1, out.text());
+      assert.equal((go.out.text().match(/LOGIN u/g) ?? []).length, 1, go.out.text());
       const c = await Deno.connect({
         hostname: "127.0.0.1",
         port: bad.services[0]!.listener.addr.port,
@@ -127,7 +143,6 @@ Deno.test({
       await bad.close();
       await rt.close();
       await go.stop();
-      await echo.close();
     }
   },
 });
@@ -137,27 +152,18 @@ Deno.test({
     "ssh dialer: a channel the server refuses fails that dial and ends the SSH connection; the next dial logs in anew (as GOST's dialer)",
   ignore: !peer,
   async fn() {
-    const echo = echoServer();
-    const go = await startListeningPeer(peer!, [
-      ...["-mode", "server", "-user", "u", "-pass", "secret", "-refuse", "1"],
-      ...["-target", `127.0.0.1:${echo.port}`],
-    ]);
-    const out = lines(go.child);
-    const rt = await Runtime.start(cliConfig(
-      ["tcp://127.0.0.1:0/127.0.0.1:1"],
-      [`forward+ssh://u:secret@127.0.0.1:${go.port}`],
-    ));
+    const go = await goServer("-refuse", "1");
+    const rt = await sshClient(go.port);
     try {
       const port = rt.services[0]!.listener.addr.port;
       const c = await Deno.connect({ hostname: "127.0.0.1", port });
       assert.equal(await withTimeout(c.read(new Uint8Array(1)), 10_000, "refused"), null);
       c.close();
       await echoThrough(port, 100_000, 3);
-      assert.equal((out.text().match(/LOGIN u/g) ?? []).length, 2, out.text());
+      assert.equal((go.out.text().match(/LOGIN u/g) ?? []).length, 2, go.out.text());
     } finally {
       await rt.close();
       await go.stop();
-      await echo.close();
     }
   },
 });
@@ -167,15 +173,8 @@ Deno.test({
     "ssh dialer: a server killed without an SSH goodbye ends the open tunnels at once, and the runtime closes",
   ignore: !peer,
   async fn() {
-    const echo = echoServer();
-    const go = await startListeningPeer(peer!, [
-      ...["-mode", "server", "-user", "u", "-pass", "secret"],
-      ...["-target", `127.0.0.1:${echo.port}`],
-    ]);
-    const rt = await Runtime.start(cliConfig(
-      ["tcp://127.0.0.1:0/127.0.0.1:1"],
-      [`forward+ssh://u:secret@127.0.0.1:${go.port}`],
-    ));
+    const go = await goServer();
+    const rt = await sshClient(go.port);
     try {
       const c = await Deno.connect({
         hostname: "127.0.0.1",
@@ -192,7 +191,6 @@ Deno.test({
     } finally {
       await withTimeout(rt.close(), 5000, "runtime close");
       await go.stop();
-      await echo.close();
     }
   },
 });
