@@ -23,6 +23,11 @@ export interface MuxSession {
   readonly isClosed: boolean;
   /** Streams open now (for least-loaded picking). */
   readonly streamCount: number;
+  /**
+   * Streams a session takes at once (`mux.maxStreams`), when the multiplexer has such a limit:
+   * a peer configured alike refuses more, so a dialer opens another session past it.
+   */
+  readonly maxStreams?: number;
 }
 
 /** Which end of the carrier a session runs on. */

@@ -1,7 +1,8 @@
 /**
  * Multiplexing on top of any transport (docs/gost-config.md §4.3): a listener that runs a
  * server session on each accepted carrier conn and hands out its streams, and a dialer that
- * keeps sessions per node and opens a stream per dial, re-creating a session when it dies.
+ * keeps sessions per node and opens a stream per dial, re-creating a session when it dies and
+ * adding one when a session holds `mux.maxStreams` streams.
  * mtcp, mws, mwss, mtls, kcp and mtmux are these two around their carriers; which multiplexer
  * runs the sessions is the transport's {@link MuxFactory}, built once for both directions.
  * @module
@@ -118,6 +119,11 @@ export class MuxDialer implements Dialer {
     let s: MuxSession;
     if (this.#n === 1) {
       s = await this.#slot(slots, 0, addr, ctx);
+      // A session at its streams limit (mux.maxStreams): the next one, dialed when needed. A
+      // server configured alike refuses streams past it, and a busy client should not see that.
+      for (let i = 1; s.maxStreams !== undefined && s.streamCount >= s.maxStreams; i++) {
+        s = await this.#slot(slots, i, addr, ctx);
+      }
     } else {
       const tries = await Promise.allSettled(slots.map((_, i) => this.#slot(slots, i, addr, ctx)));
       const live = tries.flatMap((t) =>

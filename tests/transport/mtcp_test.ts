@@ -172,6 +172,36 @@ Deno.test("mtcp: a dead session is re-created on the next dial", async () => {
   }
 });
 
+Deno.test("mtcp: past mux.maxStreams streams in one session the client opens another, so 10 tunnels work where one session takes 4", async () => {
+  const { echoServer, withTimeout } = await import("../_helpers.ts");
+  const echo = echoServer();
+  const srv = await Runtime.start(
+    cliConfig([`forward+mtcp://127.0.0.1:0/127.0.0.1:${echo.port}?mux.maxStreams=4`], []),
+  );
+  const cli = await Runtime.start(cliConfig(
+    ["tcp://127.0.0.1:0/127.0.0.1:1"],
+    [`forward+mtcp://127.0.0.1:${portOf(srv)}?mux.maxStreams=4`],
+  ));
+  const conns: Deno.Conn[] = [];
+  try {
+    const cp = cli.services[0]!.listener.addr.port;
+    for (let i = 0; i < 10; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: cp });
+      conns.push(c);
+      await c.write(new Uint8Array([i]));
+      const b = new Uint8Array(1);
+      // Refused past the limit before: the server FINs the stream and the read ends (null).
+      assert.equal(await withTimeout(c.read(b), 5000, `tunnel ${i}`), 1);
+      assert.equal(b[0], i);
+    }
+  } finally {
+    for (const c of conns) c.close();
+    await cli.close();
+    await srv.close();
+    await echo.close();
+  }
+});
+
 Deno.test("mtcp: shutdown with a grace period keeps live streams working, refuses new sessions, then ends them", async () => {
   const { echoServer, withTimeout } = await import("../_helpers.ts");
   const { dialTcp } = await import("../../src/core/socket.ts");

@@ -142,6 +142,11 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
     return this.#streams.size;
   }
 
+  /** Streams this session takes at once (`mux.maxStreams`). */
+  get maxStreams(): number {
+    return this.config.maxStreams;
+  }
+
   /** The carrier's local address. */
   get localAddr(): Conn["localAddr"] {
     return this.#conn.localAddr;
