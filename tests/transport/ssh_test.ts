@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 // @ts-types="@types/ssh2"
 import ssh2 from "ssh2";
+import net from "node:net";
 import { cliConfig, Runtime } from "../../mod.ts";
 import { echoServer, hasCommand, withTimeout } from "../_helpers.ts";
 import { goPeer, startListeningPeer } from "../../scripts/peers/build.ts";
@@ -248,6 +249,44 @@ Deno.test({
       await web.finished;
     }
   },
+});
+
+Deno.test("ssh listener: at most 256 channels open per SSH connection; past that a channel is refused until one closes", async () => {
+  const { openChannel } = await import("../../src/transport/ssh/channel.ts");
+  const echo = echoServer();
+  const server = await Runtime.start(
+    cliConfig([`ssh://u:secret@127.0.0.1:0/127.0.0.1:${echo.port}`], []),
+  );
+  const ssh = new ssh2.Client();
+  try {
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        ssh.on("ready", () => resolve()).on("error", reject);
+        // Without TCP_NODELAY each open waits out the delayed ACK (~40 ms): 256 take 11 s.
+        const sock = net.connect(server.services[0]!.listener.addr.port, "127.0.0.1");
+        sock.setNoDelay(true);
+        ssh.connect({ sock, username: "u", password: "secret" });
+      }),
+      10_000,
+      "ssh2 login",
+    );
+    const open = () => openChannel(ssh, "gost-tunnel", 5000);
+    const chans = [];
+    for (let i = 0; i < 256; i++) chans.push(await open());
+    await assert.rejects(open(), /more than 256 channels/);
+    chans.pop()!.close?.();
+    // The server hears the close a moment later; then a channel fits again.
+    let again: Awaited<ReturnType<typeof open>> | undefined;
+    for (let i = 0; i < 50 && !again; i++) {
+      again = await open().catch(() => undefined);
+      if (!again) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(again, "a channel opens again once one has closed");
+  } finally {
+    ssh.end();
+    await server.close();
+    await echo.close();
+  }
 });
 
 Deno.test("ssh: listener auth only on ssh/sshd listeners, dialer auth only on ssh/sshd dialers", async () => {

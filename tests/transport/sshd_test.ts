@@ -366,3 +366,45 @@ Deno.test("sshd server: with BURROW_CERT_DIR its made-up host key is kept and re
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("sshd server: at most 256 direct-tcpip channels open per SSH connection; past that a channel is refused", async () => {
+  const ssh2 = (await import("ssh2")).default;
+  const net = (await import("node:net")).default;
+  const echo = echoServer();
+  const srv = await Runtime.start(cliConfig(["sshd://u:p@127.0.0.1:0"], []));
+  const ssh = new ssh2.Client();
+  try {
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        ssh.on("ready", () => resolve()).on("error", reject);
+        // Without TCP_NODELAY each open waits out the delayed ACK (~40 ms).
+        const sock = net.connect(srv.services[0]!.listener.addr.port, "127.0.0.1");
+        sock.setNoDelay(true);
+        ssh.connect({ sock, username: "u", password: "p" });
+      }),
+      10_000,
+      "ssh2 login",
+    );
+    const open = () =>
+      new Promise<{ close(): void }>((resolve, reject) =>
+        ssh.forwardOut(
+          "127.0.0.1",
+          0,
+          "127.0.0.1",
+          echo.port,
+          (e, ch) => e ? reject(e) : resolve(ch),
+        )
+      );
+    const chans = [];
+    for (let i = 0; i < 256; i++) chans.push(await withTimeout(open(), 5000, `channel ${i}`));
+    await assert.rejects(
+      withTimeout(open(), 5000, "channel 257"),
+      /open failure|refused|prohibited/i,
+    );
+    for (const c of chans) c.close();
+  } finally {
+    ssh.end();
+    await srv.close();
+    await echo.close();
+  }
+});

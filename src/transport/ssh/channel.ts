@@ -132,15 +132,18 @@ export function openChannel(
 
 /**
  * Makes a server-side ssh2 connection accept channels of `type` once its client has logged in,
- * handing each to `onChannel`; every other type is refused with UNKNOWN_CHANNEL_TYPE and
- * `unsupported channel type: <type>`, as GOST's listener does. Call it as soon as the connection
+ * handing each to `onChannel`, at most `maxOpen` at once; every other type is refused with
+ * UNKNOWN_CHANNEL_TYPE and `unsupported channel type: <type>`, as GOST's listener does. Call it as soon as the connection
  * exists, before any channel can arrive.
  */
 export function acceptChannels(
   conn: ssh2.Connection,
   type: string,
   onChannel: (ch: ChannelLike) => void,
+  maxOpen: number,
 ): void {
+  /** Channels of `type` open now: past `maxOpen`, new ones are refused (resource shortage). */
+  let open = 0;
   const c = conn as unknown as ConnInternals;
   const proto = c._protocol, handlers = proto?._handlers, mgr = c._chanMgr;
   const original = handlers?.CHANNEL_OPEN;
@@ -163,6 +166,9 @@ export function acceptChannels(
         `unsupported channel type: ${info.type}`,
       );
     }
+    if (open >= maxOpen) {
+      return p.channelOpenFail(info.sender, RESOURCE_SHORTAGE, `more than ${maxOpen} channels`);
+    }
     const id = mgr.add();
     if (id === -1) return p.channelOpenFail(info.sender, RESOURCE_SHORTAGE, "");
     const { MAX_WINDOW, PACKET_SIZE } = internals;
@@ -179,6 +185,8 @@ export function acceptChannels(
       },
     });
     mgr.update(id, ch);
+    open++;
+    ch.once("close", () => open--);
     p.channelOpenConfirm(info.sender, id, MAX_WINDOW, PACKET_SIZE);
     onChannel(ch);
   };

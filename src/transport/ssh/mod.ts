@@ -20,7 +20,7 @@ import type { DialContext } from "../../core/types.ts";
 import { ServeListener } from "../../core/serve_listener.ts";
 import { createTcpListener } from "../tcp/listener.ts";
 import { SshdDialer } from "../sshd/client.ts";
-import { serveSsh, sshServerConfig } from "../sshd/host.ts";
+import { MAX_CHANNELS, serveSsh, sshServerConfig } from "../sshd/host.ts";
 import { ChannelConn } from "../sshd/streams.ts";
 import { acceptChannels, checkSsh2Internals, openChannel } from "./channel.ts";
 
@@ -44,7 +44,7 @@ export async function createSshListener(o: ListenerOptions): Promise<Listener> {
         acceptChannels(client, GOST_TUNNEL, (ch) => {
           const conn = new ChannelConn(ch, raw.localAddr, raw.remoteAddr);
           if (!emit(conn)) conn.close(); // backlog full: GOST accepts and closes too
-        });
+        }, MAX_CHANNELS);
       }),
   });
 }

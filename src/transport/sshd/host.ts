@@ -18,6 +18,13 @@ import { conn2duplex } from "./streams.ts";
 const LOGIN_GRACE = 120_000;
 const MAX_AUTH_TRIES = 6;
 
+/**
+ * Forwarding channels one SSH connection may hold open at once. Each may buffer up to ssh2's 2
+ * MiB window when its far side is slow, so a client with unlimited channels could hold
+ * unlimited memory (GOST sets no limit). Past it a channel is refused as a resource shortage.
+ */
+export const MAX_CHANNELS = 256;
+
 type ParsedKey = Exclude<ReturnType<typeof ssh2.utils.parseKey>, Error | unknown[]>;
 
 function loadAuthorizedKeys(path: string, md: string): ParsedKey[] {

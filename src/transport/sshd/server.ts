@@ -15,7 +15,7 @@ import type { Listener, ListenerOptions } from "../../core/types.ts";
 import { ServeListener } from "../../core/serve_listener.ts";
 import type { SshForward } from "../../protocol/ssh_forward.ts";
 import { createTcpListener } from "../tcp/listener.ts";
-import { serveSsh, sshServerConfig } from "./host.ts";
+import { MAX_CHANNELS, serveSsh, sshServerConfig } from "./host.ts";
 import { ChannelConn, type ChannelLike } from "./streams.ts";
 
 /** A channel conn that carries its SSH request. */
@@ -68,14 +68,19 @@ export async function createSshdListener(o: ListenerOptions): Promise<Listener> 
       serveSsh(raw, signal, cfg, (client, ended) => {
         /** Granted remote forwardings by `bindAddr:port`, to cancel. */
         const forwards = new Map<string, () => void>();
+        /** direct-tcpip channels open now, at most MAX_CHANNELS. */
+        let openChannels = 0;
         client.on("ready", () => {
           client.on("session", (_accept, reject) => reject());
           client.on("tcpip", (accept, reject, info) => {
             // The name goes into dials and maybe an upstream proxy's request line: host
             // characters only.
             if (!/^[A-Za-z0-9._:-]+$/.test(info.destIP) || !(info.destPort > 0)) return reject();
+            if (openChannels >= MAX_CHANNELS) return reject();
             const ch = accept();
             if (!ch) return reject();
+            openChannels++;
+            ch.once("close", () => openChannels--);
             const target = joinHostPort(info.destIP, info.destPort);
             emit(
               new ForwardConn(ch as unknown as ChannelLike, raw.localAddr, raw.remoteAddr, {
