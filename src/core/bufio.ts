@@ -18,6 +18,8 @@ export class BufReader {
   /** What the last fill read, and the room it offered. */
   #lastRead = 0;
   #lastRoom = 0;
+  /** {@link dispose}d: no more bulk buffers are taken. */
+  #disposed = false;
 
   constructor(conn: Conn, size = 4096) {
     this.#conn = conn;
@@ -165,7 +167,7 @@ export class BufReader {
    * small records at once (a stream of WebSocket frames). {@link release} goes back.
    */
   reserve(size: number): void {
-    if (this.#buf.length >= size) return;
+    if (this.#buf.length >= size || this.#disposed) return;
     const bigger = takeBulk(size);
     bigger.set(this.#buf.subarray(this.#start, this.#end));
     this.#end -= this.#start;
@@ -201,24 +203,32 @@ export class BufReader {
     this.#end -= this.#start;
     this.#start = 0;
     this.#buf = b;
+    this.#lastRead = this.#lastRoom = 0; // the handshake's fills say nothing about the stream
   }
 
   /**
-   * Sizes the buffer for the next fill by the last one: a fill that brought at least half the
-   * buffer grows it to `big` ({@link reserve}); one that left room means the conn ran dry, and
+   * Sizes the buffer for the next fill by the last one: a fill that came back full grows it to
+   * `big` ({@link reserve}); one that left room means the conn ran dry, and
    * when conns hold more than `BULK_KEEP_BUDGET` the buffer goes back to the small one
    * ({@link release}), so a read that waits pins little.
    */
   adapt(big: number): void {
+    if (this.#disposed) return;
     const cap = this.#buf.length;
     if (cap >= big) {
       if (this.#lastRead < this.#lastRoom && bulkOverBudget()) this.release();
-    } else if (this.#lastRead >= cap >>> 1) this.reserve(big);
+    } else if (this.#lastRoom > 0 && this.#lastRead === this.#lastRoom) {
+      // Only a fill that came back full: more is likely waiting. A message that merely filled
+      // half the buffer is as likely the last for a while, and the next fill is the read that
+      // waits (in whatever buffer it gets).
+      this.reserve(big);
+    }
   }
 
   /** The conn is closed: a bulk buffer a read may still be filling is left to the GC. */
   dispose(): void {
-    if (this.#small !== null) dropBulk(this.#buf);
+    if (this.#small !== null && !this.#disposed) dropBulk(this.#buf);
+    this.#disposed = true;
   }
 
   /** The conn with the read-ahead bytes put back in front. */

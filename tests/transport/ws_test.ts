@@ -440,3 +440,33 @@ Deno.test("ws read: the read-ahead grows while frames stream in and, past the ke
   peer.close();
   for (const o of others) giveBulk(o);
 });
+
+Deno.test("ws read: a message that half fills the read-ahead, then quiet, leaves the waiting read in the small buffer; a closed conn's read-ahead takes no more bulk buffers", async () => {
+  const { BULK_KEEP_BUDGET, bulkHeldBytes, giveBulk, takeBulk } = await import(
+    "../../src/core/buffer_pool.ts"
+  );
+  const others: Uint8Array[] = []; // other conns' buffers: over the budget
+  while (bulkHeldBytes() <= BULK_KEEP_BUDGET) others.push(takeBulk(256 * 1024));
+  const held = bulkHeldBytes();
+  const { pipe } = await import("../../src/core/pipe.ts");
+  const { BufReader } = await import("../../src/core/bufio.ts");
+  const { WsConn } = await import("../../src/transport/ws/conn.ts");
+  const [peer, ours] = pipe();
+  const br = new BufReader(ours, 4096);
+  const ws = new WsConn(ours, br, { client: true });
+  try {
+    await peer.write(encodeFrame(OP_BINARY, new Uint8Array(600).fill(7)));
+    assert.equal(await ws.read(new Uint8Array(1024)), 600);
+    const waiting = ws.read(new Uint8Array(1024));
+    assert.equal(br.capacity, 1024, "600 bytes of 1 KiB did not grow the read-ahead");
+    assert.equal(bulkHeldBytes(), held, "no bulk buffer taken");
+    ws.close();
+    assert.equal(await withTimeout(waiting, 2000), null);
+    // Closed: a late adapt (a read's continuation after close) takes nothing.
+    br.reserve(256 * 1024);
+    assert.equal(bulkHeldBytes(), held);
+  } finally {
+    peer.close();
+    for (const o of others) giveBulk(o);
+  }
+});

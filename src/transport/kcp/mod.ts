@@ -64,13 +64,15 @@ export function register(reg: Registries): void {
   reg.dialers.register("kcp", async (o) => {
     const cfg = await kcpConfigFromMetadata(o.metadata);
     const key = deriveKey(cfg.key);
+    // Past this many streams in a session the dialer opens another (a Burrow server refuses more).
+    const maxStreams = o.metadata.int("mux.maxStreams", DEFAULT_CONFIG.maxStreams);
     // KCP dials its own UDP socket: it cannot ride inside an earlier TCP hop.
     return new MuxDialer(
       async (addr) => {
         const s = await dialKcp(addr, cfg, key);
         return cfg.nocomp ? s : new SnappyConn(s);
       },
-      smuxFactory(kcpSmuxConfig(cfg), { log: o.log }),
+      smuxFactory(kcpSmuxConfig(cfg, maxStreams), { log: o.log }),
       { directOnly: true },
     );
   });

@@ -26,9 +26,10 @@ import {
 /**
  * Read-ahead buffer once data flows: one socket read can bring this much (many frames). 256 KiB
  * rather than 64 took a quarter to two thirds of the socket reads per MB off (docs/performance.md).
- * It grows as soon as a fill brings half the buffer (not after 256 KiB of 4 KiB reads: 64 reads and
- * 64 writes per connection), and goes back to the pool when a fill finds the socket dry, so a
- * read waiting on a quiet conn pins 1 KiB, not 256 (docs/performance.md, "Idle after use").
+ * It grows as soon as a fill comes back full (not after 256 KiB of 4 KiB reads: 64 reads and 64
+ * writes per connection), and, once the process's conns hold more than their budget of such
+ * buffers, goes back to the pool when a fill finds the socket dry, so a read waiting on a quiet
+ * conn pins 1 KiB, not 256 (docs/performance.md, "Idle after use").
  */
 const READ_BUFFER = 256 * 1024;
 
@@ -65,7 +66,7 @@ export class WsConn extends ConnBase {
     this.#raw = raw;
     this.#br = br;
     // The handshake's 4 KiB read-ahead shrinks to 1 KiB: a read waiting on an idle conn pins it,
-    // and a fill of half of it is enough to grow to READ_BUFFER once data flows.
+    // and a full one is enough to grow to READ_BUFFER once data flows.
     br.shrink(1024);
     this.#client = o.client;
     this.#maxFrame = o.maxFrame ?? 64 << 20;
