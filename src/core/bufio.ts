@@ -18,6 +18,8 @@ export class BufReader {
   /** What the last fill read, and the room it offered. */
   #lastRead = 0;
   #lastRoom = 0;
+  /** The room the fill in flight offered. */
+  #pendingRoom = 0;
   /** {@link dispose}d: no more bulk buffers are taken. */
   #disposed = false;
 
@@ -37,7 +39,11 @@ export class BufReader {
   }
 
   /** Reads more into the buffer; false at EOF. */
-  async #fill(): Promise<boolean> {
+  /**
+   * Not `async`: an idle WebSocket waits in this fill, and a promise reaction keeps less than a
+   * suspended async function (docs/performance.md).
+   */
+  #fill(): Promise<boolean> {
     if (this.#start > 0 && this.#start === this.#end) this.#start = this.#end = 0;
     if (this.#end === this.#buf.length) {
       if (this.#start > 0) {
@@ -51,14 +57,17 @@ export class BufReader {
         this.#buf = bigger;
       }
     }
-    const room = this.#buf.length - this.#end;
-    const n = await this.#conn.read(this.#buf.subarray(this.#end));
+    this.#pendingRoom = this.#buf.length - this.#end;
+    return this.#conn.read(this.#buf.subarray(this.#end)).then(this.#filled);
+  }
+
+  readonly #filled = (n: number | null): boolean => {
     if (n === null) return false;
     this.#end += n;
     this.#lastRead = n;
-    this.#lastRoom = room;
+    this.#lastRoom = this.#pendingRoom;
     return true;
-  }
+  };
 
   /** Waits until at least `n` bytes are buffered; returns a view (valid until the next read). */
   async peek(n: number): Promise<Uint8Array> {

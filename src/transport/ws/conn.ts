@@ -50,7 +50,8 @@ export class WsConn extends ConnBase {
   #left = 0;
   #maskKey: Uint8Array | null = null;
   #maskPos = 0;
-  readonly #keyBuf = new Uint8Array(4);
+  /** The current frame's mask key (server side only: made on the first masked frame). */
+  #keyBuf: Uint8Array | null = null;
   #inMessage = false;
   #gotClose = false;
   #sentClose = false;
@@ -256,7 +257,7 @@ export class WsConn extends ConnBase {
     if (len > this.#maxFrame) return false;
     this.#inMessage = (b0 & 0x80) === 0;
     if (masked) {
-      const k = this.#keyBuf;
+      const k = this.#keyBuf ??= new Uint8Array(4);
       k[0] = v[hl - 4]!;
       k[1] = v[hl - 3]!;
       k[2] = v[hl - 2]!;
