@@ -38,10 +38,9 @@ export class BufReader {
     return this.#end - this.#start;
   }
 
-  /** Reads more into the buffer; false at EOF. */
   /**
-   * Not `async`: an idle WebSocket waits in this fill, and a promise reaction keeps less than a
-   * suspended async function (docs/performance.md).
+   * Reads more into the buffer; false at EOF. Not `async`: an idle WebSocket waits in this fill,
+   * and a promise reaction keeps less than a suspended async function (docs/performance.md).
    */
   #fill(): Promise<boolean> {
     if (this.#start > 0 && this.#start === this.#end) this.#start = this.#end = 0;

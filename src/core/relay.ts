@@ -34,7 +34,8 @@ export interface RelayOptions {
  * Buffers start small (idle and interactive conns are the many) and grow for bulk transfers:
  * a pending read pins its buffer, so 1 KiB instead of 4 saves 6 KiB per idle tunnel
  * (docs/performance.md), and four full reads per step reach 256 KiB within ~16 reads. A grown
- * buffer goes back to the pool when its source runs dry (see {@link copy}).
+ * buffer goes back to the pool when its source runs dry and the process's conns hold more than
+ * their budget of such buffers (see {@link copy}).
  */
 const START_BUFFER = 1024;
 const MAX_BUFFER = 256 * 1024;

@@ -117,9 +117,11 @@ export class SshdDialer implements Dialer {
 
   /** Ends the session to `addr` and forgets it, so the next dial opens a new one. */
   drop(addr: string, s: Session): void {
-    if (this.#sessions.get(addr)) {
-      this.#sessions.get(addr)!.then((cur) => cur === s && this.#sessions.delete(addr), () => {});
-    }
+    const cur = this.#sessions.get(addr);
+    cur?.then(
+      (c) => c === s && this.#sessions.get(addr) === cur && this.#sessions.delete(addr),
+      () => {},
+    );
     s.closed = true;
     s.client.end();
     s.conn.close();
