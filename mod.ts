@@ -110,6 +110,11 @@ export { type Fields, type Level, Logger, silentLogger, type Sink } from "./src/
 export type { Conn, Duplex, NetAddr } from "./src/core/conn.ts";
 export { ConnBase, readFull, toConn, WrappedConn } from "./src/core/conn.ts";
 export { copy, relay, type RelayOptions, type RelayResult } from "./src/core/relay.ts";
+export {
+  type MemoryReducerOptions,
+  type ReducerStats,
+  startMemoryReducer,
+} from "./src/core/memory_reducer.ts";
 export { pipe, type PipeOptions } from "./src/core/pipe.ts";
 export {
   AuthError,

@@ -24,6 +24,9 @@ import type { HttpEndpoint } from "./api/http.ts";
 import { GostMetrics } from "./metrics/gost.ts";
 import { nodeMtcpArgs, parseNodeMtcp } from "./config/node_mtcp.ts";
 import { VERSION } from "./version.ts";
+import { startMemoryReducer } from "./core/memory_reducer.ts";
+
+const mib = (n: number) => (n / 1048576).toFixed(1);
 
 const USAGE = `Usage: burrow [-L service]... [-F node]... [-C config]... [-api addr] [-metrics addr]
               [-R interval] [-D] [-O yaml|json] [-V]
@@ -347,11 +350,19 @@ export async function runCli(argv0: string[]): Promise<number> {
   ];
   if (Deno.build.os !== "windows") handlers.push(["SIGHUP", () => scheduleReload("SIGHUP")]);
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
+  // Young-generation memory from a burst goes back once the process is quiet (core/memory_reducer).
+  const reducer = startMemoryReducer({
+    onReduce: (a, b, ms) =>
+      log.debug(`memory: quiet, young generation ${mib(a)} → ${mib(b)} MiB (${ms.toFixed(0)} ms)`, {
+        kind: "process",
+      }),
+  });
   const every = args.reload ? parseDuration(args.reload) ?? 0 : 0;
   const timer = every > 0 ? setInterval(() => scheduleReload("auto reload"), every) : undefined;
   const sig = await stop.promise;
   log.info(`${sig}: shutting down`, { kind: "process" });
   clearInterval(timer);
+  reducer.stop();
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   await queue;
   await endpoints!.close();

@@ -48,8 +48,23 @@ function echo(): { port: number; close: () => void } {
   };
 }
 
-async function settle(): Promise<void> {
-  await new Promise((r) => setTimeout(r, 1500));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits until the processes are idle and their RSS has stopped moving: at least 5 s (a Burrow
+ * process gives its young generation back after two quiet 2 s intervals), then until two
+ * readings 1 s apart differ by less than 256 KiB (at most 20 s).
+ */
+async function settle(pids: number[]): Promise<void> {
+  await sleep(5000);
+  let last = pids.map(rssKiB);
+  for (let i = 0; i < 15; i++) {
+    await sleep(1000);
+    const now = pids.map(rssKiB);
+    const still = now.every((v, j) => Math.abs(v - last[j]!) < 256);
+    last = now;
+    if (still) return;
+  }
 }
 
 export default async function (): Promise<BenchRow[]> {
@@ -72,12 +87,13 @@ export default async function (): Promise<BenchRow[]> {
     );
     const cp = cli.ports[0]!;
     const conns: Deno.Conn[] = [];
+    const pids = srv ? [cli.pid, srv.pid] : [cli.pid];
     try {
       // Warm up (sessions, JIT), then measure the baseline.
       const warm = await Deno.connect({ hostname: "127.0.0.1", port: cp });
       await warm.write(new Uint8Array([1]));
       await warm.read(new Uint8Array(1));
-      await settle();
+      await settle(pids);
       const open = async (first: number, want: number) => {
         const c = await Deno.connect({ hostname: "127.0.0.1", port: cp });
         conns.push(c);
@@ -93,7 +109,7 @@ export default async function (): Promise<BenchRow[]> {
       const row = async (name: string, n: number, first: number, want: number) => {
         const c0 = rssKiB(cli.pid), s0 = srv ? rssKiB(srv.pid) : 0;
         for (let i = 0; i < n; i++) await open(first, want);
-        await settle();
+        await settle(pids);
         const c1 = rssKiB(cli.pid), s1 = srv ? rssKiB(srv.pid) : 0;
         rows.push({
           name,
@@ -107,7 +123,7 @@ export default async function (): Promise<BenchRow[]> {
       await row(`idle ${t} tunnel (${N} open)`, N, 1, 1);
       // Closed first: a mux session takes at most 1,024 streams at once (mux.maxStreams).
       for (const c of conns.splice(0)) c.close();
-      await settle();
+      await settle(pids);
       await row(`idle ${t} tunnel after 1 MiB down (${USED} more)`, USED, 0x44, DOWNLOAD);
       warm.close();
     } finally {

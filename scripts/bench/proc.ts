@@ -34,6 +34,7 @@ export async function startBurrow(
       "-A",
       "--unstable-net",
       ...v8Flags(),
+      ...(Deno.env.get("BENCH_DENO_ARGS")?.split(" ").filter(Boolean) ?? []), // e.g. --cpu-prof
       MAIN,
       ...args,
     ],

@@ -1,0 +1,123 @@
+/**
+ * Gives the young generation back once the process has gone quiet (docs/performance.md, "The
+ * young generation after a burst").
+ *
+ * V8 grows its young generation (up to 64 MiB here) while many new objects survive, as when a
+ * thousand tunnels open at once, and shrinks it only in a collection that finds allocation slow
+ * or aims to reduce memory. A quiet process makes no collections (at ~100 KiB/s the space takes
+ * minutes to fill), so a proxy that had one burst held that memory for minutes; the memory
+ * reducer a browser runs on idle tabs is never asked for by Deno. This watches V8's allocation
+ * counter and, when an interval allocated next to nothing while the young generation is large,
+ * runs one collection that aims to reduce memory. Its pause is mostly copying the burst's
+ * survivors, which the next young collection would do anyway (50-150 ms after 1,000-5,000 new
+ * tunnels on a 2-core machine); it comes once per burst, while the process is quiet.
+ */
+import v8 from "node:v8";
+import vm from "node:vm";
+
+/** How often the allocation counter is read. */
+export const REDUCE_CHECK_MS = 2_000;
+/**
+ * Less than this allocated during an interval (512 KiB/s) is quiet. An idle process counts
+ * ~100 KiB/s; opening conns or moving small packets allocates far more.
+ */
+export const QUIET_BYTES = 1024 * 1024;
+/** A young generation larger than this is worth a collection (V8 starts it at 1 MiB). */
+export const YOUNG_BYTES = 4 * 1024 * 1024;
+/** After a collection that did not shrink it, the next try waits this many intervals more. */
+const MAX_BACKOFF = 32;
+
+/** V8's allocation counter (missing from Deno's `HeapInfo` type). */
+function allocated(): number {
+  const h = v8.getHeapStatistics() as { total_allocated_bytes?: number };
+  return h.total_allocated_bytes ?? NaN;
+}
+
+/**
+ * The young generation's committed size. Read only when quiet: the call itself moves the
+ * allocation counter by megabytes (the counter goes by allocation buffers, not objects).
+ */
+function young(): number {
+  return v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? NaN;
+}
+
+type Gc = (opts?: { type: string; execution: string; flavor?: string }) => unknown;
+
+let gcFn: Gc | null | undefined;
+
+/**
+ * V8's collector, when the engine lets us reach it: `--expose-gc` set at run time takes effect in
+ * contexts created afterwards (the pattern Node documents for `v8.setFlagsFromString`).
+ */
+function collector(): Gc | null {
+  if (gcFn !== undefined) return gcFn;
+  try {
+    v8.setFlagsFromString("--expose-gc");
+    const f = vm.runInNewContext("typeof gc === 'function' ? gc : null");
+    gcFn = typeof f === "function" ? f as Gc : null;
+  } catch {
+    gcFn = null;
+  }
+  return gcFn;
+}
+
+/** What a reducer did, for tests and the debug log. */
+export interface ReducerStats {
+  /** Young collections run so far. */
+  runs: number;
+}
+
+/** Options of {@link startMemoryReducer}; the defaults are the constants above. */
+export interface MemoryReducerOptions {
+  /** How often to look (ms). */
+  checkMs?: number;
+  /** Allocated bytes per interval below which the process counts as quiet. */
+  quietBytes?: number;
+  /** Committed young-generation bytes above which a collection is worth it. */
+  youngBytes?: number;
+  /** Told the young generation's committed size before and after, and the pause (ms). */
+  onReduce?: (before: number, after: number, ms: number) => void;
+}
+
+/** Starts the watcher; returns a function that stops it. Its timer does not keep the process alive. */
+export function startMemoryReducer(
+  opts: MemoryReducerOptions = {},
+): { stop: () => void; stats: ReducerStats } {
+  const stats: ReducerStats = { runs: 0 };
+  const gc = collector();
+  // Without the counters there is no telling quiet from busy: stay out of the way.
+  if (!gc || Number.isNaN(allocated()) || Number.isNaN(young())) return { stop: () => {}, stats };
+  const quiet = opts.quietBytes ?? QUIET_BYTES;
+  const big = opts.youngBytes ?? YOUNG_BYTES;
+  let last = allocated();
+  let backoff = 1;
+  let wait = 0;
+  const timer = setInterval(() => {
+    const now = allocated();
+    const busy = now - last >= quiet;
+    last = now;
+    if (busy) return;
+    if (wait > 0) {
+      wait--;
+      return;
+    }
+    const before = young();
+    if (before <= big) {
+      last = allocated();
+      return;
+    }
+    const t0 = performance.now();
+    // "last-resort" collects with the aim of reducing memory: it shrinks the young generation.
+    gc({ type: "major", execution: "sync", flavor: "last-resort" });
+    const ms = performance.now() - t0;
+    const after = young();
+    last = allocated();
+    stats.runs++;
+    // Should it not have shrunk, try again later, not every interval.
+    backoff = after >= before ? Math.min(backoff * 2, MAX_BACKOFF) : 1;
+    wait = backoff;
+    opts.onReduce?.(before, after, ms);
+  }, opts.checkMs ?? REDUCE_CHECK_MS);
+  Deno.unrefTimer(timer);
+  return { stop: () => clearInterval(timer), stats };
+}
