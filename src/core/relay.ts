@@ -113,8 +113,12 @@ export async function copy(
   return total;
 }
 
-/** Relays `a` ⇄ `b`; resolves when both directions are done and both conns are closed. */
-export async function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<RelayResult> {
+/**
+ * Relays `a` ⇄ `b`; resolves when both directions are done and both conns are closed. Not an
+ * `async` function: a suspended one costs ~420 bytes per idle tunnel, a reaction ~100
+ * (docs/performance.md).
+ */
+export function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<RelayResult> {
   const max = opts.bufferSize ?? MAX_BUFFER;
   const datagram = a.datagram || b.datagram;
   // Any datagram fits in 64 KiB; more would only be held per session (UDP sessions are many).
@@ -156,15 +160,15 @@ export async function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<
     result.bToA = n;
     if (datagram) closeBoth();
   };
-  try {
-    await Promise.all([
-      copy(a, b, new Uint8Array(first), touch, max).then(aToB, fail),
-      copy(b, a, new Uint8Array(first), touch, max).then(bToA, fail),
-    ]);
-  } finally {
+  const end = () => {
     if (timer !== undefined) clearInterval(timer);
     opts.signal?.removeEventListener("abort", onAbort);
     closeBoth();
-  }
-  return result;
+    return result;
+  };
+  // Both directions catch their errors (`fail`), so the pair always fulfils.
+  return Promise.all([
+    copy(a, b, new Uint8Array(first), touch, max).then(aToB, fail),
+    copy(b, a, new Uint8Array(first), touch, max).then(bToA, fail),
+  ]).then(end);
 }

@@ -32,8 +32,11 @@ export function classifyDialError(e: unknown): DialFailure {
   return "other";
 }
 
-/** Relays an established tunnel with GOST's `<->` / `>-<` debug lines. */
-export async function pipeLogged(
+/**
+ * Relays an established tunnel with GOST's `<->` / `>-<` debug lines. Returns the relay's promise
+ * with a reaction, not an `async` frame: this is what every idle tunnel waits in.
+ */
+export function pipeLogged(
   client: Conn,
   up: Conn,
   target: string,
@@ -43,12 +46,13 @@ export async function pipeLogged(
   const remote = formatAddr(client.remoteAddr);
   ctx.log.debug(`${remote} <-> ${target}`, { dst: target });
   const t0 = performance.now();
-  const r = await relay(client, up, { signal: ctx.signal, idleTimeout });
-  ctx.log.debug(`${remote} >-< ${target}`, {
-    dst: target,
-    duration: Math.round((performance.now() - t0) * 1e6),
-    inputBytes: r.aToB,
-    outputBytes: r.bToA,
+  return relay(client, up, { signal: ctx.signal, idleTimeout }).then((r) => {
+    ctx.log.debug(`${remote} >-< ${target}`, {
+      dst: target,
+      duration: Math.round((performance.now() - t0) * 1e6),
+      inputBytes: r.aToB,
+      outputBytes: r.bToA,
+    });
   });
 }
 

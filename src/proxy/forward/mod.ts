@@ -6,7 +6,7 @@
  */
 import { type Conn, formatAddr } from "../../core/conn.ts";
 import { errorText, TunnelError } from "../../core/errors.ts";
-import { relay } from "../../core/relay.ts";
+import { pipeLogged } from "../common.ts";
 import type { Registries } from "../../core/registry.ts";
 import type {
   Connector,
@@ -31,7 +31,15 @@ export class ForwardHandler implements Handler {
     this.#idle = opts.metadata.duration("idleTimeout", 0);
   }
 
-  async handle(conn: Conn, ctx: HandleContext): Promise<void> {
+  handle(conn: Conn, ctx: HandleContext): Promise<void> {
+    // The dial is an async frame that ends; the relay is then waited on by a reaction.
+    return this.#dial(conn, ctx).then((d) => {
+      if (d) return pipeLogged(conn, d.up, d.addr, ctx, this.#idle);
+    });
+  }
+
+  /** The target's conn, or null when the dial failed (logged, and the target marked). */
+  async #dial(conn: Conn, ctx: HandleContext): Promise<{ up: Conn; addr: string } | null> {
     const fw = this.#opts.forwarder!;
     const client = conn.remoteAddr.hostname;
     const target = fw.select(client);
@@ -39,28 +47,19 @@ export class ForwardHandler implements Handler {
     let addr = target.addr;
     if (!/:\d+$/.test(addr)) addr += ":0";
     const network: Network = target.network ?? (conn.datagram ? "udp" : "tcp");
-    let up: Conn;
     try {
-      up = await this.#opts.router.dial(network, addr, {
+      const up = await this.#opts.router.dial(network, addr, {
         signal: ctx.signal,
         client,
         log: ctx.log,
       });
       fw.markOk(target);
+      return { up, addr };
     } catch (e) {
       fw.markFailed(target);
       ctx.log.error(`${formatAddr(conn.remoteAddr)} -> ${addr}: ${errorText(e)}`, { dst: addr });
-      return;
+      return null;
     }
-    ctx.log.debug(`${formatAddr(conn.remoteAddr)} <-> ${addr}`, { dst: addr, network });
-    const t0 = performance.now();
-    const r = await relay(conn, up, { signal: ctx.signal, idleTimeout: this.#idle });
-    ctx.log.debug(`${formatAddr(conn.remoteAddr)} >-< ${addr}`, {
-      dst: addr,
-      duration: Math.round((performance.now() - t0) * 1e6),
-      inputBytes: r.aToB,
-      outputBytes: r.bToA,
-    });
   }
 }
 
