@@ -49,10 +49,11 @@ function load32(b: Uint8Array, i: number): number {
 
 const table = new Uint16Array(1 << 14);
 
-/** Compresses one block (≤ 64 KiB) to snappy's raw format. */
-export function compressBlock(src: Uint8Array): Uint8Array {
+/** Compresses one block (≤ 64 KiB) to snappy's raw format, in `scratch` if it is large enough. */
+export function compressBlock(src: Uint8Array, scratch?: Uint8Array): Uint8Array {
   const n = src.length;
-  const dst = new Uint8Array(32 + n + Math.floor(n / 6));
+  const need = 32 + n + Math.floor(n / 6);
+  const dst = scratch && scratch.length >= need ? scratch : new Uint8Array(need);
   let d = 0;
   for (let v = n;; v = Math.floor(v / 128)) {
     dst[d++] = v >= 128 ? (v & 0x7f) | 0x80 : v;
@@ -114,8 +115,11 @@ export function compressBlock(src: Uint8Array): Uint8Array {
   return dst.subarray(0, d);
 }
 
-/** Decompresses one raw block; throws ProtocolError on corrupt input or > `max` bytes. */
-export function decompressBlock(src: Uint8Array, max = 65536): Uint8Array {
+/**
+ * Decompresses one raw block, into `into` if it is large enough; throws ProtocolError on corrupt
+ * input or > `max` bytes.
+ */
+export function decompressBlock(src: Uint8Array, max = 65536, into?: Uint8Array): Uint8Array {
   let s = 0;
   let len = 0;
   for (let shift = 0;; shift += 7) {
@@ -125,7 +129,7 @@ export function decompressBlock(src: Uint8Array, max = 65536): Uint8Array {
     if (b < 0x80) break;
   }
   if (len > max) throw new ProtocolError("snappy: block too large");
-  const dst = new Uint8Array(len);
+  const dst = into && into.length >= len ? into.subarray(0, len) : new Uint8Array(len);
   let d = 0;
   while (s < src.length) {
     const tag = src[s++]!;
@@ -179,12 +183,20 @@ export function decompressBlock(src: Uint8Array, max = 65536): Uint8Array {
 const STREAM_ID = new Uint8Array([0xff, 0x06, 0x00, 0x00, 0x73, 0x4e, 0x61, 0x50, 0x70, 0x59]);
 const MAX_CHUNK = 65536;
 
-/** One framed chunk for `data` (≤ 64 KiB): compressed unless that saves less than 1/8. */
-export function encodeChunk(data: Uint8Array): Uint8Array {
-  const c = compressBlock(data);
+/** Where every chunk is compressed before it is framed (encoding is synchronous). */
+const SCRATCH = new Uint8Array(32 + MAX_CHUNK + Math.floor(MAX_CHUNK / 6));
+
+/**
+ * One framed chunk for `data` (≤ 64 KiB): compressed unless that saves less than 1/8. Built in
+ * `outBuf` when it is large enough (a view of it is returned), else in a new array.
+ */
+export function encodeChunk(data: Uint8Array, outBuf?: Uint8Array): Uint8Array {
+  const c = compressBlock(data, SCRATCH);
   const compressed = c.length < data.length - Math.floor(data.length / 8);
   const body = compressed ? c : data;
-  const out = new Uint8Array(8 + body.length);
+  const out = outBuf && outBuf.length >= 8 + body.length
+    ? outBuf.subarray(0, 8 + body.length)
+    : new Uint8Array(8 + body.length);
   const len = 4 + body.length;
   out[0] = compressed ? 0x00 : 0x01;
   out[1] = len & 0xff;
@@ -204,6 +216,15 @@ export class SnappyConn extends WrappedConn {
   #out: Uint8Array | null = null;
   #outOff = 0;
   #hdr = new Uint8Array(4);
+  /**
+   * Per conn, made on first use and reused: each chunk used to be two or three new 64 KiB arrays,
+   * which under load kept tens of MiB of garbage waiting for the collector (docs/performance.md,
+   * "KCP's peak memory"). Reuse is safe because one loop writes (the smux session's) and the
+   * KCP session copies what it is given before its write resolves; the reader hands out bytes
+   * of a chunk before it decodes the next.
+   */
+  #wbuf: Uint8Array | null = null;
+  #dbuf: Uint8Array | null = null;
 
   /** Wraps `inner`; the first write sends the stream identifier. */
   constructor(inner: Conn) {
@@ -213,7 +234,10 @@ export class SnappyConn extends WrappedConn {
   /** Compresses `p` into snappy frames and writes them. */
   override async write(p: Uint8Array): Promise<number> {
     for (let off = 0; off < p.length || (p.length === 0 && off === 0); off += MAX_CHUNK) {
-      let chunk = encodeChunk(p.subarray(off, off + MAX_CHUNK));
+      let chunk = encodeChunk(
+        p.subarray(off, off + MAX_CHUNK),
+        this.#wbuf ??= new Uint8Array(8 + MAX_CHUNK),
+      );
       if (!this.#sentId) {
         // The stream identifier goes out glued to the first chunk, as Go's writer does.
         const both = new Uint8Array(STREAM_ID.length + chunk.length);
@@ -262,7 +286,9 @@ export class SnappyConn extends WrappedConn {
       if (type === 0x00 || type === 0x01) {
         if (len < 4) throw new ProtocolError("snappy: short chunk");
         const crc = (body[0]! | (body[1]! << 8) | (body[2]! << 16) | (body[3]! << 24)) >>> 0;
-        const data = type === 0x00 ? decompressBlock(body.subarray(4)) : body.slice(4);
+        const data = type === 0x00
+          ? decompressBlock(body.subarray(4), MAX_CHUNK, this.#dbuf ??= new Uint8Array(MAX_CHUNK))
+          : body.subarray(4);
         if (data.length > MAX_CHUNK) throw new ProtocolError("snappy: chunk too large");
         if (maskedCrc(data) !== crc) throw new ProtocolError("snappy: checksum mismatch");
         this.#out = data;

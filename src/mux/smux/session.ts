@@ -40,6 +40,8 @@ const RECV_START = 16 * 1024;
 const POOL_CHUNK = 32 * 1024;
 /** Pooled payload buffers kept per session (1 MiB). */
 const POOL_MAX = 32;
+const SMALL_CHUNK = 4 * 1024;
+const SMALL_MAX = 64;
 
 /** Options of {@link clientSession} and {@link serverSession} besides the config. */
 export interface SessionOptions {
@@ -72,6 +74,7 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
   readonly #accepts = new AsyncQueue<SmuxStream>(ACCEPT_BACKLOG);
   /** Free payload buffers (POOL_CHUNK bytes each). */
   readonly #pool: ArrayBuffer[] = [];
+  readonly #small: ArrayBuffer[] = [];
 
   #bucket: number;
   #bucketWake: (() => void) | null = null;
@@ -244,6 +247,10 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
     const ab = c.buffer;
     if (ab.byteLength === POOL_CHUNK && this.#pool.length < POOL_MAX && ab instanceof ArrayBuffer) {
       this.#pool.push(ab);
+    } else if (
+      ab.byteLength === SMALL_CHUNK && this.#small.length < SMALL_MAX && ab instanceof ArrayBuffer
+    ) {
+      this.#small.push(ab);
     }
   }
 
@@ -401,6 +408,10 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
               // unread 1-byte frame would let a peer pin 32 KiB per byte of its budget.
               if (len <= POOL_CHUNK && len >= POOL_CHUNK / 2) {
                 const ab = this.#pool.pop() ?? new ArrayBuffer(POOL_CHUNK);
+                chunk = new Uint8Array(ab, 0, len);
+                chunk.set(buf.subarray(start, start + len));
+              } else if (len <= SMALL_CHUNK && len >= SMALL_CHUNK / 2) {
+                const ab = this.#small.pop() ?? new ArrayBuffer(SMALL_CHUNK);
                 chunk = new Uint8Array(ab, 0, len);
                 chunk.set(buf.subarray(start, start + len));
               } else chunk = buf.slice(start, start + len);
