@@ -352,10 +352,15 @@ export async function runCli(argv0: string[]): Promise<number> {
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
   // Young-generation memory from a burst goes back once the process is quiet (core/memory_reducer).
   const reducer = startMemoryReducer({
-    onReduce: (a, b, ms) =>
-      log.debug(`memory: quiet, young generation ${mib(a)} → ${mib(b)} MiB (${ms.toFixed(0)} ms)`, {
-        kind: "process",
-      }),
+    onReduce: (a, b, ms, heap) =>
+      log.debug(
+        `memory: quiet, young generation ${mib(a)} → ${mib(b)} MiB (${ms.toFixed(0)} ms), heap ${
+          mib(heap)
+        } MiB`,
+        {
+          kind: "process",
+        },
+      ),
   });
   const every = args.reload ? parseDuration(args.reload) ?? 0 : 0;
   const timer = every > 0 ? setInterval(() => scheduleReload("auto reload"), every) : undefined;

@@ -1,9 +1,11 @@
 /**
  * What an idle tunnel costs: RSS of a Burrow client and server process before and after 1,000
  * tunnels are opened (one byte each way, then idle), per transport. Divided by 1,000: KiB per
- * idle tunnel on each side. GC is not forced, so numbers include garbage not yet collected.
- * A second row per transport opens 200 more that each download 1 MiB before going idle: what a
- * keep-alive connection costs after a transfer (grown buffers must have been given back).
+ * idle tunnel on each side. GC is not forced: what is collected is what Burrow collects by itself
+ * (its memory reducer included, docs/performance.md).
+ * A second row per transport, in fresh processes, opens 200 that each download 1 MiB before going
+ * idle: what a keep-alive connection costs after a transfer (grown buffers must have been given
+ * back). Each reading waits until RSS is steady.
  * `BENCH_IDLE=tcp,ws` measures only those transports.
  */
 import type { BenchRow } from "./types.ts";
@@ -67,71 +69,80 @@ async function settle(pids: number[]): Promise<void> {
   }
 }
 
+/**
+ * One row in fresh processes: warm up, settle, open `n` tunnels that each send `first` and read
+ * `want` bytes, settle, and report the RSS growth per tunnel and side.
+ */
+async function measure(
+  t: string,
+  name: string,
+  n: number,
+  first: number,
+  want: number,
+): Promise<BenchRow> {
+  const e = echo();
+  const direct = t === "tcp";
+  const srv = direct
+    ? undefined
+    : await startBurrow(["-L", `forward+${t}://127.0.0.1:0/127.0.0.1:${e.port}`]);
+  const cli = await startBurrow(
+    direct ? ["-L", `tcp://127.0.0.1:0/127.0.0.1:${e.port}`] : [
+      "-L",
+      `tcp://127.0.0.1:0/127.0.0.1:${e.port}`,
+      "-F",
+      `forward+${t}://127.0.0.1:${srv!.ports[0]}`,
+    ],
+  );
+  const cp = cli.ports[0]!;
+  const conns: Deno.Conn[] = [];
+  const pids = srv ? [cli.pid, srv.pid] : [cli.pid];
+  try {
+    // Warm up (sessions, JIT), then measure the baseline.
+    const warm = await Deno.connect({ hostname: "127.0.0.1", port: cp });
+    conns.push(warm);
+    await warm.write(new Uint8Array([1]));
+    await warm.read(new Uint8Array(1));
+    await settle(pids);
+    const c0 = rssKiB(cli.pid), s0 = srv ? rssKiB(srv.pid) : 0;
+    const b = new Uint8Array(64 * 1024);
+    for (let i = 0; i < n; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: cp });
+      conns.push(c);
+      await c.write(new Uint8Array([first]));
+      for (let got = 0; got < want;) {
+        const k = await c.read(b);
+        if (k === null) throw new Error(`${t}: tunnel ${i + 1} closed early`);
+        got += k;
+      }
+    }
+    await settle(pids);
+    const c1 = rssKiB(cli.pid), s1 = srv ? rssKiB(srv.pid) : 0;
+    const per = (a: number, b: number) => ((b - a) / n).toFixed(1);
+    return {
+      name,
+      note: direct
+        ? `${per(c0, c1)} KiB each (one process; rss ${Math.round(c1 / 1024)} MiB)`
+        : `client ${per(c0, c1)} KiB, server ${per(s0, s1)} KiB each (rss ${
+          Math.round(c1 / 1024)
+        } / ${Math.round(s1 / 1024)} MiB)`,
+    };
+  } finally {
+    for (const c of conns) c.close();
+    await cli.stop();
+    await srv?.stop();
+    e.close();
+  }
+}
+
 export default async function (): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const only = Deno.env.get("BENCH_IDLE")?.split(","); // e.g. BENCH_IDLE=tcp,ws
   for (const t of ["tcp", "mtcp", "ws", "mws", "kcp"]) {
     if (only && !only.includes(t)) continue;
-    const e = echo();
-    const direct = t === "tcp";
-    const srv = direct
-      ? undefined
-      : await startBurrow(["-L", `forward+${t}://127.0.0.1:0/127.0.0.1:${e.port}`]);
-    const cli = await startBurrow(
-      direct ? ["-L", `tcp://127.0.0.1:0/127.0.0.1:${e.port}`] : [
-        "-L",
-        `tcp://127.0.0.1:0/127.0.0.1:${e.port}`,
-        "-F",
-        `forward+${t}://127.0.0.1:${srv!.ports[0]}`,
-      ],
+    rows.push(await measure(t, `idle ${t} tunnel (${N} open)`, N, 1, 1));
+    rows.push(
+      await measure(t, `idle ${t} tunnel after 1 MiB down (${USED} open)`, USED, 0x44, DOWNLOAD),
     );
-    const cp = cli.ports[0]!;
-    const conns: Deno.Conn[] = [];
-    const pids = srv ? [cli.pid, srv.pid] : [cli.pid];
-    try {
-      // Warm up (sessions, JIT), then measure the baseline.
-      const warm = await Deno.connect({ hostname: "127.0.0.1", port: cp });
-      await warm.write(new Uint8Array([1]));
-      await warm.read(new Uint8Array(1));
-      await settle(pids);
-      const open = async (first: number, want: number) => {
-        const c = await Deno.connect({ hostname: "127.0.0.1", port: cp });
-        conns.push(c);
-        await c.write(new Uint8Array([first]));
-        const b = new Uint8Array(64 * 1024);
-        for (let got = 0; got < want;) {
-          const n = await c.read(b);
-          if (n === null) throw new Error(`${t}: tunnel ${conns.length} closed early`);
-          got += n;
-        }
-      };
-      const per = (a: number, b: number, n: number) => ((b - a) / n).toFixed(1);
-      const row = async (name: string, n: number, first: number, want: number) => {
-        const c0 = rssKiB(cli.pid), s0 = srv ? rssKiB(srv.pid) : 0;
-        for (let i = 0; i < n; i++) await open(first, want);
-        await settle(pids);
-        const c1 = rssKiB(cli.pid), s1 = srv ? rssKiB(srv.pid) : 0;
-        rows.push({
-          name,
-          note: direct
-            ? `${per(c0, c1, n)} KiB each (one process; rss ${Math.round(c1 / 1024)} MiB)`
-            : `client ${per(c0, c1, n)} KiB, server ${per(s0, s1, n)} KiB each (rss ${
-              Math.round(c1 / 1024)
-            } / ${Math.round(s1 / 1024)} MiB)`,
-        });
-      };
-      await row(`idle ${t} tunnel (${N} open)`, N, 1, 1);
-      // Closed first: a mux session takes at most 1,024 streams at once (mux.maxStreams).
-      for (const c of conns.splice(0)) c.close();
-      await settle(pids);
-      await row(`idle ${t} tunnel after 1 MiB down (${USED} more)`, USED, 0x44, DOWNLOAD);
-      warm.close();
-    } finally {
-      for (const c of conns) c.close();
-      await cli.stop();
-      await srv?.stop();
-      e.close();
-    }
   }
   return rows;
 }

@@ -22,8 +22,8 @@ export const REDUCE_CHECK_MS = 2_000;
  * ~100 KiB/s; opening conns or moving small packets allocates far more.
  */
 export const QUIET_BYTES = 1024 * 1024;
-/** A young generation larger than this is worth a collection (V8 starts it at 1 MiB). */
-export const YOUNG_BYTES = 4 * 1024 * 1024;
+/** A young generation larger than this is worth a collection (V8 starts it at 1 MiB, shrinks it to 256 KiB). */
+export const YOUNG_BYTES = 1024 * 1024;
 /** After a collection that did not shrink it, the next try waits this many intervals more. */
 const MAX_BACKOFF = 32;
 
@@ -75,8 +75,11 @@ export interface MemoryReducerOptions {
   quietBytes?: number;
   /** Committed young-generation bytes above which a collection is worth it. */
   youngBytes?: number;
-  /** Told the young generation's committed size before and after, and the pause (ms). */
-  onReduce?: (before: number, after: number, ms: number) => void;
+  /**
+   * Told the young generation's committed size before and after, the pause (ms), and the whole
+   * heap's committed size after.
+   */
+  onReduce?: (before: number, after: number, ms: number, heap: number) => void;
 }
 
 /** Starts the watcher; returns a function that stops it. Its timer does not keep the process alive. */
@@ -116,7 +119,7 @@ export function startMemoryReducer(
     // Should it not have shrunk, try again later, not every interval.
     backoff = after >= before ? Math.min(backoff * 2, MAX_BACKOFF) : 1;
     wait = backoff;
-    opts.onReduce?.(before, after, ms);
+    opts.onReduce?.(before, after, ms, v8.getHeapStatistics().total_heap_size);
   }, opts.checkMs ?? REDUCE_CHECK_MS);
   Deno.unrefTimer(timer);
   return { stop: () => clearInterval(timer), stats };
