@@ -18,10 +18,11 @@ import vm from "node:vm";
 /** How often the allocation counter is read. */
 export const REDUCE_CHECK_MS = 2_000;
 /**
- * Less than this allocated during an interval (512 KiB/s) is quiet. An idle process counts
- * ~100 KiB/s; opening conns or moving small packets allocates far more.
+ * Less than this allocated during an interval (2 MiB/s) is quiet. An idle process counts ~100
+ * KiB/s, an idle KCP session with a thousand streams up to ~500 (its clock ticks every few ms);
+ * opening conns allocates tens of MiB a second.
  */
-export const QUIET_BYTES = 1024 * 1024;
+export const QUIET_BYTES = 4 * 1024 * 1024;
 /** A young generation larger than this is worth a collection (V8 starts it at 1 MiB, shrinks it to 256 KiB). */
 export const YOUNG_BYTES = 1024 * 1024;
 /** After a collection that did not shrink it, the next try waits this many intervals more. */
