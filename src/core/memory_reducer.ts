@@ -10,7 +10,8 @@
  * counter and, when an interval allocated next to nothing while the young generation is large,
  * runs one collection that aims to reduce memory. Its pause is mostly copying the burst's
  * survivors, which the next young collection would do anyway (50-150 ms after 1,000-5,000 new
- * tunnels on a 2-core machine); it comes once per burst, while the process is quiet.
+ * tunnels on a 2-core machine); it comes once per burst, while the process is quiet, and at most
+ * once per 30 s after two in a row.
  */
 import v8 from "node:v8";
 import vm from "node:vm";
@@ -27,6 +28,13 @@ export const QUIET_BYTES = 4 * 1024 * 1024;
 export const YOUNG_BYTES = 1024 * 1024;
 /** After a collection that did not shrink it, the next try waits this many intervals more. */
 const MAX_BACKOFF = 32;
+/**
+ * At most this many collections in a row, then one per {@link REFILL_MS}: a process whose young
+ * generation keeps growing back under light, steady load (conns that open slowly and stay) must
+ * not trade V8's concurrent collections for a full pause every few seconds.
+ */
+const BURST = 2;
+export const REFILL_MS = 30_000;
 
 /** V8's allocation counter (missing from Deno's `HeapInfo` type). */
 function allocated(): number {
@@ -64,8 +72,10 @@ function collector(): Gc | null {
 
 /** What a reducer did, for tests and the debug log. */
 export interface ReducerStats {
-  /** Young collections run so far. */
+  /** Collections run so far. */
   runs: number;
+  /** Quiet intervals with a large young generation skipped by the rate limit. */
+  limited: number;
 }
 
 /** Options of {@link startMemoryReducer}; the defaults are the constants above. */
@@ -76,6 +86,8 @@ export interface MemoryReducerOptions {
   quietBytes?: number;
   /** Committed young-generation bytes above which a collection is worth it. */
   youngBytes?: number;
+  /** After two collections, one more per this many ms (default {@link REFILL_MS}). */
+  refillMs?: number;
   /**
    * Told the young generation's committed size before and after, the pause (ms), and the whole
    * heap's committed size after.
@@ -87,15 +99,18 @@ export interface MemoryReducerOptions {
 export function startMemoryReducer(
   opts: MemoryReducerOptions = {},
 ): { stop: () => void; stats: ReducerStats } {
-  const stats: ReducerStats = { runs: 0 };
+  const stats: ReducerStats = { runs: 0, limited: 0 };
   const gc = collector();
   // Without the counters there is no telling quiet from busy: stay out of the way.
   if (!gc || Number.isNaN(allocated()) || Number.isNaN(young())) return { stop: () => {}, stats };
   const quiet = opts.quietBytes ?? QUIET_BYTES;
   const big = opts.youngBytes ?? YOUNG_BYTES;
+  const refill = opts.refillMs ?? REFILL_MS;
   let last = allocated();
   let backoff = 1;
   let wait = 0;
+  let tokens = BURST;
+  let refilled = performance.now();
   const timer = setInterval(() => {
     const now = allocated();
     const busy = now - last >= quiet;
@@ -106,11 +121,20 @@ export function startMemoryReducer(
       return;
     }
     const before = young();
-    if (before <= big) {
-      last = allocated();
+    last = allocated();
+    if (before <= big) return;
+    const t0 = performance.now();
+    const earned = Math.floor((t0 - refilled) / refill);
+    if (earned > 0) {
+      tokens = Math.min(BURST, tokens + earned);
+      refilled += earned * refill;
+    }
+    if (tokens === 0) {
+      stats.limited++;
       return;
     }
-    const t0 = performance.now();
+    if (tokens === BURST) refilled = t0; // a full bucket starts its clock now
+    tokens--;
     // "last-resort" collects with the aim of reducing memory: it shrinks the young generation.
     gc({ type: "major", execution: "sync", flavor: "last-resort" });
     const ms = performance.now() - t0;

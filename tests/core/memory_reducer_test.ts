@@ -58,3 +58,18 @@ Deno.test("memory reducer: never collects while the process is busy", async () =
     r.stop();
   }
 });
+
+Deno.test("memory reducer: a young generation that keeps growing back gets two collections, then one per refill period", async () => {
+  const r = startMemoryReducer({ checkMs: 50, refillMs: 60_000 });
+  try {
+    for (let i = 0; i < 4; i++) {
+      const seen = r.stats.runs + r.stats.limited;
+      burst();
+      assert.ok(await until(() => r.stats.runs + r.stats.limited > seen, 5_000), `round ${i}`);
+    }
+    assert.equal(r.stats.runs, 2);
+    assert.ok(r.stats.limited >= 2);
+  } finally {
+    r.stop();
+  }
+});
