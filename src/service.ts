@@ -418,11 +418,12 @@ export class Service implements RunningService, AsyncDisposable {
         p.conns.delete(counted);
         p.conns.add(conn);
       }
-      task = p.handler.handle(conn, {
+      // A handler from outside TypeScript might return a non-promise: still a task.
+      task = Promise.resolve(p.handler.handle(conn, {
         sid: String(log.fields.sid),
         log,
         signal: p.abort.signal,
-      });
+      }));
     } catch (e) {
       fail(e);
       finish();

@@ -119,6 +119,15 @@ export async function copy(
  * (docs/performance.md).
  */
 export function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<RelayResult> {
+  try {
+    return relayBoth(a, b, opts);
+  } catch (e) {
+    // As an `async` function would: a conn whose close throws rejects, it does not throw.
+    return Promise.reject(e);
+  }
+}
+
+function relayBoth(a: Conn, b: Conn, opts: RelayOptions): Promise<RelayResult> {
   const max = opts.bufferSize ?? MAX_BUFFER;
   const datagram = a.datagram || b.datagram;
   // Any datagram fits in 64 KiB; more would only be held per session (UDP sessions are many).

@@ -101,3 +101,17 @@ Deno.test("relay: under the keep budget a burst's big buffer stays for the next 
   await withTimeout(done, 5000);
   assert.equal(bulkHeldBytes(), 0, "every bulk buffer was given back or dropped");
 });
+
+Deno.test("relay: a conn whose close throws makes the relay reject, not throw (as an async function would)", async () => {
+  const [a, x] = pipe();
+  const [b, y] = pipe();
+  a.close = () => {
+    throw new Error("close failed");
+  };
+  const ac = new AbortController();
+  ac.abort();
+  let p: Promise<unknown> | undefined;
+  assert.doesNotThrow(() => (p = relay(a, b, { signal: ac.signal })));
+  await assert.rejects(p!, /close failed/);
+  x.close(), y.close(), b.close();
+});

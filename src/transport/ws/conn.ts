@@ -178,11 +178,15 @@ export class WsConn extends ConnBase {
       p.length > 0 && !this.#closed && this.#left === 0 && !this.#gotClose &&
       this.#br.buffered === 0
     ) {
-      this.#br.adapt(READ_BUFFER);
-      return this.#br.fill().then(
-        (ok) => ok ? this.#read(p) : this.#ended(),
-        (e) => this.#closed ? null : Promise.reject(e),
-      );
+      try {
+        this.#br.adapt(READ_BUFFER);
+        return this.#br.fill().then(
+          (ok) => ok ? this.#read(p) : this.#ended(),
+          (e) => this.#closed ? null : Promise.reject(e),
+        );
+      } catch (e) {
+        return this.#closed ? Promise.resolve(null) : Promise.reject(e);
+      }
     }
     return this.#read(p);
   }
