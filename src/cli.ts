@@ -178,6 +178,7 @@ class Endpoints {
       this.#metrics = undefined;
       this.#metricsCfg = "";
       if (cfg.metrics) {
+        this.metrics.startRuntimeMetrics();
         this.#metrics = await serveMetrics(cfg.metrics, this.metrics, {
           log: this.log,
           auther: (n) => this.rt.auther(n),

@@ -191,3 +191,13 @@ Deno.test("metrics: a real Prometheus server scrapes burrow and answers queries 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("runtime metrics (and their native event-loop histogram) start with an endpoint or the first scrape, not before", async () => {
+  const m = new GostMetrics(() => []);
+  assert.equal(m.registry.getSingleMetric("nodejs_eventloop_lag_seconds"), undefined);
+  assert.equal(m.registry.getSingleMetric("process_cpu_seconds_total"), undefined);
+  const text = await m.text();
+  assert.ok(m.registry.getSingleMetric("nodejs_eventloop_lag_seconds"), "started by the scrape");
+  assert.match(text, /^process_cpu_seconds_total/m);
+  m.startRuntimeMetrics(); // idempotent: prom-client refuses a metric registered twice
+});
