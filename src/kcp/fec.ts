@@ -155,6 +155,24 @@ function mulAdd(c: number, src: Uint8Array, dst: Uint8Array): void {
   for (; i < n; i++) dst[i] ^= MUL[base | src[i]!]!;
 }
 
+/**
+ * d32[0..words) ^= c·s32[0..words) over GF(2^8), on whole words: the encoder's form, with no view
+ * made per call (the views were 40% of a KCP sender's JavaScript allocation).
+ */
+function mulAdd32(c: number, s32: Int32Array, d32: Int32Array, words: number): void {
+  if (c === 0) return;
+  if (c === 1) {
+    for (let w = 0; w < words; w++) d32[w] ^= s32[w]!;
+    return;
+  }
+  const base = c << 8;
+  for (let w = 0; w < words; w++) {
+    const v = s32[w]!;
+    d32[w] ^= MUL[base | (v & 0xff)]! | (MUL[base | ((v >>> 8) & 0xff)]! << 8) |
+      (MUL[base | ((v >>> 16) & 0xff)]! << 16) | (MUL[base | (v >>> 24)]! << 24);
+  }
+}
+
 function putU32(b: Uint8Array, o: number, v: number): void {
   b[o] = v;
   b[o + 1] = v >>> 8;
@@ -169,6 +187,10 @@ export class FecEncoder {
   #next = 0;
   /** This group's shards (size ‖ KCP bytes), copied: the datagram is encrypted in place. */
   readonly #cache: Uint8Array[] = [];
+  /** The same rows as words (each row's length is a multiple of 4). */
+  readonly #cache32: Int32Array[] = [];
+  /** Where each parity shard is accumulated before it is copied into its packet. */
+  #par = new Int32Array(0);
   readonly #lens: number[] = [];
   #count = 0;
   #maxLen = 0;
@@ -177,6 +199,15 @@ export class FecEncoder {
   constructor(readonly ds: number, readonly ps: number) {
     this.#rs = new ReedSolomon(ds, ps);
     this.#paws = Math.floor(0xffffffff / (ds + ps)) * (ds + ps);
+  }
+
+  /** (Re)makes cache row `k` for at least `size` bytes, keeping what it holds. */
+  #row(k: number, size: number): void {
+    const old = this.#cache[k];
+    const row = new Uint8Array((Math.max(size, 1536) + 3) & ~3);
+    if (old) row.set(old.subarray(0, Math.min(old.length, row.length)));
+    this.#cache[k] = row;
+    this.#cache32[k] = new Int32Array(row.buffer);
   }
 
   /** Returns the data packet for `kcp`, followed by parity packets when a group completes. */
@@ -201,25 +232,32 @@ export class FecEncoder {
     if (this.ps === 0) return [];
     const k = this.#count++;
     let row = this.#cache[k];
-    if (!row || row.length < size) row = this.#cache[k] = new Uint8Array(Math.max(size, 1536));
+    if (!row || row.length < size) this.#row(k, size);
+    row = this.#cache[k]!;
     row.set(d.subarray(at + 6));
     this.#lens[k] = size;
     if (size > this.#maxLen) this.#maxLen = size;
     if (this.#count < this.ds) return [];
 
     const len = this.#maxLen;
-    for (let j = 0; j < this.ds; j++) this.#cache[j]!.fill(0, this.#lens[j]!, len);
-    // Slack in front so the parity bytes start 4-byte aligned (mulAdd's word path).
-    const slack = (4 - ((at + 6) & 3)) & 3;
+    const words = (len + 3) >>> 2;
+    for (let j = 0; j < this.ds; j++) {
+      if (this.#cache[j]!.length < words << 2) this.#row(j, len);
+      this.#cache[j]!.fill(0, this.#lens[j]!, words << 2);
+    }
+    if (this.#par.length < words) this.#par = new Int32Array(Math.max(words, 384));
+    const par = this.#par;
+    const par8 = new Uint8Array(par.buffer, 0, len);
     const out: Uint8Array[] = [];
     for (let p = 0; p < this.ps; p++) {
-      // Pooled (the sender hands it back); zeroed, since parity is accumulated into it.
-      const pkt = DATAGRAM_POOL.take(slack + at + 6 + len).fill(0).subarray(slack);
+      par.fill(0, 0, words);
+      const coef = this.#rs.matrix[this.ds + p]!;
+      for (let j = 0; j < this.ds; j++) mulAdd32(coef[j]!, this.#cache32[j]!, par, words);
+      // Pooled (the sender hands it back); zeroed so the headroom and header start clean.
+      const pkt = DATAGRAM_POOL.take(at + 6 + len).fill(0, 0, at + 6);
       putU32(pkt, at, this.#next);
       pkt[at + 4] = FLAG_PARITY;
-      const par = pkt.subarray(at + 6);
-      const coef = this.#rs.matrix[this.ds + p]!;
-      for (let j = 0; j < this.ds; j++) mulAdd(coef[j]!, this.#cache[j]!.subarray(0, len), par);
+      pkt.set(par8, at + 6);
       out.push(pkt);
       this.#next = (this.#next + 1) % this.#paws;
     }

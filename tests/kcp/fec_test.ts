@@ -115,3 +115,29 @@ Deno.test("FEC in-place framing with envelope headroom equals the plain encoder,
     parity.forEach((p, i) => assert.deepEqual(p.subarray(20), want[i + 1]));
   }
 });
+
+Deno.test("FEC encoder parity equals Reed–Solomon's reference for several shapes and ragged sizes", () => {
+  for (const [ds, ps] of [[1, 1], [2, 1], [3, 2], [5, 5], [10, 3]] as const) {
+    const enc = new FecEncoder(ds, ps);
+    const rs = new ReedSolomon(ds, ps);
+    for (let g = 0; g < 3; g++) {
+      const shards: Uint8Array[] = [];
+      let parity: Uint8Array[] = [];
+      for (let k = 0; k < ds; k++) {
+        const kcp = crypto.getRandomValues(new Uint8Array(1 + ((k * 131 + g * 57) % 1390)));
+        const out = enc.encode(kcp);
+        shards.push(out[0]!.subarray(6)); // size ‖ KCP bytes
+        parity = out.slice(1);
+      }
+      assert.equal(parity.length, ps, `${ds}+${ps}: a group ends with its parity`);
+      const len = Math.max(...shards.map((s) => s.length));
+      const padded = shards.map((s) => {
+        const b = new Uint8Array(len);
+        b.set(s);
+        return b;
+      });
+      const want = rs.encode(padded);
+      parity.forEach((p, i) => assert.deepEqual(p.subarray(6), want[i], `${ds}+${ps} parity ${i}`));
+    }
+  }
+});
