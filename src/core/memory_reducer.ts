@@ -9,8 +9,8 @@
  * reducer a browser runs on idle tabs is never asked for by Deno. This watches V8's allocation
  * counter and, when an interval allocated next to nothing while the young generation is large,
  * runs one collection that aims to reduce memory. Its pause is mostly copying the burst's
- * survivors, which the next young collection would do anyway (50-150 ms after 1,000-5,000 new
- * tunnels on a 2-core machine); it comes once per burst, while the process is quiet, and at most
+ * survivors, which the next young collection would do anyway (33-60 ms after 1,000 new tunnels,
+ * 110-150 ms after 5,000, on a 2-core machine); it comes once per burst, while the process is quiet, and at most
  * once per 30 s after two in a row.
  */
 import v8 from "node:v8";
@@ -95,7 +95,7 @@ export interface MemoryReducerOptions {
   onReduce?: (before: number, after: number, ms: number, heap: number) => void;
 }
 
-/** Starts the watcher; returns a function that stops it. Its timer does not keep the process alive. */
+/** Starts the watcher; returns `stop` and its live stats. Its timer does not keep the process alive. */
 export function startMemoryReducer(
   opts: MemoryReducerOptions = {},
 ): { stop: () => void; stats: ReducerStats } {

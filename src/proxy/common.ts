@@ -7,6 +7,7 @@ import { type Conn, formatAddr, PrefixedConn, WrappedConn } from "../core/conn.t
 import { ForbiddenError, TimeoutError } from "../core/errors.ts";
 import { relay } from "../core/relay.ts";
 import type { HandleContext } from "../core/types.ts";
+import type { Fields } from "../core/log.ts";
 
 /** The innermost cause of an error. */
 export function rootCause(e: unknown): unknown {
@@ -33,7 +34,8 @@ export function classifyDialError(e: unknown): DialFailure {
 }
 
 /**
- * Relays an established tunnel with GOST's `<->` / `>-<` debug lines. Returns the relay's promise
+ * Relays an established tunnel with GOST's `<->` / `>-<` debug lines (`opened`: more fields for
+ * the first). Returns the relay's promise
  * with a reaction, not an `async` frame: this is what every idle tunnel waits in.
  */
 export function pipeLogged(
@@ -42,9 +44,10 @@ export function pipeLogged(
   target: string,
   ctx: HandleContext,
   idleTimeout = 0,
+  opened: Fields = {},
 ): Promise<void> {
   const remote = formatAddr(client.remoteAddr);
-  ctx.log.debug(`${remote} <-> ${target}`, { dst: target });
+  ctx.log.debug(`${remote} <-> ${target}`, { dst: target, ...opened });
   const t0 = performance.now();
   return relay(client, up, { signal: ctx.signal, idleTimeout }).then((r) => {
     ctx.log.debug(`${remote} >-< ${target}`, {

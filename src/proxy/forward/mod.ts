@@ -34,12 +34,15 @@ export class ForwardHandler implements Handler {
   handle(conn: Conn, ctx: HandleContext): Promise<void> {
     // The dial is an async frame that ends; the relay is then waited on by a reaction.
     return this.#dial(conn, ctx).then((d) => {
-      if (d) return pipeLogged(conn, d.up, d.addr, ctx, this.#idle);
+      if (d) return pipeLogged(conn, d.up, d.addr, ctx, this.#idle, { network: d.network });
     });
   }
 
   /** The target's conn, or null when the dial failed (logged, and the target marked). */
-  async #dial(conn: Conn, ctx: HandleContext): Promise<{ up: Conn; addr: string } | null> {
+  async #dial(
+    conn: Conn,
+    ctx: HandleContext,
+  ): Promise<{ up: Conn; addr: string; network: Network } | null> {
     const fw = this.#opts.forwarder!;
     const client = conn.remoteAddr.hostname;
     const target = fw.select(client);
@@ -54,7 +57,7 @@ export class ForwardHandler implements Handler {
         log: ctx.log,
       });
       fw.markOk(target);
-      return { up, addr };
+      return { up, addr, network };
     } catch (e) {
       fw.markFailed(target);
       ctx.log.error(`${formatAddr(conn.remoteAddr)} -> ${addr}: ${errorText(e)}`, { dst: addr });
