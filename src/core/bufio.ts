@@ -6,7 +6,14 @@
  */
 import { type Conn, PrefixedConn, UnexpectedEofError } from "./conn.ts";
 import { ProtocolError } from "./errors.ts";
-import { bulkOverBudget, dropBulk, giveBulk, takeBulk } from "./buffer_pool.ts";
+import { BufferPool, bulkOverBudget, dropBulk, giveBulk, takeBulk } from "./buffer_pool.ts";
+
+/**
+ * Read-ahead buffers of parked readers ({@link BufReader.park}) while they hold data: a thousand
+ * quiet WebSockets that wake now and then share a few, instead of pinning one each.
+ */
+const PARKED_POOL = new BufferPool(1024, 64);
+const NONE = new Uint8Array(0);
 
 export class BufReader {
   readonly #conn: Conn;
@@ -44,7 +51,8 @@ export class BufReader {
    */
   #fill(): Promise<boolean> {
     if (this.#start > 0 && this.#start === this.#end) this.#start = this.#end = 0;
-    if (this.#end === this.#buf.length) {
+    if (this.#buf.length === 0) this.#buf = PARKED_POOL.take(PARKED_POOL.size); // parked
+    else if (this.#end === this.#buf.length) {
       if (this.#start > 0) {
         this.#buf.copyWithin(0, this.#start, this.#end);
         this.#end -= this.#start;
@@ -168,6 +176,39 @@ export class BufReader {
   /** Reads whatever the conn has next into the buffer; false at EOF. */
   fill(): Promise<boolean> {
     return this.#fill();
+  }
+
+  /**
+   * Gives the (small) buffer up while nothing is buffered: the caller is about to wait for bytes
+   * in a buffer of its own and hand them over with {@link load}. A quiet conn's pending read then
+   * pins one buffer, not two (docs/performance.md). False, and nothing changes, when bytes are
+   * buffered or the buffer is a grown one.
+   */
+  park(): boolean {
+    if (this.#small !== null || this.#disposed || this.buffered > 0) return false;
+    if (this.#buf.length > 0) {
+      PARKED_POOL.give(this.#buf);
+      this.#buf = NONE;
+    }
+    this.#start = this.#end = 0;
+    return true;
+  }
+
+  /**
+   * Takes bytes the caller read from the conn itself into `room` bytes of its own (after
+   * {@link park}): they become the read-ahead, and count as a fill for {@link adapt}.
+   */
+  load(bytes: Uint8Array, room: number): void {
+    if (this.buffered > 0) throw new Error("BufReader.load: bytes are buffered");
+    this.#start = this.#end = 0;
+    if (this.#buf.length < bytes.length) {
+      if (this.#buf.length > 0) PARKED_POOL.give(this.#buf);
+      this.#buf = PARKED_POOL.take(Math.max(PARKED_POOL.size, bytes.length));
+    }
+    this.#buf.set(bytes);
+    this.#end = bytes.length;
+    this.#lastRead = bytes.length;
+    this.#lastRoom = room;
   }
 
   /**

@@ -402,7 +402,7 @@ Deno.test("ws read: 64 KiB frames (gorilla's copy buffer, 8-byte lengths) come i
   peer.close();
 });
 
-Deno.test("ws read: the read-ahead grows while frames stream in and, past the keep budget, goes back to 1 KiB once the socket runs dry, so a read that waits pins little", async () => {
+Deno.test("ws read: the read-ahead grows while frames stream in and, past the keep budget, gives it back once the socket runs dry, so a read that waits pins only the caller's buffer", async () => {
   const { BULK_KEEP_BUDGET, bulkHeldBytes, giveBulk, takeBulk } = await import(
     "../../src/core/buffer_pool.ts"
   );
@@ -433,7 +433,11 @@ Deno.test("ws read: the read-ahead grows while frames stream in and, past the ke
   assert.deepEqual(buf, data);
   assert.equal(peak, 256 * 1024, "the read-ahead grew while data streamed");
   const waiting = ws.read(new Uint8Array(1024)); // nothing more has come: this read waits
-  assert.equal(br.capacity, 1024, "the waiting read-ahead is the small one");
+  assert.equal(
+    br.capacity,
+    0,
+    "the waiting read holds no read-ahead: it waits in the caller's buffer",
+  );
   await peer.write(encodeFrame(OP_BINARY, new Uint8Array([7])));
   assert.equal(await withTimeout(waiting, 2000), 1);
   ws.close();
@@ -441,7 +445,7 @@ Deno.test("ws read: the read-ahead grows while frames stream in and, past the ke
   for (const o of others) giveBulk(o);
 });
 
-Deno.test("ws read: a message that half fills the read-ahead, then quiet, leaves the waiting read in the small buffer; a closed conn's read-ahead takes no more bulk buffers", async () => {
+Deno.test("ws read: a message that half fills the read-ahead, then quiet, leaves the waiting read in the caller's buffer; a closed conn's read-ahead takes no more bulk buffers", async () => {
   const { BULK_KEEP_BUDGET, bulkHeldBytes, giveBulk, takeBulk } = await import(
     "../../src/core/buffer_pool.ts"
   );
@@ -458,7 +462,11 @@ Deno.test("ws read: a message that half fills the read-ahead, then quiet, leaves
     await peer.write(encodeFrame(OP_BINARY, new Uint8Array(600).fill(7)));
     assert.equal(await ws.read(new Uint8Array(1024)), 600);
     const waiting = ws.read(new Uint8Array(1024));
-    assert.equal(br.capacity, 1024, "600 bytes of 1 KiB did not grow the read-ahead");
+    assert.equal(
+      br.capacity,
+      0,
+      "600 bytes of 1 KiB did not grow the read-ahead; the wait holds none",
+    );
     assert.equal(bulkHeldBytes(), held, "no bulk buffer taken");
     ws.close();
     assert.equal(await withTimeout(waiting, 2000), null);
@@ -468,5 +476,73 @@ Deno.test("ws read: a message that half fills the read-ahead, then quiet, leaves
   } finally {
     peer.close();
     for (const o of others) giveBulk(o);
+  }
+});
+
+Deno.test("ws read: reads that wait in the caller's buffer take frames split anywhere, several per read, control frames between, and small or large buffers", async () => {
+  const { pipe } = await import("../../src/core/pipe.ts");
+  const { BufReader } = await import("../../src/core/bufio.ts");
+  const { WsConn } = await import("../../src/transport/ws/conn.ts");
+  const { OP_PING, OP_CONT } = await import("../../src/transport/ws/frame.ts");
+  for (const client of [true, false]) {
+    for (const readSize of [1, 5, 1024, 70_000]) {
+      const [peer, ours] = pipe();
+      const br = new BufReader(ours, 4096);
+      const ws = new WsConn(ours, br, { client });
+      const key = client ? undefined : new Uint8Array([1, 2, 3, 4]);
+      const data = randomBytes(5000);
+      // A message in fragments of 1, 700, 1500 and 2799 bytes with a ping inside it, then a
+      // small one.
+      const parts = [
+        encodeFrame(OP_BINARY & 0x7f, data.subarray(0, 1), key),
+        encodeFrame(OP_CONT, data.subarray(1, 701), key),
+        encodeFrame(OP_PING, new Uint8Array([9]), key),
+        encodeFrame(OP_CONT, data.subarray(701, 2201), key),
+        encodeFrame(OP_CONT, data.subarray(2201, 4999), key),
+        encodeFrame(OP_BINARY, data.subarray(4999), key),
+      ];
+      // Clear FIN on all but the last fragment of the first message.
+      for (const i of [0, 1, 3]) parts[i]![0]! &= 0x7f;
+      const wire = new Uint8Array(parts.reduce((n, f) => n + f.length, 0));
+      parts.reduce((o, f) => (wire.set(f, o), o + f.length), 0);
+      const got = new Uint8Array(data.length);
+      let n = 0;
+      const reader = (async () => {
+        const buf = new Uint8Array(readSize);
+        while (n < data.length) {
+          const k = await ws.read(buf);
+          if (k === null) break;
+          got.set(buf.subarray(0, k), n);
+          n += k;
+        }
+      })();
+      const pongs = (async () => {
+        const b = new Uint8Array(64);
+        await peer.read(b); // the pong for the ping
+        return b;
+      })();
+      // The wire in pieces, each after the reader has gone back to waiting: frames whole, two
+      // in one write, and split inside a header or a payload.
+      const cuts = new Set<number>();
+      let at = 0;
+      for (const [i, f] of parts.entries()) {
+        if (i !== 1) cuts.add(at); // frames 0 and 1 arrive in one write
+        if (i === 3) cuts.add(at + 1); // inside a header
+        if (i === 4) cuts.add(at + 1000); // inside a payload
+        at += f.length;
+      }
+      cuts.add(wire.length);
+      const ends = [...cuts].sort((a, b) => a - b);
+      for (let k = 0; k + 1 < ends.length; k++) {
+        await peer.write(wire.slice(ends[k], ends[k + 1]));
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      await withTimeout(reader, 5000);
+      assert.deepEqual(got, data, `client=${client} read size ${readSize}`);
+      const pong = await withTimeout(pongs, 2000);
+      assert.equal(pong[0], 0x8a, "the ping got its pong");
+      ws.close();
+      peer.close();
+    }
   }
 });

@@ -13,7 +13,9 @@ import { ClosedError, ProtocolError } from "../../core/errors.ts";
 import {
   encodeFrame,
   headerSize,
+  keyWord,
   mask,
+  maskWord,
   OP_BINARY,
   OP_CLOSE,
   OP_CONT,
@@ -32,6 +34,8 @@ import {
  * conn pins 1 KiB, not 256 (docs/performance.md, "Idle after use").
  */
 const READ_BUFFER = 256 * 1024;
+/** Most a read on a quiet conn asks of the socket: what the small read-ahead would have. */
+const PARKED_READ = 1024;
 
 export interface WsConnOptions {
   /** Client side: mask outgoing frames, expect unmasked ones. */
@@ -48,10 +52,10 @@ export class WsConn extends ConnBase {
   readonly #client: boolean;
   readonly #maxFrame: number;
   #left = 0;
-  #maskKey: Uint8Array | null = null;
+  /** The current frame's mask key ({@link keyWord}), when it is masked (server side). */
+  #maskKey = 0;
+  #masked = false;
   #maskPos = 0;
-  /** The current frame's mask key (server side only: made on the first masked frame). */
-  #keyBuf: Uint8Array | null = null;
   #inMessage = false;
   #gotClose = false;
   #sentClose = false;
@@ -66,9 +70,10 @@ export class WsConn extends ConnBase {
     super();
     this.#raw = raw;
     this.#br = br;
-    // The handshake's 4 KiB read-ahead shrinks to 1 KiB: a read waiting on an idle conn pins it,
-    // and a full one is enough to grow to READ_BUFFER once data flows.
-    br.shrink(1024);
+    // The handshake's 4 KiB read-ahead goes (a read waiting on a quiet conn waits in the caller's
+    // buffer), or, with bytes behind the handshake, shrinks to 1 KiB; a full 1 KiB read is enough
+    // to grow to READ_BUFFER once data flows.
+    if (!br.park()) br.shrink(1024);
     this.#client = o.client;
     this.#maxFrame = o.maxFrame ?? 64 << 20;
     const iv = o.pingInterval ?? 0;
@@ -160,7 +165,8 @@ export class WsConn extends ConnBase {
       this.#inMessage = !fin;
       if (len === 0) continue;
       this.#left = len;
-      this.#maskKey = key ? key.slice() : null;
+      this.#masked = key !== null;
+      this.#maskKey = key ? keyWord(key) : 0;
       this.#maskPos = 0;
       return true;
     }
@@ -180,6 +186,20 @@ export class WsConn extends ConnBase {
     ) {
       try {
         this.#br.adapt(READ_BUFFER);
+        if (this.#br.park()) {
+          // Not grown: the wait happens in the caller's buffer (pinned by this read anyway), so
+          // a quiet conn holds no read-ahead of its own (docs/performance.md). As many bytes as
+          // the small read-ahead takes, so a burst grows it just as a fill would.
+          const q = p.length > PARKED_READ ? p.subarray(0, PARKED_READ) : p;
+          return this.#raw.read(q).then(
+            (n) => {
+              if (n === null) return this.#ended();
+              this.#br.load(q.subarray(0, n), q.length);
+              return this.#read(p);
+            },
+            (e) => this.#closed ? null : Promise.reject(e),
+          );
+        }
         return this.#br.fill().then(
           (ok) => ok ? this.#read(p) : this.#ended(),
           (e) => this.#closed ? null : Promise.reject(e),
@@ -231,8 +251,8 @@ export class WsConn extends ConnBase {
         const chunk = p.subarray(off, off + k);
         chunk.set(v.subarray(0, k));
         this.#br.consume(k);
-        if (this.#maskKey) {
-          mask(chunk, this.#maskKey, this.#maskPos);
+        if (this.#masked) {
+          maskWord(chunk, this.#maskKey, this.#maskPos);
           this.#maskPos = (this.#maskPos + k) & 3;
         }
         this.#left -= k;
@@ -279,14 +299,8 @@ export class WsConn extends ConnBase {
     if (op === OP_CONT ? !this.#inMessage : this.#inMessage) return false;
     if (len > this.#maxFrame) return false;
     this.#inMessage = (b0 & 0x80) === 0;
-    if (masked) {
-      const k = this.#keyBuf ??= new Uint8Array(4);
-      k[0] = v[hl - 4]!;
-      k[1] = v[hl - 3]!;
-      k[2] = v[hl - 2]!;
-      k[3] = v[hl - 1]!;
-      this.#maskKey = k;
-    } else this.#maskKey = null;
+    this.#masked = masked;
+    this.#maskKey = masked ? keyWord(v, hl - 4) : 0;
     this.#br.consume(hl);
     this.#left = len;
     this.#maskPos = 0;

@@ -72,6 +72,30 @@ export function mask(data: Uint8Array, key: Uint8Array, pos = 0): void {
   for (; i < n; i++) data[i] ^= key[(pos + i) & 3]!;
 }
 
+/** A 4-byte mask key as one number (byte `i` in bits `8i..8i+7`), for {@link maskWord}. */
+export function keyWord(key: Uint8Array, at = 0): number {
+  return (key[at]! | (key[at + 1]! << 8) | (key[at + 2]! << 16) | (key[at + 3]! << 24)) >>> 0;
+}
+
+/**
+ * {@link mask} with the key as a {@link keyWord}: a conn keeps the current frame's key in a field
+ * instead of a 4-byte buffer of its own.
+ */
+export function maskWord(data: Uint8Array, word: number, pos = 0): void {
+  const n = data.length;
+  let i = 0;
+  if (LITTLE_ENDIAN && n >= 16) {
+    const lead = (4 - (data.byteOffset & 3)) & 3;
+    for (; i < lead; i++) data[i] ^= word >>> (((pos + i) & 3) << 3);
+    const s = ((pos + i) & 3) << 3;
+    const k = s === 0 ? word | 0 : (word >>> s) | (word << (32 - s));
+    const words = new Int32Array(data.buffer, data.byteOffset + i, (n - i) >>> 2);
+    for (let w = 0; w < words.length; w++) words[w] ^= k;
+    i += words.length << 2;
+  }
+  for (; i < n; i++) data[i] ^= word >>> (((pos + i) & 3) << 3);
+}
+
 /** A whole frame (control frames, tests). */
 export function encodeFrame(op: number, payload: Uint8Array, maskKey?: Uint8Array): Uint8Array {
   const h = new Uint8Array(14);
