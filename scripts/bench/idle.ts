@@ -6,6 +6,8 @@
  * A second row per transport, in fresh processes, opens 200 that each download 1 MiB before going
  * idle: what a keep-alive connection costs after a transfer (grown buffers must have been given
  * back). Each reading waits until RSS is steady.
+ * socks5 and http rows are a proxy (`-L socks5://`, `-L http://`) with tunnels asked for by SOCKS5
+ * CONNECT or HTTP CONNECT, in one process like the tcp forward.
  * `BENCH_IDLE=tcp,ws` measures only those transports.
  */
 import type { BenchRow } from "./types.ts";
@@ -81,17 +83,22 @@ async function measure(
   want: number,
 ): Promise<BenchRow> {
   const e = echo();
-  const direct = t === "tcp";
+  const proxy = t === "socks5" || t === "http";
+  const direct = t === "tcp" || proxy;
   const srv = direct
     ? undefined
     : await startBurrow(["-L", `forward+${t}://127.0.0.1:0/127.0.0.1:${e.port}`]);
   const cli = await startBurrow(
-    direct ? ["-L", `tcp://127.0.0.1:0/127.0.0.1:${e.port}`] : [
-      "-L",
-      `tcp://127.0.0.1:0/127.0.0.1:${e.port}`,
-      "-F",
-      `forward+${t}://127.0.0.1:${srv!.ports[0]}`,
-    ],
+    proxy
+      ? ["-L", `${t}://127.0.0.1:0`]
+      : direct
+      ? ["-L", `tcp://127.0.0.1:0/127.0.0.1:${e.port}`]
+      : [
+        "-L",
+        `tcp://127.0.0.1:0/127.0.0.1:${e.port}`,
+        "-F",
+        `forward+${t}://127.0.0.1:${srv!.ports[0]}`,
+      ],
   );
   const cp = cli.ports[0]!;
   const conns: Deno.Conn[] = [];
@@ -100,6 +107,7 @@ async function measure(
     // Warm up (sessions, JIT), then measure the baseline.
     const warm = await Deno.connect({ hostname: "127.0.0.1", port: cp });
     conns.push(warm);
+    if (proxy) await connectThrough(t, warm, e.port);
     await warm.write(new Uint8Array([1]));
     await warm.read(new Uint8Array(1));
     await settle(pids);
@@ -108,6 +116,7 @@ async function measure(
     for (let i = 0; i < n; i++) {
       const c = await Deno.connect({ hostname: "127.0.0.1", port: cp });
       conns.push(c);
+      if (proxy) await connectThrough(t, c, e.port);
       await c.write(new Uint8Array([first]));
       for (let got = 0; got < want;) {
         const k = await c.read(b);
@@ -134,10 +143,37 @@ async function measure(
   }
 }
 
+/** Asks the proxy on `c` for a tunnel to 127.0.0.1:`port` (SOCKS5 without auth, or HTTP CONNECT). */
+async function connectThrough(t: string, c: Deno.Conn, port: number): Promise<void> {
+  const readSome = async (n: number, until?: (b: Uint8Array) => boolean) => {
+    const out: number[] = [];
+    const b = new Uint8Array(512);
+    while (until ? !until(new Uint8Array(out)) : out.length < n) {
+      const k = await c.read(b.subarray(0, until ? 1 : n - out.length));
+      if (k === null) throw new Error(`${t}: closed during the handshake`);
+      out.push(...b.subarray(0, k));
+    }
+    return new Uint8Array(out);
+  };
+  if (t === "socks5") {
+    await c.write(new Uint8Array([5, 1, 0]));
+    await readSome(2);
+    await c.write(new Uint8Array([5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 0xff]));
+    const r = await readSome(10);
+    if (r[1] !== 0) throw new Error(`socks5: refused (${r[1]})`);
+  } else {
+    await c.write(new TextEncoder().encode(`CONNECT 127.0.0.1:${port} HTTP/1.1\r\n\r\n`));
+    const head = await readSome(0, (b) => b.length >= 4 && b.at(-1) === 10 && b.at(-3) === 10);
+    if (!/^HTTP\/1\.[01] 200/.test(new TextDecoder().decode(head))) {
+      throw new Error(`http: refused: ${new TextDecoder().decode(head)}`);
+    }
+  }
+}
+
 export default async function (): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const only = Deno.env.get("BENCH_IDLE")?.split(","); // e.g. BENCH_IDLE=tcp,ws
-  for (const t of ["tcp", "mtcp", "ws", "mws", "kcp"]) {
+  for (const t of ["tcp", "socks5", "http", "mtcp", "ws", "mws", "kcp"]) {
     if (only && !only.includes(t)) continue;
     rows.push(await measure(t, `idle ${t} tunnel (${N} open)`, N, 1, 1));
     rows.push(

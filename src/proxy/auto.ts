@@ -30,7 +30,7 @@ export class AutoHandler implements Handler {
     if (n === null || n === 0) return;
     const c = new PrefixedConn(conn, b);
     const h = b[0] === 5 ? this.#socks5 : b[0] === 4 ? this.#socks4 : this.#http;
-    await h.handle(c, ctx);
+    return h.handle(c, ctx); // returned, not awaited: no frame of ours waits out the tunnel
   }
 }
 

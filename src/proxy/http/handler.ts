@@ -179,7 +179,7 @@ export class HttpHandler implements Handler {
           await conn.write(this.#simple("405 Method Not Allowed"));
           return;
         }
-        return await this.#connect(br, conn, req, ctx);
+        return this.#connect(br, conn, req, ctx); // not awaited: see #connect
       }
       const r = await this.#forward(br, conn, req, ctx);
       if (!r) return;
@@ -301,7 +301,9 @@ export class HttpHandler implements Handler {
         `HTTP/1.1 200 Connection established\r\nProxy-Agent: ${this.#opts.proxyAgent}\r\n\r\n`,
       ),
     );
-    await pipeLogged(br.conn(), up, addr, ctx, this.#opts.idleTimeout);
+    // Returned, not awaited: the tunnel waits in the relay's promise, and this frame (with the
+    // handshake's read-ahead) is gone for its lifetime (docs/performance.md).
+    return pipeLogged(br.conn(), up, addr, ctx, this.#opts.idleTimeout);
   }
 
   /**

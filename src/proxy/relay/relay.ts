@@ -231,8 +231,9 @@ export class RelayHandler implements Handler {
     } else {
       client = new HeadFirstConn(br.conn(), ok);
     }
-    await pipeLogged(client, up, target, ctx);
-    if (client instanceof HeadFirstConn) await client.flush().catch(() => {});
+    // A reaction, not this frame, waits out the tunnel (as socks5).
+    const flush = client instanceof HeadFirstConn ? client : null;
+    return pipeLogged(client, up, target, ctx).then(() => flush?.flush().catch(() => {}));
   }
 }
 

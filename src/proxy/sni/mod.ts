@@ -71,9 +71,10 @@ export class SniHandler implements Handler {
     const br = new BufReader(conn, 2048);
     const first = await withDeadline(conn, this.#readTimeout, () => br.peek(1)).catch(() => null);
     if (first === null) return;
-    if (first[0] === 0x16) return await this.#tls(br, conn, ctx);
+    // Returned, not awaited: no frame of ours waits out the tunnel (docs/performance.md).
+    if (first[0] === 0x16) return this.#tls(br, conn, ctx);
     if (/[A-Za-z]/.test(String.fromCharCode(first[0]!))) {
-      return await this.#http.handle(br.conn(), ctx);
+      return this.#http.handle(br.conn(), ctx);
     }
     ctx.log.debug("sni: neither TLS nor HTTP: dropped");
   }
@@ -123,7 +124,7 @@ export class SniHandler implements Handler {
       ctx.log.error(`sni: ${addr}: ${errorText(e)}`, { dst: addr });
       return;
     }
-    await pipeLogged(br.conn(), up, addr, ctx);
+    return pipeLogged(br.conn(), up, addr, ctx); // returned, not awaited: as socks5
   }
 }
 

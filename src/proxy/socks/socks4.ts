@@ -120,7 +120,7 @@ export class Socks4Handler implements Handler {
       return;
     }
     await conn.write(reply(GRANTED));
-    await pipeLogged(br.conn(), up, req.addr, ctx);
+    return pipeLogged(br.conn(), up, req.addr, ctx); // returned, not awaited: as socks5
   }
 }
 

@@ -145,7 +145,7 @@ export class Socks5Handler implements Handler {
     const log = ctx.log.with({ dst: req.addr });
     switch (req.cmd) {
       case CMD_CONNECT:
-        return await this.#connect(br, conn, req.addr, { ...ctx, log });
+        return this.#connect(br, conn, req.addr, { ...ctx, log }); // not awaited: see #connect
       case CMD_BIND:
         return await this.#bind(conn, req.addr, { ...ctx, log });
       case CMD_MUX_BIND:
@@ -203,7 +203,9 @@ export class Socks5Handler implements Handler {
       return;
     }
     await conn.write(encodeReply(REP.ok, formatAddr(up.localAddr).replace(/^:/, "0.0.0.0:")));
-    await pipeLogged(br.conn(), up, addr, ctx, this.#opts.idleTimeout);
+    // Returned, not awaited: the tunnel waits in the relay's promise, and this frame (with the
+    // handshake's read-ahead) is gone for its lifetime (docs/performance.md).
+    return pipeLogged(br.conn(), up, addr, ctx, this.#opts.idleTimeout);
   }
 
   async #bind(conn: Conn, addr: string, ctx: HandleContext): Promise<void> {

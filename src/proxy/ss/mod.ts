@@ -83,7 +83,7 @@ export class SsHandler implements Handler {
       ctx.log.error(`ss: connect ${addr}: ${errorText(e)}`, { dst: addr });
       return;
     }
-    await pipeLogged(br.conn(), up, addr, ctx);
+    return pipeLogged(br.conn(), up, addr, ctx); // returned, not awaited: as socks5
   }
 }
 
