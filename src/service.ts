@@ -139,10 +139,13 @@ export interface ServiceObserver {
 class CountingConn extends WrappedConn {
   readonly #stats: ServiceStats;
   readonly #client: ClientStats;
+  /** The inner conn's, when it has one: counting changes nothing about readiness. */
+  readonly waitReadable?: () => Promise<void>;
   constructor(inner: Conn, stats: ServiceStats, client: ClientStats) {
     super(inner);
     this.#stats = stats;
     this.#client = client;
+    if (inner.waitReadable) this.waitReadable = () => inner.waitReadable!();
   }
   get datagram(): boolean | undefined {
     return this.inner.datagram;

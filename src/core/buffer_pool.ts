@@ -55,6 +55,13 @@ export class BufferPool {
 export const DATAGRAM_POOL: BufferPool = new BufferPool(2048, 1024);
 
 /**
+ * 1 KiB buffers lent to quiet conns only while they hold bytes: a WebSocket's read-ahead between
+ * its reads, a relay's buffer while its source has bytes (`Conn.waitReadable`). A thousand idle
+ * tunnels that wake now and then share a few instead of pinning one each (docs/performance.md).
+ */
+export const IDLE_POOL: BufferPool = new BufferPool(1024, 64);
+
+/**
  * Pools for the stream buffers that grow with a transfer (relay copy buffers, WebSocket
  * read-ahead and frames): 4, 16, 64 and 256 KiB, each with room for a frame header on top, at
  * most ~4 MiB free in all. Such a buffer goes back here as soon as its conn runs dry, so a read

@@ -6,13 +6,10 @@
  */
 import { type Conn, PrefixedConn, UnexpectedEofError } from "./conn.ts";
 import { ProtocolError } from "./errors.ts";
-import { BufferPool, bulkOverBudget, dropBulk, giveBulk, takeBulk } from "./buffer_pool.ts";
+import { bulkOverBudget, dropBulk, giveBulk, IDLE_POOL, takeBulk } from "./buffer_pool.ts";
 
-/**
- * Read-ahead buffers of parked readers ({@link BufReader.park}) while they hold data: a thousand
- * quiet WebSockets that wake now and then share a few, instead of pinning one each.
- */
-const PARKED_POOL = new BufferPool(1024, 64);
+/** Read-ahead buffers of parked readers ({@link BufReader.park}) while they hold data. */
+const PARKED_POOL = IDLE_POOL;
 const NONE = new Uint8Array(0);
 
 export class BufReader {

@@ -84,6 +84,19 @@ export class ChunkQueue {
     return new Promise<void>((r) => (this.#wake = r)).then(() => this.read(p, ended));
   }
 
+  /**
+   * Resolves once a {@link read} would not wait: bytes are queued, or `ended()` is true or
+   * throws (the read reports it). Shares the one waiter slot with `read`.
+   */
+  ready(ended: () => boolean): Promise<void> {
+    try {
+      if (this.#bytes > 0 || ended()) return Promise.resolve();
+    } catch {
+      return Promise.resolve();
+    }
+    return new Promise<void>((r) => (this.#wake = r)).then(() => this.ready(ended));
+  }
+
   /** Wakes a waiting reader so it re-checks (data, end, error). */
   wake(): void {
     const w = this.#wake;

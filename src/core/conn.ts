@@ -47,6 +47,13 @@ export interface Conn extends Duplex {
   closeWrite(): Promise<void>;
   /** True when each read/write carries one whole message (UDP-like). */
   readonly datagram?: boolean;
+  /**
+   * Optional: resolves once a read would not wait (bytes, end of stream or an error are there),
+   * so a reader of a quiet conn can wait without lending it a buffer: what {@link copy} does,
+   * and 1 KiB less per idle tunnel and side (docs/performance.md). Conns whose data arrives as
+   * queued chunks (mux streams) have it.
+   */
+  waitReadable?(): Promise<void>;
 }
 
 /** An unspecified address, for conns that have none (pipes, in-memory). */

@@ -7,7 +7,7 @@
  * grown for bulk transfers.
  * @module
  */
-import { bulkOverBudget, dropBulk, giveBulk, takeBulk } from "./buffer_pool.ts";
+import { bulkOverBudget, dropBulk, giveBulk, IDLE_POOL, takeBulk } from "./buffer_pool.ts";
 import type { Conn } from "./conn.ts";
 
 /** Bytes moved by {@link relay}. */
@@ -66,8 +66,17 @@ export async function copy(
   let buf = small;
   /** Size the current burst has reached. */
   let level = small.length;
+  // A source that says when it has bytes (a mux stream) is waited on without a buffer while it is
+  // quiet: the small one goes back to the pool, and a read that waits pins nothing of ours.
+  const quiet = src.waitReadable && !src.datagram && small.length === IDLE_POOL.size ? src : null;
   try {
     for (;;) {
+      if (quiet !== null && buf === small) {
+        // (Also after a full small read: if more is queued, the wait ends at once.)
+        IDLE_POOL.give(small);
+        await quiet.waitReadable!();
+        buf = small = IDLE_POOL.take(IDLE_POOL.size);
+      }
       const n = await src.read(buf);
       if (n === null) break;
       if (n === 0) continue;
@@ -109,6 +118,7 @@ export async function copy(
     throw e;
   }
   if (buf !== small) giveBulk(buf);
+  if (quiet !== null) IDLE_POOL.give(small);
   await dst.closeWrite();
   return total;
 }
@@ -176,8 +186,11 @@ function relayBoth(a: Conn, b: Conn, opts: RelayOptions): Promise<RelayResult> {
     return result;
   };
   // Both directions catch their errors (`fail`), so the pair always fulfils.
+  // A source with waitReadable lends its first buffer back before its first wait (see copy).
+  const small = (c: Conn) =>
+    c.waitReadable && first === IDLE_POOL.size ? IDLE_POOL.take(first) : new Uint8Array(first);
   return Promise.all([
-    copy(a, b, new Uint8Array(first), touch, max).then(aToB, fail),
-    copy(b, a, new Uint8Array(first), touch, max).then(bToA, fail),
+    copy(a, b, small(a), touch, max).then(aToB, fail),
+    copy(b, a, small(b), touch, max).then(bToA, fail),
   ]).then(end);
 }

@@ -81,3 +81,27 @@ Deno.test("chunk queue recycles each chunk exactly once: after its last byte is 
   assert.equal(q.clear(), 0);
   assert.equal(back.length, 3, "a second clear recycles nothing");
 });
+
+Deno.test("chunk queue ready: pending while empty, then resolves for bytes, for the end, and when ended throws", async () => {
+  const q = new ChunkQueue();
+  let state: "open" | "ended" | "failed" = "open";
+  const ended = () => {
+    if (state === "failed") throw new Error("carrier failed");
+    return state === "ended";
+  };
+  let fired = false;
+  const r = q.ready(ended).then(() => (fired = true));
+  await new Promise((res) => setTimeout(res, 0));
+  assert.equal(fired, false, "nothing queued: still waiting");
+  q.push(new Uint8Array([7]));
+  await r;
+  assert.equal(q.bytes, 1, "ready takes nothing");
+  q.take(new Uint8Array(1));
+  const r2 = q.ready(ended);
+  state = "ended";
+  q.wake();
+  await r2;
+  state = "failed";
+  await q.ready(ended); // resolves: the read that follows reports the failure
+  await assert.rejects(q.read(new Uint8Array(1), ended), /carrier failed/);
+});

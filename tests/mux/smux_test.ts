@@ -504,3 +504,64 @@ Deno.test("smux: unread tiny frames do not pin pooled 32 KiB buffers (memory sta
   cli.close();
   srv.close();
 });
+
+Deno.test("smux: a relay reading a quiet stream lends it no buffer until bytes are there, and moves them all", async () => {
+  const { relay } = await import("../../src/core/relay.ts");
+  const { WrappedConn } = await import("../../src/core/conn.ts");
+  /** Counts reads in flight (a read in flight holds the caller's buffer). */
+  class Spy extends WrappedConn {
+    pending = 0;
+    reads = 0;
+    readonly waitReadable = () => this.inner.waitReadable!();
+    override read(p: Uint8Array): Promise<number | null> {
+      this.pending++;
+      this.reads++;
+      return super.read(p).finally(() => this.pending--);
+    }
+  }
+  const [cli, srv] = pair(2);
+  const [b, sink] = pipe({ capacity: 8 << 20 });
+  try {
+    const out = await cli.openStream();
+    const inn = (await srv.acceptStream())!;
+    const spy = new Spy(inn);
+    const done = relay(spy, b);
+    const tick = () => new Promise((r) => setTimeout(r, 10));
+    await tick();
+    assert.equal(spy.pending, 0, "quiet from the start: no read holds a buffer");
+    const sent: Uint8Array[] = [];
+    const got: number[] = [];
+    const buf = new Uint8Array(1 << 20);
+    const drain = async (n: number) => {
+      for (let k = 0; k < n;) {
+        const r = (await withTimeout(sink.read(buf), 5000))!;
+        got.push(...buf.subarray(0, r));
+        k += r;
+      }
+    };
+    // Messages that never grow the relay's buffer (a grown one is kept while quiet, under the
+    // keep budget: relay_test), then a burst, checked for its bytes only.
+    for (const size of [1, 100, 1024, 700, 1024, 5, 300_000]) {
+      const d = crypto.getRandomValues(new Uint8Array(Math.min(size, 65536)));
+      const chunk = size > 65536 ? new Uint8Array(size).map((_, i) => d[i % d.length]!) : d;
+      sent.push(chunk);
+      await out.write(chunk);
+      await drain(chunk.length);
+      await tick();
+      if (size > 65536) continue;
+      assert.equal(spy.pending, 0, `quiet again after ${size} bytes: no read holds a buffer`);
+    }
+    const all = new Uint8Array(sent.reduce((n, c) => n + c.length, 0));
+    sent.reduce((o, c) => (all.set(c, o), o + c.length), 0);
+    assert.deepEqual(new Uint8Array(got), all, "every byte, in order");
+    assert.ok(spy.reads > sent.length, "reads were made");
+    await out.closeWrite();
+    const end = await withTimeout(sink.read(buf), 5000);
+    assert.equal(end, null, "the stream's FIN ends the copy");
+    sink.close();
+    await withTimeout(done, 5000);
+  } finally {
+    cli.close();
+    srv.close();
+  }
+});

@@ -145,6 +145,11 @@ export class SmuxStream extends ConnBase {
     return this.#rq.read(p, this.#ended).then(this.#afterRead);
   }
 
+  /** Resolves once a read would not wait (see {@link Conn.waitReadable}). */
+  waitReadable(): Promise<void> {
+    return this.#rq.ready(this.#ended);
+  }
+
   /** Hands read tokens back and updates the peer's view of our window (v2). */
   readonly #afterRead = (n: number | null): number | null => {
     if (n === null) return null;
