@@ -1,7 +1,7 @@
 /**
  * What an idle tunnel costs: RSS of a Burrow client and server process before and after 1,000
  * tunnels are opened (one byte each way, then idle), per transport. Divided by 1,000: KiB per
- * idle tunnel on each side. GC is not forced: what is collected is what Burrow collects by itself
+ * idle tunnel on each side; the median of three runs in fresh processes. GC is not forced: what is collected is what Burrow collects by itself
  * (its memory reducer included, docs/performance.md).
  * A second row per transport, in fresh processes, opens 200 that each download 1 MiB before going
  * idle: what a keep-alive connection costs after a transfer (grown buffers must have been given
@@ -14,6 +14,12 @@ import type { BenchRow } from "./types.ts";
 import { rssKiB, startBurrow } from "./proc.ts";
 
 const N = 1000;
+/**
+ * Runs of each 1,000-tunnel row, in fresh processes; the median is reported with the range. One
+ * run moves by a few KiB per tunnel on a shared machine (when collections happened, how glibc's
+ * arenas grew), as much as what is left to win. `BENCH_IDLE_RUNS=1` for a quick look.
+ */
+const RUNS = Number(Deno.env.get("BENCH_IDLE_RUNS") ?? 3);
 /** Tunnels in the "after use" row, and what each downloads first (not a multiple of any buffer). */
 const USED = 200;
 const DOWNLOAD = (1 << 20) + 777;
@@ -82,6 +88,26 @@ async function measure(
   first: number,
   want: number,
 ): Promise<BenchRow> {
+  const runs: number[][] = [];
+  for (let i = 0; i < (n === N ? RUNS : 1); i++) runs.push(await measureOnce(t, n, first, want));
+  const sides = runs[0]!.length;
+  const med = (k: number) => {
+    const v = runs.map((r) => r[k]!).sort((a, b) => a - b);
+    const m = v[v.length >> 1]!.toFixed(1);
+    return v.length > 1 ? `${m} (${v[0]!.toFixed(1)}-${v.at(-1)!.toFixed(1)})` : m;
+  };
+  return {
+    name,
+    note: sides === 1
+      ? `${med(0)} KiB each (one process${runs.length > 1 ? `; median of ${runs.length}` : ""})`
+      : `client ${med(0)} KiB, server ${med(1)} KiB each${
+        runs.length > 1 ? ` (median of ${runs.length}, range)` : ""
+      }`,
+  };
+}
+
+/** RSS growth per tunnel (KiB) of each process, client first, in fresh processes. */
+async function measureOnce(t: string, n: number, first: number, want: number): Promise<number[]> {
   const e = echo();
   const proxy = t === "socks5" || t === "http";
   const direct = t === "tcp" || proxy;
@@ -126,15 +152,8 @@ async function measure(
     }
     await settle(pids);
     const c1 = rssKiB(cli.pid), s1 = srv ? rssKiB(srv.pid) : 0;
-    const per = (a: number, b: number) => ((b - a) / n).toFixed(1);
-    return {
-      name,
-      note: direct
-        ? `${per(c0, c1)} KiB each (one process; rss ${Math.round(c1 / 1024)} MiB)`
-        : `client ${per(c0, c1)} KiB, server ${per(s0, s1)} KiB each (rss ${
-          Math.round(c1 / 1024)
-        } / ${Math.round(s1 / 1024)} MiB)`,
-    };
+    const per = (a: number, b: number) => (b - a) / n;
+    return srv ? [per(c0, c1), per(s0, s1)] : [per(c0, c1)];
   } finally {
     for (const c of conns) c.close();
     await cli.stop();

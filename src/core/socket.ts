@@ -5,9 +5,8 @@
 import { ConnBase, type NetAddr } from "./conn.ts";
 
 function toNetAddr(a: Deno.Addr): NetAddr {
-  if (a.transport === "tcp" || a.transport === "udp") {
-    return { transport: a.transport, hostname: a.hostname, port: a.port };
-  }
+  // Deno's own object (it has these three fields): not a copy per socket, kept by every conn.
+  if (a.transport === "tcp" || a.transport === "udp") return a;
   return { transport: a.transport, hostname: "path" in a ? String(a.path) : "", port: 0 };
 }
 
