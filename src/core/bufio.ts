@@ -188,6 +188,8 @@ export class BufReader {
       this.#buf = NONE;
     }
     this.#start = this.#end = 0;
+    // (A handshake's last fill says nothing about the stream; a parked read's comes with load.)
+    this.#lastRead = this.#lastRoom = 0;
     return true;
   }
 

@@ -546,3 +546,41 @@ Deno.test("ws read: reads that wait in the caller's buffer take frames split any
     }
   }
 });
+
+Deno.test("ws read: a reader with a small buffer does not grow the read-ahead, and a read waiting after a ping is parked again (no buffer of its own)", async () => {
+  const { pipe } = await import("../../src/core/pipe.ts");
+  const { BufReader } = await import("../../src/core/bufio.ts");
+  const { WsConn } = await import("../../src/transport/ws/conn.ts");
+  const { bulkHeldBytes } = await import("../../src/core/buffer_pool.ts");
+  const { OP_PING } = await import("../../src/transport/ws/frame.ts");
+  const tick = () => new Promise((r) => setTimeout(r, 10));
+  const [peer, ours] = pipe();
+  const br = new BufReader(ours, 4096);
+  const ws = new WsConn(ours, br, { client: true });
+  try {
+    const held = bulkHeldBytes();
+    // 100 bytes through an 8-byte buffer: every parked read fills the caller's buffer.
+    const buf = new Uint8Array(8);
+    const first = ws.read(buf);
+    await tick();
+    await peer.write(encodeFrame(OP_BINARY, new Uint8Array(100).fill(3)));
+    let got = (await withTimeout(first, 2000))!;
+    while (got < 100) got += (await withTimeout(ws.read(buf), 2000))!;
+    assert.ok(br.capacity <= 1024, `the read-ahead stayed small (${br.capacity})`);
+    assert.equal(bulkHeldBytes(), held, "no bulk buffer taken");
+    // A ping between messages: the read that goes on waiting holds no read-ahead.
+    const waiting = ws.read(new Uint8Array(1024));
+    await tick();
+    await peer.write(encodeFrame(OP_PING, new Uint8Array(0)));
+    const pong = new Uint8Array(16);
+    assert.ok((await withTimeout(peer.read(pong), 2000))! >= 2);
+    assert.equal(pong[0], 0x8a, "the ping got its pong");
+    await tick();
+    assert.equal(br.capacity, 0, "parked again after the ping");
+    await peer.write(encodeFrame(OP_BINARY, new Uint8Array([9])));
+    assert.equal(await withTimeout(waiting, 2000), 1, "the same read then gets the next message");
+  } finally {
+    ws.close();
+    peer.close();
+  }
+});

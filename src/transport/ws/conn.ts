@@ -106,8 +106,11 @@ export class WsConn extends ConnBase {
     return this.#serialWrite(encodeFrame(op, payload, key));
   }
 
-  /** Reads frame headers until a data frame with payload is current; false at end. */
-  async #nextFrame(): Promise<boolean> {
+  /**
+   * Reads frame headers until a data frame with payload is current; false at end, null when a
+   * control frame left nothing buffered.
+   */
+  async #nextFrame(): Promise<boolean | null> {
     for (;;) {
       let h: Uint8Array;
       try {
@@ -150,6 +153,8 @@ export class WsConn extends ConnBase {
           this.#gotClose = true;
           return false;
         } else if (op !== OP_PONG) throw new ProtocolError(`ws: unknown opcode ${op}`);
+        // Nothing more here yet (a keepalive between messages): the caller waits parked.
+        if (this.#br.buffered === 0) return null;
         continue;
       }
       if (op === OP_CONT) {
@@ -194,7 +199,9 @@ export class WsConn extends ConnBase {
           return this.#raw.read(q).then(
             (n) => {
               if (n === null) return this.#ended();
-              this.#br.load(q.subarray(0, n), q.length);
+              // The room is the read-ahead's: a caller's buffer under 1 KiB that filled says
+              // nothing about a burst.
+              this.#br.load(q.subarray(0, n), PARKED_READ);
               return this.#read(p);
             },
             (e) => this.#closed ? null : Promise.reject(e),
@@ -229,15 +236,12 @@ export class WsConn extends ConnBase {
           // first bytes waits for the next read.
           if (!this.#takeDataHeader()) {
             if (off > 0) break;
-            if (this.#br.buffered === 0) {
-              // Between frames with nothing buffered, the common idle state: wait for bytes right
-              // here, one async frame deep rather than four (#nextFrame, peek, fill), which is
-              // ~1 KiB less per idle conn (docs/performance.md). EOF here is a clean end.
-              this.#br.adapt(READ_BUFFER);
-              if (!(await this.#br.fill())) break;
-              if (this.#takeDataHeader()) continue;
-            }
-            if (!(await this.#nextFrame())) break;
+            // Between frames with nothing buffered (after a control frame, say): the wait is
+            // read()'s, parked in the caller's buffer; this frame ends (docs/performance.md).
+            if (this.#br.buffered === 0) return this.read(p);
+            const r = await this.#nextFrame();
+            if (r === null) return this.read(p);
+            if (!r) break;
           }
         }
         let v = this.#br.view();
