@@ -351,7 +351,8 @@ export async function runCli(argv0: string[]): Promise<number> {
   ];
   if (Deno.build.os !== "windows") handlers.push(["SIGHUP", () => scheduleReload("SIGHUP")]);
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
-  // Young-generation memory from a burst goes back once the process is quiet (core/memory_reducer).
+  // Young-generation and freed native memory from a burst go back once the process is quiet
+  // (core/memory_reducer).
   const reducer = startMemoryReducer({
     onReduce: (a, b, ms, heap) =>
       log.debug(
@@ -362,6 +363,14 @@ export async function runCli(argv0: string[]): Promise<number> {
           kind: "process",
         },
       ),
+    // Only when it gave something back: a quiet proxy would log one line per burst otherwise.
+    onTrim: (a, b, ms) => {
+      if (a - b >= 1 << 20) {
+        log.debug(`memory: quiet, allocator gave back ${mib(a - b)} MiB (${ms.toFixed(0)} ms)`, {
+          kind: "process",
+        });
+      }
+    },
   });
   const every = args.reload ? parseDuration(args.reload) ?? 0 : 0;
   const timer = every > 0 ? setInterval(() => scheduleReload("auto reload"), every) : undefined;

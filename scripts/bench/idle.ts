@@ -8,7 +8,7 @@
  * back). Each reading waits until RSS is steady.
  * socks5 and http rows are a proxy (`-L socks5://`, `-L http://`) with tunnels asked for by SOCKS5
  * CONNECT or HTTP CONNECT, in one process like the tcp forward.
- * `BENCH_IDLE=tcp,ws` measures only those transports.
+ * `BENCH_IDLE=tcp,ws` measures only those transports (any transport by name: `BENCH_IDLE=tls,wss`).
  */
 import type { BenchRow } from "./types.ts";
 import { rssKiB, startBurrow } from "./proc.ts";
@@ -192,8 +192,8 @@ async function connectThrough(t: string, c: Deno.Conn, port: number): Promise<vo
 export default async function (): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const only = Deno.env.get("BENCH_IDLE")?.split(","); // e.g. BENCH_IDLE=tcp,ws
-  for (const t of ["tcp", "socks5", "http", "mtcp", "ws", "mws", "kcp"]) {
-    if (only && !only.includes(t)) continue;
+  // Other transports by name too (`BENCH_IDLE=tls,wss`); these are the default set.
+  for (const t of only ?? ["tcp", "socks5", "http", "mtcp", "ws", "mws", "kcp", "tls", "wss"]) {
     rows.push(await measure(t, `idle ${t} tunnel (${N} open)`, N, 1, 1));
     rows.push(
       await measure(t, `idle ${t} tunnel after 1 MiB down (${USED} open)`, USED, 0x44, DOWNLOAD),

@@ -52,6 +52,7 @@ Deno.test("memory reducer: never collects while the process is busy", async () =
     }
     assert.ok(sink.length > 0);
     assert.equal(r.stats.runs, 0, "busy: no collection");
+    assert.equal(r.stats.trims, 0, "busy: no trim");
     // The same reducer does collect once quiet, so the assertion above could have failed.
     assert.ok(await until(() => r.stats.runs > 0, 3_000), "quiet: a collection");
   } finally {
@@ -72,4 +73,40 @@ Deno.test("memory reducer: a young generation that keeps growing back gets two c
   } finally {
     r.stop();
   }
+});
+
+Deno.test("memory reducer: the first quiet interval after a busy one hands the allocator's free memory back, once", async () => {
+  if (Deno.build.os !== "linux") return console.log("skipped: malloc_trim is glibc's");
+  (await import("node:v8")).setFlagsFromString("--expose-gc");
+  const gc = (await import("node:vm")).runInNewContext("gc");
+  // Buffers of 16 KiB come from malloc's arenas; keeping every 16th one fragments them, so the
+  // freed rest stays resident until a trim.
+  let bufs: Uint8Array[] | null = [];
+  for (let i = 0; i < 4096; i++) bufs.push(new Uint8Array(16 * 1024).fill(1));
+  const keep = bufs.filter((_, i) => i % 16 === 0);
+  bufs = null;
+  gc({ type: "major", execution: "sync" });
+  const seen: [number, number][] = [];
+  const r = startMemoryReducer({ checkMs: 100, onTrim: (a, b) => seen.push([a, b]) });
+  try {
+    assert.ok(await until(() => r.stats.trims > 0, 3_000), "a trim once quiet");
+    const [a, b] = seen[0]!;
+    assert.ok(a - b > 24 << 20, `the freed buffers went back: ${a >> 20} → ${b >> 20} MiB`);
+    // Quiet since: no second trim.
+    await new Promise((res) => setTimeout(res, 500));
+    assert.equal(r.stats.trims, 1, "one trim per quiet spell");
+    // Busy again (~4 MB per 10 ms, past the 4 MiB per interval that counts as quiet), then
+    // quiet: one more.
+    const end = Date.now() + 400;
+    let sink: unknown[] = [];
+    while (Date.now() < end) {
+      sink = Array.from({ length: 80_000 }, (_, i) => ({ i }));
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.ok(sink.length > 0);
+    assert.ok(await until(() => r.stats.trims === 2, 3_000), "a busy spell, then another trim");
+  } finally {
+    r.stop();
+  }
+  assert.equal(keep.length, 256);
 });

@@ -185,3 +185,57 @@ Deno.test("tls listener: clients stalled mid-ClientHello are closed at the hands
     await l.close();
   }
 });
+
+Deno.test("tls over a Conn: carrier reads are small while quiet, grow to 64 KiB in a burst, shrink again; the conn tells a relay when it has bytes", async () => {
+  const { pipe } = await import("../../src/core/pipe.ts");
+  const { WrappedConn } = await import("../../src/core/conn.ts");
+  const { generateCert } = await import("../../src/transport/tls/cert.ts");
+  const { serverTls, tlsClient, tlsServer } = await import("../../src/transport/tls/stream.ts");
+  /** Records the size of every buffer the TLS layer reads the carrier with. */
+  class Spy extends WrappedConn {
+    sizes: number[] = [];
+    override read(p: Uint8Array): Promise<number | null> {
+      this.sizes.push(p.length);
+      return super.read(p);
+    }
+  }
+  const [a, b] = pipe({ capacity: 4 << 20 });
+  const carrier = new Spy(b);
+  const pem = await generateCert("localhost");
+  const [cli, srv] = await Promise.all([tlsClient(a), tlsServer(carrier, serverTls(pem))]);
+  try {
+    assert.equal(typeof srv.waitReadable, "function");
+    const tick = () => new Promise((r) => setTimeout(r, 20));
+    const readN = async (n: number) => {
+      const buf = new Uint8Array(256 * 1024);
+      for (let got = 0; got < n;) got += (await withTimeout(srv.read(buf), 5000))!;
+    };
+    await cli.write(new Uint8Array(10));
+    await readN(10);
+    await tick();
+    assert.equal(
+      carrier.sizes.at(-1),
+      1024,
+      `quiet: the waiting carrier read is small (${carrier.sizes.at(-1)})`,
+    );
+    const mark = carrier.sizes.length;
+    const big = new Uint8Array(1 << 20);
+    await Promise.all([cli.write(big), readN(big.length)]);
+    assert.equal(
+      Math.max(...carrier.sizes.slice(mark)),
+      64 * 1024,
+      "a burst grows the reads to 64 KiB",
+    );
+    await tick();
+    assert.equal(carrier.sizes.at(-1), 1024, `quiet again: small (${carrier.sizes.at(-1)})`);
+    let ready = false;
+    const w = srv.waitReadable!().then(() => (ready = true));
+    await tick();
+    assert.equal(ready, false, "nothing to read: still waiting");
+    await cli.write(new Uint8Array([5]));
+    await withTimeout(w, 5000);
+  } finally {
+    cli.close();
+    srv.close();
+  }
+});

@@ -12,16 +12,35 @@ import { Buffer } from "node:buffer";
 import { type Conn, ConnBase, type NetAddr } from "../../core/conn.ts";
 import { ClosedError, TunnelError } from "../../core/errors.ts";
 
+/**
+ * Carrier reads feeding TLS: each read's buffer is handed to Node as it is, and a read that waits
+ * pins its buffer for as long as the conn is quiet (64 KiB per idle TLS conn, when every read
+ * took 64 KiB). So reads start small, grow ×4 while they come back full, and after a short one
+ * the next is small again; a small read that comes back full jumps back to the size the burst
+ * had reached (as the relay's copy does, docs/performance.md).
+ */
+const PULL_SMALL = 1024;
+const PULL_MAX = 64 * 1024;
+
 /** A Node Duplex over a Conn. */
 export function connToDuplex(c: Conn, gate?: ReadGate): Duplex {
+  let size = PULL_SMALL;
+  let level = PULL_SMALL;
+  const sized = (n: number, asked: number) => {
+    if (n === asked) size = level = asked < level ? level : Math.min(PULL_MAX, asked * 4);
+    else if (n < asked >>> 1) size = PULL_SMALL;
+  };
   return new Duplex({
     // Node's 16 KiB default stalls TLS output on every socket write round trip.
     writableHighWaterMark: 256 * 1024,
     read() {
       const pull = () => {
-        const b = new Uint8Array(64 * 1024);
+        const b = new Uint8Array(size);
         c.read(b).then(
-          (n) => this.push(n === null ? null : Buffer.from(b.buffer, 0, n)),
+          (n) => {
+            if (n !== null) sized(n, b.length);
+            this.push(n === null ? null : Buffer.from(b.buffer, 0, n));
+          },
           (e) => this.destroy(e),
         );
       };
@@ -118,6 +137,11 @@ export class DuplexConn extends ConnBase {
     if (this.#error && !this.#closed) throw this.#error;
     return this.#ended || this.#closed;
   };
+
+  /** Resolves once a read would not wait (see {@link Conn.waitReadable}). */
+  waitReadable(): Promise<void> {
+    return this.#rq.ready(this.#done);
+  }
 
   async read(p: Uint8Array): Promise<number | null> {
     const n = await this.#rq.read(p, this.#done);
