@@ -584,3 +584,29 @@ Deno.test("ws read: a reader with a small buffer does not grow the read-ahead, a
     peer.close();
   }
 });
+
+Deno.test("ws read: after a protocol error behind good bytes, the good bytes come first and every later read fails (nothing after the error is parsed)", async () => {
+  const { pipe } = await import("../../src/core/pipe.ts");
+  const { BufReader } = await import("../../src/core/bufio.ts");
+  const { WsConn } = await import("../../src/transport/ws/conn.ts");
+  const [peer, ours] = pipe();
+  const ws = new WsConn(ours, new BufReader(ours, 4096), { client: true });
+  try {
+    const bad = encodeFrame(OP_BINARY, new Uint8Array([7, 7]));
+    bad[0]! |= 0x40; // a reserved bit
+    const after = encodeFrame(OP_BINARY, new Uint8Array([8, 8, 8]));
+    const wire = new Uint8Array([
+      ...encodeFrame(OP_BINARY, new Uint8Array([1, 2, 3])),
+      ...bad,
+      ...after,
+    ]);
+    await peer.write(wire);
+    const buf = new Uint8Array(64);
+    assert.equal(await withTimeout(ws.read(buf), 2000), 3, "the good bytes");
+    await assert.rejects(withTimeout(ws.read(buf), 2000), /reserved bits/);
+    await assert.rejects(withTimeout(ws.read(buf), 2000), /reserved bits/, "and again");
+  } finally {
+    ws.close();
+    peer.close();
+  }
+});

@@ -183,6 +183,9 @@ export class WsConn extends ConnBase {
    * per frame. It waits only when nothing has been copied yet.
    */
   read(p: Uint8Array): Promise<number | null> {
+    // A stream that broke after delivering its last good bytes stays broken: parsing on after a
+    // protocol error would read whatever follows as frames.
+    if (this.#failed !== undefined && !this.#closed) return Promise.reject(this.#failed);
     // Between frames with nothing buffered, the common idle state: the wait for bytes is a
     // reaction, not a suspended async frame (~400 bytes less per idle conn, docs/performance.md).
     if (
@@ -267,10 +270,10 @@ export class WsConn extends ConnBase {
       if (e instanceof ProtocolError) {
         await this.#control(OP_CLOSE, new Uint8Array([0x03, 0xea])).catch(() => {});
       }
-      if (off > 0) {
-        this.#failed = e; // deliver what arrived; the error comes with the next read
-        return off;
-      }
+      // Broken from here on: every later read gets this error. What arrived first is delivered;
+      // the error comes with the next read.
+      this.#failed = e;
+      if (off > 0) return off;
       throw e;
     }
     if (off === 0) return this.#ended();
