@@ -185,8 +185,8 @@ export function startMemoryReducer(
       dirty = true;
       return;
     }
-    // Not in the interval of a collection: V8 frees dead ArrayBuffers' memory on a background
-    // thread after it, and a trim before that gave back a third of what one 2 s later did.
+    // Not in the interval of a collection: V8 may free dead ArrayBuffers' memory on a background
+    // thread after it, so the trim waits for the next quiet interval.
     if (!collect() && dirty && trim) {
       dirty = false;
       const before = Deno.memoryUsage().rss;
