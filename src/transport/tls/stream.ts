@@ -262,24 +262,26 @@ export interface ServerTls {
   readonly requireCert: boolean;
   /** Protocols offered by ALPN, in preference order (DoH: `h2`, `http/1.1`). */
   readonly alpn?: string[];
+  /** The parsed certificate and key, shared by every handshake of the listener. */
+  readonly context: tls.SecureContext;
 }
 
 export function serverTls(
   o: { cert: string; key: string; ca?: string; alpn?: string[] },
 ): ServerTls {
-  tls.createSecureContext({ cert: o.cert, key: o.key, ...(o.ca ? { ca: o.ca } : {}) });
-  return { pem: o, requireCert: !!o.ca, ...(o.alpn ? { alpn: o.alpn } : {}) };
+  const context = tls.createSecureContext({
+    cert: o.cert,
+    key: o.key,
+    ...(o.ca ? { ca: o.ca } : {}),
+  });
+  return { pem: o, requireCert: !!o.ca, ...(o.alpn ? { alpn: o.alpn } : {}), context };
 }
 
 export function tlsServer(conn: Conn, o: ServerTls): Promise<Conn> {
   const gate = new ReadGate();
   const s = new tls.TLSSocket(connToDuplex(conn, gate), {
     isServer: true,
-    secureContext: tls.createSecureContext({
-      cert: o.pem.cert,
-      key: o.pem.key,
-      ...(o.pem.ca ? { ca: o.pem.ca } : {}),
-    }),
+    secureContext: o.context,
     requestCert: o.requireCert,
     rejectUnauthorized: o.requireCert,
     ...(o.alpn ? { ALPNProtocols: o.alpn } : {}),
