@@ -55,11 +55,13 @@ async function issue(
   };
 }
 
-Deno.test("tls with caFile: a client with a CA-signed certificate gets through; one without is refused", async () => {
+Deno.test("tls with caFile: a client with a CA-signed certificate gets through; one without, or with one another CA signed, is refused", async () => {
   const dir = await Deno.makeTempDir();
   const ca = await issue("Test CA", null, true);
   const server = await issue("localhost", ca);
   const client = await issue("client", ca);
+  const other = await issue("Other CA", null, true);
+  const intruder = await issue("client", other);
   const write = (n: string, t: string) => Deno.writeTextFile(`${dir}/${n}`, t);
   await Promise.all([
     write("ca.pem", ca.certPem),
@@ -67,6 +69,10 @@ Deno.test("tls with caFile: a client with a CA-signed certificate gets through; 
     write("server.key", server.keyPem),
     write("client.pem", client.certPem),
     write("client.key", client.keyPem),
+    write("intruder.pem", intruder.certPem),
+    write("intruder.key", intruder.keyPem),
+    write("self.pem", other.certPem),
+    write("self.key", other.keyPem),
   ]);
   const echo = echoServer();
   const srv = await Runtime.start(
@@ -83,6 +89,14 @@ Deno.test("tls with caFile: a client with a CA-signed certificate gets through; 
   const bad = await Runtime.start(
     cliConfig(["tcp://127.0.0.1:0/127.0.0.1:9"], [`forward+tls://127.0.0.1:${sp}`]),
   );
+  // A certificate from another CA, and that CA's own self-signed one.
+  const foreign = await Promise.all(["intruder", "self"].map((n) =>
+    Runtime.start(
+      cliConfig(["tcp://127.0.0.1:0/127.0.0.1:9"], [
+        `forward+tls://127.0.0.1:${sp}?cert=${dir}/${n}.pem&key=${dir}/${n}.key`,
+      ]),
+    )
+  ));
   try {
     const talk = async (rt: Runtime) => {
       const c = await dialTcp("127.0.0.1", rt.services[0]!.listener.addr.port);
@@ -94,7 +108,11 @@ Deno.test("tls with caFile: a client with a CA-signed certificate gets through; 
     };
     assert.equal(await talk(good), "ping");
     assert.equal(await talk(bad), "", "no client certificate: refused");
+    assert.equal(await talk(foreign[0]!), "", "a certificate another CA signed: refused");
+    assert.equal(await talk(foreign[1]!), "", "a self-signed certificate: refused");
+    assert.equal(await talk(good), "ping", "and the good client still gets through");
   } finally {
+    for (const f of foreign) await f.close();
     await bad.close();
     await good.close();
     await srv.close();
@@ -237,5 +255,29 @@ Deno.test("tls over a Conn: carrier reads are small while quiet, grow to 64 KiB 
   } finally {
     cli.close();
     srv.close();
+  }
+});
+
+Deno.test("tls client over a Conn: with secure or a CA it refuses a server certificate it cannot verify; without, it connects (GOST's default)", async () => {
+  const { pipe } = await import("../../src/core/pipe.ts");
+  const { generateCert } = await import("../../src/transport/tls/cert.ts");
+  const { serverTls, tlsClient, tlsServer } = await import("../../src/transport/tls/stream.ts");
+  const pem = serverTls(await generateCert("localhost"));
+  const otherCa = (await generateCert("other")).cert;
+  for (
+    const [o, ok] of [
+      [{ secure: true, serverName: "localhost" }, false],
+      [{ ca: otherCa }, false],
+      [{}, true],
+    ] as const
+  ) {
+    const [a, b] = pipe();
+    const srv = tlsServer(b, pem).catch(() => null);
+    const got = await withTimeout(tlsClient(a, o).then((c) => c, () => null), 5000);
+    assert.equal(got !== null, ok, JSON.stringify(Object.keys(o)));
+    got?.close();
+    a.close();
+    b.close(); // a refused handshake's server side ends with its carrier
+    (await withTimeout(srv, 5000))?.close();
   }
 });

@@ -286,7 +286,33 @@ export function tlsServer(conn: Conn, o: ServerTls): Promise<Conn> {
     rejectUnauthorized: o.requireCert,
     ...(o.alpn ? { ALPNProtocols: o.alpn } : {}),
   });
-  return handshake(s, () => [conn.localAddr, conn.remoteAddr], "tls", "secure", gate);
+  return handshake(
+    s,
+    () => [conn.localAddr, conn.remoteAddr],
+    "tls",
+    "secure",
+    gate,
+    o.requireCert ? clientCertRefusal : undefined,
+  );
+}
+
+/**
+ * Why a server that requires client certificates must refuse this one, or null. Deno's node:tls
+ * enforces `rejectUnauthorized` only in a `tls.Server`, not in a server TLSSocket made by hand as
+ * here: a certificate its CA never signed completed the handshake (docs/gost-config.md §2.6). So the chain's
+ * verification result is read here; where it cannot be read, every client is refused rather than
+ * every one let in.
+ */
+function clientCertRefusal(s: tls.TLSSocket): string | null {
+  const h = (s as unknown as { _handle?: { verifyError?: () => unknown } })._handle;
+  if (typeof h?.verifyError !== "function") {
+    return "client certificates cannot be verified in this runtime";
+  }
+  const e = h.verifyError();
+  if (e) return `client certificate refused: ${(e as { code?: string }).code ?? String(e)}`;
+  const peer = s.getPeerCertificate();
+  if (!peer || Object.keys(peer).length === 0) return "client certificate required";
+  return null;
 }
 
 function handshake(
@@ -295,15 +321,32 @@ function handshake(
   transport: string,
   event: string,
   gate?: ReadGate,
+  refusal?: (s: tls.TLSSocket) => string | null,
 ): Promise<Conn> {
   return new Promise((resolve, reject) => {
     const onErr = (e: Error) => {
       s.destroy();
       reject(new TunnelError(`tls handshake: ${e.message}`, { cause: e }));
     };
+    // A peer that leaves mid-handshake (a client refusing our certificate, say) ends the socket
+    // without an error: the handshake fails at once, not at the listener's deadline.
+    const onClose = () => {
+      s.destroy();
+      reject(new TunnelError("tls handshake: the peer left"));
+    };
     s.once("error", onErr);
+    s.once("end", onClose);
+    s.once("close", onClose);
     s.once(event, () => {
       s.off("error", onErr);
+      s.off("end", onClose);
+      s.off("close", onClose);
+      const why = refusal?.(s);
+      if (why) {
+        s.destroy();
+        reject(new TunnelError(`tls handshake: ${why}`));
+        return;
+      }
       const [local, remote] = addrs();
       const c = new DuplexConn(s, local, remote, transport, gate);
       const alpn = (s as { alpnProtocol?: string | false }).alpnProtocol;
