@@ -610,3 +610,37 @@ Deno.test("ws read: after a protocol error behind good bytes, the good bytes com
     peer.close();
   }
 });
+
+Deno.test("ws read: a peer that sends only pings does not grow the waiting read's memory (hostile keepalive)", async () => {
+  const { pipe } = await import("../../src/core/pipe.ts");
+  const { BufReader } = await import("../../src/core/bufio.ts");
+  const { WsConn } = await import("../../src/transport/ws/conn.ts");
+  const { OP_PING } = await import("../../src/transport/ws/frame.ts");
+  (await import("node:v8")).setFlagsFromString("--expose-gc");
+  const gc = (await import("node:vm")).runInNewContext("gc") as () => void;
+  const heap = () => (gc(), gc(), Deno.memoryUsage().heapUsed);
+  const [ours, peer] = pipe();
+  const ws = new WsConn(ours, new BufReader(ours, 4096), { client: true });
+  try {
+    const waiting = ws.read(new Uint8Array(1024));
+    const ping = encodeFrame(OP_PING, new Uint8Array(0));
+    const sink = new Uint8Array(4096);
+    const pings = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        await peer.write(ping);
+        for (let got = 0; got < 6;) got += (await peer.read(sink))!; // the masked pong
+      }
+    };
+    await pings(1000);
+    const h0 = heap();
+    await pings(20_000);
+    const grew = heap() - h0;
+    // One promise kept per ping (the bug this guards against) is ~190 bytes: ~3.8 MB here.
+    assert.ok(grew < 1 << 20, `heap grew ${grew} bytes over 20,000 pings`);
+    await peer.write(encodeFrame(OP_BINARY, new Uint8Array([4, 2])));
+    assert.equal(await withTimeout(waiting, 2000), 2, "the waiting read still gets data");
+  } finally {
+    ws.close();
+    peer.close();
+  }
+});

@@ -207,12 +207,12 @@ export class WsConn extends ConnBase {
               this.#br.load(q.subarray(0, n), PARKED_READ);
               return this.#read(p);
             },
-            (e) => this.#closed ? null : Promise.reject(e),
+            this.#readFailed,
           );
         }
         return this.#br.fill().then(
           (ok) => ok ? this.#read(p) : this.#ended(),
-          (e) => this.#closed ? null : Promise.reject(e),
+          this.#readFailed,
         );
       } catch (e) {
         return this.#closed ? Promise.resolve(null) : Promise.reject(e);
@@ -220,6 +220,28 @@ export class WsConn extends ConnBase {
     }
     return this.#read(p);
   }
+
+  /**
+   * Waits for more bytes between frames, in the caller's buffer when the read-ahead is not grown
+   * (as read() does); false at EOF.
+   */
+  #wait(p: Uint8Array): Promise<boolean> {
+    this.#br.adapt(READ_BUFFER);
+    if (!this.#br.park()) return this.#br.fill();
+    const q = p.length > PARKED_READ ? p.subarray(0, PARKED_READ) : p;
+    return this.#raw.read(q).then((n) => {
+      if (n === null) return false;
+      this.#br.load(q.subarray(0, n), PARKED_READ);
+      return true;
+    });
+  }
+
+  /** A socket read failed: the stream is broken for good (null once we closed it ourselves). */
+  readonly #readFailed = (e: unknown): Promise<never> | null => {
+    if (this.#closed) return null;
+    this.#failed = e;
+    return Promise.reject(e);
+  };
 
   /** A read that found the stream over: the error that ended it, else EOF. */
   #ended(): null {
@@ -239,11 +261,14 @@ export class WsConn extends ConnBase {
           // first bytes waits for the next read.
           if (!this.#takeDataHeader()) {
             if (off > 0) break;
-            // Between frames with nothing buffered (after a control frame, say): the wait is
-            // read()'s, parked in the caller's buffer; this frame ends (docs/performance.md).
-            if (this.#br.buffered === 0) return this.read(p);
-            const r = await this.#nextFrame();
-            if (r === null) return this.read(p);
+            // Between frames with nothing buffered (after a control frame, say): wait parked, in
+            // the caller's buffer, and go on in this frame. (Not `return this.read(p)`: a peer
+            // sending only pings would chain one promise per ping until data came.)
+            const r = this.#br.buffered > 0 ? await this.#nextFrame() : null;
+            if (r === null) {
+              if (!(await this.#wait(p))) break;
+              continue;
+            }
             if (!r) break;
           }
         }
