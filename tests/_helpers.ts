@@ -1,5 +1,5 @@
 /** Shared test helpers: random payloads, digests, loopback listeners, timeouts. */
-import type { Conn } from "../src/core/conn.ts";
+import { type Conn, WrappedConn } from "../src/core/conn.ts";
 
 /** `n` random bytes (crypto.getRandomValues caps at 64 KiB per call). */
 export function randomBytes(n: number): Uint8Array {
@@ -263,5 +263,14 @@ export async function askTag(port: number): Promise<string> {
     return new TextDecoder().decode(await withTimeout(readAll(c), 5000, "answer"));
   } finally {
     c.close();
+  }
+}
+
+/** A conn that records the size of every buffer a read is given (who lends how much, when). */
+export class ReadSizeSpy extends WrappedConn {
+  sizes: number[] = [];
+  override read(p: Uint8Array): Promise<number | null> {
+    this.sizes.push(p.length);
+    return super.read(p);
   }
 }

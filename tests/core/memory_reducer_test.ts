@@ -15,6 +15,17 @@ function burst(): void {
   }
 }
 
+/** Allocates `objects` small objects every 10 ms for `ms`, with timers running in between. */
+async function busy(ms: number, objects: number): Promise<void> {
+  const end = Date.now() + ms;
+  let sink: unknown[] = [];
+  while (Date.now() < end) {
+    sink = Array.from({ length: objects }, (_, i) => ({ i }));
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  assert.ok(sink.length > 0);
+}
+
 async function until(f: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (!f() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
@@ -43,14 +54,7 @@ Deno.test("memory reducer: after a burst, a quiet interval gives the young gener
 Deno.test("memory reducer: never collects while the process is busy", async () => {
   const r = startMemoryReducer({ checkMs: 100, youngBytes: 0, quietBytes: 1 << 20 });
   try {
-    // ~2 MB allocated every 10 ms, timers running in between, for eight intervals.
-    const end = Date.now() + 800;
-    let sink: unknown[] = [];
-    while (Date.now() < end) {
-      sink = Array.from({ length: 40_000 }, (_, i) => ({ i }));
-      await new Promise((res) => setTimeout(res, 10));
-    }
-    assert.ok(sink.length > 0);
+    await busy(800, 40_000); // ~2 MB every 10 ms for eight intervals
     assert.equal(r.stats.runs, 0, "busy: no collection");
     assert.equal(r.stats.trims, 0, "busy: no trim");
     // The same reducer does collect once quiet, so the assertion above could have failed.
@@ -97,13 +101,7 @@ Deno.test("memory reducer: the first quiet interval after a busy one hands the a
     assert.equal(r.stats.trims, 1, "one trim per quiet spell");
     // Busy again (~4 MB per 10 ms, past the 4 MiB per interval that counts as quiet), then
     // quiet: one more.
-    const end = Date.now() + 400;
-    let sink: unknown[] = [];
-    while (Date.now() < end) {
-      sink = Array.from({ length: 80_000 }, (_, i) => ({ i }));
-      await new Promise((res) => setTimeout(res, 10));
-    }
-    assert.ok(sink.length > 0);
+    await busy(400, 80_000);
     assert.ok(await until(() => r.stats.trims === 2, 3_000), "a busy spell, then another trim");
   } finally {
     r.stop();

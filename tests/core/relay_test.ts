@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { pipe } from "../../src/core/pipe.ts";
 import { relay } from "../../src/core/relay.ts";
-import { randomBytes, readAll, sha256, withTimeout, writeChunks } from "../_helpers.ts";
+import {
+  randomBytes,
+  readAll,
+  ReadSizeSpy,
+  sha256,
+  withTimeout,
+  writeChunks,
+} from "../_helpers.ts";
 
 Deno.test("relay copies both ways byte-exact and propagates half-close", async () => {
   const [client, a] = pipe();
@@ -42,21 +49,12 @@ Deno.test("relay closes both sides when one side fails", async () => {
 });
 
 Deno.test("relay: under the keep budget a burst's big buffer stays for the next one; over it, it goes back when the source runs dry, so the read that waits holds 1 KiB, and the next burst resumes at the size reached", async () => {
-  const { WrappedConn } = await import("../../src/core/conn.ts");
   const { BULK_KEEP_BUDGET, bulkHeldBytes, giveBulk, takeBulk } = await import(
     "../../src/core/buffer_pool.ts"
   );
-  /** Records the size of every buffer a read is given. */
-  class Spy extends WrappedConn {
-    sizes: number[] = [];
-    override read(p: Uint8Array): Promise<number | null> {
-      this.sizes.push(p.length);
-      return super.read(p);
-    }
-  }
   const [source, a0] = pipe({ capacity: 8 << 20 });
   const [b, sink] = pipe({ capacity: 8 << 20 });
-  const a = new Spy(a0);
+  const a = new ReadSizeSpy(a0);
   const done = relay(a, b);
   const drain = async (n: number) => {
     const buf = new Uint8Array(1 << 20);

@@ -4,7 +4,7 @@ import * as x509 from "@peculiar/x509";
 import { cliConfig } from "../../src/builtins.ts";
 import { Runtime } from "../../src/runtime/runtime.ts";
 import { dialTcp } from "../../src/core/socket.ts";
-import { echoServer, portForChild, readAll, withTimeout } from "../_helpers.ts";
+import { echoServer, portForChild, readAll, ReadSizeSpy, withTimeout } from "../_helpers.ts";
 import { builtinRegistries } from "../../src/builtins.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { silentLogger } from "../../src/core/log.ts";
@@ -206,19 +206,10 @@ Deno.test("tls listener: clients stalled mid-ClientHello are closed at the hands
 
 Deno.test("tls over a Conn: carrier reads are small while quiet, grow to 64 KiB in a burst, shrink again; the conn tells a relay when it has bytes", async () => {
   const { pipe } = await import("../../src/core/pipe.ts");
-  const { WrappedConn } = await import("../../src/core/conn.ts");
   const { generateCert } = await import("../../src/transport/tls/cert.ts");
   const { serverTls, tlsClient, tlsServer } = await import("../../src/transport/tls/stream.ts");
-  /** Records the size of every buffer the TLS layer reads the carrier with. */
-  class Spy extends WrappedConn {
-    sizes: number[] = [];
-    override read(p: Uint8Array): Promise<number | null> {
-      this.sizes.push(p.length);
-      return super.read(p);
-    }
-  }
   const [a, b] = pipe({ capacity: 4 << 20 });
-  const carrier = new Spy(b);
+  const carrier = new ReadSizeSpy(b);
   const pem = await generateCert("localhost");
   const [cli, srv] = await Promise.all([tlsClient(a), tlsServer(carrier, serverTls(pem))]);
   try {
