@@ -17,7 +17,7 @@
  * (`malloc_trim`, over FFI when allowed): memory freed by Deno's Rust side (TLS records, socket
  * buffers) and by dead ArrayBuffers stays in the allocator's arenas, fragmented, until then. After
  * 200 TLS tunnels had each moved 1 MiB, it was 147 of a 302 MiB process (docs/performance.md).
- * 9 ms for 64 MiB given back, 0.3 ms when there is nothing to give.
+ * 9 ms for 64 MiB given back, 0.3 ms when there is nothing to give; at most once per 10 s.
  */
 import v8 from "node:v8";
 import vm from "node:vm";
@@ -41,6 +41,8 @@ const MAX_BACKOFF = 32;
  */
 const BURST = 2;
 export const REFILL_MS = 30_000;
+/** Least time between two allocator trims. */
+export const TRIM_EVERY_MS = 10_000;
 
 /** V8's allocation counter (missing from Deno's `HeapInfo` type). */
 function allocated(): number {
@@ -76,8 +78,15 @@ function collector(): Gc | null {
   return gcFn;
 }
 
-/** glibc's `malloc_trim`, when it can be reached (Linux, glibc, FFI allowed), else null. */
+let trimFn: (() => void) | null | undefined;
+
+/** glibc's `malloc_trim`, when it can be reached (Linux, glibc, FFI allowed), else null; loaded once. */
 function mallocTrim(): (() => void) | null {
+  if (trimFn === undefined) trimFn = loadMallocTrim();
+  return trimFn;
+}
+
+function loadMallocTrim(): (() => void) | null {
   if (Deno.build.os !== "linux") return null;
   try {
     // Asked first: a library must never trigger an interactive permission prompt.
@@ -121,6 +130,11 @@ export interface MemoryReducerOptions {
    * true; a no-op where FFI is not allowed or libc is not glibc).
    */
   trim?: boolean;
+  /**
+   * At most one trim per this many ms (default {@link TRIM_EVERY_MS}): load that turns busy and
+   * quiet every few seconds must not pay a trim each time.
+   */
+  trimEveryMs?: number;
   /** Told the process's RSS before and after a trim, and its pause (ms). */
   onTrim?: (before: number, after: number, ms: number) => void;
 }
@@ -136,6 +150,8 @@ export function startMemoryReducer(
   const trim = opts.trim === false ? null : mallocTrim();
   /** Busy since the last trim (start-up counts). */
   let dirty = true;
+  const trimEvery = opts.trimEveryMs ?? TRIM_EVERY_MS;
+  let trimmed = -Infinity;
   const quiet = opts.quietBytes ?? QUIET_BYTES;
   const big = opts.youngBytes ?? YOUNG_BYTES;
   const refill = opts.refillMs ?? REFILL_MS;
@@ -187,10 +203,10 @@ export function startMemoryReducer(
     }
     // Not in the interval of a collection: V8 may free dead ArrayBuffers' memory on a background
     // thread after it, so the trim waits for the next quiet interval.
-    if (!collect() && dirty && trim) {
+    if (!collect() && dirty && trim && performance.now() - trimmed >= trimEvery) {
       dirty = false;
       const before = Deno.memoryUsage().rss;
-      const t0 = performance.now();
+      const t0 = trimmed = performance.now();
       trim();
       stats.trims++;
       opts.onTrim?.(before, Deno.memoryUsage().rss, performance.now() - t0);

@@ -91,7 +91,12 @@ Deno.test("memory reducer: the first quiet interval after a busy one hands the a
   bufs = null;
   gc({ type: "major", execution: "sync" });
   const seen: [number, number][] = [];
-  const r = startMemoryReducer({ checkMs: 100, onTrim: (a, b) => seen.push([a, b]) });
+  const at: number[] = [];
+  const r = startMemoryReducer({
+    checkMs: 100,
+    trimEveryMs: 1500,
+    onTrim: (a, b) => (seen.push([a, b]), at.push(performance.now())),
+  });
   try {
     assert.ok(await until(() => r.stats.trims > 0, 3_000), "a trim once quiet");
     const [a, b] = seen[0]!;
@@ -102,7 +107,11 @@ Deno.test("memory reducer: the first quiet interval after a busy one hands the a
     // Busy again (~4 MB per 10 ms, past the 4 MiB per interval that counts as quiet), then
     // quiet: one more.
     await busy(400, 80_000);
-    assert.ok(await until(() => r.stats.trims === 2, 3_000), "a busy spell, then another trim");
+    assert.ok(await until(() => r.stats.trims === 2, 5_000), "a busy spell, then another trim");
+    assert.ok(
+      at[1]! - at[0]! >= 1500,
+      `not sooner than trimEveryMs after the first (${at[1]! - at[0]!} ms)`,
+    );
   } finally {
     r.stop();
   }
