@@ -17,7 +17,8 @@
  * (`malloc_trim`, over FFI when allowed): memory freed by Deno's Rust side (TLS records, socket
  * buffers) and by dead ArrayBuffers stays in the allocator's arenas, fragmented, until then. After
  * 200 TLS tunnels had each moved 1 MiB, it was 147 of a 302 MiB process (docs/performance.md).
- * 9 ms for 64 MiB given back, 0.3 ms when there is nothing to give; at most once per 10 s.
+ * 9 ms for 64 MiB given back, 0.3 ms when there is nothing to give; two in a row, then at most
+ * one per 10 s.
  */
 import v8 from "node:v8";
 import vm from "node:vm";
@@ -41,7 +42,7 @@ const MAX_BACKOFF = 32;
  */
 const BURST = 2;
 export const REFILL_MS = 30_000;
-/** Least time between two allocator trims. */
+/** After two allocator trims in a row, one more per this many ms. */
 export const TRIM_EVERY_MS = 10_000;
 
 /** V8's allocation counter (missing from Deno's `HeapInfo` type). */
@@ -131,8 +132,8 @@ export interface MemoryReducerOptions {
    */
   trim?: boolean;
   /**
-   * At most one trim per this many ms (default {@link TRIM_EVERY_MS}): load that turns busy and
-   * quiet every few seconds must not pay a trim each time.
+   * After two trims, one more per this many ms (default {@link TRIM_EVERY_MS}): load that turns
+   * busy and quiet every few seconds must not pay a trim each time.
    */
   trimEveryMs?: number;
   /** Told the process's RSS before and after a trim, and its pause (ms). */
@@ -150,8 +151,10 @@ export function startMemoryReducer(
   const trim = opts.trim === false ? null : mallocTrim();
   /** Busy since the last trim (start-up counts). */
   let dirty = true;
+  // Two trims in a row (start-up, then the first burst), then one per trimEvery.
   const trimEvery = opts.trimEveryMs ?? TRIM_EVERY_MS;
-  let trimmed = -Infinity;
+  let trimTokens = BURST;
+  let trimRefilled = performance.now();
   const quiet = opts.quietBytes ?? QUIET_BYTES;
   const big = opts.youngBytes ?? YOUNG_BYTES;
   const refill = opts.refillMs ?? REFILL_MS;
@@ -160,6 +163,18 @@ export function startMemoryReducer(
   let wait = 0;
   let tokens = BURST;
   let refilled = performance.now();
+  const takeTrimToken = (): boolean => {
+    const now = performance.now();
+    const earned = Math.floor((now - trimRefilled) / trimEvery);
+    if (earned > 0) {
+      trimTokens = Math.min(BURST, trimTokens + earned);
+      trimRefilled += earned * trimEvery;
+    }
+    if (trimTokens === 0) return false;
+    if (trimTokens === BURST) trimRefilled = now; // a full bucket starts its clock now
+    trimTokens--;
+    return true;
+  };
   /** The young generation's collection, when it is worth one and the rate limit allows; true if run. */
   const collect = (): boolean => {
     if (wait > 0) {
@@ -203,10 +218,10 @@ export function startMemoryReducer(
     }
     // Not in the interval of a collection: V8 may free dead ArrayBuffers' memory on a background
     // thread after it, so the trim waits for the next quiet interval.
-    if (!collect() && dirty && trim && performance.now() - trimmed >= trimEvery) {
+    if (!collect() && dirty && trim && takeTrimToken()) {
       dirty = false;
       const before = Deno.memoryUsage().rss;
-      const t0 = trimmed = performance.now();
+      const t0 = performance.now();
       trim();
       stats.trims++;
       opts.onTrim?.(before, Deno.memoryUsage().rss, performance.now() - t0);

@@ -94,7 +94,7 @@ Deno.test("memory reducer: the first quiet interval after a busy one hands the a
   const at: number[] = [];
   const r = startMemoryReducer({
     checkMs: 100,
-    trimEveryMs: 1500,
+    trimEveryMs: 4000,
     onTrim: (a, b) => (seen.push([a, b]), at.push(performance.now())),
   });
   try {
@@ -107,11 +107,12 @@ Deno.test("memory reducer: the first quiet interval after a busy one hands the a
     // Busy again (~4 MB per 10 ms, past the 4 MiB per interval that counts as quiet), then
     // quiet: one more.
     await busy(400, 80_000);
-    assert.ok(await until(() => r.stats.trims === 2, 5_000), "a busy spell, then another trim");
-    assert.ok(
-      at[1]! - at[0]! >= 1500,
-      `not sooner than trimEveryMs after the first (${at[1]! - at[0]!} ms)`,
-    );
+    assert.ok(await until(() => r.stats.trims === 2, 3_000), "a busy spell, then another trim");
+    // Two in a row; a third waits for the bucket: trimEveryMs after the first.
+    await busy(400, 80_000);
+    assert.ok(await until(() => r.stats.trims === 3, 5_000), "and after another, one more");
+    const gap = at[2]! - at[0]!;
+    assert.ok(gap >= 4000, `the third no sooner than trimEveryMs after the first (${gap} ms)`);
   } finally {
     r.stop();
   }
