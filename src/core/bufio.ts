@@ -8,8 +8,7 @@ import { type Conn, PrefixedConn, UnexpectedEofError } from "./conn.ts";
 import { ProtocolError } from "./errors.ts";
 import { bulkOverBudget, dropBulk, giveBulk, IDLE_POOL, takeBulk } from "./buffer_pool.ts";
 
-/** Read-ahead buffers of parked readers ({@link BufReader.park}) while they hold data. */
-const PARKED_POOL = IDLE_POOL;
+/** The buffer of a parked reader ({@link BufReader.park}); bytes come in a pooled one. */
 const NONE = new Uint8Array(0);
 
 export class BufReader {
@@ -48,7 +47,7 @@ export class BufReader {
    */
   #fill(): Promise<boolean> {
     if (this.#start > 0 && this.#start === this.#end) this.#start = this.#end = 0;
-    if (this.#buf.length === 0) this.#buf = PARKED_POOL.take(PARKED_POOL.size); // parked
+    if (this.#buf.length === 0) this.#buf = IDLE_POOL.take(IDLE_POOL.size); // parked
     else if (this.#end === this.#buf.length) {
       if (this.#start > 0) {
         this.#buf.copyWithin(0, this.#start, this.#end);
@@ -184,7 +183,7 @@ export class BufReader {
   park(): boolean {
     if (this.#small !== null || this.#disposed || this.buffered > 0) return false;
     if (this.#buf.length > 0) {
-      PARKED_POOL.give(this.#buf);
+      IDLE_POOL.give(this.#buf);
       this.#buf = NONE;
     }
     this.#start = this.#end = 0;
@@ -201,8 +200,8 @@ export class BufReader {
     if (this.buffered > 0) throw new Error("BufReader.load: bytes are buffered");
     this.#start = this.#end = 0;
     if (this.#buf.length < bytes.length) {
-      if (this.#buf.length > 0) PARKED_POOL.give(this.#buf);
-      this.#buf = PARKED_POOL.take(Math.max(PARKED_POOL.size, bytes.length));
+      if (this.#buf.length > 0) IDLE_POOL.give(this.#buf);
+      this.#buf = IDLE_POOL.take(Math.max(IDLE_POOL.size, bytes.length));
     }
     this.#buf.set(bytes);
     this.#end = bytes.length;

@@ -101,6 +101,27 @@ function loadMallocTrim(): (() => void) | null {
   }
 }
 
+/**
+ * A token bucket of `burst` that earns one token per `everyMs`; the returned function takes one,
+ * or says false. A full bucket starts its clock at the next take.
+ */
+function bucket(burst: number, everyMs: number): () => boolean {
+  let tokens = burst;
+  let refilled = performance.now();
+  return () => {
+    const now = performance.now();
+    const earned = Math.floor((now - refilled) / everyMs);
+    if (earned > 0) {
+      tokens = Math.min(burst, tokens + earned);
+      refilled += earned * everyMs;
+    }
+    if (tokens === 0) return false;
+    if (tokens === burst) refilled = now;
+    tokens--;
+    return true;
+  };
+}
+
 /** What a reducer did, for tests and the debug log. */
 export interface ReducerStats {
   /** Collections run so far. */
@@ -151,30 +172,14 @@ export function startMemoryReducer(
   const trim = opts.trim === false ? null : mallocTrim();
   /** Busy since the last trim (start-up counts). */
   let dirty = true;
-  // Two trims in a row (start-up, then the first burst), then one per trimEvery.
-  const trimEvery = opts.trimEveryMs ?? TRIM_EVERY_MS;
-  let trimTokens = BURST;
-  let trimRefilled = performance.now();
+  // Two trims in a row (start-up, then the first burst), then one per trimEveryMs.
+  const trimToken = bucket(BURST, opts.trimEveryMs ?? TRIM_EVERY_MS);
+  const gcToken = bucket(BURST, opts.refillMs ?? REFILL_MS);
   const quiet = opts.quietBytes ?? QUIET_BYTES;
   const big = opts.youngBytes ?? YOUNG_BYTES;
-  const refill = opts.refillMs ?? REFILL_MS;
   let last = allocated();
   let backoff = 1;
   let wait = 0;
-  let tokens = BURST;
-  let refilled = performance.now();
-  const takeTrimToken = (): boolean => {
-    const now = performance.now();
-    const earned = Math.floor((now - trimRefilled) / trimEvery);
-    if (earned > 0) {
-      trimTokens = Math.min(BURST, trimTokens + earned);
-      trimRefilled += earned * trimEvery;
-    }
-    if (trimTokens === 0) return false;
-    if (trimTokens === BURST) trimRefilled = now; // a full bucket starts its clock now
-    trimTokens--;
-    return true;
-  };
   /** The young generation's collection, when it is worth one and the rate limit allows; true if run. */
   const collect = (): boolean => {
     if (wait > 0) {
@@ -184,18 +189,11 @@ export function startMemoryReducer(
     const before = young();
     last = allocated();
     if (before <= big) return false;
-    const t0 = performance.now();
-    const earned = Math.floor((t0 - refilled) / refill);
-    if (earned > 0) {
-      tokens = Math.min(BURST, tokens + earned);
-      refilled += earned * refill;
-    }
-    if (tokens === 0) {
+    if (!gcToken()) {
       stats.limited++;
       return false;
     }
-    if (tokens === BURST) refilled = t0; // a full bucket starts its clock now
-    tokens--;
+    const t0 = performance.now();
     // "last-resort" collects with the aim of reducing memory: it shrinks the young generation.
     gc({ type: "major", execution: "sync", flavor: "last-resort" });
     const ms = performance.now() - t0;
@@ -218,7 +216,7 @@ export function startMemoryReducer(
     }
     // Not in the interval of a collection: V8 may free dead ArrayBuffers' memory on a background
     // thread after it, so the trim waits for the next quiet interval.
-    if (!collect() && dirty && trim && takeTrimToken()) {
+    if (!collect() && dirty && trim && trimToken()) {
       dirty = false;
       const before = Deno.memoryUsage().rss;
       const t0 = performance.now();

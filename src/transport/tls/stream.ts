@@ -257,7 +257,6 @@ export function tlsConnect(host: string, port: number, o: TlsClientOptions = {})
 /** Runs a TLS server handshake over `conn` (TLS on top of a tunnel stream). */
 /** A server-side TLS context, built once per listener (a bad certificate fails here). */
 export interface ServerTls {
-  readonly pem: { cert: string; key: string; ca?: string };
   /** Client certificates are required and verified against the CA (GOST's mutual TLS). */
   readonly requireCert: boolean;
   /** Protocols offered by ALPN, in preference order (DoH: `h2`, `http/1.1`). */
@@ -274,7 +273,7 @@ export function serverTls(
     key: o.key,
     ...(o.ca ? { ca: o.ca } : {}),
   });
-  return { pem: o, requireCert: !!o.ca, ...(o.alpn ? { alpn: o.alpn } : {}), context };
+  return { requireCert: !!o.ca, ...(o.alpn ? { alpn: o.alpn } : {}), context };
 }
 
 export function tlsServer(conn: Conn, o: ServerTls): Promise<Conn> {

@@ -193,20 +193,10 @@ export class WsConn extends ConnBase {
       this.#br.buffered === 0
     ) {
       try {
-        this.#br.adapt(READ_BUFFER);
-        if (this.#br.park()) {
-          // Not grown: the wait happens in the caller's buffer (pinned by this read anyway), so
-          // a quiet conn holds no read-ahead of its own (docs/performance.md). As many bytes as
-          // the small read-ahead takes, so a burst grows it just as a fill would.
-          const q = p.length > PARKED_READ ? p.subarray(0, PARKED_READ) : p;
-          return this.#raw.read(q).then(
-            (n) => {
-              if (n === null) return this.#ended();
-              // The room is the read-ahead's: a caller's buffer under 1 KiB that filled says
-              // nothing about a burst.
-              this.#br.load(q.subarray(0, n), PARKED_READ);
-              return this.#read(p);
-            },
+        const parked = this.#parkedRead(p);
+        if (parked) {
+          return parked.then(
+            (n) => n === null ? this.#ended() : (this.#loadParked(p, n), this.#read(p)),
             this.#readFailed,
           );
         }
@@ -222,18 +212,30 @@ export class WsConn extends ConnBase {
   }
 
   /**
-   * Waits for more bytes between frames, in the caller's buffer when the read-ahead is not grown
-   * (as read() does); false at EOF.
+   * Between frames with nothing buffered: sizes the read-ahead by the last fill and, unless it is
+   * grown, parks it and reads from the socket into the caller's buffer (pinned by this read
+   * anyway), at most what the small read-ahead would take, so a burst grows it just as a fill
+   * would. A quiet conn then holds no read-ahead of its own (docs/performance.md). Null: not
+   * parked, fill the read-ahead instead.
    */
-  #wait(p: Uint8Array): Promise<boolean> {
+  #parkedRead(p: Uint8Array): Promise<number | null> | null {
     this.#br.adapt(READ_BUFFER);
-    if (!this.#br.park()) return this.#br.fill();
-    const q = p.length > PARKED_READ ? p.subarray(0, PARKED_READ) : p;
-    return this.#raw.read(q).then((n) => {
-      if (n === null) return false;
-      this.#br.load(q.subarray(0, n), PARKED_READ);
-      return true;
-    });
+    if (!this.#br.park()) return null;
+    return this.#raw.read(p.length > PARKED_READ ? p.subarray(0, PARKED_READ) : p);
+  }
+
+  /** The `n` bytes a parked read brought to the front of `p` become the read-ahead. */
+  #loadParked(p: Uint8Array, n: number): void {
+    // The room is the read-ahead's: a caller's buffer under 1 KiB that filled says nothing about
+    // a burst.
+    this.#br.load(p.subarray(0, n), PARKED_READ);
+  }
+
+  /** Waits for more bytes between frames, parked when it can be (see read()); false at EOF. */
+  #wait(p: Uint8Array): Promise<boolean> {
+    const parked = this.#parkedRead(p);
+    if (!parked) return this.#br.fill();
+    return parked.then((n) => n !== null && (this.#loadParked(p, n), true));
   }
 
   /** A socket read failed: the stream is broken for good (null once we closed it ourselves). */
