@@ -4,6 +4,8 @@
 //
 //	tunnelpeer -mode server -proto ws|mws|mtcp -addr 127.0.0.1:0 -target 127.0.0.1:T
 //	    accepts the carrier and forwards every stream to T
+//	tunnelpeer -mode server -proto tcp -addr 127.0.0.1:0 -target 127.0.0.1:T
+//	    a plain TCP forward to T (GOST's tcp forward without its handler layers)
 //	tunnelpeer -mode client -proto ws|mws|mtcp -addr 127.0.0.1:0 -server 127.0.0.1:S
 //	    accepts TCP and carries every connection to S (ws: one WebSocket each; mws/mtcp: one
 //	    smux v1 stream each over one session)
@@ -131,6 +133,22 @@ func server(proto, addr, target string) {
 			}
 			go serveSmux(c, target, proto)
 		}
+	case "tcp":
+		// A plain forward, as GOST's tcp handler does it: dial the target, transport both ways.
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				t, err := net.Dial("tcp", target)
+				if err != nil {
+					c.Close()
+					return
+				}
+				transport(c, t)
+			}()
+		}
 	}
 }
 
@@ -214,7 +232,7 @@ func client(proto, addr, server string) {
 
 func main() {
 	mode := flag.String("mode", "server", "server or client")
-	proto := flag.String("proto", "ws", "ws, mws or mtcp")
+	proto := flag.String("proto", "ws", "ws, mws, mtcp, or tcp (server: a plain forward)")
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	target := flag.String("target", "", "forward target (server)")
 	server_ := flag.String("server", "", "tunnel server (client)")
