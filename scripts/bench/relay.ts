@@ -154,7 +154,7 @@ export async function roundTrips(): Promise<BenchRow[]> {
       : null;
     const b = await startBurrow(["-L", `tcp://127.0.0.1:0/127.0.0.1:${echo.addr.port}`]);
     try {
-      // Alternating, so both see the same machine.
+      // One after the other in the same run (the echo and the client are shared).
       const ours = await measure(b.ports[0]!);
       const theirs = go ? await measure(go.port) : null;
       rows.push({

@@ -32,18 +32,18 @@ export interface RelayOptions {
 
 /**
  * Buffers start small (idle and interactive conns are the many) and grow for bulk transfers:
- * a pending read pins its buffer, so the read a quiet socket waits in is 256 bytes (1 KiB there
- * cost 1.5 KiB more per idle tunnel, 4 KiB 6 KiB more; docs/performance.md). A read that fills it
- * to the byte means more is waiting: the next read takes a bulk buffer at once (4 KiB at first), so
- * a message of up to 4 KiB costs two reads, and one once the conn keeps that buffer. Four full
- * reads in a row grow it ×4, up to 256 KiB. A bulk buffer goes back to the pool when its source
- * runs dry and the process's conns hold more than their budget of such buffers (see {@link copy});
- * under it, a conn keeps it (giving back after every message split the next one in two segments,
- * which cost request/response traffic ~100 µs a round trip here).
+ * a pending read pins its buffer. A socket's reads start in 256 bytes: a tunnel that only ever
+ * carries small messages (keystrokes, pings) waits in that (1 KiB cost 1.5 KiB more per idle
+ * tunnel; docs/performance.md). The first read that fills it gives the conn a 1 KiB small
+ * buffer for good, so bigger messages are one read each as before (a message split across reads
+ * leaves as two segments, which costs request/response traffic a process wake-up per hop). Four
+ * full reads per step grow the buffer ×4 up to 256 KiB. A grown buffer goes back to the pool when
+ * its source runs dry and the process's conns hold more than their budget of such buffers (see
+ * {@link copy}).
  */
 const START_BUFFER = 256;
-/** Where a burst starts once the small buffer fills (the smallest bulk buffer). */
-const BURST_START = 4 * 1024;
+/** The small buffer of a conn whose messages outgrew {@link START_BUFFER}. */
+const SMALL_BUFFER = 1024;
 const MAX_BUFFER = 256 * 1024;
 /** Datagram conns need room for any datagram from the first read. */
 const DATAGRAM_BUFFER = 64 * 1024;
@@ -70,9 +70,10 @@ export async function copy(
   let total = 0;
   let full = 0;
   let buf = small;
-  /** Size a burst starts at, and the size the current one has reached. */
-  const burst0 = Math.min(max, Math.max(small.length, BURST_START));
-  let level = burst0;
+  /** Size the current burst has reached. */
+  let level = small.length;
+  /** What {@link SMALL_BUFFER} becomes under `max`. */
+  const promoted = Math.min(max, SMALL_BUFFER);
   // A source that says when it has bytes (a mux stream) is waited on without a buffer while it is
   // quiet: the small one goes back to the pool, and a read that waits pins nothing of ours.
   const quiet = src.waitReadable && !src.datagram && small.length === IDLE_POOL.size ? src : null;
@@ -93,15 +94,18 @@ export async function copy(
       if (n < buf.length >>> 1) {
         // Interactive, or the burst ended.
         full = 0;
-        if (buf === small) level = burst0;
+        if (buf === small) level = small.length;
         else if (bulkOverBudget()) {
           giveBulk(buf);
           buf = small;
         }
-      } else if (buf === small && n === buf.length && level > buf.length && quiet === null) {
-        // The small read filled to the byte: more is waiting. On at the burst's size. (A source
-        // with waitReadable reads in the small one again: its wait ends at once if more is there.)
-        buf = takeBulk(level);
+      } else if (buf === small && n === buf.length && small.length < promoted) {
+        // This conn's messages outgrow 256 bytes: its small buffer is 1 KiB from now on.
+        buf = small = new Uint8Array(promoted);
+        if (level < promoted) level = promoted;
+      } else if (buf === small && level > small.length) {
+        // Back to the burst's size if the small read left more waiting (it filled to the byte).
+        if (n === buf.length) buf = takeBulk(level);
       } else if (buf !== small && n < buf.length - (buf.length >>> 6)) {
         // Short by more than a record stream's headers (1/64): the source ran dry.
         full = 0;
@@ -114,7 +118,7 @@ export async function copy(
         // fills the buffer to the byte: a read of at least half of it counts towards growing, or
         // the buffer would stay small and every read-ahead cost four writes
         // (docs/performance.md).
-        level = Math.min(max, Math.max(buf.length * 4, burst0));
+        level = Math.min(max, buf.length * 4);
         if (buf !== small) giveBulk(buf);
         buf = takeBulk(level);
         full = 0;

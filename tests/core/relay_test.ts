@@ -48,7 +48,7 @@ Deno.test("relay closes both sides when one side fails", async () => {
   assert.equal(await withTimeout(client.read(buf), 2000), null);
 });
 
-Deno.test("relay: under the keep budget a burst's big buffer stays for the next one; over it, it goes back when the source runs dry, so the read that waits holds 256 bytes, and the next burst resumes at the size reached", async () => {
+Deno.test("relay: under the keep budget a burst's big buffer stays for the next one; over it, it goes back when the source runs dry, so the read that waits holds its small buffer (1 KiB once a read filled 256 bytes), and the next burst resumes at the size reached", async () => {
   const { BULK_KEEP_BUDGET, bulkHeldBytes, giveBulk, takeBulk } = await import(
     "../../src/core/buffer_pool.ts"
   );
@@ -75,22 +75,22 @@ Deno.test("relay: under the keep budget a burst's big buffer stays for the next 
     await withTimeout(drain((1 << 20) + 100), 5000);
     assert.equal(
       a.sizes.at(-1),
-      256,
+      1024,
       `the waiting read holds the small buffer (${a.sizes.at(-1)})`,
     );
     const before = a.sizes.length;
     // (A burst whose last read is within 1/64 of full keeps the big buffer until the next read.)
     await source.write(randomBytes((1 << 20) + 5000));
     await withTimeout(drain((1 << 20) + 5000), 5000);
-    assert.deepEqual(a.sizes.slice(before - 1, before + 1), [256, 256 * 1024], "back to 256 KiB");
-    assert.equal(a.sizes.at(-1), 256);
+    assert.deepEqual(a.sizes.slice(before - 1, before + 1), [1024, 256 * 1024], "back to 256 KiB");
+    assert.equal(a.sizes.at(-1), 1024);
     // Small messages stay small.
     const mark = a.sizes.length;
     for (let i = 0; i < 10; i++) {
       await source.write(randomBytes(100));
       await withTimeout(drain(100), 5000);
     }
-    assert.ok(a.sizes.slice(mark).every((s) => s === 256), `${a.sizes.slice(mark)}`);
+    assert.ok(a.sizes.slice(mark).every((s) => s === 1024), `${a.sizes.slice(mark)}`);
   } finally {
     for (const o of others) giveBulk(o);
   }
@@ -100,22 +100,36 @@ Deno.test("relay: under the keep budget a burst's big buffer stays for the next 
   assert.equal(bulkHeldBytes(), 0, "every bulk buffer was given back or dropped");
 });
 
-Deno.test("relay: a read that fills the small buffer goes on in a bulk one at once, which (under the keep budget) the next message is read in: a message of up to 4 KiB costs two reads the first time, one after", async () => {
+Deno.test("relay: a socket's reads wait in 256 bytes until one fills it; then in 1 KiB for good, so a bigger message is one read again, whatever the keep budget", async () => {
+  const { BULK_KEEP_BUDGET, bulkHeldBytes, giveBulk, takeBulk } = await import(
+    "../../src/core/buffer_pool.ts"
+  );
   const [source, a0] = pipe({ capacity: 1 << 20 });
   const [b, sink] = pipe({ capacity: 1 << 20 });
   const a = new ReadSizeSpy(a0);
   const done = relay(a, b);
   const buf = new Uint8Array(8192);
-  const roundTrip = async (size: number) => {
+  /** The sizes of the reads that carried one message (the one waiting for it first). */
+  const message = async (size: number) => {
     const before = a.sizes.length;
     await source.write(randomBytes(size));
     for (let got = 0; got < size;) got += (await withTimeout(sink.read(buf), 5000))!;
     await new Promise((r) => setTimeout(r, 0)); // the copy loop issues its next read
-    return a.sizes.slice(before - 1, -1); // the reads that carried this message
+    return a.sizes.slice(before - 1, -1);
   };
-  assert.deepEqual(await roundTrip(100), [256], "small messages take one small read");
-  assert.deepEqual(await roundTrip(3000), [256, 4096]);
-  assert.deepEqual(await roundTrip(700), [4096], "the next message takes one read");
+  assert.deepEqual(await message(100), [256], "small messages: one read in 256 bytes");
+  assert.deepEqual(await message(255), [256]);
+  assert.deepEqual(await message(700), [256, 1024], "the first bigger one fills it");
+  assert.deepEqual(await message(700), [1024], "from then on one read");
+  assert.deepEqual(await message(100), [1024], "and the conn waits in 1 KiB");
+  // Over the keep budget (other conns hold grown buffers) nothing changes for these sizes.
+  const others: Uint8Array[] = [];
+  while (bulkHeldBytes() <= BULK_KEEP_BUDGET) others.push(takeBulk(256 * 1024));
+  try {
+    assert.deepEqual(await message(1000), [1024]);
+  } finally {
+    for (const o of others) giveBulk(o);
+  }
   source.close();
   sink.close();
   await withTimeout(done, 5000);
