@@ -269,8 +269,11 @@ export async function askTag(port: number): Promise<string> {
 /** A conn that records the size of every buffer a read is given (who lends how much, when). */
 export class ReadSizeSpy extends WrappedConn {
   sizes: number[] = [];
+  /** The memory each read went to. */
+  buffers: ArrayBufferLike[] = [];
   override read(p: Uint8Array): Promise<number | null> {
     this.sizes.push(p.length);
+    this.buffers.push(p.buffer);
     return super.read(p);
   }
 }

@@ -5,7 +5,9 @@
  * (its memory reducer included, docs/performance.md).
  * A second row per transport, in fresh processes, opens 200 that each download 1 MiB before going
  * idle: what a keep-alive connection costs after a transfer (grown buffers must have been given
- * back). Each reading waits until RSS is steady.
+ * back). Each reading waits until RSS is steady. The tcp forward has a third row: tunnels that
+ * carried a 700-byte request and a 2,000-byte reply, so each direction outgrew the relay's first
+ * 256-byte read buffer (one run).
  * socks5 and http rows are a proxy (`-L socks5://`, `-L http://`) with tunnels asked for by SOCKS5
  * CONNECT or HTTP CONNECT, in one process like the tcp forward.
  * `BENCH_IDLE=tcp,ws` measures only those transports (any transport by name: `BENCH_IDLE=tls,wss`).
@@ -24,7 +26,18 @@ const RUNS = Number(Deno.env.get("BENCH_IDLE_RUNS") ?? 3);
 const USED = 200;
 const DOWNLOAD = (1 << 20) + 777;
 
-/** An echo server holding its conns open; a first byte "D" gets {@link DOWNLOAD} bytes instead. */
+/**
+ * A request of {@link REQUEST} bytes starting with "R": the echo answers its first 64-byte read with
+ * {@link REPLY} bytes and echoes the rest, so the tunnel carried messages bigger than the relay's
+ * first read buffer both ways (1 KiB a direction idle, not 256 bytes).
+ */
+const REQUEST = 700;
+const REPLY = 2000;
+
+/**
+ * An echo server holding its conns open; a first byte "D" gets {@link DOWNLOAD} bytes instead, a
+ * read starting with "R" {@link REPLY} bytes.
+ */
 function echo(): { port: number; close: () => void } {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns: Deno.Conn[] = [];
@@ -39,7 +52,11 @@ function echo(): { port: number; close: () => void } {
             c.close(); // as servers do at EOF, so the tunnel's streams end
             break;
           }
-          const out = b[0] === 0x44 ? new Uint8Array(DOWNLOAD) : b.subarray(0, n);
+          const out = b[0] === 0x44
+            ? new Uint8Array(DOWNLOAD)
+            : b[0] === 0x52
+            ? new Uint8Array(REPLY)
+            : b.subarray(0, n);
           await c.write(out).catch(() => {});
         }
       })();
@@ -79,17 +96,18 @@ async function settle(pids: number[]): Promise<void> {
 
 /**
  * One row in fresh processes: warm up, settle, open `n` tunnels that each send `first` and read
- * `want` bytes, settle, and report the RSS growth per tunnel and side.
+ * `want` bytes, settle, and report the RSS growth per tunnel and side (median of `times` runs).
  */
 async function measure(
   t: string,
   name: string,
   n: number,
-  first: number,
+  first: Uint8Array,
   want: number,
+  times = n === N ? RUNS : 1,
 ): Promise<BenchRow> {
   const runs: number[][] = [];
-  for (let i = 0; i < (n === N ? RUNS : 1); i++) runs.push(await measureOnce(t, n, first, want));
+  for (let i = 0; i < times; i++) runs.push(await measureOnce(t, n, first, want));
   const sides = runs[0]!.length;
   const med = (k: number) => {
     const v = runs.map((r) => r[k]!).sort((a, b) => a - b);
@@ -107,7 +125,12 @@ async function measure(
 }
 
 /** RSS growth per tunnel (KiB) of each process, client first, in fresh processes. */
-async function measureOnce(t: string, n: number, first: number, want: number): Promise<number[]> {
+async function measureOnce(
+  t: string,
+  n: number,
+  first: Uint8Array,
+  want: number,
+): Promise<number[]> {
   const e = echo();
   const proxy = t === "socks5" || t === "http";
   const direct = t === "tcp" || proxy;
@@ -143,7 +166,7 @@ async function measureOnce(t: string, n: number, first: number, want: number): P
       const c = await Deno.connect({ hostname: "127.0.0.1", port: cp });
       conns.push(c);
       if (proxy) await connectThrough(t, c, e.port);
-      await c.write(new Uint8Array([first]));
+      await c.write(first);
       for (let got = 0; got < want;) {
         const k = await c.read(b);
         if (k === null) throw new Error(`${t}: tunnel ${i + 1} closed early`);
@@ -194,9 +217,30 @@ export default async function (): Promise<BenchRow[]> {
   const only = Deno.env.get("BENCH_IDLE")?.split(","); // e.g. BENCH_IDLE=tcp,ws
   // Other transports by name too (`BENCH_IDLE=tls,wss`); these are the default set.
   for (const t of only ?? ["tcp", "socks5", "http", "mtcp", "ws", "mws", "kcp", "tls", "wss"]) {
-    rows.push(await measure(t, `idle ${t} tunnel (${N} open)`, N, 1, 1));
+    rows.push(await measure(t, `idle ${t} tunnel (${N} open)`, N, new Uint8Array([1]), 1));
+    if (t === "tcp") {
+      // What a tunnel that carried an HTTP-sized exchange costs idle (one run).
+      const request = new Uint8Array(REQUEST);
+      request[0] = 0x52;
+      rows.push(
+        await measure(
+          t,
+          `idle tcp tunnel after a ${REQUEST}-byte request, ${REPLY}-byte reply (${N} open)`,
+          N,
+          request,
+          REPLY + REQUEST - 64,
+          1,
+        ),
+      );
+    }
     rows.push(
-      await measure(t, `idle ${t} tunnel after 1 MiB down (${USED} open)`, USED, 0x44, DOWNLOAD),
+      await measure(
+        t,
+        `idle ${t} tunnel after 1 MiB down (${USED} open)`,
+        USED,
+        new Uint8Array([0x44]),
+        DOWNLOAD,
+      ),
     );
   }
   return rows;

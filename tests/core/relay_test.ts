@@ -135,6 +135,30 @@ Deno.test("relay: a socket's reads wait in 256 bytes until one fills it; then in
   await withTimeout(done, 5000);
 });
 
+Deno.test("relay: a first read buffer left behind (a conn's messages outgrew it, or the relay ended) is reused by the next relay, not left as garbage", async () => {
+  /** A relay that carries `size` bytes one way, then ends; its spies on both sides. */
+  const run = async (size: number) => {
+    const [source, a0] = pipe({ capacity: 1 << 20 });
+    const [b0, sink] = pipe({ capacity: 1 << 20 });
+    const a = new ReadSizeSpy(a0), b = new ReadSizeSpy(b0);
+    const done = relay(a, b);
+    await source.write(randomBytes(size));
+    const buf = new Uint8Array(4096);
+    for (let got = 0; got < size;) got += (await withTimeout(sink.read(buf), 5000))!;
+    source.close();
+    sink.close();
+    await withTimeout(done, 5000);
+    return { a, b, firsts: [a.buffers[0], b.buffers[0]] };
+  };
+  const promoted = await run(700); // a's 256 bytes are left at its first full read, b's at the end
+  assert.deepEqual(promoted.a.sizes.slice(0, 2), [256, 1024]);
+  const next = await run(10);
+  assert.equal(next.a.sizes[0], 256);
+  for (const f of next.firsts) {
+    assert.ok(promoted.firsts.includes(f), "the next relay reads in the buffers the last one left");
+  }
+});
+
 Deno.test("relay: a conn whose close throws makes the relay reject, not throw (as an async function would)", async () => {
   const [a, x] = pipe();
   const [b, y] = pipe();
