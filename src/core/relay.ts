@@ -81,6 +81,12 @@ export async function copy(
   onProgress?: () => void,
   max = MAX_BUFFER,
 ): Promise<number> {
+  // A zero-byte buffer would read 0 bytes forever.
+  if (small.length === 0 || !(max >= 1)) {
+    throw new RangeError(
+      `copy: buffers must hold at least 1 byte (got ${small.length}, max ${max})`,
+    );
+  }
   let total = 0;
   let full = 0;
   let buf = small;
@@ -167,6 +173,7 @@ export function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<RelayR
 
 function relayBoth(a: Conn, b: Conn, opts: RelayOptions): Promise<RelayResult> {
   const max = opts.bufferSize ?? MAX_BUFFER;
+  if (!(max >= 1)) throw new RangeError(`relay: bufferSize must be at least 1 (got ${max})`);
   const datagram = a.datagram || b.datagram;
   // Any datagram fits in 64 KiB; more would only be held per session (UDP sessions are many).
   const first = datagram ? DATAGRAM_BUFFER : Math.min(START_BUFFER, max);

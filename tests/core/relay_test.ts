@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { pipe } from "../../src/core/pipe.ts";
-import { relay } from "../../src/core/relay.ts";
+import { copy, relay } from "../../src/core/relay.ts";
+import { WrappedConn } from "../../src/core/conn.ts";
 import {
   randomBytes,
   readAll,
@@ -157,6 +158,52 @@ Deno.test("relay: a first read buffer left behind (a conn's messages outgrew it,
   for (const f of next.firsts) {
     assert.ok(promoted.firsts.includes(f), "the next relay reads in the buffers the last one left");
   }
+});
+
+Deno.test("relay: forty relays at once, messages around the small buffers' sizes, into sinks that take the bytes a turn late: every byte arrives intact (no buffer is given back while a write holds it)", async () => {
+  /** Copies the caller's bytes only after 3 ms, as a conn that is slow to take them. */
+  class LateSink extends WrappedConn {
+    override async write(p: Uint8Array): Promise<number> {
+      await new Promise((r) => setTimeout(r, 3));
+      return super.write(p);
+    }
+  }
+  const sizes = [1, 100, 255, 256, 257, 700, 1023, 1024, 1025, 3000];
+  await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+    await new Promise((r) => setTimeout(r, i)); // relays start while others' writes are pending
+    const [source, a] = pipe({ capacity: 1 << 20 });
+    const [b0, sink] = pipe({ capacity: 1 << 20 });
+    const done = relay(a, new LateSink(b0));
+    const sent: Uint8Array[] = [];
+    const writer = (async () => {
+      for (let k = 0; k < 12; k++) {
+        const m = randomBytes(sizes[(i + k) % sizes.length]!);
+        sent.push(m);
+        await source.write(m);
+        await new Promise((r) => setTimeout(r, (i + k) % 3)); // interleave the relays
+      }
+      await source.closeWrite();
+    })();
+    const got = await withTimeout(readAll(sink), 10_000);
+    await writer;
+    const want = new Uint8Array(sent.reduce((n, m) => n + m.length, 0));
+    let off = 0;
+    for (const m of sent) want.set(m, off), off += m.length;
+    assert.equal(await sha256(got), await sha256(want), `relay ${i}: bytes differ`);
+    source.close();
+    sink.close();
+    await withTimeout(done, 5000);
+  }));
+});
+
+Deno.test("relay and copy refuse a buffer size under one byte (it would read 0 bytes forever) instead of spinning", async () => {
+  const [a, x] = pipe();
+  const [b, y] = pipe();
+  for (const bufferSize of [0, -1, NaN]) {
+    await assert.rejects(withTimeout(relay(a, b, { bufferSize }), 2000), RangeError);
+  }
+  await assert.rejects(withTimeout(copy(a, b, new Uint8Array(0)), 2000), RangeError);
+  a.close(), b.close(), x.close(), y.close();
 });
 
 Deno.test("relay: a conn whose close throws makes the relay reject, not throw (as an async function would)", async () => {
