@@ -159,9 +159,9 @@ export async function roundTrips(): Promise<BenchRow[]> {
       const theirs = go ? await measure(go.port) : null;
       rows.push({
         name: "round trips through a burrow tcp forward",
-        note: `${ours.join(", ")} µs` +
+        note: `${ours.join(" / ")} µs` +
           (theirs
-            ? `; Go forward (GOST's copy loop) ${theirs.join(", ")}: ratio ${
+            ? `; Go forward (GOST's copy loop) ${theirs.join(" / ")}; ratio ${
               ours.map((o, i) => (theirs[i]! / o).toFixed(2) + "x").join(" / ")
             }`
             : " (no Go peer: go or xtaci/smux missing)"),
