@@ -164,6 +164,50 @@ export function portForChild(udp = false): number {
 }
 
 /**
+ * Starts a child process that must be told its TCP port ({@link portForChild}) and resolves once
+ * the port accepts connections while the child runs. The port was only free a moment ago: a child
+ * that exits first (another socket took the port) is started again on another one.
+ */
+export async function childOnPort(
+  spawn: (port: number) => Deno.ChildProcess,
+  what: string,
+  timeoutMs = 5000,
+): Promise<{ child: Deno.ChildProcess; port: number }> {
+  for (let attempt = 1;; attempt++) {
+    const port = portForChild();
+    const child = spawn(port);
+    let exited = false;
+    const status = child.status.then(() => (exited = true));
+    const deadline = Date.now() + timeoutMs;
+    let listening = false;
+    while (!exited && !listening && Date.now() < deadline) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        // Still running a moment later: the listener is the child's, not a stranger's.
+        await new Promise((r) => setTimeout(r, 50));
+        listening = !exited;
+      } catch {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    if (listening) return { child, port };
+    if (!exited) {
+      stopChild(child);
+      await status;
+      throw new Error(`${what} did not listen on ${port} within ${timeoutMs} ms`);
+    }
+    if (attempt >= 5) throw new Error(`${what} exited before listening, ${attempt} times`);
+  }
+}
+
+/** SIGTERM to a child that may have exited already (kill would throw then). */
+export function stopChild(child: Deno.ChildProcess): void {
+  try {
+    child.kill("SIGTERM");
+  } catch { /* already exited */ }
+}
+
+/**
  * A UDP socket and a TCP listener on the same loopback port (a DNS server's pair). The kernel picks
  * the UDP port; TCP may already hold that number, so another pick is tried.
  */

@@ -6,11 +6,13 @@ import { evpBytesToKey, SsCipher } from "../../src/protocol/ss_aead.ts";
 import { openPacket, sealPacket } from "../../src/proxy/ss/mod.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import {
+  childOnPort,
   hasCommand,
   portForChild,
   randomBytes,
   readAll,
   sha256,
+  stopChild,
   udpEchoServer,
   withTimeout,
 } from "../_helpers.ts";
@@ -102,36 +104,35 @@ for (const m of METHODS) {
     fn: async () => {
       const origin = startOrigin();
       const ours = await Runtime.start(cliConfig([`ss://${m}:pass123@127.0.0.1:0`], []));
-      const lp = portForChild();
-      const local = new Deno.Command("ss-local", {
-        args: [
-          "-s",
-          "127.0.0.1",
-          "-p",
-          String(ours.services[0]!.listener.addr.port),
-          "-b",
-          "127.0.0.1",
-          "-l",
-          String(lp),
-          "-k",
-          "pass123",
-          "-m",
-          m,
-        ],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      const sp = portForChild();
-      const server = new Deno.Command("ss-server", {
-        args: ["-s", "127.0.0.1", "-p", String(sp), "-k", "pass123", "-m", m],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
+      const { child: local, port: lp } = await childOnPort((lp) =>
+        new Deno.Command("ss-local", {
+          args: [
+            "-s",
+            "127.0.0.1",
+            "-p",
+            String(ours.services[0]!.listener.addr.port),
+            "-b",
+            "127.0.0.1",
+            "-l",
+            String(lp),
+            "-k",
+            "pass123",
+            "-m",
+            m,
+          ],
+          stdout: "null",
+          stderr: "null",
+        }).spawn(), "ss-local");
+      const { child: server, port: sp } = await childOnPort((sp) =>
+        new Deno.Command("ss-server", {
+          args: ["-s", "127.0.0.1", "-p", String(sp), "-k", "pass123", "-m", m],
+          stdout: "null",
+          stderr: "null",
+        }).spawn(), "ss-server");
       const cli = await Runtime.start(
         cliConfig(["http://127.0.0.1:0"], [`ss://${m}:pass123@127.0.0.1:${sp}`]),
       );
       try {
-        await new Promise((r) => setTimeout(r, 400));
         const n = 1 << 20;
         const a = await curl([
           "--retry",
@@ -151,8 +152,8 @@ for (const m of METHODS) {
         assert.equal(b.code, 0, `ours → ss-server: ${b.stderr}`);
         assert.equal(await sha256(b.stdout), await sha256(pseudoRandom(n + 1, n + 1)));
       } finally {
-        local.kill("SIGTERM");
-        server.kill("SIGTERM");
+        stopChild(local);
+        stopChild(server);
         await local.status;
         await server.status;
         await cli.close();
@@ -222,8 +223,8 @@ for (const m of METHODS) {
         }
       } finally {
         sock.close();
-        tunnel.kill("SIGTERM");
-        server.kill("SIGTERM");
+        stopChild(tunnel);
+        stopChild(server);
         await tunnel.status;
         await server.status;
         await fwd.close();
