@@ -151,17 +151,26 @@ export function echoServer(): { port: number; close: () => Promise<void> } {
  * refuse. Anything in-process listens on port 0 and reads the port ({@link portOf}).
  */
 export function portForChild(udp = false): number {
-  if (udp) {
-    const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-    const p = (s.addr as Deno.NetAddr).port;
-    s.close();
-    return p;
+  // Never the same number twice in a run: two picks a moment apart, before either child has
+  // bound its port, could otherwise be one port.
+  for (;;) {
+    let p: number;
+    if (udp) {
+      const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+      p = (s.addr as Deno.NetAddr).port;
+      s.close();
+    } else {
+      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      p = (l.addr as Deno.NetAddr).port;
+      l.close();
+    }
+    if (!handedOut.has(p)) {
+      handedOut.add(p);
+      return p;
+    }
   }
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
 }
+const handedOut = new Set<number>();
 
 /**
  * Starts a child process that must be told its TCP port ({@link portForChild}) and resolves once

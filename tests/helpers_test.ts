@@ -37,3 +37,13 @@ Deno.test("test helpers: childOnPort starts a child again on another port when t
     await child.status;
   }
 });
+
+Deno.test("test helpers: portForChild never hands out the same port twice in a run", async () => {
+  const { portForChild } = await import("./_helpers.ts");
+  const seen = new Set<number>();
+  for (let i = 0; i < 200; i++) {
+    const p = portForChild(i % 2 === 0);
+    assert.ok(!seen.has(p), `port ${p} handed out twice`);
+    seen.add(p);
+  }
+});

@@ -131,10 +131,12 @@ Deno.test("dashboard: headless Chromium sees the services and live counters", as
         `document.querySelector('tr[data-service="service-0"] .${c}')?.textContent ?? ""`,
       );
     assert.equal(await cell("total"), "0");
-    // A slow download (≈ 4 s, more than the kernel buffers hold) keeps a connection open while the page polls.
+    // A slow download (≈ 8 s, more than the kernel buffers hold) keeps a connection open while the
+    // page polls. (At ≈ 4 s a busy machine once saw the whole body counted at the first poll that
+    // showed any: loopback buffers hold several MB.)
     const download = curl([
       "--limit-rate",
-      "6M",
+      "3M",
       "-x",
       `http://127.0.0.1:${proxyPort}`,
       `http://127.0.0.1:${origin.port}/bytes?n=24000000`,
