@@ -167,6 +167,17 @@ class CountingConn extends WrappedConn {
     this.#client.outputBytes += n;
     return n;
   }
+  /** The inner conn's (a getter: no field per conn). */
+  get writeRoom(): number | undefined {
+    return this.inner.writeRoom;
+  }
+  /** Counted as {@link write}; used only when {@link writeRoom} says the inner conn has it. */
+  async writeInPlace(p: Uint8Array): Promise<number> {
+    const n = await this.inner.writeInPlace!(p);
+    this.#stats.outputBytes += n;
+    this.#client.outputBytes += n;
+    return n;
+  }
 }
 
 /** One handler with its access rules and the conns it serves. */

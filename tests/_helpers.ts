@@ -320,6 +320,37 @@ export async function askTag(port: number): Promise<string> {
 }
 
 /** A conn that records the size of every buffer a read is given (who lends how much, when). */
+/**
+ * A conn that frames its writes the way WebSocket does ({@link Conn.writeRoom}): it takes
+ * `room` bytes in front of each payload handed to `writeInPlace`, scribbles over them as a
+ * header would, and records the memory each such write came in and how many plain writes came.
+ */
+export class RoomSpy extends WrappedConn {
+  readonly room: number;
+  /** The memory of each in-place write, and its payload's length. */
+  inPlace: { buffer: ArrayBufferLike; bytes: number }[] = [];
+  /** Plain writes. */
+  plain = 0;
+  constructor(inner: Conn, room = 14) {
+    super(inner);
+    this.room = room;
+  }
+  get writeRoom(): number {
+    return this.room;
+  }
+  async writeInPlace(p: Uint8Array): Promise<number> {
+    if (p.length < this.room) throw new Error(`writeInPlace: ${p.length} bytes, room ${this.room}`);
+    this.inPlace.push({ buffer: p.buffer, bytes: p.length - this.room });
+    p.fill(0xee, 0, this.room);
+    await this.inner.write(p.subarray(this.room));
+    return p.length - this.room;
+  }
+  override write(p: Uint8Array): Promise<number> {
+    this.plain++;
+    return super.write(p);
+  }
+}
+
 export class ReadSizeSpy extends WrappedConn {
   sizes: number[] = [];
   /** The memory each read went to. */

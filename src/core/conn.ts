@@ -54,6 +54,19 @@ export interface Conn extends Duplex {
    * queued chunks (mux streams) have it.
    */
   waitReadable?(): Promise<void>;
+  /**
+   * Optional, for conns that put a header in front of each write (WebSocket): how many bytes a
+   * caller may leave free at the start of what it passes to {@link writeInPlace}, so the header
+   * goes there and the payload is not copied into a frame buffer of the conn's own (a bulk copy
+   * per write; docs/performance.md). A conn with `writeRoom > 0` has `writeInPlace`.
+   */
+  readonly writeRoom?: number;
+  /**
+   * Writes `p.subarray(writeRoom)` as `write` would, and may overwrite the first `writeRoom`
+   * bytes of `p` and change the rest in place (masking) on the way. Resolves the payload's
+   * length. The caller may reuse `p` once this resolves.
+   */
+  writeInPlace?(p: Uint8Array): Promise<number>;
 }
 
 /** An unspecified address, for conns that have none (pipes, in-memory). */

@@ -97,6 +97,10 @@ export async function copy(
   // A source that says when it has bytes (a mux stream) is waited on without a buffer while it is
   // quiet: the small one goes back to the pool, and a read that waits pins nothing of ours.
   const quiet = src.waitReadable && !src.datagram && small.length === IDLE_POOL.size ? src : null;
+  // A conn that frames each write (WebSocket) takes the frame header in the bytes before the
+  // payload: bulk reads land `room` bytes in, and the frame goes out of this buffer instead of
+  // a copy of it (a bulk copy per write; docs/performance.md).
+  const room = dst.writeInPlace && !dst.datagram ? dst.writeRoom ?? 0 : 0;
   try {
     for (;;) {
       if (quiet !== null && buf === small) {
@@ -105,13 +109,17 @@ export async function copy(
         await quiet.waitReadable!();
         buf = small = IDLE_POOL.take(IDLE_POOL.size);
       }
-      const n = await src.read(buf);
+      // A bulk read into a conn that frames its writes leaves it room for the header in front
+      // (not in tiny buffers a small `max` makes, which the room could fill).
+      const into = buf === small || room === 0 || buf.length < 1024 ? buf : buf.subarray(room);
+      const n = await src.read(into);
       if (n === null) break;
       if (n === 0) continue;
-      await dst.write(n === buf.length ? buf : buf.subarray(0, n));
+      if (into !== buf) await dst.writeInPlace!(buf.subarray(0, room + n));
+      else await dst.write(n === buf.length ? buf : buf.subarray(0, n));
       total += n;
       onProgress?.();
-      if (n < buf.length >>> 1) {
+      if (n < into.length >>> 1) {
         // Interactive, or the burst ended.
         full = 0;
         if (buf === small) level = small.length;
@@ -127,7 +135,7 @@ export async function copy(
       } else if (buf === small && level > small.length) {
         // Back to the burst's size if the small read left more waiting (it filled to the byte).
         if (n === buf.length) buf = takeBulk(level);
-      } else if (buf !== small && n < buf.length - (buf.length >>> 6)) {
+      } else if (buf !== small && n < into.length - (buf.length >>> 6)) {
         // Short by more than a record stream's headers (1/64): the source ran dry.
         full = 0;
         if (bulkOverBudget()) {

@@ -6,6 +6,7 @@ import {
   randomBytes,
   readAll,
   ReadSizeSpy,
+  RoomSpy,
   sha256,
   withTimeout,
   writeChunks,
@@ -158,6 +159,30 @@ Deno.test("relay: a first read buffer left behind (a conn's messages outgrew it,
   for (const f of next.firsts) {
     assert.ok(promoted.firsts.includes(f), "the next relay reads in the buffers the last one left");
   }
+});
+
+Deno.test("relay: into a conn that frames its writes (WebSocket), bulk reads land after the room it asks for and go out of the relay's own buffer, not a copy; small reads take the plain write; every byte arrives", async () => {
+  const [source, a0] = pipe({ capacity: 1 << 20 });
+  const [b0, sink] = pipe({ capacity: 1 << 20 });
+  const a = new ReadSizeSpy(a0), b = new RoomSpy(b0);
+  const done = relay(a, b);
+  const data = randomBytes(4 << 20);
+  const received = readAll(sink);
+  await writeChunks(source, data, 65536);
+  await source.closeWrite();
+  const got = await withTimeout(received, 10_000);
+  assert.equal(await sha256(got), await sha256(data));
+  sink.close();
+  const r = await withTimeout(done, 5000);
+  assert.equal(r.aToB, data.length);
+  assert.ok(b.plain > 0, "the first, small reads are plain writes");
+  assert.ok(b.inPlace.length > 0, "bulk reads are written in place");
+  for (const w of b.inPlace) {
+    assert.ok(a.buffers.includes(w.buffer), "an in-place write is the relay's read buffer");
+  }
+  // Reads into bulk buffers leave the room: no read asks for a whole pooled size.
+  const bulkReads = a.sizes.filter((n) => n > 1024);
+  assert.ok(bulkReads.length > 0 && bulkReads.every((n) => (n + 14) % 1024 === 0), `${bulkReads}`);
 });
 
 Deno.test("relay: forty relays at once, messages around the small buffers' sizes, into sinks that take the bytes a turn late: every byte arrives intact (no buffer is given back while a write holds it)", async () => {

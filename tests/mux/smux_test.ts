@@ -565,3 +565,33 @@ Deno.test("smux: a relay reading a quiet stream lends it no buffer until bytes a
     srv.close();
   }
 });
+
+Deno.test("smux over a carrier that frames its writes (WebSocket): batches go out in place, header room in front, and 8 streams echo byte-exact", async () => {
+  const { RoomSpy } = await import("../_helpers.ts");
+  const [a, b] = pipe({ capacity: 1 << 20 });
+  const spy = new RoomSpy(a);
+  const cli = clientSession(spy, { version: 2 });
+  const srv = serverSession(b, { version: 2 });
+  const serving = serveEcho(srv);
+  try {
+    await withTimeout(
+      Promise.all(Array.from({ length: 8 }, async (_, i) => {
+        const s = await cli.openStream();
+        const data = randomBytes(200_000 + i);
+        const [, back] = await Promise.all([
+          writeChunks(s, data, 50_000).then(() => s.closeWrite()),
+          readAll(s),
+        ]);
+        assert.equal(await sha256(back), await sha256(data), `stream ${i}`);
+        s.close();
+      })),
+      20_000,
+    );
+    assert.equal(spy.plain, 0, "every batch was written in place");
+    assert.ok(spy.inPlace.length > 0);
+  } finally {
+    cli.close();
+    srv.close();
+    await serving.catch(() => {});
+  }
+});

@@ -203,6 +203,8 @@ for (const t of ["ws", "wss", "mws", "mwss"]) {
           assert.equal(r.code, 0, r.stderr);
           assert.equal(await sha256(r.stdout), await sha256(pseudoRandom(n, n)));
         }
+        // What went out to clients is counted, frames written in place included.
+        for (const rt of [srv, fsrv]) assert.ok(rt.services[0]!.stats.outputBytes >= n);
       } finally {
         await fcli.close();
         await fsrv.close();
@@ -269,6 +271,49 @@ Deno.test({
       await peer.stop();
     }
   },
+});
+
+Deno.test("ws write in place: the frame goes out of the caller's buffer (header in its room, masked there by a client) and reads back as the payload at every header size; the server's bytes are what write sends; too little room is refused", async () => {
+  const { pipe } = await import("../../src/core/pipe.ts");
+  const { BufReader } = await import("../../src/core/bufio.ts");
+  const { WsConn } = await import("../../src/transport/ws/conn.ts");
+  const { WrappedConn } = await import("../../src/core/conn.ts");
+  /** Records the memory and bytes of each write to the socket. */
+  class Tap extends WrappedConn {
+    writes: Uint8Array[] = [];
+    override write(p: Uint8Array): Promise<number> {
+      this.writes.push(p);
+      return super.write(p.slice());
+    }
+  }
+  for (const client of [true, false]) {
+    const [a, b] = pipe({ capacity: 1 << 20 });
+    const tap = new Tap(a);
+    const ws = new WsConn(tap, new BufReader(a), { client });
+    const peer = new WsConn(b, new BufReader(b), { client: !client });
+    assert.equal(ws.writeRoom, 14);
+    for (const n of [0, 1, 125, 126, 65535, 65536, 70000]) {
+      const payload = randomBytes(n);
+      const p = new Uint8Array(14 + n);
+      p.set(payload, 14);
+      assert.equal(await ws.writeInPlace(p), n);
+      const frame = tap.writes.at(-1)!;
+      assert.equal(frame.buffer, p.buffer, `${n} bytes: written from the caller's buffer`);
+      assert.equal(frame.byteOffset + frame.length, 14 + n);
+      const got = new Uint8Array(n);
+      const { readFull } = await import("../../src/core/conn.ts");
+      if (n > 0) await withTimeout(readFull(peer, got), 5000, `${n} bytes`);
+      assert.deepEqual(got, payload, `${client ? "client" : "server"}, ${n} bytes`);
+      if (!client) {
+        await ws.write(payload);
+        assert.deepEqual(tap.writes.at(-1), frame, `${n} bytes: the same frame as write`);
+        if (n > 0) await withTimeout(readFull(peer, got), 5000);
+      }
+    }
+    await assert.rejects(ws.writeInPlace(new Uint8Array(13)), RangeError);
+    ws.close();
+    peer.close();
+  }
 });
 
 Deno.test("ws read: many small frames arrive in few reads, a ping between them is answered, a close ends the stream", async () => {

@@ -278,6 +278,7 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
   async #writeLoop(): Promise<void> {
     let batch = this.#batch;
     const ver = this.config.version;
+    const room = this.#conn.writeInPlace ? this.#conn.writeRoom ?? 0 : 0;
     const done: (() => void)[] = [];
     const fails: ((e: Error) => void)[] = [];
     while (!this.#closed) {
@@ -285,14 +286,15 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
         await new Promise<void>((r) => (this.#writerWake = r));
         continue;
       }
-      batch ??= this.#batch = new Uint8Array(BATCH_TARGET + 2 * (HEADER_SIZE + 65535));
-      let n = 0;
+      // A carrier that frames its writes (WebSocket) puts its header in the room left in front.
+      batch ??= this.#batch = new Uint8Array(room + BATCH_TARGET + 2 * (HEADER_SIZE + 65535));
+      let n = room;
       while (this.#ctrl.length > 0 && n + this.#ctrl[0]!.length <= batch.length) {
         const f = this.#ctrl.shift()!;
         batch.set(f, n);
         n += f.length;
       }
-      while (this.#ready.length > 0 && n < BATCH_TARGET) {
+      while (this.#ready.length > 0 && n < room + BATCH_TARGET) {
         const s = this.#ready[0]!;
         const e = s.pending[0];
         if (!e) {
@@ -313,7 +315,8 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
       }
       this.#writing = true;
       try {
-        await this.#conn.write(batch.subarray(0, n));
+        if (room > 0) await this.#conn.writeInPlace!(batch.subarray(0, n));
+        else await this.#conn.write(batch.subarray(0, n));
       } catch (e) {
         const err = e instanceof Error ? e : new Error(String(e));
         for (const f of fails) f(err);

@@ -34,6 +34,8 @@ import {
  * conn pins 1 KiB, not 256 (docs/performance.md, "Idle after use").
  */
 const READ_BUFFER = 256 * 1024;
+/** Room for the largest frame header in front of a payload (see {@link WsConn.writeInPlace}). */
+const WRITE_ROOM = 14;
 /** Most a read on a quiet conn asks of the socket: what the small read-ahead would have. */
 const PARKED_READ = 1024;
 
@@ -341,32 +343,57 @@ export class WsConn extends ConnBase {
     return true;
   }
 
+  /** See {@link Conn.writeRoom}: room for the largest header (64-bit length and a mask key). */
+  get writeRoom(): number {
+    return WRITE_ROOM;
+  }
+
   /** One binary message, header and payload in one underlying write. */
   write(p: Uint8Array): Promise<number> {
     if (this.#closed || this.#sentClose) return Promise.reject(new ClosedError("ws: closed"));
-    const n = p.length;
-    const hl = headerSize(n, this.#client);
-    const total = hl + n;
+    return this.#queue(p, true);
+  }
+
+  /** {@link write} with the header put into the first {@link writeRoom} bytes of `p`. */
+  writeInPlace(p: Uint8Array): Promise<number> {
+    if (this.#closed || this.#sentClose) return Promise.reject(new ClosedError("ws: closed"));
+    if (p.length < WRITE_ROOM) {
+      return Promise.reject(new RangeError(`ws: writeInPlace needs ${WRITE_ROOM} bytes of room`));
+    }
+    return this.#queue(p, false);
+  }
+
+  /** Queues one message: `p` itself (room in front), or a copy of `p` framed in a pooled buffer. */
+  #queue(p: Uint8Array, copy: boolean): Promise<number> {
+    const n = copy ? p.length : p.length - WRITE_ROOM;
     const run = async () => {
       // From the bulk pool and back, so a conn between writes holds no frame buffer.
-      const buf = takeBulk(total);
+      const buf = copy ? takeBulk(WRITE_ROOM + n) : p;
       let sent = false;
       try {
-        const key = this.#client ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
-        putHeader(buf, OP_BINARY, n, key);
-        buf.set(p, hl);
-        if (key) mask(buf.subarray(hl, total), key);
-        await this.#raw.write(buf.subarray(0, total));
+        if (copy) buf.set(p, WRITE_ROOM);
+        await this.#raw.write(this.#frame(buf, n));
         sent = true;
       } finally {
         // After a failed write the carrier may still refer to the buffer: not pooled then.
-        if (sent) giveBulk(buf);
-        else dropBulk(buf);
+        if (copy) {
+          if (sent) giveBulk(buf);
+          else dropBulk(buf);
+        }
       }
     };
     const done = this.#writing.then(run);
     this.#writing = done.catch(() => {});
     return done.then(() => n);
+  }
+
+  /** Frames the `n`-byte payload at `buf[WRITE_ROOM]`: header just before it, masked if ours. */
+  #frame(buf: Uint8Array, n: number): Uint8Array {
+    const at = WRITE_ROOM - headerSize(n, this.#client);
+    const key = this.#client ? crypto.getRandomValues(new Uint8Array(4)) : undefined;
+    putHeader(buf.subarray(at, WRITE_ROOM), OP_BINARY, n, key);
+    if (key) mask(buf.subarray(WRITE_ROOM, WRITE_ROOM + n), key);
+    return buf.subarray(at, WRITE_ROOM + n);
   }
 
   async closeWrite(): Promise<void> {
