@@ -595,3 +595,26 @@ Deno.test("smux over a carrier that frames its writes (WebSocket): batches go ou
     await serving.catch(() => {});
   }
 });
+
+Deno.test("smux: frames that arrive together reach a waiting reader together (the session parses every buffered frame before it yields), so a relay writes them in one go, not one write per frame", async () => {
+  const [a, b] = pipe({ capacity: 1 << 20 });
+  const srv = serverSession(b, { version: 2 });
+  try {
+    await a.write(encodeFrame(2, CMD_SYN, 3));
+    const s = (await withTimeout(srv.acceptStream(), 2000))!;
+    const buf = new Uint8Array(1 << 16);
+    const waiting = s.read(buf);
+    const frames = Array.from(
+      { length: 8 },
+      (_, i) => encodeFrame(2, CMD_PSH, 3, new Uint8Array(1000).fill(i + 1)),
+    );
+    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    frames.reduce((o, f) => (all.set(f, o), o + f.length), 0);
+    await a.write(all);
+    assert.equal(await withTimeout(waiting, 2000), 8000, "one read takes all eight frames");
+    for (let i = 0; i < 8; i++) assert.equal(buf[i * 1000 + 999], i + 1);
+  } finally {
+    srv.close();
+    a.close();
+  }
+});

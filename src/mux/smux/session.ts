@@ -372,7 +372,8 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
           await new Promise<void>((r) => (this.#bucketWake = r));
         }
         if (this.#closed) return;
-        if (!(await ensure(HEADER_SIZE))) {
+        // (The await only when bytes are missing: most frames are already buffered.)
+        if (end - start < HEADER_SIZE && !(await ensure(HEADER_SIZE))) {
           this.#fail(new ClosedError("smux: peer closed the connection"));
           return;
         }
@@ -396,7 +397,7 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
             else if (cmd === CMD_FIN) this.#streams.get(sid)?.onFin();
             break;
           case CMD_PSH: {
-            if (!(await ensure(len))) {
+            if (end - start < len && !(await ensure(len))) {
               this.#fail(new ClosedError("smux: peer closed mid-frame"));
               return;
             }
@@ -426,7 +427,7 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
           }
           case CMD_UPD: {
             if (len !== UPD_SIZE) throw new ProtocolError(`smux: UPD with ${len} payload bytes`);
-            if (!(await ensure(UPD_SIZE))) {
+            if (end - start < UPD_SIZE && !(await ensure(UPD_SIZE))) {
               this.#fail(new ClosedError("smux: peer closed mid-frame"));
               return;
             }
