@@ -9,7 +9,8 @@
  * carried a 700-byte request and a 2,000-byte reply, so each direction outgrew the relay's first
  * 256-byte read buffer (one run).
  * socks5 and http rows are a proxy (`-L socks5://`, `-L http://`) with tunnels asked for by SOCKS5
- * CONNECT or HTTP CONNECT, in one process like the tcp forward.
+ * CONNECT or HTTP CONNECT, in one process like the tcp forward. The ss row is a tcp forward chained
+ * to a Shadowsocks server (`-F ss://chacha20-ietf-poly1305:…`), client and server processes.
  * `BENCH_IDLE=tcp,ws` measures only those transports (any transport by name: `BENCH_IDLE=tls,wss`).
  */
 import type { BenchRow } from "./types.ts";
@@ -22,6 +23,8 @@ const N = 1000;
  * arenas grew), as much as what is left to win. `BENCH_IDLE_RUNS=1` for a quick look.
  */
 const RUNS = Number(Deno.env.get("BENCH_IDLE_RUNS") ?? 3);
+/** The ss row's method (`BENCH_IDLE=ss`): GOST's and shadowsocks' usual AEAD choice. */
+const SS_METHOD = "chacha20-ietf-poly1305";
 /** Tunnels in the "after use" row, and what each downloads first (not a multiple of any buffer). */
 const USED = 200;
 const DOWNLOAD = (1 << 20) + 777;
@@ -134,9 +137,13 @@ async function measureOnce(
   const e = echo();
   const proxy = t === "socks5" || t === "http";
   const direct = t === "tcp" || proxy;
-  const srv = direct
-    ? undefined
-    : await startBurrow(["-L", `forward+${t}://127.0.0.1:0/127.0.0.1:${e.port}`]);
+  // Shadowsocks is a handler, not a transport: its server serves ss, the client chains to it.
+  const node = (host: string) =>
+    t === "ss" ? `ss://${SS_METHOD}:bench@${host}` : `forward+${t}://${host}`;
+  const srv = direct ? undefined : await startBurrow([
+    "-L",
+    t === "ss" ? node("127.0.0.1:0") : `${node("127.0.0.1:0")}/127.0.0.1:${e.port}`,
+  ]);
   const cli = await startBurrow(
     proxy
       ? ["-L", `${t}://127.0.0.1:0`]
@@ -146,7 +153,7 @@ async function measureOnce(
         "-L",
         `tcp://127.0.0.1:0/127.0.0.1:${e.port}`,
         "-F",
-        `forward+${t}://127.0.0.1:${srv!.ports[0]}`,
+        node(`127.0.0.1:${srv!.ports[0]}`),
       ],
   );
   const cp = cli.ports[0]!;
@@ -216,7 +223,9 @@ export default async function (): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const only = Deno.env.get("BENCH_IDLE")?.split(","); // e.g. BENCH_IDLE=tcp,ws
   // Other transports by name too (`BENCH_IDLE=tls,wss`); these are the default set.
-  for (const t of only ?? ["tcp", "socks5", "http", "mtcp", "ws", "mws", "kcp", "tls", "wss"]) {
+  for (
+    const t of only ?? ["tcp", "socks5", "http", "mtcp", "ws", "mws", "kcp", "ss", "tls", "wss"]
+  ) {
     rows.push(await measure(t, `idle ${t} tunnel (${N} open)`, N, new Uint8Array([1]), 1));
     if (t === "tcp") {
       // What a tunnel that carried an HTTP-sized exchange costs idle (one run).
