@@ -8,44 +8,7 @@
  * @module
  */
 
-const NAMES = ["libcrypto.so.3", "libcrypto.so", "libcrypto.3.dylib", "libcrypto.dylib"];
-
-const SYMBOLS = {
-  EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
-  EVP_aes_128_cfb128: { parameters: [], result: "pointer" },
-  EVP_aes_192_cfb128: { parameters: [], result: "pointer" },
-  EVP_aes_256_cfb128: { parameters: [], result: "pointer" },
-  EVP_CipherInit_ex: {
-    parameters: ["pointer", "pointer", "pointer", "buffer", "buffer", "i32"],
-    result: "i32",
-  },
-  EVP_CipherUpdate: {
-    parameters: ["pointer", "buffer", "buffer", "buffer", "i32"],
-    result: "i32",
-  },
-} as const;
-
-type Lib = Deno.DynamicLibrary<typeof SYMBOLS>;
-
-let lib: Lib | null | undefined;
-
-function load(): Lib | null {
-  if (lib !== undefined) return lib;
-  lib = null;
-  if (Deno.env.get("BURROW_NO_FFI")) return lib; // tests and A/B runs force the portable path
-  try {
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return lib;
-  } catch {
-    return lib;
-  }
-  for (const name of NAMES) {
-    try {
-      lib = Deno.dlopen(name, SYMBOLS);
-      break;
-    } catch { /* try the next name */ }
-  }
-  return lib;
-}
+import { libcrypto } from "../../core/libcrypto.ts";
 
 /** In-place CFB over one datagram, encrypting or decrypting. */
 export type CfbFn = (buf: Uint8Array) => void;
@@ -55,9 +18,8 @@ export function opensslAesCfb(
   key: Uint8Array,
   iv: Uint8Array,
 ): { encrypt: CfbFn; decrypt: CfbFn } | null {
-  const l = load();
-  if (!l) return null;
-  const s = l.symbols;
+  const s = libcrypto();
+  if (!s) return null;
   const cipher = key.length === 16
     ? s.EVP_aes_128_cfb128()
     : key.length === 24

@@ -220,7 +220,7 @@ export class SsConn extends WrappedConn {
         r += n + TAG;
         break;
       }
-      p.set(dec.open(buf.subarray(r, r + n + TAG)), o);
+      dec.openTo(buf.subarray(r, r + n + TAG), p, o);
       this.#need = -1;
       o += n;
       this.#opened = o;
