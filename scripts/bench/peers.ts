@@ -11,7 +11,7 @@
  * @module
  */
 import type { BenchRow } from "./types.ts";
-import { freePort, peakKiB, rssKiB, startBurrow } from "./proc.ts";
+import { freePort, peakKiB, rssKiB, spawned, startBurrow, waitListening } from "./proc.ts";
 import { goPeer, startListeningPeer } from "../peers/build.ts";
 
 const MIB = Number(Deno.env.get("BENCH_MIB") ?? 64);
@@ -137,29 +137,6 @@ interface Pair {
   goName: string;
   server(go: boolean, targetPort: number): Promise<End>;
   client(go: boolean, serverPort: number): Promise<End>;
-}
-
-/** Waits until a TCP port accepts (for peers that print nothing). */
-async function waitListening(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
-
-function spawned(cmd: string, args: string[]): () => Promise<void> {
-  const c = new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).spawn();
-  return async () => {
-    try {
-      c.kill();
-    } catch { /* gone */ }
-    await c.status;
-  };
 }
 
 async function burrow(args: string[]): Promise<End> {

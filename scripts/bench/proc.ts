@@ -156,3 +156,27 @@ export function peakKiB(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
   return m ? Number(m[1]) : NaN;
 }
+
+/** Waits until a TCP port accepts (for peers that print nothing). */
+export async function waitListening(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+export /** Starts a peer program with its output discarded; returns its stop. */
+function spawned(cmd: string, args: string[]): () => Promise<void> {
+  const c = new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).spawn();
+  return async () => {
+    try {
+      c.kill();
+    } catch { /* gone */ }
+    await c.status;
+  };
+}

@@ -7,7 +7,14 @@
  * shared machine hits all of them alike (as `deno task bench peers` does).
  */
 import type { BenchRow } from "./types.ts";
-import { countingSink, freePort, pushThrough, startBurrow } from "./proc.ts";
+import {
+  countingSink,
+  freePort,
+  pushThrough,
+  spawned,
+  startBurrow,
+  waitListening,
+} from "./proc.ts";
 
 const TOTAL = 128 * 1024 * 1024;
 const REPS = Number(Deno.env.get("BENCH_REPS") ?? 3);
@@ -24,29 +31,6 @@ function has(cmd: string): boolean {
     .success;
 }
 
-/** Waits until something accepts on `port` (libev's programs print nothing useful). */
-async function accepting(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-  throw new Error(`nothing accepts on ${port}`);
-}
-
-function spawnLibev(cmd: string, args: string[]): () => Promise<void> {
-  const c = new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).spawn();
-  return async () => {
-    try {
-      c.kill();
-    } catch { /* gone */ }
-    await c.status;
-  };
-}
-
 /** One pairing, one push: MB/s. */
 async function push(m: string, client: End, server: End): Promise<number> {
   const sink = countingSink();
@@ -56,18 +40,18 @@ async function push(m: string, client: End, server: End): Promise<number> {
   try {
     if (server === "libev") {
       stops.push(
-        spawnLibev("ss-server", ["-s", "127.0.0.1", "-p", `${sp}`, "-k", "bench", "-m", m]),
+        spawned("ss-server", ["-s", "127.0.0.1", "-p", `${sp}`, "-k", "bench", "-m", m]),
       );
-      await accepting(sp);
+      await waitListening(sp);
     } else {
       stops.push((await startBurrow(["-L", `ss://${m}:bench@127.0.0.1:${sp}`], sp)).stop);
     }
     if (client === "libev") {
-      stops.push(spawnLibev("ss-tunnel", [
+      stops.push(spawned("ss-tunnel", [
         ...["-s", "127.0.0.1", "-p", `${sp}`, "-b", "127.0.0.1", "-l", `${cp}`],
         ...["-k", "bench", "-m", m, "-L", `127.0.0.1:${sink.port}`],
       ]));
-      await accepting(cp);
+      await waitListening(cp);
     } else {
       const target = `tcp://127.0.0.1:${cp}/127.0.0.1:${sink.port}`;
       stops.push(
