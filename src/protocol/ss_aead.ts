@@ -251,17 +251,28 @@ function agrees(alg: AeadAlg): boolean {
 class NativeAead implements AeadSession {
   readonly #n: Native;
   readonly #key: Uint8Array;
-  readonly #nonce = new Uint8Array(12);
+  /** Chunks done: the nonce, written out per call (a number, not a buffer per session). */
+  #count = 0;
 
   constructor(n: Native, key: Uint8Array) {
     this.#n = n;
     this.#key = key.slice();
   }
 
+  /** The 12-byte little-endian nonce for the next chunk, in the shared scratch. */
+  #nonce(): Uint8Array {
+    let c = this.#count;
+    for (let i = 0; i < 12; i++) {
+      NONCE[i] = c % 256;
+      c = Math.floor(c / 256);
+    }
+    return NONCE;
+  }
+
   seal(plain: Uint8Array, out: Uint8Array, off: number): number {
     const { lib, cipher, ctx } = this.#n;
     const n = plain.length;
-    if (lib.EVP_CipherInit_ex(ctx, cipher, null, this.#key, this.#nonce, 1) !== 1) {
+    if (lib.EVP_CipherInit_ex(ctx, cipher, null, this.#key, this.#nonce(), 1) !== 1) {
       throw new Error("openssl: cipher init failed");
     }
     if (n > 0 && lib.EVP_CipherUpdate(ctx, out.subarray(off, off + n), OUTL, plain, n) !== 1) {
@@ -272,7 +283,7 @@ class NativeAead implements AeadSession {
       lib.EVP_CipherFinal_ex(ctx, SCRATCH, OUTL) !== 1 ||
       lib.EVP_CIPHER_CTX_ctrl(ctx, CTRL_AEAD_GET_TAG, TAG, tag) !== 1
     ) throw new Error("openssl: seal failed");
-    increment(this.#nonce);
+    this.#count++;
     return off + n + TAG;
   }
 
@@ -298,14 +309,14 @@ class NativeAead implements AeadSession {
     }
     const dst = same && at !== off ? sealed.subarray(0, n) : out.subarray(off, off + n);
     if (
-      lib.EVP_CipherInit_ex(ctx, cipher, null, this.#key, this.#nonce, 0) !== 1 ||
+      lib.EVP_CipherInit_ex(ctx, cipher, null, this.#key, this.#nonce(), 0) !== 1 ||
       lib.EVP_CIPHER_CTX_ctrl(ctx, CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1
     ) throw new Error("openssl: cipher init failed");
     if (n > 0 && lib.EVP_CipherUpdate(ctx, dst, OUTL, sealed.subarray(0, n), n) !== 1) {
       throw new AuthError(AUTH_FAILED);
     }
     if (lib.EVP_CipherFinal_ex(ctx, SCRATCH, OUTL) !== 1) throw new AuthError(AUTH_FAILED);
-    increment(this.#nonce);
+    this.#count++;
     if (dst.byteOffset !== out.byteOffset + off) out.copyWithin(off, at, at + n);
     return n;
   }
@@ -313,6 +324,7 @@ class NativeAead implements AeadSession {
 
 const OUTL = new Int32Array(1);
 const SCRATCH = new Uint8Array(32);
+const NONCE = new Uint8Array(12);
 
 /** Builds the cipher for `method`/`password`; `null` for GOST's plain (no method) mode. */
 export function ssCipher(

@@ -116,39 +116,53 @@ export class SsConn extends WrappedConn {
     return true;
   }
 
-  override async read(p: Uint8Array): Promise<number | null> {
-    if (p.length === 0) return 0;
-    if (this.#out) return this.#serveOut(p); // (opened before any failure)
-    if (this.#failed) throw this.#failed;
-    if (this.#closed) return null;
-    try {
-      if (!this.#dec && !(await this.#readSalt())) return null;
-      return await this.#readChunks(p);
-    } catch (e) {
-      // The stream is over: every later read fails alike, and nothing stays held.
-      this.#failed = e;
-      this.#releasePend();
-      throw e;
-    }
+  /**
+   * Not an `async` function: an idle conn's read waits here, and a suspended async function costs
+   * a few hundred bytes more than a promise reaction (docs/performance.md).
+   */
+  override read(p: Uint8Array): Promise<number | null> {
+    if (p.length === 0) return Promise.resolve(0);
+    if (this.#out) return Promise.resolve(this.#serveOut(p)); // (opened before any failure)
+    if (this.#failed) return Promise.reject(this.#failed);
+    if (this.#closed) return Promise.resolve(null);
+    const r = this.#dec
+      ? this.#readChunks(p)
+      : this.#readSalt().then((ok) => ok ? this.#readChunks(p) : null);
+    return r.catch(this.#fail);
   }
 
-  async #readChunks(p: Uint8Array): Promise<number | null> {
+  /** The stream is over: every later read fails alike, and nothing stays held. */
+  readonly #fail = (e: unknown): never => {
+    this.#failed = e;
+    this.#releasePend();
+    throw e;
+  };
+
+  #readChunks(p: Uint8Array): Promise<number | null> {
     // Sealed bytes are opened where they are: in the caller's buffer when what is pending fits
     // it with room to read more, else in the pending buffer (a chunk bigger than the reads).
-    let w = this.#pendLen;
+    const w = this.#pendLen;
     let buf = p;
     if (w >= p.length) buf = this.#pend!;
     else if (w > 0) {
       p.set(this.#pend!.subarray(0, w));
       this.#releasePend();
     }
-    for (;;) {
+    return this.#step(p, buf, w);
+  }
+
+  /**
+   * Opens what `buf[0, w)` holds into `p`, or reads more and comes back: promise reactions, not a
+   * suspended async function, wait with an idle conn's read.
+   */
+  #step(p: Uint8Array, buf: Uint8Array, w: number): Promise<number | null> {
+    try {
       if (w > 0) {
         const o = this.#open(buf, w, p);
         const r = this.#used;
         if (o > 0 || this.#out) {
           this.#keep(buf, r, w);
-          return o > 0 ? o : this.#serveOut(p);
+          return Promise.resolve(o > 0 ? o : this.#serveOut(p));
         }
         if (r > 0) buf.copyWithin(0, r, w);
         w -= r;
@@ -163,15 +177,18 @@ export class SsConn extends WrappedConn {
         this.#keep(p, 0, w);
         buf = this.#pend!;
       }
-      if (buf !== p) this.#pendLen = w;
-      const k = await this.inner.read(buf.subarray(w));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (buf !== p) this.#pendLen = w;
+    return this.inner.read(buf.subarray(w)).then((k) => {
       if (this.#closed) return null; // (close gave up the pending buffer)
       if (k === null) {
         if (w > 0 || this.#need >= 0) throw new ProtocolError("ss: truncated chunk");
         return null;
       }
-      w += k;
-    }
+      return this.#step(p, buf, w + k);
+    });
   }
 
   /** Sealed bytes the last {@link #open} consumed. */
