@@ -152,11 +152,12 @@ class NodeAead implements AeadSession {
       this.#nonce,
       { authTagLength: TAG },
     );
+    // The nonce is spent before anything can fail: a retried seal never reuses it.
+    increment(this.#nonce);
     const ct = c.update(plain);
     c.final();
     out.set(ct, off);
     out.set(c.getAuthTag(), off + ct.length);
-    increment(this.#nonce);
     return off + ct.length + TAG;
   }
 
@@ -272,7 +273,9 @@ class NativeAead implements AeadSession {
   seal(plain: Uint8Array, out: Uint8Array, off: number): number {
     const { lib, cipher, ctx } = this.#n;
     const n = plain.length;
-    if (lib.EVP_CipherInit_ex(ctx, cipher, null, this.#key, this.#nonce(), 1) !== 1) {
+    const nonce = this.#nonce();
+    this.#count++; // spent before anything can fail: a retried seal never reuses it
+    if (lib.EVP_CipherInit_ex(ctx, cipher, null, this.#key, nonce, 1) !== 1) {
       throw new Error("openssl: cipher init failed");
     }
     if (n > 0 && lib.EVP_CipherUpdate(ctx, out.subarray(off, off + n), OUTL, plain, n) !== 1) {
@@ -283,7 +286,6 @@ class NativeAead implements AeadSession {
       lib.EVP_CipherFinal_ex(ctx, SCRATCH, OUTL) !== 1 ||
       lib.EVP_CIPHER_CTX_ctrl(ctx, CTRL_AEAD_GET_TAG, TAG, tag) !== 1
     ) throw new Error("openssl: seal failed");
-    this.#count++;
     return off + n + TAG;
   }
 

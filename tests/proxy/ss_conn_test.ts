@@ -211,3 +211,23 @@ Deno.test({
     }
   },
 });
+
+Deno.test("ss stream: after a write fails, later writes fail too and seal nothing (the peer's view of the stream is unknown)", async () => {
+  const { WrappedConn } = await import("../../src/core/conn.ts");
+  /** Fails its second write (the first carries the salt), then would take anything. */
+  class FlakyOnce extends WrappedConn {
+    writes = 0;
+    override write(p: Uint8Array): Promise<number> {
+      if (++this.writes === 2) return Promise.reject(new Error("reset"));
+      return super.write(p);
+    }
+  }
+  const [a, b] = pipe({ capacity: 1 << 20 });
+  const flaky = new FlakyOnce(a);
+  const w = new SsConn(flaky, new SsCipher("aes-128-gcm", "pw"));
+  await assert.rejects(w.write(randomBytes(100)), /reset/);
+  await assert.rejects(w.write(randomBytes(100)), /reset/);
+  assert.equal(flaky.writes, 2, "nothing more went to the socket");
+  a.close();
+  b.close();
+});

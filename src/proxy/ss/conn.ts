@@ -57,6 +57,8 @@ export class SsConn extends WrappedConn {
   #closed = false;
   /** What ended the stream (a bad tag, a cut-off chunk): every later read throws it. */
   #failed: unknown = null;
+  /** What failed a write: every later write throws it. */
+  #writeFailed: unknown = null;
 
   constructor(inner: Conn, cipher: SsCipher, filter?: SaltFilter) {
     super(inner);
@@ -65,6 +67,18 @@ export class SsConn extends WrappedConn {
   }
 
   override async write(p: Uint8Array): Promise<number> {
+    // After a failed write the peer's view of the stream is unknown (chunks sealed, some sent):
+    // nothing more is sealed on it.
+    if (this.#writeFailed) throw this.#writeFailed;
+    try {
+      return await this.#write(p);
+    } catch (e) {
+      this.#writeFailed = e;
+      throw e;
+    }
+  }
+
+  async #write(p: Uint8Array): Promise<number> {
     if (!this.#enc) {
       const salt = crypto.getRandomValues(new Uint8Array(this.#cipher.saltLen));
       this.#enc = this.#cipher.session(salt);
