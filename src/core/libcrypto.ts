@@ -8,7 +8,11 @@
  * @module
  */
 
-const NAMES = ["libcrypto.so.3", "libcrypto.so", "libcrypto.3.dylib", "libcrypto.dylib"];
+/**
+ * Versioned names only on macOS: loading the system's unversioned libcrypto.dylib aborts the
+ * process there (no error to catch and fall back from).
+ */
+const NAMES = ["libcrypto.so.3", "libcrypto.so", "libcrypto.3.dylib"];
 
 const SYMBOLS = {
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },

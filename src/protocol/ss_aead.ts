@@ -191,6 +191,7 @@ interface Native {
   readonly lib: LibCrypto;
   readonly cipher: Deno.PointerValue;
   readonly ctx: Deno.PointerValue;
+  readonly keyLen: number;
 }
 
 const natives = new Map<AeadAlg, Native | null>();
@@ -208,7 +209,7 @@ function nativeCipher(alg: AeadAlg): Native | null {
       : lib.EVP_chacha20_poly1305();
     // One context for the process (not freed): each chunk re-keys it, so sessions hold none.
     const ctx = lib.EVP_CIPHER_CTX_new();
-    if (cipher && ctx) n = { lib, cipher, ctx };
+    if (cipher && ctx) n = { lib, cipher, ctx, keyLen: alg === "aes-128-gcm" ? 16 : 32 };
   }
   natives.set(alg, n);
   if (n && !agrees(alg)) natives.set(alg, n = null);
@@ -256,6 +257,10 @@ class NativeAead implements AeadSession {
   #count = 0;
 
   constructor(n: Native, key: Uint8Array) {
+    // OpenSSL reads the cipher's key length from the pointer, whatever the array holds.
+    if (key.length !== n.keyLen) {
+      throw new RangeError(`ss: a ${n.keyLen}-byte key is needed, got ${key.length}`);
+    }
     this.#n = n;
     this.#key = key.slice();
   }
@@ -273,6 +278,8 @@ class NativeAead implements AeadSession {
   seal(plain: Uint8Array, out: Uint8Array, off: number): number {
     const { lib, cipher, ctx } = this.#n;
     const n = plain.length;
+    // OpenSSL is told lengths, not views: a short `out` must fail here, not be written past.
+    if (off < 0 || off + n + TAG > out.length) throw new RangeError("ss: seal: output too small");
     const nonce = this.#nonce();
     this.#count++; // spent before anything can fail: a retried seal never reuses it
     if (lib.EVP_CipherInit_ex(ctx, cipher, null, this.#key, nonce, 1) !== 1) {
@@ -290,6 +297,7 @@ class NativeAead implements AeadSession {
   }
 
   open(sealed: Uint8Array): Uint8Array {
+    if (sealed.length < TAG) throw new AuthError(AUTH_FAILED);
     const out = new Uint8Array(sealed.length - TAG);
     this.openTo(sealed, out, 0);
     return out;
@@ -298,6 +306,7 @@ class NativeAead implements AeadSession {
   openTo(sealed: Uint8Array, out: Uint8Array, off: number): number {
     const n = sealed.length - TAG;
     if (n < 0) throw new AuthError(AUTH_FAILED);
+    if (off < 0 || off + n > out.length) throw new RangeError("ss: open: output too small");
     const { lib, cipher, ctx } = this.#n;
     // OpenSSL refuses partly overlapping buffers: a chunk behind its output is opened where it
     // is, then moved.

@@ -231,3 +231,23 @@ Deno.test("ss stream: after a write fails, later writes fail too and seal nothin
   a.close();
   b.close();
 });
+
+Deno.test({
+  name:
+    "ss AEAD on OpenSSL refuses what node:crypto refuses instead of writing past a view: an output too small to seal or open into, a key of the wrong length, a chunk shorter than its tag",
+  ignore: !BACKENDS.includes("native"),
+  fn: () => {
+    const key = randomBytes(16);
+    const s = aeadSession("aes-128-gcm", key, "native");
+    const big = new Uint8Array(200);
+    assert.throws(() => s.seal(randomBytes(100), big.subarray(0, 50), 0), RangeError);
+    assert.ok(big.subarray(50).every((b) => b === 0), "nothing written past the view");
+    assert.throws(() => aeadSession("aes-256-gcm", key, "native"), RangeError);
+    const sealed = new Uint8Array(116);
+    aeadSession("aes-128-gcm", key, "node").seal(randomBytes(100), sealed, 0);
+    const o = aeadSession("aes-128-gcm", key, "native");
+    assert.throws(() => o.openTo(sealed, big.subarray(0, 50), 0), RangeError);
+    assert.ok(big.subarray(50).every((b) => b === 0), "nothing written past the view");
+    assert.throws(() => o.open(new Uint8Array(10)), AuthError);
+  },
+});
