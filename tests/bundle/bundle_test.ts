@@ -403,3 +403,26 @@ Deno.test("bundle listener: bundles past maxBundles are refused as full; the one
     await l.close();
   }
 });
+
+Deno.test("bundle: frames that arrive together on a link reach a waiting reader together (the link reader takes every buffered frame before it yields), so a relay writes them at once", async () => {
+  const addr = { transport: "pipe", hostname: "x", port: 1 };
+  const b = new Bundle(addr, addr, { scheduler: "round-robin" });
+  const [peer, link] = pipe({ capacity: 256 * 1024 });
+  b.addLink(0, link);
+  try {
+    const buf = new Uint8Array(65536);
+    const waiting = b.read(buf);
+    const frames = Array.from(
+      { length: 8 },
+      (_, i) => encodeFrame(T_DATA, i, new Uint8Array(1000).fill(i + 1)),
+    );
+    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    frames.reduce((o, f) => (all.set(f, o), o + f.length), 0);
+    await peer.write(all);
+    assert.equal(await withTimeout(waiting, 2000), 8000, "one read takes all eight frames");
+    for (let i = 0; i < 8; i++) assert.equal(buf[i * 1000 + 999], i + 1);
+  } finally {
+    b.close();
+    peer.close();
+  }
+});
