@@ -320,6 +320,13 @@ export async function askTag(port: number): Promise<string> {
 }
 
 /** A conn that records the size of every buffer a read is given (who lends how much, when). */
+/** The bytes of `parts`, one after another, in one array. */
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
+  return out;
+}
+
 /**
  * A conn that frames its writes the way WebSocket does ({@link Conn.writeRoom}): it takes
  * `room` bytes in front of each payload handed to `writeInPlace`, scribbles over them as a

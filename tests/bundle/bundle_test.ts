@@ -14,6 +14,7 @@ import { type Conn, ConnBase, type NetAddr, WrappedConn } from "../../src/core/c
 import { TcpListener } from "../../src/transport/tcp/listener.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import {
+  concatBytes,
   randomBytes,
   readAll,
   settle,
@@ -416,9 +417,7 @@ Deno.test("bundle: frames that arrive together on a link reach a waiting reader 
       { length: 8 },
       (_, i) => encodeFrame(T_DATA, i, new Uint8Array(1000).fill(i + 1)),
     );
-    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-    frames.reduce((o, f) => (all.set(f, o), o + f.length), 0);
-    await peer.write(all);
+    await peer.write(concatBytes(frames));
     assert.equal(await withTimeout(waiting, 2000), 8000, "one read takes all eight frames");
     for (let i = 0; i < 8; i++) assert.equal(buf[i * 1000 + 999], i + 1);
   } finally {

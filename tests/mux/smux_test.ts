@@ -21,6 +21,7 @@ import { ConfigError } from "../../src/core/errors.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { smuxConfigFromMetadata } from "../../src/mux/smux/config.ts";
 import {
+  concatBytes,
   echoConn,
   randomBytes,
   readAll,
@@ -551,9 +552,7 @@ Deno.test("smux: a relay reading a quiet stream lends it no buffer until bytes a
       if (size > 65536) continue;
       assert.equal(spy.pending, 0, `quiet again after ${size} bytes: no read holds a buffer`);
     }
-    const all = new Uint8Array(sent.reduce((n, c) => n + c.length, 0));
-    sent.reduce((o, c) => (all.set(c, o), o + c.length), 0);
-    assert.deepEqual(new Uint8Array(got), all, "every byte, in order");
+    assert.deepEqual(new Uint8Array(got), concatBytes(sent), "every byte, in order");
     assert.ok(spy.reads > sent.length, "reads were made");
     await out.closeWrite();
     const end = await withTimeout(sink.read(buf), 5000);
@@ -608,9 +607,7 @@ Deno.test("smux: frames that arrive together reach a waiting reader together (th
       { length: 8 },
       (_, i) => encodeFrame(2, CMD_PSH, 3, new Uint8Array(1000).fill(i + 1)),
     );
-    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-    frames.reduce((o, f) => (all.set(f, o), o + f.length), 0);
-    await a.write(all);
+    await a.write(concatBytes(frames));
     assert.equal(await withTimeout(waiting, 2000), 8000, "one read takes all eight frames");
     for (let i = 0; i < 8; i++) assert.equal(buf[i * 1000 + 999], i + 1);
   } finally {

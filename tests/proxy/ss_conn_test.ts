@@ -5,7 +5,7 @@ import { ConnBase, type NetAddr, NO_ADDR } from "../../src/core/conn.ts";
 import { AuthError, ProtocolError } from "../../src/core/errors.ts";
 import { aeadSession, SsCipher } from "../../src/protocol/ss_aead.ts";
 import { SsConn } from "../../src/proxy/ss/conn.ts";
-import { randomBytes, readAll, ReadSizeSpy, withTimeout } from "../_helpers.ts";
+import { concatBytes, randomBytes, readAll, ReadSizeSpy, withTimeout } from "../_helpers.ts";
 
 /** Hands out `bytes` in reads of the sizes `splits` cycles through (at most what is asked). */
 class SplitSource extends ConnBase {
