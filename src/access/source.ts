@@ -71,7 +71,11 @@ export class LineSource {
     const items = [...(this.opts.items ?? [])];
     if (this.opts.file) {
       try {
-        items.push(...fileItems(await Deno.readTextFile(this.opts.file), this.opts.comments));
+        // A loop, not `push(...)`: a blocklist of ~120k lines overflows the stack as spread
+        // arguments, and that failed the start.
+        for (const item of fileItems(await Deno.readTextFile(this.opts.file), this.opts.comments)) {
+          items.push(item);
+        }
       } catch (e) {
         const msg = `cannot read ${this.opts.file}: ${errorText(e)}`;
         if (first) throw new ConfigError(`${this.opts.path}.file.path`, msg);

@@ -540,7 +540,7 @@ export function parseServiceUrl(
     for (const t of p.split(",")) {
       const tt = t.trim();
       if (tt === "") continue;
-      targets.push(...expandPortRange(tt, `${what} target`));
+      for (const t of expandPortRange(tt, `${what} target`)) targets.push(t); // (no spread: a wide range overflows the stack)
     }
     if (handler !== "relay") handler = FORCED_SELF.has(listener) ? listener : "forward";
   }

@@ -44,7 +44,8 @@ export interface RelayOptions {
  * tunnel; docs/performance.md). The first read that fills it gives the conn a 1 KiB small
  * buffer for good, so bigger messages are one read each as before (a message split across reads
  * leaves as two segments, which costs request/response traffic a process wake-up per hop). Four
- * full reads per step grow the buffer ×4 up to 256 KiB. A grown buffer goes back to the pool when
+ * full reads of the small buffer take a 4 KiB bulk one; from there a read that fills it to the
+ * byte (or four that fill half) grow it ×4 up to 256 KiB. A grown buffer goes back to the pool when
  * its source runs dry and the process's conns hold more than their budget of such buffers (see
  * {@link copy}).
  */
@@ -154,11 +155,17 @@ export async function copy(
           giveBulk(buf);
           buf = small;
         }
-      } else if (++full >= GROW_AFTER && into.length < max) {
-        // A reader that hands over whole records (WebSocket frames out of a read-ahead) rarely
-        // fills the buffer to the byte: a read of at least half of it counts towards growing, or
-        // the buffer would stay small and every read-ahead cost four writes
-        // (docs/performance.md).
+      } else if (
+        into.length < max && ((buf !== small && n === into.length) || ++full >= GROW_AFTER)
+      ) {
+        // A bulk read filled to the byte left more waiting: grow at once. Four in a row (below)
+        // held a 64 KiB buffer at 64 KiB while shorter reads in between kept resetting the count,
+        // and a forward hop made ~10 reads per MB where 256 KiB reads make ~5.5
+        // (docs/performance.md). A reader that hands over whole records (WebSocket frames out of a
+        // read-ahead) rarely fills the buffer to the byte: a read of at least half of it counts
+        // towards growing, or the buffer would stay small and every read-ahead cost four writes.
+        // The small buffer still needs four full reads before a bulk one: a conn of 1-4 KiB
+        // messages keeps its 1 KiB.
         level = Math.min(max, into.length * 4);
         if (buf !== small) giveBulk(buf);
         buf = takeRoomy(level, room);

@@ -96,6 +96,35 @@ Deno.test("admission: IPs and CIDRs, port ignored, mapped v4 matches v4", async 
   assert.equal(ip.add("not-an-ip"), false);
 });
 
+Deno.test("a 300,000-line admission file loads and is enforced (spreading its lines as call arguments overflowed the stack)", async () => {
+  const { LineSource } = await import("../../src/access/source.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/allow.txt`;
+    const lines = Array.from(
+      { length: 300_000 },
+      (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`,
+    );
+    await Deno.writeTextFile(file, lines.join("\n") + "\n127.0.0.1 # us\n");
+    const a = new Admission(true, silentLogger);
+    let count = 0;
+    const src = await LineSource.start(
+      { file, path: "admissions[0]", log: silentLogger },
+      (items) => {
+        count = items.length;
+        return a.load(items);
+      },
+    );
+    src.close();
+    assert.equal(count, 300_001);
+    assert.equal(a.admit("10.4.147.223:1"), true, "the last of the file's addresses");
+    assert.equal(a.admit("127.0.0.1:1"), true);
+    assert.equal(a.admit("10.5.0.0:1"), false, "past the list");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("sizes are base 2 (GOST); bad sizes are errors, not 'unlimited'", () => {
   assert.equal(parseBytes("1KB", "x"), 1024);
   assert.equal(parseBytes("1MB", "x"), 1 << 20);

@@ -137,6 +137,26 @@ Deno.test("relay: a socket's reads wait in 256 bytes until one fills it; then in
   await withTimeout(done, 5000);
 });
 
+Deno.test("relay: a burst already queued grows the buffer ×4 with each bulk read that fills it to the byte (256 KiB by the ninth read); the small buffer still takes four full reads first", async () => {
+  const [source, a0] = pipe({ capacity: 4 << 20 });
+  const [b, sink] = pipe({ capacity: 4 << 20 });
+  const a = new ReadSizeSpy(a0);
+  const data = randomBytes(2 << 20);
+  await source.write(data); // all of it queued before the first read
+  await source.closeWrite();
+  const done = relay(a, b);
+  const got = await withTimeout(readAll(sink), 10_000);
+  assert.equal(await sha256(got), await sha256(data));
+  sink.close();
+  await withTimeout(done, 5000);
+  const k = 1024;
+  assert.deepEqual(
+    a.sizes.slice(0, 10),
+    [256, k, k, k, k, 4 * k, 16 * k, 64 * k, 256 * k, 256 * k],
+    "one read per step once bulk (four per step held 64 KiB reads while short ones came between)",
+  );
+});
+
 Deno.test("relay: a first read buffer left behind (a conn's messages outgrew it, or the relay ended) is reused by the next relay, not left as garbage", async () => {
   /** A relay that carries `size` bytes one way, then ends; its spies on both sides. */
   const run = async (size: number) => {
