@@ -67,6 +67,13 @@ export interface Conn extends Duplex {
    * length. The caller may reuse `p` once this resolves.
    */
   writeInPlace?(p: Uint8Array): Promise<number>;
+  /**
+   * Optional: the largest buffer a relay should move through this conn in one read or write.
+   * A KCP session says 64 KiB and its mux streams inherit it: 256 KiB relay chunks into and out
+   * of KCP streams raised a kcp server's peak RSS by ~40 MiB for no speed (docs/performance.md).
+   * Wrappers pass it through.
+   */
+  readonly maxChunk?: number;
 }
 
 /** An unspecified address, for conns that have none (pipes, in-memory). */
@@ -220,6 +227,10 @@ export abstract class WrappedConn extends ConnBase {
   /** The inner conn's remote address. */
   get remoteAddr(): NetAddr {
     return this.inner.remoteAddr;
+  }
+  /** The inner conn's {@link Conn.maxChunk} (a getter: no field per conn). */
+  get maxChunk(): number | undefined {
+    return this.inner.maxChunk;
   }
   /** Reads from the inner conn. */
   read(p: Uint8Array): Promise<number | null> {

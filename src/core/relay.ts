@@ -199,7 +199,9 @@ export function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<RelayR
 }
 
 function relayBoth(a: Conn, b: Conn, opts: RelayOptions): Promise<RelayResult> {
-  const max = opts.bufferSize ?? MAX_BUFFER;
+  // A conn that says how much to move at once (KCP streams, see Conn.maxChunk) caps the default.
+  const max = opts.bufferSize ??
+    Math.min(MAX_BUFFER, a.maxChunk ?? MAX_BUFFER, b.maxChunk ?? MAX_BUFFER);
   if (!(max >= 1)) throw new RangeError(`relay: bufferSize must be at least 1 (got ${max})`);
   const datagram = a.datagram || b.datagram;
   // Any datagram fits in 64 KiB; more would only be held per session (UDP sessions are many).

@@ -30,6 +30,9 @@ interface Transmit {
   closed(s: KcpSession): void;
 }
 
+/** The {@link KcpSession.maxChunk} of every session. */
+export const KCP_MAX_CHUNK = 64 * 1024;
+
 /** One KCP session (kcp-go compatible: crypt, FEC, ARQ) as a Conn; data is raw KCP stream bytes (kcptun puts snappy and smux on top). */
 export class KcpSession extends ConnBase {
   /**
@@ -48,6 +51,14 @@ export class KcpSession extends ConnBase {
   #closed = false;
   #writeWake: (() => void) | null = null;
   readonly #rq = new ChunkQueue((c) => DATAGRAM_POOL.give(c));
+
+  /**
+   * See {@link Conn.maxChunk}: relays into and out of this session's streams move 64 KiB at a
+   * time, not 256 (a kcp server's peak RSS was ~40 MiB higher with 256 KiB; docs/performance.md).
+   */
+  get maxChunk(): number {
+    return KCP_MAX_CHUNK;
+  }
 
   /**
    * @internal

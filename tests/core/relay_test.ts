@@ -157,6 +157,34 @@ Deno.test("relay: a burst already queued grows the buffer ×4 with each bulk rea
   );
 });
 
+Deno.test("relay: a conn that says maxChunk (a KCP stream) caps the relay's buffers both ways; bufferSize still overrides", async () => {
+  class Capped extends WrappedConn {
+    override get maxChunk(): number {
+      return 64 * 1024;
+    }
+  }
+  for (const bufferSize of [undefined, 128 * 1024]) {
+    const [source, a0] = pipe({ capacity: 4 << 20 });
+    const [b0, sink] = pipe({ capacity: 4 << 20 });
+    const a = new ReadSizeSpy(a0), b = new ReadSizeSpy(new Capped(b0));
+    const data = randomBytes(2 << 20);
+    const back = randomBytes(1 << 20);
+    await source.write(data);
+    await source.closeWrite();
+    await sink.write(back);
+    await sink.closeWrite();
+    const done = relay(a, b, { bufferSize });
+    const [got, gotBack] = await withTimeout(Promise.all([readAll(sink), readAll(source)]), 10_000);
+    assert.equal(await sha256(got), await sha256(data));
+    assert.equal(await sha256(gotBack), await sha256(back));
+    await withTimeout(done, 5000);
+    const cap = bufferSize ?? 64 * 1024;
+    for (const spy of [a, b]) {
+      assert.equal(Math.max(...spy.sizes), cap, `${bufferSize}: reads reach the cap, no further`);
+    }
+  }
+});
+
 Deno.test("relay: a first read buffer left behind (a conn's messages outgrew it, or the relay ended) is reused by the next relay, not left as garbage", async () => {
   /** A relay that carries `size` bytes one way, then ends; its spies on both sides. */
   const run = async (size: number) => {

@@ -260,6 +260,8 @@ Deno.test("kcp dialer: one KCP session per node, a new smux stream per dial, a n
     }));
     assert.deepEqual(got.sort(), [1, 2, 3]);
     assert.equal(listener.sessionCount, 1);
+    // Both ends' streams tell a relay to move 64 KiB at a time (Conn.maxChunk), through snappy.
+    for (const c of [...conns, ...accepted]) assert.equal(c!.maxChunk, 64 * 1024);
     for (const c of [...conns, ...accepted]) c!.close();
     // A second dialer (as after a restart of the client) is a second session.
     await dialer.close?.();

@@ -130,6 +130,11 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
     return this.config.version;
   }
 
+  /** The carrier's {@link Conn.maxChunk}: its streams say the same. */
+  get maxChunk(): number | undefined {
+    return this.#conn.maxChunk;
+  }
+
   /** True once the session is closed. */
   get isClosed(): boolean {
     return this.#closed;

@@ -29,6 +29,8 @@ export interface StreamHost {
   forget(id: number): void;
   /** Takes back a frame payload the stream has finished with (its memory may be reused). */
   recycle(c: Uint8Array): void;
+  /** The carrier's {@link Conn.maxChunk}, which every stream inherits. */
+  readonly maxChunk: number | undefined;
 }
 
 /** Initial peer window of a v2 stream, fixed by the protocol. */
@@ -143,6 +145,11 @@ export class SmuxStream extends ConnBase {
   read(p: Uint8Array): Promise<number | null> {
     // A promise reaction, not a suspended async function, waits with an idle stream's read.
     return this.#rq.read(p, this.#ended).then(this.#afterRead);
+  }
+
+  /** The carrier's (see {@link Conn.maxChunk}). */
+  get maxChunk(): number | undefined {
+    return this.#host.maxChunk;
   }
 
   /** Resolves once a read would not wait (see {@link Conn.waitReadable}). */
