@@ -45,7 +45,8 @@ export interface RelayOptions {
  * buffer for good, so bigger messages are one read each as before (a message split across reads
  * leaves as two segments, which costs request/response traffic a process wake-up per hop). Four
  * full reads of the small buffer take a 4 KiB bulk one; from there a read that fills it to the
- * byte (or four that fill half) grow it ×4 up to 256 KiB. A grown buffer goes back to the pool when
+ * byte grows it ×4 at once (as do four in a row that come within 1/64 of full: records with
+ * headers), up to 256 KiB. A grown buffer goes back to the pool when
  * its source runs dry and the process's conns hold more than their budget of such buffers (see
  * {@link copy}).
  */
@@ -162,10 +163,10 @@ export async function copy(
         // held a 64 KiB buffer at 64 KiB while shorter reads in between kept resetting the count,
         // and a forward hop made ~10 reads per MB where 256 KiB reads make ~5.5
         // (docs/performance.md). A reader that hands over whole records (WebSocket frames out of a
-        // read-ahead) rarely fills the buffer to the byte: a read of at least half of it counts
-        // towards growing, or the buffer would stay small and every read-ahead cost four writes.
-        // The small buffer still needs four full reads before a bulk one: a conn of 1-4 KiB
-        // messages keeps its 1 KiB.
+        // read-ahead) rarely fills the buffer to the byte: four reads in a row within 1/64 of full
+        // grow it too, or the buffer would stay small and every read-ahead cost four writes. The
+        // small buffer still needs four reads of at least half before a bulk one: a conn of 1-4
+        // KiB messages keeps its 1 KiB.
         level = Math.min(max, into.length * 4);
         if (buf !== small) giveBulk(buf);
         buf = takeRoomy(level, room);
@@ -185,6 +186,14 @@ export async function copy(
 }
 
 /**
+ * The largest buffer {@link copy} should use between `a` and `b` by default: 256 KiB, or less if
+ * an end says so ({@link Conn.maxChunk}: KCP streams).
+ */
+export function chunkLimit(a: Conn, b: Conn): number {
+  return Math.min(MAX_BUFFER, a.maxChunk ?? MAX_BUFFER, b.maxChunk ?? MAX_BUFFER);
+}
+
+/**
  * Relays `a` ⇄ `b`; resolves when both directions are done and both conns are closed. Not an
  * `async` function: a suspended one costs ~420 bytes per idle tunnel, a reaction ~100
  * (docs/performance.md).
@@ -199,9 +208,7 @@ export function relay(a: Conn, b: Conn, opts: RelayOptions = {}): Promise<RelayR
 }
 
 function relayBoth(a: Conn, b: Conn, opts: RelayOptions): Promise<RelayResult> {
-  // A conn that says how much to move at once (KCP streams, see Conn.maxChunk) caps the default.
-  const max = opts.bufferSize ??
-    Math.min(MAX_BUFFER, a.maxChunk ?? MAX_BUFFER, b.maxChunk ?? MAX_BUFFER);
+  const max = opts.bufferSize ?? chunkLimit(a, b);
   if (!(max >= 1)) throw new RangeError(`relay: bufferSize must be at least 1 (got ${max})`);
   const datagram = a.datagram || b.datagram;
   // Any datagram fits in 64 KiB; more would only be held per session (UDP sessions are many).

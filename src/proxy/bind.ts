@@ -17,7 +17,7 @@ import { PacketDemux, type PacketDemuxOptions } from "../core/packet_demux.ts";
 import { encodeUdpFrame, readUdpFrame } from "../protocol/udp_frame.ts";
 import { LengthFramedConn } from "../protocol/length_framed.ts";
 import { SocketConn } from "../core/socket.ts";
-import { copy } from "../core/relay.ts";
+import { chunkLimit, copy } from "../core/relay.ts";
 import { AsyncQueue } from "../core/queue.ts";
 import type { Listener } from "../core/types.ts";
 import {
@@ -161,8 +161,11 @@ function peerAcceptError(e: unknown): boolean {
  * too, as GOST does: a bind stream has no half-close.
  */
 async function pumpPeer(peer: Conn, stream: Conn): Promise<void> {
-  const up = copy(peer, stream).then(() => stream.closeWrite(), () => {}).catch(() => {});
-  await copy(stream, peer).catch(() => {});
+  // As relay() does: an end that says how much to move at once (a KCP stream) caps the buffers.
+  const max = chunkLimit(peer, stream);
+  const up = copy(peer, stream, undefined, undefined, max).then(() => stream.closeWrite(), () => {})
+    .catch(() => {});
+  await copy(stream, peer, undefined, undefined, max).catch(() => {});
   peer.close();
   stream.close();
   await up;

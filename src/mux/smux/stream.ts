@@ -204,7 +204,9 @@ export class SmuxStream extends ConnBase {
       last.reject = reject;
     });
     // Earlier frames of this write fail with the last one; only the last carries callbacks.
-    this.pending.push(...frames);
+    // A loop, not `push(...frames)`: a big write with a tiny mux.maxFrameSize is over 100k
+    // frames, and spread arguments that many overflow the stack.
+    for (const f of frames) this.pending.push(f);
     if (!this.queued) {
       this.queued = true;
       this.#host.schedule(this);
