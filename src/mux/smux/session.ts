@@ -301,7 +301,7 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
       }
       while (this.#ready.length > 0 && n < room + BATCH_TARGET) {
         const s = this.#ready[0]!;
-        const e = s.pending[0];
+        const e = s.pending[s.pendingHead];
         if (!e) {
           this.#ready.shift();
           s.queued = false;
@@ -309,13 +309,13 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
         }
         if (n + HEADER_SIZE + e.data.length > batch.length) break;
         this.#ready.shift();
-        s.pending.shift();
+        const more = s.takePending();
         putHeader(batch, n, ver, e.cmd, e.data.length, s.id);
         batch.set(e.data, n + HEADER_SIZE);
         n += HEADER_SIZE + e.data.length;
         if (e.resolve) done.push(e.resolve), fails.push(e.reject!);
         // One frame per turn: streams take turns (round-robin fairness).
-        if (s.pending.length > 0) this.#ready.push(s);
+        if (more) this.#ready.push(s);
         else s.queued = false;
       }
       this.#writing = true;

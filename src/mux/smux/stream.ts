@@ -43,10 +43,17 @@ export class SmuxStream extends ConnBase {
   readonly id: number;
   readonly #host: StreamHost;
   /**
-   * Outgoing frames; the session's write loop takes them.
+   * Outgoing frames, from {@link pendingHead} on; the session's write loop takes them with
+   * {@link takePending}.
    * @internal
    */
   pending: Outgoing[] = [];
+  /**
+   * The next frame to send in {@link pending}: an index, not `shift()`, which copies the array
+   * once it is large (a big write with small frames was quadratic).
+   * @internal
+   */
+  pendingHead = 0;
   /** In the session's ready list. */
   queued = false;
 
@@ -130,8 +137,9 @@ export class SmuxStream extends ConnBase {
     this.#closed = true;
     this.#rq.wake();
     const err = this.#host.error ?? new ClosedError("smux: session closed");
-    for (const e of this.pending) e.reject?.(err);
+    for (let i = this.pendingHead; i < this.pending.length; i++) this.pending[i]!.reject?.(err);
     this.pending = [];
+    this.pendingHead = 0;
     const w = this.#windowWake;
     this.#windowWake = null;
     w?.();
@@ -195,6 +203,25 @@ export class SmuxStream extends ConnBase {
     if (window > this.#windowHigh) this.#windowHigh = window;
     this.#incr = 0;
     this.#host.sendUpd(this.id, this.#numRead, window);
+  }
+
+  /**
+   * Drops the frame at {@link pendingHead} (the session's writer sent it); true if more wait.
+   * @internal
+   */
+  takePending(): boolean {
+    const q = this.pending;
+    if (++this.pendingHead === q.length) {
+      q.length = 0;
+      this.pendingHead = 0;
+      return false;
+    }
+    if (this.pendingHead >= 1024 && this.pendingHead * 2 >= q.length) {
+      // Sent frames are dropped in bulk, so the array does not keep them.
+      q.splice(0, this.pendingHead);
+      this.pendingHead = 0;
+    }
+    return true;
   }
 
   #enqueue(frames: Outgoing[]): Promise<void> {
