@@ -4,7 +4,7 @@ import { bulkHeldBytes } from "../../src/core/buffer_pool.ts";
 import { ConnBase, type NetAddr, NO_ADDR } from "../../src/core/conn.ts";
 import { AuthError, ProtocolError } from "../../src/core/errors.ts";
 import { aeadSession, SsCipher } from "../../src/protocol/ss_aead.ts";
-import { SsConn } from "../../src/proxy/ss/conn.ts";
+import { SaltFilter, SsConn } from "../../src/proxy/ss/conn.ts";
 import { concatBytes, randomBytes, readAll, ReadSizeSpy, withTimeout } from "../_helpers.ts";
 
 /** Hands out `bytes` in reads of the sizes `splits` cycles through (at most what is asked). */
@@ -249,4 +249,20 @@ Deno.test({
     assert.ok(big.subarray(50).every((b) => b === 0), "nothing written past the view");
     assert.throws(() => o.open(new Uint8Array(10)), AuthError);
   },
+});
+
+Deno.test("ss salt filter: a salt is refused while it is among the last `max` accepted and forgotten oldest first (a ring; 2,000 random salts against a model)", () => {
+  for (const max of [1, 3, 7]) {
+    const f = new SaltFilter(max);
+    const model: number[] = [];
+    for (let n = 0; n < 2000; n++) {
+      const v = Math.floor(Math.random() * (2 * max + 2));
+      const fresh = !model.includes(v);
+      assert.equal(f.add(new Uint8Array([v])), fresh, `max ${max}, step ${n}, salt ${v}`);
+      if (fresh) {
+        model.push(v);
+        if (model.length > max) model.shift();
+      }
+    }
+  }
 });

@@ -11,15 +11,22 @@ import { type AeadSession, MAX_PAYLOAD, type SsCipher, TAG } from "../../protoco
 /** Salts seen recently by this process (replay protection, bounded). */
 export class SaltFilter {
   readonly #seen = new Set<string>();
+  /** Salts in the order they came, as a ring once full (`shift()` on 64k entries copied 512 KB). */
   readonly #order: string[] = [];
+  /** Where the ring's oldest salt is. */
+  #oldest = 0;
   constructor(readonly max = 65536) {}
   /** False if the salt was already used. */
   add(salt: Uint8Array): boolean {
     const k = Array.from(salt, (b) => b.toString(16).padStart(2, "0")).join("");
     if (this.#seen.has(k)) return false;
     this.#seen.add(k);
-    this.#order.push(k);
-    if (this.#order.length > this.max) this.#seen.delete(this.#order.shift()!);
+    if (this.#order.length < this.max) this.#order.push(k);
+    else {
+      this.#seen.delete(this.#order[this.#oldest]!);
+      this.#order[this.#oldest] = k;
+      this.#oldest = (this.#oldest + 1) % this.max;
+    }
     return true;
   }
 }
