@@ -689,3 +689,21 @@ Deno.test("ws read: a peer that sends only pings does not grow the waiting read'
     peer.close();
   }
 });
+
+Deno.test("ws: a WebSocket says its carrier's maxChunk (over a KCP stream, 64 KiB), and nothing over one that has none", async () => {
+  const { pipe } = await import("../../src/core/pipe.ts");
+  const { BufReader } = await import("../../src/core/bufio.ts");
+  const { WrappedConn } = await import("../../src/core/conn.ts");
+  const { WsConn } = await import("../../src/transport/ws/conn.ts");
+  class Capped extends WrappedConn {
+    override get maxChunk(): number {
+      return 65536;
+    }
+  }
+  const [a, b] = pipe();
+  const capped = new Capped(a);
+  assert.equal(new WsConn(capped, new BufReader(capped), { client: true }).maxChunk, 65536);
+  assert.equal(new WsConn(b, new BufReader(b), { client: false }).maxChunk, undefined);
+  a.close();
+  b.close();
+});

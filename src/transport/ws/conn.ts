@@ -343,6 +343,11 @@ export class WsConn extends ConnBase {
     return true;
   }
 
+  /** The carrier's {@link Conn.maxChunk} (a WebSocket over a KCP stream moves what KCP takes). */
+  get maxChunk(): number | undefined {
+    return this.#raw.maxChunk;
+  }
+
   /** See {@link Conn.writeRoom}: room for the largest header (64-bit length and a mask key). */
   get writeRoom(): number {
     return WRITE_ROOM;
