@@ -28,8 +28,11 @@ function openLibc(): Libc | null {
   return libc("setting UDP buffers");
 }
 
-/** The fd of this process's UDP socket bound to `port`, found by inode; -1 if not found. */
-function socketFd(port: number): number {
+/**
+ * The fd of this process's UDP socket bound to `port`, found by inode; -1 if not found. (IPv4
+ * and IPv6 sockets may share a port: a caller that must have one checks it with getsockname.)
+ */
+export function udpSocketFd(port: number): number {
   const hexPort = ":" + port.toString(16).toUpperCase().padStart(4, "0");
   const inodes = new Set<string>();
   for (const f of ["/proc/net/udp", "/proc/net/udp6"]) {
@@ -61,7 +64,7 @@ export function setUdpBuffers(sock: Deno.DatagramConn, bytes: number): number {
   const lib = openLibc();
   if (!lib) return 0;
   try {
-    const fd = socketFd((sock.addr as Deno.NetAddr).port);
+    const fd = udpSocketFd((sock.addr as Deno.NetAddr).port);
     if (fd < 0) return 0;
     const v = new Int32Array([bytes]);
     const vb = new Uint8Array(v.buffer);
