@@ -16,7 +16,7 @@ import type { Listener } from "../core/types.ts";
 import { OrderedSender, udpSocketFor } from "../core/udp.ts";
 import { DATAGRAM_POOL } from "../core/buffer_pool.ts";
 import { setUdpBuffers } from "../core/sockbuf.ts";
-import { DRAIN_MAX, UdpDrain } from "../core/udp_drain.ts";
+import { DRAIN_MAX, TIMER_TURN_EVERY, timerTurn, UdpDrain } from "../core/udp_drain.ts";
 import { Kcp } from "./arq.ts";
 import type { KcpConfig } from "./config.ts";
 import { createCrypt, deriveKey } from "./crypt/mod.ts";
@@ -223,6 +223,7 @@ export class KcpListener implements Listener {
     const buf = new Uint8Array(2048);
     const backoff = new Backoff();
     const drain = UdpDrain.for(this.#sock);
+    let handled = 0;
     while (!this.#closed) {
       let d: Uint8Array, from: Deno.NetAddr;
       try {
@@ -238,10 +239,15 @@ export class KcpListener implements Listener {
       backoff.ok();
       this.#datagram(d, from.hostname, from.port, from);
       // What else the burst queued, without an op each (docs/performance.md).
-      for (let i = 0; drain !== null && i < DRAIN_MAX && !this.#closed; i++) {
+      let i = 0;
+      for (; drain !== null && i < DRAIN_MAX && !this.#closed; i++) {
         const n = drain.next(buf);
         if (n < 0) break;
         this.#datagram(buf.subarray(0, n), drain.hostname, drain.port);
+      }
+      if ((handled += 1 + i) >= TIMER_TURN_EVERY) {
+        handled = 0;
+        await timerTurn();
       }
     }
   }
@@ -356,6 +362,7 @@ export async function dialKcp(
   const drain = UdpDrain.for(sock);
   (async () => {
     const buf = new Uint8Array(2048);
+    let handled = 0;
     while (!closed) {
       let d: Uint8Array, from: Deno.NetAddr;
       try {
@@ -370,12 +377,17 @@ export async function dialKcp(
         if (o) session.input(o);
       }
       // What else the burst queued, without an op each (docs/performance.md).
-      for (let i = 0; drain !== null && i < DRAIN_MAX && !closed; i++) {
+      let i = 0;
+      for (; drain !== null && i < DRAIN_MAX && !closed; i++) {
         const n = drain.next(buf);
         if (n < 0) break;
         if (drain.port !== port || drain.hostname !== ip) continue;
         const o = env.open(buf.subarray(0, n));
         if (o) session.input(o);
+      }
+      if ((handled += 1 + i) >= TIMER_TURN_EVERY) {
+        handled = 0;
+        await timerTurn();
       }
     }
   })();
