@@ -27,6 +27,40 @@ export function timerTurn(): Promise<void> {
   return new Promise((r) => setTimeout(r, 0));
 }
 
+/** Where a receive loop hands each datagram (a view of its buffer, valid during the call). */
+export type DatagramSink = (d: Uint8Array, hostname: string, port: number) => void;
+
+/**
+ * The part of a receive loop after each `receive`: drains what else is queued into `sink` (when
+ * the socket has a {@link UdpDrain}) and says when the loop owes the timers a turn.
+ */
+export class ReceiveLoop {
+  readonly #drain: UdpDrain | null;
+  #handled = 0;
+
+  constructor(sock: Deno.DatagramConn) {
+    this.#drain = UdpDrain.for(sock);
+  }
+
+  /**
+   * Call right after a `receive` into `buf` returned and its datagram went to `sink`: up to
+   * {@link DRAIN_MAX} more go there too, while `stop()` is false. Returns a promise to await when
+   * {@link TIMER_TURN_EVERY} datagrams have been handled since the last one, else null.
+   */
+  after(buf: Uint8Array, sink: DatagramSink, stop: () => boolean): Promise<void> | null {
+    const drain = this.#drain;
+    let i = 0;
+    for (; drain !== null && i < DRAIN_MAX && !stop(); i++) {
+      const n = drain.next(buf);
+      if (n < 0) break;
+      sink(buf.subarray(0, n), drain.hostname, drain.port);
+    }
+    if ((this.#handled += 1 + i) < TIMER_TURN_EVERY) return null;
+    this.#handled = 0;
+    return timerTurn();
+  }
+}
+
 /** Reads queued datagrams of one IPv4 UDP socket without an op each. */
 export class UdpDrain {
   readonly #lib: Libc;
@@ -35,7 +69,9 @@ export class UdpDrain {
   readonly #len = new Uint32Array(1);
   readonly #lenBytes = new Uint8Array(this.#len.buffer);
   #addr = -1;
+  /** {@link hostname}'s text and the address it was made for. */
   #host = "";
+  #hostAddr = -1;
   /** The last datagram's source port. */
   port = 0;
 
@@ -95,12 +131,11 @@ export class UdpDrain {
 
   /** The last datagram's source address, written as Deno writes it (made once per new source). */
   get hostname(): string {
-    if (this.#host === "" || this.#addr !== this.#hostAddr) {
+    if (this.#addr !== this.#hostAddr) {
       const v = this.#addr;
       this.#host = `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
       this.#hostAddr = v;
     }
     return this.#host;
   }
-  #hostAddr = -1;
 }

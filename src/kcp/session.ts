@@ -16,7 +16,7 @@ import type { Listener } from "../core/types.ts";
 import { OrderedSender, udpSocketFor } from "../core/udp.ts";
 import { DATAGRAM_POOL } from "../core/buffer_pool.ts";
 import { setUdpBuffers } from "../core/sockbuf.ts";
-import { DRAIN_MAX, TIMER_TURN_EVERY, timerTurn, UdpDrain } from "../core/udp_drain.ts";
+import { ReceiveLoop } from "../core/udp_drain.ts";
 import { Kcp } from "./arq.ts";
 import type { KcpConfig } from "./config.ts";
 import { createCrypt, deriveKey } from "./crypt/mod.ts";
@@ -222,8 +222,10 @@ export class KcpListener implements Listener {
   async #receive(): Promise<void> {
     const buf = new Uint8Array(2048);
     const backoff = new Backoff();
-    const drain = UdpDrain.for(this.#sock);
-    let handled = 0;
+    const loop = new ReceiveLoop(this.#sock);
+    const sink = (d: Uint8Array, hostname: string, port: number) =>
+      this.#datagram(d, hostname, port);
+    const stop = () => this.#closed;
     while (!this.#closed) {
       let d: Uint8Array, from: Deno.NetAddr;
       try {
@@ -239,16 +241,8 @@ export class KcpListener implements Listener {
       backoff.ok();
       this.#datagram(d, from.hostname, from.port, from);
       // What else the burst queued, without an op each (docs/performance.md).
-      let i = 0;
-      for (; drain !== null && i < DRAIN_MAX && !this.#closed; i++) {
-        const n = drain.next(buf);
-        if (n < 0) break;
-        this.#datagram(buf.subarray(0, n), drain.hostname, drain.port);
-      }
-      if ((handled += 1 + i) >= TIMER_TURN_EVERY) {
-        handled = 0;
-        await timerTurn();
-      }
+      const turn = loop.after(buf, sink, stop);
+      if (turn) await turn;
     }
   }
 
@@ -359,10 +353,16 @@ export async function dialKcp(
     { transport: "udp", hostname: la.hostname, port: la.port },
     { transport: "udp", hostname: ip, port },
   );
-  const drain = UdpDrain.for(sock);
+  const loop = new ReceiveLoop(sock);
+  // Only the server's datagrams count; anything else on this socket is dropped.
+  const sink = (d: Uint8Array, hostname: string, srcPort: number) => {
+    if (srcPort !== port || hostname !== ip) return;
+    const o = env.open(d);
+    if (o) session.input(o);
+  };
+  const stop = () => closed;
   (async () => {
     const buf = new Uint8Array(2048);
-    let handled = 0;
     while (!closed) {
       let d: Uint8Array, from: Deno.NetAddr;
       try {
@@ -372,23 +372,10 @@ export async function dialKcp(
       } catch {
         break;
       }
-      if (from.port === port && from.hostname === ip) {
-        const o = env.open(d);
-        if (o) session.input(o);
-      }
+      sink(d, from.hostname, from.port);
       // What else the burst queued, without an op each (docs/performance.md).
-      let i = 0;
-      for (; drain !== null && i < DRAIN_MAX && !closed; i++) {
-        const n = drain.next(buf);
-        if (n < 0) break;
-        if (drain.port !== port || drain.hostname !== ip) continue;
-        const o = env.open(buf.subarray(0, n));
-        if (o) session.input(o);
-      }
-      if ((handled += 1 + i) >= TIMER_TURN_EVERY) {
-        handled = 0;
-        await timerTurn();
-      }
+      const turn = loop.after(buf, sink, stop);
+      if (turn) await turn;
     }
   })();
   return session;
