@@ -14,7 +14,7 @@
  * `BENCH_IDLE=tcp,ws` measures only those transports (any transport by name: `BENCH_IDLE=tls,wss`).
  */
 import type { BenchRow } from "./types.ts";
-import { rssKiB, startBurrow } from "./proc.ts";
+import { rssKiB, startBurrow, writeAll } from "./proc.ts";
 
 const N = 1000;
 /**
@@ -60,7 +60,7 @@ function echo(): { port: number; close: () => void } {
             : b[0] === 0x52
             ? new Uint8Array(REPLY)
             : b.subarray(0, n);
-          await c.write(out).catch(() => {});
+          await writeAll(c, out).catch(() => {});
         }
       })();
     }

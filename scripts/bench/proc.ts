@@ -10,6 +10,11 @@ export function freePort(): number {
   return p;
 }
 
+/** Writes all of `b`: a Deno socket's `write` may take less than it is given. */
+export async function writeAll(c: Deno.Conn, b: Uint8Array): Promise<void> {
+  for (let o = 0; o < b.length;) o += await c.write(o === 0 ? b : b.subarray(o));
+}
+
 /**
  * `BENCH_V8_FLAGS` passes V8 flags to the Burrow processes (for A/B runs of heap settings);
  * `BENCH_STDOUT=1` shows their stdout (where `--trace-gc` writes).

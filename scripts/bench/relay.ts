@@ -1,6 +1,6 @@
 /** Baselines: raw TCP, and a Burrow TCP forward hop running in its own process. */
 import type { BenchRow } from "./types.ts";
-import { countingSink, freePort, pushThrough, startBurrow } from "./proc.ts";
+import { countingSink, freePort, pushThrough, startBurrow, writeAll } from "./proc.ts";
 import { goPeer, startListeningPeer } from "../peers/build.ts";
 
 const TOTAL = 1024 * 1024 * 1024;
@@ -102,7 +102,7 @@ export async function roundTrips(): Promise<BenchRow[]> {
         for (;;) {
           const n = await c.read(b).catch(() => null);
           if (n === null) break;
-          await c.write(b.subarray(0, n)).catch(() => {});
+          await writeAll(c, b.subarray(0, n)).catch(() => {});
         }
         c.close();
       })();
@@ -119,7 +119,7 @@ export async function roundTrips(): Promise<BenchRow[]> {
         const run = async (k: number) => {
           const t0 = performance.now();
           for (let i = 0; i < k; i++) {
-            await c.write(msg);
+            await writeAll(c, msg);
             for (let got = 0; got < size;) got += (await c.read(rb))!;
           }
           return ((performance.now() - t0) * 1000) / k;
