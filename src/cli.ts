@@ -247,7 +247,9 @@ export async function runCli(argv0: string[]): Promise<number> {
     throw e;
   }
   if (args.output) {
-    await Deno.stdout.write(new TextEncoder().encode(formatConfig(cfg, args.output)));
+    const out = new TextEncoder().encode(formatConfig(cfg, args.output));
+    // A write may take less than it is given (a pipe whose reader is slow).
+    for (let o = 0; o < out.length;) o += await Deno.stdout.write(out.subarray(o));
     return 0;
   }
   if (!cfg.services?.length && !cfg.api) {
