@@ -7,7 +7,7 @@
  * and copy loop); the kcp ends are Debian's kcptun.
  *
  * Environment: BENCH_MIB (bytes per direction and cell, default 64), BENCH_REPS (median of, default
- * 3), BENCH_PEERS (comma list of ws,mws,mtcp,kcp).
+ * 5), BENCH_PEERS (comma list of ws,mws,mtcp,kcp).
  * @module
  */
 import type { BenchRow } from "./types.ts";
@@ -15,7 +15,7 @@ import { freePort, peakKiB, rssKiB, spawned, startBurrow, waitListening } from "
 import { goPeer, startListeningPeer } from "../peers/build.ts";
 
 const MIB = Number(Deno.env.get("BENCH_MIB") ?? 64);
-const REPS = Number(Deno.env.get("BENCH_REPS") ?? 3);
+const REPS = Number(Deno.env.get("BENCH_REPS") ?? 5);
 const PROTOS = (Deno.env.get("BENCH_PEERS") ?? "ws,mws,mtcp,kcp").split(",");
 const CHUNK = 64 * 1024;
 const payload = crypto.getRandomValues(new Uint8Array(CHUNK));
@@ -261,7 +261,8 @@ const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length /
 /**
  * Every cell for one carrier. The three pairings run side by side (Go pair, Go client → Burrow
  * server, Burrow client → Go server) and take turns within each repetition, so a slow spell on
- * a shared machine hits all three alike; a ratio compares measurements taken back to back.
+ * a shared machine hits all three alike; a ratio compares measurements taken back to back. Each
+ * cell starts with an untimed pass per pairing, and the order of the turns rotates.
  */
 async function measure(pair: Pair, t: Target): Promise<{ cells: Cell[]; memory: string }> {
   const ends: End[] = [];
@@ -279,13 +280,18 @@ async function measure(pair: Pair, t: Target): Promise<{ cells: Cell[]; memory: 
     const out: Cell[] = [];
     for (const [dir, streams] of CELLS) {
       const bytes = Math.floor((MIB << 20) / streams);
+      const once = (k: number, n: number) => {
+        const port = clients[k]!.port;
+        return dir === "up" ? up(port, t, streams, n) : down(port, streams, n);
+      };
+      // Untimed first: each pairing's first pass of a direction warms its JIT and buffers.
+      for (let k = 0; k < 3; k++) await once(k, Math.max(1 << 16, bytes >>> 3));
       const runs: number[][] = [[], [], []];
       for (let i = 0; i < REPS; i++) {
-        for (let k = 0; k < 3; k++) {
-          const port = clients[k]!.port;
-          runs[k]!.push(
-            dir === "up" ? await up(port, t, streams, bytes) : await down(port, streams, bytes),
-          );
+        // The order rotates, so no pairing always runs first or last in a turn.
+        for (let j = 0; j < 3; j++) {
+          const k = (i + j) % 3;
+          runs[k]!.push(await once(k, bytes));
         }
       }
       const [g, s, c] = runs as [number[], number[], number[]];
