@@ -25,6 +25,7 @@ const SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   // On Deno's blocking pool: a wait must not hold the event loop.
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
@@ -75,6 +76,27 @@ export function errno(c: Libc): number {
 export function errnoText(c: Libc, n: number): string {
   const p = c.strerror(n);
   return p ? Deno.UnsafePointerView.getCString(p) : `errno ${n}`;
+}
+
+/**
+ * The descriptors of this process's sockets with these inodes, in one pass over /proc/self/fd
+ * (for many at once: one readlink per open descriptor, not per inode).
+ */
+export function fdsOfInodes(inodes: Iterable<string>): Map<string, number> {
+  const want = new Map<string, string>();
+  for (const i of inodes) if (i && i !== "0") want.set(`socket:[${i}]`, i);
+  const out = new Map<string, number>();
+  if (want.size === 0) return out;
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      const inode = want.get(Deno.readLinkSync(`/proc/self/fd/${e.name}`));
+      if (inode !== undefined) {
+        out.set(inode, Number(e.name));
+        if (out.size === want.size) break;
+      }
+    } catch { /* closed meanwhile */ }
+  }
+  return out;
 }
 
 /** The descriptor of this process's socket with this inode (from /proc/net/*), or -1. */

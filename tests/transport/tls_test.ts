@@ -204,6 +204,38 @@ Deno.test("tls listener: clients stalled mid-ClientHello are closed at the hands
   }
 });
 
+Deno.test("tls listener on [::1] and on a dual-stack [::] (an IPv4 client): a client stalled mid-ClientHello is closed at the handshake deadline", async () => {
+  try {
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+  } catch {
+    return console.log("skipped: no IPv6 loopback here");
+  }
+  const reg = builtinRegistries();
+  for (const [bind, client] of [["[::1]:0", "::1"], ["[::]:0", "127.0.0.1"]] as const) {
+    const l = await reg.listeners.get("tls")({
+      addr: bind,
+      metadata: new Metadata({ handshakeTimeout: "200ms" }),
+      log: silentLogger,
+      service: "t",
+    });
+    const c = await Deno.connect({ hostname: client, port: l.addr.port });
+    try {
+      await c.write(new Uint8Array([0x16, 3, 1, 0, 200])); // a record header, then silence
+      const b = new Uint8Array(64);
+      await withTimeout(
+        (async () => {
+          while (await c.read(b).catch(() => null) !== null) { /* alert bytes, if any */ }
+        })(),
+        5000,
+        `stalled client on ${bind} closed`,
+      );
+    } finally {
+      c.close();
+      await l.close();
+    }
+  }
+});
+
 Deno.test("tls over a Conn: carrier reads are small while quiet, grow to 64 KiB in a burst, shrink again; the conn tells a relay when it has bytes", async () => {
   const { pipe } = await import("../../src/core/pipe.ts");
   const { generateCert } = await import("../../src/transport/tls/cert.ts");

@@ -11,10 +11,13 @@ import { SocketConn } from "../../core/socket.ts";
 export class TcpListener implements Listener {
   readonly addr: NetAddr;
   readonly #l: Deno.Listener;
+  readonly #wrap: (c: Deno.Conn) => SocketConn;
   #closed = false;
 
-  constructor(l: Deno.Listener) {
+  /** `wrap` makes the Conn of each accepted socket (a TLS listener's does its handshake). */
+  constructor(l: Deno.Listener, wrap: (c: Deno.Conn) => SocketConn = (c) => new SocketConn(c)) {
     this.#l = l;
+    this.#wrap = wrap;
     const a = l.addr as Deno.NetAddr;
     this.addr = { transport: "tcp", hostname: a.hostname, port: a.port };
   }
@@ -30,7 +33,7 @@ export class TcpListener implements Listener {
       if (this.#closed) return null;
       try {
         const c = await this.#l.accept();
-        const conn = new SocketConn(c);
+        const conn = this.#wrap(c);
         conn.setNoDelay(true);
         return conn;
       } catch (e) {
