@@ -236,6 +236,49 @@ Deno.test("tls listener on [::1] and on a dual-stack [::] (an IPv4 client): a cl
   }
 });
 
+Deno.test("tls listener: accepted conns have TCP_NODELAY (small writes do not wait out Nagle)", async () => {
+  const { libc, libcUnavailable, fdsOfInodes } = await import("../../src/core/libc.ts");
+  if (libcUnavailable("the test")) return console.log("skipped: no libc over FFI");
+  const reg = builtinRegistries();
+  const l = await reg.listeners.get("tls")({
+    addr: "127.0.0.1:0",
+    metadata: new Metadata({}),
+    log: silentLogger,
+    service: "t",
+  });
+  const d = await reg.dialers.get("tls")({ metadata: new Metadata({}), log: silentLogger });
+  const [a, b] = await Promise.all([
+    d.dial(`127.0.0.1:${l.addr.port}`, {
+      netDial: () => Promise.reject(new Error("direct")),
+      direct: true,
+      log: silentLogger,
+    }),
+    l.accept(),
+  ]);
+  try {
+    // The server's socket: local port the listener's, peer port the client's.
+    const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, "0");
+    const want = `:${hex(l.addr.port)} 0100007F:${hex(a.localAddr.port)}`;
+    const line = Deno.readTextFileSync("/proc/net/tcp").split("\n").find((x) => x.includes(want));
+    assert.ok(line, `the accepted socket in /proc/net/tcp (${want})`);
+    const inode = line.trim().split(/\s+/)[9]!;
+    const fd = fdsOfInodes([inode]).get(inode);
+    assert.ok(fd !== undefined, "its descriptor");
+    const v = new Int32Array([-1]);
+    const len = new Uint32Array([4]);
+    const c = libc("the test");
+    assert.equal(
+      c.getsockopt(fd, 6, 1, new Uint8Array(v.buffer), new Uint8Array(len.buffer)),
+      0,
+    );
+    assert.equal(v[0], 1, "TCP_NODELAY");
+  } finally {
+    a.close();
+    b!.close();
+    await l.close();
+  }
+});
+
 Deno.test("tls over a Conn: carrier reads are small while quiet, grow to 64 KiB in a burst, shrink again; the conn tells a relay when it has bytes", async () => {
   const { pipe } = await import("../../src/core/pipe.ts");
   const { generateCert } = await import("../../src/transport/tls/cert.ts");

@@ -17,9 +17,12 @@ import { fdsOfInodes, libc, libcUnavailable } from "../../core/libc.ts";
 import { listenHost, splitHostPort } from "../../core/addr.ts";
 import { SocketConn } from "../../core/socket.ts";
 import { TunnelError } from "../../core/errors.ts";
+import { parseIp } from "../../core/ip.ts";
 import { TcpListener } from "../tcp/listener.ts";
 
 const SHUT_RDWR = 2;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
 
 /** Whether a conn with a pending handshake can be shut down here (see the module comment). */
 export function nativeTlsUsable(): boolean {
@@ -32,30 +35,35 @@ export function nativeTlsUsable(): boolean {
   }
 }
 
-/** `/proc/net/tcp{,6}`'s form of an address: hex of the address's bytes as the kernel prints it. */
-function procHex(a: NetAddr): string[] {
-  const port = ":" + a.port.toString(16).toUpperCase().padStart(4, "0");
-  const v4 = /^\d+\.\d+\.\d+\.\d+$/.test(a.hostname)
-    ? a.hostname.split(".").map((x) => Number(x).toString(16).toUpperCase().padStart(2, "0"))
-    : null;
-  if (v4) {
-    // The kernel prints 32-bit words in host order (little-endian): 127.0.0.1 is 0100007F, in
-    // tcp alone and as the last word of ::ffff:127.0.0.1 in tcp6 (a dual-stack listener).
-    const word = v4.reverse().join("");
-    return [word + port, "0000000000000000FFFF0000" + word + port];
+const hex = (n: number, digits: number) => n.toString(16).toUpperCase().padStart(digits, "0");
+
+/**
+ * An address as /proc/net/tcp{,6} prints it: the address's bytes as 32-bit words, each in host
+ * (little-endian) order, then ":PORT" in hex; 127.0.0.1:443 is 0100007F:01BB. IPv4 has two forms:
+ * alone (tcp) and as ::ffff:a.b.c.d (tcp6, a dual-stack listener, where Deno reports the peer as
+ * "::ffff:127.0.0.1"). Empty if the address does not parse.
+ */
+function procForms(a: NetAddr): string[] {
+  const ip = parseIp(a.hostname.replace(/%.*$/, ""));
+  if (!ip) return [];
+  const words: string[] = [];
+  for (let i = 0; i < ip.length; i += 4) {
+    words.push(hex(ip[i + 3]!, 2) + hex(ip[i + 2]!, 2) + hex(ip[i + 1]!, 2) + hex(ip[i]!, 2));
   }
-  return []; // IPv6 peers are matched by ports alone (see socketInode)
+  const port = ":" + hex(a.port, 4);
+  return ip.length === 4
+    ? [words[0]! + port, "0000000000000000FFFF0000" + words[0]! + port]
+    : [words.join("") + port];
 }
 
-/** One /proc/net/tcp{,6} line's local and remote address and inode. */
-interface ProcSocket {
-  local: string;
-  remote: string;
-  inode: string;
-}
-
-function procSockets(): ProcSocket[] {
-  const out: ProcSocket[] = [];
+/**
+ * Inodes of this host's TCP sockets by "local remote" (/proc's forms), for lines whose local
+ * address ends in one of `ports` (a cheap test before a line is split): listening sockets (state
+ * 0A) with `listening`, connections without. Lines of sockets that no process holds (TIME_WAIT,
+ * orphans) have inode 0 and are left out.
+ */
+function socketsByPair(ports: Set<string>, listening = false): Map<string, string[]> {
+  const out = new Map<string, string[]>();
   for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text: string;
     try {
@@ -64,40 +72,44 @@ function procSockets(): ProcSocket[] {
       continue;
     }
     for (const line of text.split("\n")) {
+      const colon = line.indexOf(":", line.indexOf(":") + 1); // the local address's port
+      if (colon < 0 || !ports.has(line.slice(colon, colon + 5))) continue;
       const cols = line.trim().split(/\s+/);
-      if (cols.length >= 10) out.push({ local: cols[1]!, remote: cols[2]!, inode: cols[9]! });
+      if (cols.length < 10 || cols[9] === "0" || (cols[3] === "0A") !== listening) continue;
+      const key = cols[1] + " " + cols[2];
+      const list = out.get(key);
+      if (list) list.push(cols[9]!);
+      else out.set(key, [cols[9]!]);
     }
   }
   return out;
 }
 
-/** The inode of the TCP socket between `local` and `remote` among `all`, or "" if not one. */
-function inodeOf(all: ProcSocket[], local: NetAddr, remote: NetAddr): string {
-  const lh = procHex(local), rh = procHex(remote);
-  const lp = ":" + local.port.toString(16).toUpperCase().padStart(4, "0");
-  const rp = ":" + remote.port.toString(16).toUpperCase().padStart(4, "0");
-  const found = all.filter((s) =>
-    lh.length > 0
-      ? lh.includes(s.local) && rh.includes(s.remote)
-      : s.local.endsWith(lp) && s.remote.endsWith(rp)
-  );
-  // Matched by ports alone, two sockets could qualify: then none is touched.
-  return found.length === 1 ? found[0]!.inode : "";
-}
-
 /** Conns closed mid-handshake whose sockets are to be shut down at the next sweep. */
 const toShut: [NetAddr, NetAddr][] = [];
+/** Sweeps are at least this far apart, so a flood of timeouts costs one /proc read per spell. */
+const SWEEP_EVERY_MS = 100;
+let lastSweep = -Infinity;
 
 /**
  * Shuts down, both ways, the sockets of every conn queued since the last sweep: one read of
- * /proc/net and one pass over /proc/self/fd for all of them, so a flood of stalled clients timing
- * out together costs one sweep per timer turn, not one per client.
+ * /proc/net (only the lines of the listeners' ports are split) and one pass over /proc/self/fd
+ * for all of them. A socket is touched only when exactly one live socket has its two addresses.
  */
 function sweep(): void {
+  lastSweep = performance.now();
   const batch = toShut.splice(0);
   try {
-    const all = procSockets();
-    const inodes = batch.map(([l, r]) => inodeOf(all, l, r)).filter((i) => i !== "");
+    const ports = new Set(batch.map(([l]) => ":" + hex(l.port, 4)));
+    const pairs = socketsByPair(ports);
+    const inodes: string[] = [];
+    for (const [l, r] of batch) {
+      const found = new Set<string>();
+      for (const lf of procForms(l)) {
+        for (const rf of procForms(r)) for (const i of pairs.get(lf + " " + rf) ?? []) found.add(i);
+      }
+      if (found.size === 1) inodes.push(...found);
+    }
     const c = libc("shutting down a TLS handshake");
     for (const fd of fdsOfInodes(inodes).values()) c.shutdown(fd, SHUT_RDWR);
   } catch { /* /proc or libc went away: nothing more can be done */ }
@@ -105,7 +117,9 @@ function sweep(): void {
 
 /** Queues the socket between `local` and `remote` for the next {@link sweep}. */
 function shutDownSoon(local: NetAddr, remote: NetAddr): void {
-  if (toShut.push([local, remote]) === 1) setTimeout(sweep, 0);
+  if (toShut.push([local, remote]) === 1) {
+    setTimeout(sweep, Math.max(0, lastSweep + SWEEP_EVERY_MS - performance.now()));
+  }
 }
 
 /** An accepted native TLS conn: its handshake runs in {@link handshake}. */
@@ -147,6 +161,26 @@ export class NativeTlsConn extends SocketConn {
   }
 }
 
+/**
+ * Sets TCP_NODELAY on this process's listening sockets on `port`, which accepted sockets inherit:
+ * a `Deno.TlsConn` has no `setNoDelay`, and node:tls conns had it (small writes of interactive
+ * traffic would otherwise wait out Nagle and the peer's delayed ACK, ~40 ms).
+ */
+function noDelayOnListener(port: number): void {
+  try {
+    const inodes: string[] = [];
+    const p = ":" + hex(port, 4);
+    for (const [key, list] of socketsByPair(new Set([p]), true)) {
+      if (key.split(" ")[0]!.endsWith(p)) inodes.push(...list);
+    }
+    const c = libc("setting TCP_NODELAY");
+    const one = new Uint8Array(new Int32Array([1]).buffer);
+    for (const fd of fdsOfInodes(inodes).values()) {
+      c.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, one, 4);
+    }
+  } catch { /* best effort: conns then run with Nagle's algorithm */ }
+}
+
 /** Accepts TLS conns on `addr` with Deno's TLS; each conn's handshake is left to the caller. */
 export function nativeTlsListener(
   addr: string,
@@ -163,5 +197,6 @@ export function nativeTlsListener(
     key,
     ...(alpn ? { alpnProtocols: alpn } : {}),
   });
+  noDelayOnListener(l.addr.port);
   return new TcpListener(l, (c) => new NativeTlsConn(c as Deno.TlsConn));
 }
