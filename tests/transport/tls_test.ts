@@ -8,6 +8,8 @@ import { echoServer, portForChild, readAll, ReadSizeSpy, withTimeout } from "../
 import { builtinRegistries } from "../../src/builtins.ts";
 import { Metadata } from "../../src/core/metadata.ts";
 import { silentLogger } from "../../src/core/log.ts";
+import type { Conn } from "../../src/core/conn.ts";
+import type { Listener } from "../../src/core/types.ts";
 
 const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
 
@@ -159,6 +161,22 @@ Deno.test("tls first-hop dial: refused ⇒ an error; a silent server ⇒ aborted
   }
 });
 
+/** A first-hop tls dial to `l` and the conn `l` accepted for it. */
+async function dialAccepted(l: Listener): Promise<[Conn, Conn | null]> {
+  const d = await builtinRegistries().dialers.get("tls")({
+    metadata: new Metadata({}),
+    log: silentLogger,
+  });
+  return await Promise.all([
+    d.dial(`127.0.0.1:${l.addr.port}`, {
+      netDial: () => Promise.reject(new Error("direct")),
+      direct: true,
+      log: silentLogger,
+    }),
+    l.accept(),
+  ]);
+}
+
 Deno.test("tls listener: clients stalled mid-ClientHello are closed at the handshake deadline; others are served", async () => {
   const reg = builtinRegistries();
   const l = await reg.listeners.get("tls")({
@@ -184,15 +202,7 @@ Deno.test("tls listener: clients stalled mid-ClientHello are closed at the hands
       "stalled clients closed",
     );
     // A real client still gets through.
-    const d = await reg.dialers.get("tls")({ metadata: new Metadata({}), log: silentLogger });
-    const [a, b] = await Promise.all([
-      d.dial(`127.0.0.1:${l.addr.port}`, {
-        netDial: () => Promise.reject(new Error("direct")),
-        direct: true,
-        log: silentLogger,
-      }),
-      l.accept(),
-    ]);
+    const [a, b] = await dialAccepted(l);
     await a.write(new TextEncoder().encode("hi"));
     const got = new Uint8Array(2);
     assert.equal(await withTimeout(b!.read(got), 5000), 2);
@@ -246,15 +256,7 @@ Deno.test("tls listener: accepted conns have TCP_NODELAY (small writes do not wa
     log: silentLogger,
     service: "t",
   });
-  const d = await reg.dialers.get("tls")({ metadata: new Metadata({}), log: silentLogger });
-  const [a, b] = await Promise.all([
-    d.dial(`127.0.0.1:${l.addr.port}`, {
-      netDial: () => Promise.reject(new Error("direct")),
-      direct: true,
-      log: silentLogger,
-    }),
-    l.accept(),
-  ]);
+  const [a, b] = await dialAccepted(l);
   try {
     // The server's socket: local port the listener's, peer port the client's.
     const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, "0");
