@@ -101,12 +101,5 @@ export function fdsOfInodes(inodes: Iterable<string>): Map<string, number> {
 
 /** The descriptor of this process's socket with this inode (from /proc/net/*), or -1. */
 export function fdOfInode(inode: string): number {
-  if (!inode || inode === "0") return -1;
-  const want = `socket:[${inode}]`;
-  for (const e of Deno.readDirSync("/proc/self/fd")) {
-    try {
-      if (Deno.readLinkSync(`/proc/self/fd/${e.name}`) === want) return Number(e.name);
-    } catch { /* closed meanwhile */ }
-  }
-  return -1;
+  return fdsOfInodes([inode]).get(inode) ?? -1;
 }

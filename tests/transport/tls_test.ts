@@ -214,6 +214,50 @@ Deno.test("tls listener: clients stalled mid-ClientHello are closed at the hands
   }
 });
 
+Deno.test("tls listener: a client that sends plaintext or garbage instead of a ClientHello is closed at once, not at the deadline; others are served", async () => {
+  const reg = builtinRegistries();
+  const l = await reg.listeners.get("tls")({
+    addr: "127.0.0.1:0",
+    metadata: new Metadata({ handshakeTimeout: "30s" }),
+    log: silentLogger,
+    service: "t",
+  });
+  try {
+    const garbage = [
+      new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+      new Uint8Array(512).map((_, i) => (i * 37 + 11) & 255),
+      new Uint8Array([0x16, 3, 1, 0, 4, 0xff, 0xff, 0xff, 0xff]), // a record of a broken hello
+    ];
+    for (const g of garbage) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
+      try {
+        await c.write(g);
+        const b = new Uint8Array(64);
+        // Closed (after an alert, perhaps) long before the 30 s handshake deadline.
+        await withTimeout(
+          (async () => {
+            while (await c.read(b).catch(() => null) !== null) { /* alert bytes */ }
+          })(),
+          5000,
+          `closed after ${g.length} bytes of garbage`,
+        );
+      } finally {
+        c.close();
+      }
+    }
+    // The listener still serves, and what it hands out is the real client.
+    const [a, b] = await dialAccepted(l);
+    await a.write(new TextEncoder().encode("ok"));
+    const got = new Uint8Array(2);
+    assert.equal(await withTimeout(b!.read(got), 5000), 2);
+    assert.equal(new TextDecoder().decode(got), "ok");
+    a.close();
+    b!.close();
+  } finally {
+    await l.close();
+  }
+});
+
 Deno.test("tls listener on [::1] and on a dual-stack [::] (an IPv4 client): a client stalled mid-ClientHello is closed at the handshake deadline", async () => {
   try {
     Deno.listen({ hostname: "::1", port: 0 }).close();

@@ -168,11 +168,7 @@ export class NativeTlsConn extends SocketConn {
  */
 function noDelayOnListener(port: number): void {
   try {
-    const inodes: string[] = [];
-    const p = ":" + hex(port, 4);
-    for (const [key, list] of socketsByPair(new Set([p]), true)) {
-      if (key.split(" ")[0]!.endsWith(p)) inodes.push(...list);
-    }
+    const inodes = [...socketsByPair(new Set([":" + hex(port, 4)]), true).values()].flat();
     const c = libc("setting TCP_NODELAY");
     const one = new Uint8Array(new Int32Array([1]).buffer);
     for (const fd of fdsOfInodes(inodes).values()) {
