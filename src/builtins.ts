@@ -32,6 +32,7 @@ import * as tunListener from "./transport/tun/mod.ts";
 import * as tunHandler from "./proxy/tun/mod.ts";
 import * as tapHandler from "./proxy/tap/mod.ts";
 import { DnsHandler } from "./resolver/dns_handler.ts";
+import { DNS_PACKET } from "./resolver/dns_packet.ts";
 
 /** Registers every built-in listener, handler, dialer and connector into `reg`. */
 export function registerBuiltins(reg: Registries): Registries {
@@ -62,7 +63,10 @@ export function registerBuiltins(reg: Registries): Registries {
   tapHandler.register(reg);
   // -- dns: the listener is a transport, the handler serves the resolver's exchanges --
   dnsListener.register(reg);
-  reg.handlers.register("dns", (o) => new DnsHandler(o));
+  reg.handlers.register("dns", async (o) => {
+    await DNS_PACKET.load();
+    return new DnsHandler(o);
+  });
   return reg;
 }
 

@@ -11,17 +11,15 @@ import {
   UsageError,
 } from "./config/cli.ts";
 import { cliConfig } from "./builtins.ts";
-import { formatConfig, loadConfigSource } from "./config/file.ts";
 import { ACCESS_LISTS, checkReferences, type Config, mergeConfigs } from "./config/model.ts";
 import { ConfigError, errorText } from "./core/errors.ts";
 import { consoleDiagnostics } from "./config/keys.ts";
 import { type Level, Logger, RecentLog, sinkFor } from "./core/log.ts";
 import { parseDuration } from "./core/duration.ts";
 import { Runtime } from "./runtime/runtime.ts";
-import { ApiServer } from "./api/server.ts";
-import { serveMetrics } from "./api/metrics_server.ts";
+import type { ApiServer } from "./api/server.ts";
 import type { HttpEndpoint } from "./api/http.ts";
-import { GostMetrics } from "./metrics/gost.ts";
+import { MetricsObserver } from "./metrics/observer.ts";
 import { nodeMtcpArgs, parseNodeMtcp } from "./config/node_mtcp.ts";
 import { VERSION } from "./version.ts";
 import { startMemoryReducer } from "./core/memory_reducer.ts";
@@ -97,7 +95,9 @@ async function loadSources(
 ): Promise<Config> {
   const files: Config[] = [];
   const load = { diagnostics: consoleDiagnostics(args.strict) };
+  // Config files (and the YAML parser) are imported only when -C names one.
   const source = async (c: string) => {
+    const { loadConfigSource } = await import("./config/file.ts");
     // stdin can be read once: a reload reuses what it said.
     if (c.trim() === "-") {
       if (!stdin.has(c)) stdin.set(c, await loadConfigSource(c, load));
@@ -141,7 +141,7 @@ class Endpoints {
 
   constructor(
     readonly rt: Runtime,
-    readonly metrics: GostMetrics,
+    readonly metrics: MetricsObserver,
     readonly log: Logger,
     readonly recent: RecentLog,
     readonly reload: () => Promise<void>,
@@ -160,6 +160,8 @@ class Endpoints {
       this.#api = undefined;
       this.#apiCfg = "";
       if (cfg.api) {
+        // The API (with its dashboard and YAML) is imported when one is configured.
+        const { ApiServer } = await import("./api/server.ts");
         this.#api = await ApiServer.start({
           runtime: this.rt,
           config: cfg.api,
@@ -178,8 +180,12 @@ class Endpoints {
       this.#metrics = undefined;
       this.#metricsCfg = "";
       if (cfg.metrics) {
-        this.metrics.startRuntimeMetrics();
-        this.#metrics = await serveMetrics(cfg.metrics, this.metrics, {
+        const [metrics, { serveMetrics }] = await Promise.all([
+          this.metrics.metrics(),
+          import("./api/metrics_server.ts"),
+        ]);
+        metrics.startRuntimeMetrics();
+        this.#metrics = await serveMetrics(cfg.metrics, metrics, {
           log: this.log,
           auther: (n) => this.rt.auther(n),
         });
@@ -247,6 +253,7 @@ export async function runCli(argv0: string[]): Promise<number> {
     throw e;
   }
   if (args.output) {
+    const { formatConfig } = await import("./config/file.ts");
     const out = new TextEncoder().encode(formatConfig(cfg, args.output));
     // A write may take less than it is given (a pipe whose reader is slow).
     for (let o = 0; o < out.length;) o += await Deno.stdout.write(out.subarray(o));
@@ -274,8 +281,8 @@ export async function runCli(argv0: string[]): Promise<number> {
   };
   let rt: Runtime | undefined;
   let endpoints: Endpoints | undefined;
-  // Services are always counted; the metrics endpoint may be switched on by a reload.
-  const metrics = new GostMetrics(() => rt?.services ?? []);
+  // Metrics are made when an endpoint first wants them (metrics/observer.ts).
+  const metrics = new MetricsObserver(() => rt?.services ?? []);
   // Reloads (SIGHUP, -R, the API's POST /config/reload) run one at a time.
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <T>(f: () => Promise<T>): Promise<T> => {

@@ -9,7 +9,8 @@
  * @module
  */
 // @ts-types="@types/dns-packet"
-import * as dnsPacket from "dns-packet";
+import type * as dnsPacket from "dns-packet";
+import { packets } from "./dns_packet.ts";
 import { Buffer } from "node:buffer";
 import type { Conn } from "../core/conn.ts";
 import { ConfigError, errorText } from "../core/errors.ts";
@@ -125,7 +126,7 @@ export class DnsHandler implements Handler {
   async #answer(query: Uint8Array, udp: boolean, ctx: HandleContext): Promise<Uint8Array | null> {
     let q: dnsPacket.DecodedPacket;
     try {
-      q = dnsPacket.decode(Buffer.from(query));
+      q = packets().decode(Buffer.from(query));
     } catch (e) {
       ctx.log.debug(`dns: malformed query: ${errorText(e)}`);
       return null;
@@ -205,18 +206,18 @@ export class DnsHandler implements Handler {
   ): Promise<{ r: dnsPacket.DecodedPacket; raw: Uint8Array }> {
     const out: dnsPacket.Packet = { ...q, id: crypto.getRandomValues(new Uint16Array(1))[0]! };
     if (this.#clientIP) out.additionals = withSubnet(q.additionals ?? [], this.#clientIP);
-    const query = dnsPacket.encode(out);
+    const query = packets().encode(out);
     const start = this.#next++ % this.#ups.length;
     let last: unknown;
     for (let i = 0; i < this.#ups.length; i++) {
       const up = this.#ups[(start + i) % this.#ups.length]!;
       try {
         let raw = await this.#once(up.ns, up.addr, query, ctx);
-        let r = dnsPacket.decode(Buffer.from(raw));
+        let r = packets().decode(Buffer.from(raw));
         if (up.ns.scheme === "udp" && ((r.flags ?? 0) & TC)) {
           // Truncated over UDP: the same server over TCP has the whole answer.
           raw = await this.#once({ ...up.ns, scheme: "tcp" }, up.addr, query, ctx);
-          r = dnsPacket.decode(Buffer.from(raw));
+          r = packets().decode(Buffer.from(raw));
         }
         if (r.id !== out.id) throw new Error("reply id mismatch");
         // A reply must answer the question asked, or it would be cached under the wrong name.
@@ -250,7 +251,7 @@ export class DnsHandler implements Handler {
     const minTtl = Math.min(...r.answers.map((a) => (a as { ttl?: number }).ttl ?? 0));
     const ms = this.#ttlMs > 0 ? this.#ttlMs : minTtl * 1000;
     if (ms <= 0) return;
-    const bytes = dnsPacket.encodingLength(r);
+    const bytes = packets().encodingLength(r);
     if (bytes > CACHE_BYTES / 64) return; // one answer may take at most 1/64 of the budget
     this.#drop(key);
     // The oldest go first, until there is room in count and bytes.
@@ -317,9 +318,9 @@ function fromCache(c: Cached, q: dnsPacket.DecodedPacket, now: number): dnsPacke
 
 /** Encodes `p`; when it exceeds `limit`, the header and question only, with TC set. */
 function fit(p: dnsPacket.Packet, limit: number): Uint8Array {
-  const b = dnsPacket.encode(p);
+  const b = packets().encode(p);
   if (b.length <= limit) return b;
-  return dnsPacket.encode({
+  return packets().encode({
     type: "response",
     id: p.id,
     flags: (p.flags ?? 0) | TC,

@@ -8,7 +8,8 @@
  * @module
  */
 // @ts-types="@types/dns-packet"
-import * as dnsPacket from "dns-packet";
+import type * as dnsPacket from "dns-packet";
+import { DNS_PACKET } from "./dns_packet.ts";
 import { Buffer } from "node:buffer";
 import { errorText, TunnelError } from "../core/errors.ts";
 import { parseIp } from "../core/ip.ts";
@@ -30,11 +31,12 @@ class Nameserver {
   }
 
   async query(name: string, type: "A" | "AAAA"): Promise<{ ips: string[]; ttl: number }> {
+    const dns = await DNS_PACKET.load();
     const id = crypto.getRandomValues(new Uint16Array(1))[0]!;
     const packet: dnsPacket.Packet = {
       type: "query",
       id,
-      flags: dnsPacket.RECURSION_DESIRED,
+      flags: dns.RECURSION_DESIRED,
       questions: [{ type, name, class: "IN" }],
     };
     if (this.o.clientIP) {
@@ -54,10 +56,10 @@ class Nameserver {
         } as unknown as dnsPacket.Answer];
       }
     }
-    const raw = await exchangeOnce(this.#ns, this.o, dnsPacket.encode(packet));
+    const raw = await exchangeOnce(this.#ns, this.o, dns.encode(packet));
     let res: dnsPacket.DecodedPacket;
     try {
-      res = dnsPacket.decode(Buffer.from(raw));
+      res = dns.decode(Buffer.from(raw));
     } catch (e) {
       throw new TunnelError(`dns: ${this.o.addr}: malformed reply: ${errorText(e)}`);
     }

@@ -50,6 +50,7 @@ import { ConnLimiter, RateLimiter, TrafficLimiter } from "../access/limiter.ts";
 import { LineSource } from "../access/source.ts";
 import { Hosts } from "../resolver/hosts.ts";
 import { type NameserverOptions, parseNameserver, Resolver } from "../resolver/resolver.ts";
+import { DNS_PACKET } from "../resolver/dns_packet.ts";
 import { parseDuration } from "../core/duration.ts";
 
 /** A built object and how to release what it holds (reload timers, sessions). */
@@ -290,11 +291,12 @@ export function buildLimiter<K extends keyof typeof LIMITERS>(
 }
 
 /** A `resolvers[i]` entry. */
-export function buildResolver(
+export async function buildResolver(
   r: ResolverConfig,
   path: string,
   ctx: BuildContext,
 ): Promise<Built<Resolver>> {
+  await DNS_PACKET.load();
   const servers: NameserverOptions[] = r.nameservers.map((n, j) => {
     const np = `${path}.nameservers[${j}]`;
     try {
@@ -331,7 +333,7 @@ export function buildResolver(
     };
   });
   const value = new Resolver(servers, ctx.log.with({ kind: "resolver" }));
-  return Promise.resolve({ value, close: () => Promise.resolve() });
+  return { value, close: () => Promise.resolve() };
 }
 
 /** Hosts first, then the resolver (GOST's order); undefined when neither is set. */

@@ -2,7 +2,7 @@
  * Channels of a type of one's own on ssh2 connections: GOST's `ssh` transport carries each tunnel
  * in a channel of type `gost-tunnel` (docs/gost-proxies.md "ssh"), and ssh2 (pinned in deno.json)
  * has no public call for either side of that. Both sides use the same internals the library's
- * own channel types do, checked once at start ({@link checkSsh2Internals}), so a changed ssh2
+ * own channel types do, loaded and checked once at start ({@link loadSsh2Internals}), so a changed ssh2
  * fails loudly there rather than hanging a dial:
  * - opening: `_chanMgr.add(cb)` reserves the local id and keeps `cb`, whose `type` becomes the
  *   channel's; the packet goes out through `sendPacket` like ssh2's own (it waits out re-keying);
@@ -14,8 +14,6 @@
 import { Buffer } from "node:buffer";
 // @ts-types="@types/ssh2"
 import type ssh2 from "ssh2";
-import channelModule from "ssh2/lib/Channel.js";
-import protocolUtils from "ssh2/lib/protocol/utils.js";
 import { TimeoutError, TunnelError, UnsupportedError } from "../../core/errors.ts";
 import type { ChannelLike } from "../sshd/streams.ts";
 
@@ -27,21 +25,31 @@ interface Internals {
   sendPacket: (proto: unknown, packet: Buffer) => void;
 }
 
-const internals: Internals = {
-  Channel: (channelModule as Record<string, unknown>).Channel as Internals["Channel"],
-  MAX_WINDOW: (channelModule as Record<string, unknown>).MAX_WINDOW as number,
-  PACKET_SIZE: (channelModule as Record<string, unknown>).PACKET_SIZE as number,
-  sendPacket: (protocolUtils as Record<string, unknown>).sendPacket as Internals["sendPacket"],
-};
+/** Set by {@link loadSsh2Internals}, which every factory of the ssh transport awaits. */
+let internals: Internals;
 
 const MSG_CHANNEL_OPEN = 90;
 /** RFC 4254 §5.1 reason codes. */
 const UNKNOWN_CHANNEL_TYPE = 3;
 const RESOURCE_SHORTAGE = 4;
 
-/** Throws when the ssh2 internals this module needs are not what it was written against. */
-export function checkSsh2Internals(): void {
-  const { Channel, MAX_WINDOW, PACKET_SIZE, sendPacket } = internals;
+/**
+ * Imports ssh2's internals used here (with ssh2 itself, on first need: core/lazy.ts) and throws
+ * when they are not what this module was written against.
+ */
+export async function loadSsh2Internals(): Promise<void> {
+  if (internals) return;
+  const [channelModule, protocolUtils] = await Promise.all([
+    import("ssh2/lib/Channel.js").then((m) => m.default as Record<string, unknown>),
+    import("ssh2/lib/protocol/utils.js").then((m) => m.default as Record<string, unknown>),
+  ]);
+  const found: Internals = {
+    Channel: channelModule.Channel as Internals["Channel"],
+    MAX_WINDOW: channelModule.MAX_WINDOW as number,
+    PACKET_SIZE: channelModule.PACKET_SIZE as number,
+    sendPacket: protocolUtils.sendPacket as Internals["sendPacket"],
+  };
+  const { Channel, MAX_WINDOW, PACKET_SIZE, sendPacket } = found;
   if (
     typeof Channel !== "function" || MAX_WINDOW !== 2 * 1024 * 1024 ||
     PACKET_SIZE !== 32 * 1024 || typeof sendPacket !== "function"
@@ -50,6 +58,7 @@ export function checkSsh2Internals(): void {
       "ssh: this ssh2 version lacks the internals GOST's ssh transport needs (see deno.json)",
     );
   }
+  internals = found;
 }
 
 /** The private fields of an ssh2 Client or server-side Connection used here. */

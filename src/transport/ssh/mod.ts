@@ -22,14 +22,14 @@ import { createTcpListener } from "../tcp/listener.ts";
 import { SshdDialer } from "../sshd/client.ts";
 import { MAX_CHANNELS, serveSsh, sshServerConfig } from "../sshd/host.ts";
 import { ChannelConn } from "../sshd/streams.ts";
-import { acceptChannels, checkSsh2Internals, openChannel } from "./channel.ts";
+import { acceptChannels, loadSsh2Internals, openChannel } from "./channel.ts";
 
 /** The channel type GOST's ssh transport carries tunnels in. */
 export const GOST_TUNNEL = "gost-tunnel";
 
 export async function createSshListener(o: ListenerOptions): Promise<Listener> {
-  checkSsh2Internals();
-  const cfg = sshServerConfig(
+  await loadSsh2Internals();
+  const cfg = await sshServerConfig(
     o,
     "ssh: no auth and no authorizedKeys: anyone may log in and open tunnels (as in GOST)",
   );
@@ -54,8 +54,8 @@ export class SshDialer implements Dialer {
   readonly #sessions: SshdDialer;
   readonly #openMs: number;
 
+  /** Call after {@link loadSsh2Internals} (the factory does). */
   constructor(o: DialerOptions) {
-    checkSsh2Internals();
     this.#sessions = new SshdDialer(o, "ssh");
     this.#openMs = o.metadata.duration("handshakeTimeout", 30_000);
   }
@@ -80,5 +80,8 @@ export class SshDialer implements Dialer {
 
 export function register(reg: Registries): void {
   reg.listeners.register("ssh", createSshListener);
-  reg.dialers.register("ssh", (o) => new SshDialer(o));
+  reg.dialers.register("ssh", async (o) => {
+    await loadSsh2Internals();
+    return new SshDialer(o);
+  });
 }

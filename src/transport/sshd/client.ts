@@ -8,7 +8,7 @@
  * @module
  */
 // @ts-types="@types/ssh2"
-import { Client } from "ssh2";
+import type { Client } from "ssh2";
 import { type Conn, ConnBase, type NetAddr } from "../../core/conn.ts";
 import { ConfigError, TimeoutError, TunnelError, UnsupportedError } from "../../core/errors.ts";
 import { splitHostPort } from "../../core/addr.ts";
@@ -21,6 +21,7 @@ import type {
   Network,
 } from "../../core/types.ts";
 import { ChannelConn, conn2duplex } from "./streams.ts";
+import { SSH2 } from "./ssh2.ts";
 
 /** An established SSH session, handed from the dialer to the connector as a Conn. */
 export class SshSessionConn extends ConnBase {
@@ -128,6 +129,7 @@ export class SshdDialer implements Dialer {
   }
 
   async #open(addr: string, ctx: DialContext): Promise<Session> {
+    const { Client } = await SSH2.load();
     const conn = await ctx.netDial(addr);
     const client = new Client();
     // An EventEmitter without an "error" listener throws: one is always there.

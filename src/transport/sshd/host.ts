@@ -6,13 +6,14 @@
  * @module
  */
 // @ts-types="@types/ssh2"
-import ssh2 from "ssh2";
+import type ssh2 from "ssh2";
 import { timingSafeEqual } from "node:crypto";
 import type { Buffer } from "node:buffer";
 import type { Conn } from "../../core/conn.ts";
 import { ConfigError } from "../../core/errors.ts";
 import type { Auther, ListenerOptions } from "../../core/types.ts";
 import { conn2duplex } from "./streams.ts";
+import { SSH2 } from "./ssh2.ts";
 
 /** Seconds a client has to log in, and the failed attempts it may make (OpenSSH's defaults). */
 const LOGIN_GRACE = 120_000;
@@ -38,7 +39,7 @@ function loadAuthorizedKeys(path: string, md: string): ParsedKey[] {
   for (const line of text.split("\n")) {
     const l = line.trim();
     if (!l || l.startsWith("#")) continue;
-    const k = ssh2.utils.parseKey(l);
+    const k = SSH2.get().utils.parseKey(l);
     if (!(k instanceof Error)) keys.push((Array.isArray(k) ? k[0]! : k) as ParsedKey);
   }
   return keys;
@@ -52,7 +53,8 @@ function loadAuthorizedKeys(path: string, md: string): ParsedKey[] {
 function autoHostKey(): string {
   const dir = Deno.env.get("BURROW_CERT_DIR");
   const path = dir ? `${dir}/auto-ssh-host-key` : "";
-  const parses = (k: string) => !(ssh2.utils.parseKey(k) instanceof Error);
+  const { utils } = SSH2.get();
+  const parses = (k: string) => !(utils.parseKey(k) instanceof Error);
   if (path) {
     try {
       const k = Deno.readTextFileSync(path);
@@ -61,9 +63,9 @@ function autoHostKey(): string {
   }
   // Under Deno's node:crypto, ssh2 now and then writes an Ed25519 key its own parser rejects
   // ("Malformed OpenSSH private key"): make another.
-  let key = ssh2.utils.generateKeyPairSync("ed25519").private;
+  let key = utils.generateKeyPairSync("ed25519").private;
   for (let i = 0; i < 8 && !parses(key); i++) {
-    key = ssh2.utils.generateKeyPairSync("ed25519").private;
+    key = utils.generateKeyPairSync("ed25519").private;
   }
   if (path) {
     Deno.mkdirSync(dir!, { recursive: true, mode: 0o700 });
@@ -85,7 +87,11 @@ export interface SshServerConfig {
  * Reads `privateKeyFile`/`passphrase` (else the automatic host key) and `authorizedKeys`; a bad
  * key or passphrase fails here, at start. With no way to log in checked, warns `openWarning`.
  */
-export function sshServerConfig(o: ListenerOptions, openWarning: string): SshServerConfig {
+export async function sshServerConfig(
+  o: ListenerOptions,
+  openWarning: string,
+): Promise<SshServerConfig> {
+  const { Server } = await SSH2.load();
   const md = o.metadata;
   const keyFile = md.string("privateKeyFile");
   const passphrase = md.string("passphrase");
@@ -104,7 +110,7 @@ export function sshServerConfig(o: ListenerOptions, openWarning: string): SshSer
   const open = !o.auther && authorized.length === 0;
   if (open) o.log.warn(openWarning);
   const hostKeys = [passphrase ? { key: hostKey, passphrase } : hostKey];
-  new ssh2.Server({ hostKeys }); // a bad key or passphrase fails here
+  new Server({ hostKeys }); // a bad key or passphrase fails here
   return { hostKeys, auther: o.auther, authorized, open };
 }
 
@@ -133,7 +139,7 @@ export function serveSsh(
     sock.remoteFamily = raw.remoteAddr.hostname.includes(":") ? "IPv6" : "IPv4";
     // One ssh2 Server per connection: a shared one hands its "connection" event to
     // whichever client's banner comes first, not to this socket's handlers.
-    const server = new ssh2.Server({ hostKeys: cfg.hostKeys });
+    const server = new (SSH2.get().Server)({ hostKeys: cfg.hostKeys });
     server.on("error", () => {});
     const { auther, authorized, open } = cfg;
     const onConn = (client: ssh2.Connection) => {

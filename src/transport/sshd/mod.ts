@@ -9,9 +9,14 @@
 import type { Registries } from "../../core/registry.ts";
 import { SshdConnector, SshdDialer } from "./client.ts";
 import { createSshdListener } from "./server.ts";
+import { SSH2 } from "./ssh2.ts";
 
 export function register(reg: Registries): void {
   reg.listeners.register("sshd", createSshdListener);
-  reg.dialers.register("sshd", (o) => new SshdDialer(o));
+  // ssh2 loads with the first sshd node, not with the first dial through it.
+  reg.dialers.register("sshd", async (o) => {
+    await SSH2.load();
+    return new SshdDialer(o);
+  });
   reg.connectors.register("sshd", () => new SshdConnector());
 }

@@ -54,7 +54,7 @@ class RequestConn {
 }
 
 export async function createSshdListener(o: ListenerOptions): Promise<Listener> {
-  const cfg = sshServerConfig(
+  const cfg = await sshServerConfig(
     o,
     "sshd: no auth and no authorizedKeys: anyone may log in and forward anywhere (as in GOST)",
   );
