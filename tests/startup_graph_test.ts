@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { LazyModule } from "../src/core/lazy.ts";
+import { createRegistries, type Registries } from "../src/core/registry.ts";
+import { builtinRegistries, LAZY_TYPES } from "../src/builtins.ts";
 
 interface InfoModule {
   specifier: string;
@@ -46,6 +48,24 @@ Deno.test("main.ts imports no npm package at start-up (each is imported when a c
   assert.ok(graph.size > 50, `the walk found the program (${graph.size} modules)`);
   assert.ok([...graph].some((s) => s.endsWith("/src/cli.ts")));
   assert.deepEqual([...graph].filter((s) => s.startsWith("npm:")), []);
+  // Nor the types registered lazily (builtins.ts LAZY_TYPES), e.g. KCP and its ciphers.
+  for (const dir of ["/src/kcp/", "/src/bundle/", "/src/transport/ws/", "/src/transport/tun/"]) {
+    assert.deepEqual([...graph].filter((s) => s.includes(dir)), [], dir);
+  }
+});
+
+Deno.test("every lazily registered group's modules register exactly the names builtins.ts gives them", async () => {
+  const kinds: (keyof Registries)[] = ["listeners", "handlers", "dialers", "connectors"];
+  const all = builtinRegistries();
+  for (const t of LAZY_TYPES) {
+    const own = createRegistries();
+    for (const m of await t.load()) m.register(own);
+    for (const k of kinds) {
+      const declared = [...(t.names[k] ?? [])].sort();
+      assert.deepEqual(own[k].names(), declared, `${k}: ${JSON.stringify(t.names)}`);
+      for (const n of declared) assert.ok(all[k].has(n), `${k} ${n} is a built-in`);
+    }
+  }
 });
 
 Deno.test("LazyModule: one import for concurrent loads, get() only after, a failed import tried again", async () => {

@@ -3,6 +3,7 @@
  * @module
  */
 import { UnsupportedError } from "./errors.ts";
+import { LazyModule } from "./lazy.ts";
 import type { ConnectorFactory, DialerFactory, HandlerFactory, ListenerFactory } from "./types.ts";
 
 /** A name → value map that refuses duplicates. */
@@ -61,4 +62,44 @@ export function createRegistries(): Registries {
     dialers: new Registry<DialerFactory>("dialer"),
     connectors: new Registry<ConnectorFactory>("connector"),
   };
+}
+
+/** A module that adds types to registries (each type folder's `mod.ts` exports one). */
+export interface Registrar {
+  register(reg: Registries): void;
+}
+
+/** The type names a {@link Registrar} adds, per registry. */
+export type TypeNames = { readonly [K in keyof Registries]?: readonly string[] };
+
+/**
+ * Adds `names` to `reg` now, and imports the modules that implement them when a config first
+ * builds one: KCP's ciphers and FEC, the bundle, tun devices, SSH and the rest cost a process
+ * memory at start-up whether it runs them or not (core/lazy.ts). The modules register into
+ * registries of their own; each name here hands its factory's work over to them. `names` must be
+ * exactly what the modules register (tests/startup_graph_test.ts checks every lazy group).
+ */
+export function registerLazily(
+  reg: Registries,
+  names: TypeNames,
+  load: () => Promise<readonly Registrar[]>,
+): void {
+  const label = Object.values(names).flat().join("/");
+  const inner = new LazyModule(`the ${label} types`, async () => {
+    const own = createRegistries();
+    for (const m of await load()) m.register(own);
+    return own;
+  });
+  for (const n of names.listeners ?? []) {
+    reg.listeners.register(n, async (o) => (await inner.load()).listeners.get(n)(o));
+  }
+  for (const n of names.handlers ?? []) {
+    reg.handlers.register(n, async (o) => (await inner.load()).handlers.get(n)(o));
+  }
+  for (const n of names.dialers ?? []) {
+    reg.dialers.register(n, async (o) => (await inner.load()).dialers.get(n)(o));
+  }
+  for (const n of names.connectors ?? []) {
+    reg.connectors.register(n, async (o) => (await inner.load()).connectors.get(n)(o));
+  }
 }

@@ -10,12 +10,13 @@
  */
 // @ts-types="@types/dns-packet"
 import type * as dnsPacket from "dns-packet";
-import { packets } from "./dns_packet.ts";
+import { DNS_PACKET, packets } from "./dns_packet.ts";
 import { Buffer } from "node:buffer";
 import type { Conn } from "../core/conn.ts";
 import { ConfigError, errorText } from "../core/errors.ts";
 import { parseIp } from "../core/ip.ts";
 import type { HandleContext, Handler, HandlerOptions, Network } from "../core/types.ts";
+import type { Registries } from "../core/registry.ts";
 import { exchangeOnce, type Parsed, parseNameserver } from "./exchange.ts";
 
 /** DNS header flag bits (RFC 1035 §4.1.1); dns-packet keeps QR in `type`, the rest in `flags`. */
@@ -347,4 +348,12 @@ function withSubnet(add: dnsPacket.Answer[], ip: string): dnsPacket.Answer[] {
       }],
     } as unknown as dnsPacket.Answer,
   ];
+}
+
+/** The `dns` handler (dns-packet is imported with the first one). */
+export function register(reg: Registries): void {
+  reg.handlers.register("dns", async (o) => {
+    await DNS_PACKET.load();
+    return new DnsHandler(o);
+  });
 }
