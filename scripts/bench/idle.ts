@@ -1,8 +1,10 @@
 /**
  * What an idle tunnel costs: RSS of a Burrow client and server process before and after 1,000
  * tunnels are opened (one byte each way, then idle), per transport. Divided by 1,000: KiB per
- * idle tunnel on each side; the median of three runs in fresh processes. GC is not forced: what is collected is what Burrow collects by itself
- * (its memory reducer included, docs/performance.md).
+ * idle tunnel on each side; the median of three runs in fresh processes. The first run then opens
+ * 1,000 more: "[next 1000: …]" is what each of those added, the marginal cost without the memory
+ * start-up left free for the first ones to reuse. GC is not forced: what is collected is what
+ * Burrow collects by itself (its memory reducer included, docs/performance.md).
  * A second row per transport, in fresh processes, opens 200 that each download 1 MiB before going
  * idle: what a keep-alive connection costs after a transfer (grown buffers must have been given
  * back). Each reading waits until RSS is steady. The tcp forward has a third row: tunnels that
@@ -15,8 +17,24 @@
  */
 import type { BenchRow } from "./types.ts";
 import { rssKiB, startBurrow, writeAll } from "./proc.ts";
+import { REDUCE_CHECK_MS, REFILL_MS } from "../../src/core/memory_reducer.ts";
 
 const N = 1000;
+/**
+ * Tunnels opened after the first {@link N}, in the first run of a 1,000-tunnel row: their RSS
+ * growth each is the marginal cost. The first thousand partly reuse memory that start-up freed and
+ * the process kept (a process that imported more modules had more of it: importing types on need
+ * raised the first-1,000 figure of the tcp forward from ~13 to ~16 KiB while the process with 1,000
+ * tunnels held 11 MiB less; docs/performance.md, "Idle: the first thousand and the next").
+ */
+const MORE = 1000;
+/**
+ * The second batch settles at least this long: the memory reducer gives the young generation back
+ * twice in a row, then once per {@link REFILL_MS}; start-up and the first batch took those two, so
+ * the second batch's young generation is given back only after the refill (read sooner, it
+ * counted 6-7 MiB of young generation as tunnel memory: 22.6 KiB each for 500).
+ */
+const MORE_SETTLE_MS = REFILL_MS + 2 * REDUCE_CHECK_MS;
 /**
  * Runs of each 1,000-tunnel row, in fresh processes; the median is reported with the range. One
  * run moves by a few KiB per tunnel on a shared machine (when collections happened, how glibc's
@@ -81,12 +99,12 @@ function echo(): { port: number; close: () => void } {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Waits until the processes are idle and their RSS has stopped moving: at least 5 s (a Burrow
+ * Waits until the processes are idle and their RSS has stopped moving: at least `minMs` (a Burrow
  * process gives its young generation back after two quiet 2 s intervals), then until two
- * readings 1 s apart differ by less than 256 KiB (at most 20 s).
+ * readings 1 s apart differ by less than 256 KiB (at most 15 s more).
  */
-async function settle(pids: number[]): Promise<void> {
-  await sleep(5000);
+async function settle(pids: number[], minMs = 5000): Promise<void> {
+  await sleep(minMs);
   let last = pids.map(rssKiB);
   for (let i = 0; i < 15; i++) {
     await sleep(1000);
@@ -110,18 +128,22 @@ async function measure(
   times = n === N ? RUNS : 1,
 ): Promise<BenchRow> {
   const runs: number[][] = [];
-  for (let i = 0; i < times; i++) runs.push(await measureOnce(t, n, first, want));
-  const sides = runs[0]!.length;
+  const more = n === N ? MORE : 0;
+  for (let i = 0; i < times; i++) runs.push(await measureOnce(t, n, first, want, i ? 0 : more));
+  const sides = more > 0 ? runs[0]!.length / 2 : runs[0]!.length;
   const med = (k: number) => {
     const v = runs.map((r) => r[k]!).sort((a, b) => a - b);
     const m = v[v.length >> 1]!.toFixed(1);
     return v.length > 1 ? `${m} (${v[0]!.toFixed(1)}-${v.at(-1)!.toFixed(1)})` : m;
   };
+  const next = (k: number) => more > 0 ? ` [next ${more}: ${runs[0]![sides + k]!.toFixed(1)}]` : "";
   return {
     name,
     note: sides === 1
-      ? `${med(0)} KiB each (one process${runs.length > 1 ? `; median of ${runs.length}` : ""})`
-      : `client ${med(0)} KiB, server ${med(1)} KiB each${
+      ? `${med(0)}${next(0)} KiB each (one process${
+        runs.length > 1 ? `; median of ${runs.length}` : ""
+      })`
+      : `client ${med(0)}${next(0)} KiB, server ${med(1)}${next(1)} KiB each${
         runs.length > 1 ? ` (median of ${runs.length}, range)` : ""
       }`,
   };
@@ -133,6 +155,7 @@ async function measureOnce(
   n: number,
   first: Uint8Array,
   want: number,
+  more = 0,
 ): Promise<number[]> {
   const e = echo();
   const proxy = t === "socks5" || t === "http";
@@ -169,21 +192,26 @@ async function measureOnce(
     await settle(pids);
     const c0 = rssKiB(cli.pid), s0 = srv ? rssKiB(srv.pid) : 0;
     const b = new Uint8Array(64 * 1024);
-    for (let i = 0; i < n; i++) {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port: cp });
-      conns.push(c);
-      if (proxy) await connectThrough(t, c, e.port);
-      await c.write(first);
-      for (let got = 0; got < want;) {
-        const k = await c.read(b);
-        if (k === null) throw new Error(`${t}: tunnel ${i + 1} closed early`);
-        got += k;
+    const open = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        const c = await Deno.connect({ hostname: "127.0.0.1", port: cp });
+        conns.push(c);
+        if (proxy) await connectThrough(t, c, e.port);
+        await c.write(first);
+        for (let got = 0; got < want;) {
+          const k = await c.read(b);
+          if (k === null) throw new Error(`${t}: tunnel ${conns.length} closed early`);
+          got += k;
+        }
       }
-    }
-    await settle(pids);
-    const c1 = rssKiB(cli.pid), s1 = srv ? rssKiB(srv.pid) : 0;
-    const per = (a: number, b: number) => (b - a) / n;
-    return srv ? [per(c0, c1), per(s0, s1)] : [per(c0, c1)];
+      await settle(pids, conns.length > n + 1 ? MORE_SETTLE_MS : 5000);
+      return srv ? [rssKiB(cli.pid), rssKiB(srv.pid)] : [rssKiB(cli.pid)];
+    };
+    const base = srv ? [c0, s0] : [c0];
+    const at1 = await open(n);
+    const out = at1.map((v, k) => (v - base[k]!) / n);
+    if (more > 0) (await open(more)).forEach((v, k) => out.push((v - at1[k]!) / more));
+    return out;
   } finally {
     for (const c of conns) c.close();
     await cli.stop();
