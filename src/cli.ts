@@ -367,7 +367,7 @@ export async function runCli(argv0: string[]): Promise<number> {
       log.debug(
         `memory: quiet, young generation ${mib(a)} → ${mib(b)} MiB (${ms.toFixed(0)} ms), heap ${
           mib(heap)
-        } MiB`,
+        } MiB, buffers ${mib(Deno.memoryUsage().external)} MiB`,
         {
           kind: "process",
         },
