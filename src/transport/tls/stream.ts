@@ -11,6 +11,8 @@ import { Duplex } from "node:stream";
 import { Buffer } from "node:buffer";
 import { type Conn, ConnBase, type NetAddr } from "../../core/conn.ts";
 import { ClosedError, TunnelError } from "../../core/errors.ts";
+import { dialTcp } from "../../core/socket.ts";
+import { withDeadline, withSignal } from "../../core/deadline.ts";
 
 /**
  * Carrier reads feeding TLS: each read's buffer is handed to Node as it is, and a read that waits
@@ -63,11 +65,17 @@ export function connToDuplex(c: Conn, gate?: ReadGate): Duplex {
   });
 }
 
+/** What {@link DuplexConn} holds while its reader is behind: the reads under the TLS socket. */
+export interface ReadHold {
+  hold(): void;
+  release(): void;
+}
+
 /**
  * Stops reading the carrier while the decrypted side holds too much: a TLSSocket keeps pulling
  * its socket even when paused, so pausing it alone does not hold a fast writer back.
  */
-export class ReadGate {
+export class ReadGate implements ReadHold {
   held = false;
   parked: (() => void) | null = null;
   hold(): void {
@@ -81,6 +89,58 @@ export class ReadGate {
   }
 }
 
+/** The reads of a TLS client's own TCP socket (Deno's TLSWrap internals; docs/performance.md). */
+interface NativeReads {
+  readStop(): unknown;
+  readStart(): unknown;
+}
+
+/**
+ * The TCP handle under a TLSSocket that `tls.connect` opened itself, or null where the runtime
+ * does not expose it. Deno's TLSWrap keeps that handle reading while the TLS socket is paused and
+ * buffers everything it decrypts meanwhile ("readStop" only stops delivery), so a paused client
+ * would hold all the peer sends; stopping the handle itself is the only back-pressure there is.
+ */
+function nativeReads(s: Duplex): NativeReads | null {
+  const h = (s as { _handle?: { _nativeTcpHandle?: Partial<NativeReads> | null } })._handle;
+  const t = h?._nativeTcpHandle;
+  return t && typeof t.readStop === "function" && typeof t.readStart === "function"
+    ? t as NativeReads
+    : null;
+}
+
+/** Holds a native TLS client's socket reads (see {@link nativeReads}). */
+class NativeHold implements ReadHold {
+  #held = false;
+  constructor(readonly s: Duplex) {}
+  hold(): void {
+    if (this.#held) return;
+    this.#held = true;
+    try {
+      nativeReads(this.s)?.readStop();
+    } catch { /* closing: nothing left to hold */ }
+  }
+  release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    try {
+      nativeReads(this.s)?.readStart();
+    } catch { /* closing */ }
+  }
+}
+
+/**
+ * Whether first-hop TLS clients may run on the native socket: true once a handshake found the
+ * handle {@link NativeHold} stops, false if one did not (then they run over a Conn, where a
+ * {@link ReadGate} holds the reads).
+ */
+let nativeHoldable: boolean | undefined;
+
+/** Whether first-hop TLS clients run on the native socket (undefined before the first one). */
+export function tlsNativeHold(): boolean | undefined {
+  return nativeHoldable;
+}
+
 /** A Conn over a Node Duplex (e.g. a TLSSocket), with read back-pressure via pause/resume. */
 export class DuplexConn extends ConnBase {
   readonly localAddr: NetAddr;
@@ -92,7 +152,7 @@ export class DuplexConn extends ConnBase {
   #writeError?: Error;
   #closed = false;
 
-  readonly #gate?: ReadGate;
+  readonly #gate?: ReadHold;
   /** The protocol ALPN settled on, if any. */
   alpn?: string;
 
@@ -101,7 +161,7 @@ export class DuplexConn extends ConnBase {
     local: NetAddr,
     remote: NetAddr,
     transport: string,
-    gate?: ReadGate,
+    gate?: ReadHold,
   ) {
     super();
     this.#s = s;
@@ -146,8 +206,8 @@ export class DuplexConn extends ConnBase {
   async read(p: Uint8Array): Promise<number | null> {
     const n = await this.#rq.read(p, this.#done);
     if (n !== null && this.#rq.bytes < 64 * 1024 && this.#s.isPaused()) {
-      this.#gate?.release();
       this.#s.resume();
+      this.#gate?.release();
     }
     return n;
   }
@@ -231,8 +291,42 @@ export function tlsClient(conn: Conn, o: TlsClientOptions = {}): Promise<Conn> {
 /**
  * Connects to `host:port` and runs a TLS client handshake on the native socket: ~1.7x the
  * throughput of TLS over a `Conn` (no JavaScript pump between TCP and TLS). First hops only.
+ * Where the runtime does not let the socket's reads be held ({@link nativeReads}), TLS runs over
+ * a TCP Conn instead: slower, but a reader that falls behind holds the peer back.
  */
-export function tlsConnect(host: string, port: number, o: TlsClientOptions = {}): Promise<Conn> {
+export async function tlsConnect(
+  host: string,
+  port: number,
+  o: TlsClientOptions = {},
+  native: boolean = nativeHoldable !== false,
+): Promise<Conn> {
+  if (!native) return await overConn(host, port, o);
+  const c = await nativeConnect(host, port, o);
+  if (c !== null) return c;
+  return await overConn(host, port, o);
+}
+
+async function overConn(host: string, port: number, o: TlsClientOptions): Promise<Conn> {
+  const raw = await dialTcp(host, port, o.signal);
+  try {
+    // The handshake deadline the transport gives chained hops (tls/mod.ts).
+    return await withDeadline(
+      raw,
+      15_000,
+      () => withSignal(raw, o.signal, () => tlsClient(raw, o)),
+    );
+  } catch (e) {
+    raw.close();
+    throw e;
+  }
+}
+
+/** The native handshake; null (the conn closed) when its reads cannot be held. */
+async function nativeConnect(
+  host: string,
+  port: number,
+  o: TlsClientOptions,
+): Promise<Conn | null> {
   // Half-open: the peer's close_notify/FIN ends only our reading side, as with every Conn.
   // (Node reads allowHalfOpen here; its TypeScript types omit it.)
   const opts = { host, port, allowHalfOpen: true, ...clientOptions(o) };
@@ -246,12 +340,17 @@ export function tlsConnect(host: string, port: number, o: TlsClientOptions = {})
     hostname: h ?? "",
     port: p ?? 0,
   });
-  return handshake(
+  const c = await handshake(
     s,
     () => [addr(s.localAddress, s.localPort), addr(s.remoteAddress, s.remotePort)],
     "tls",
     "secureConnect",
+    new NativeHold(s),
   ).finally(() => o.signal?.removeEventListener("abort", abort));
+  nativeHoldable ??= nativeReads(s) !== null;
+  if (nativeHoldable) return c;
+  c.close();
+  return null;
 }
 
 /** Runs a TLS server handshake over `conn` (TLS on top of a tunnel stream). */
@@ -319,7 +418,7 @@ function handshake(
   addrs: () => [NetAddr, NetAddr],
   transport: string,
   event: string,
-  gate?: ReadGate,
+  gate?: ReadHold,
   refusal?: (s: tls.TLSSocket) => string | null,
 ): Promise<Conn> {
   return new Promise((resolve, reject) => {
