@@ -6,7 +6,6 @@ import { dialHost, splitHostPort } from "../../core/addr.ts";
 import type { Conn } from "../../core/conn.ts";
 import { ConfigError, errorText } from "../../core/errors.ts";
 import { handshakeListener } from "../../core/serve_listener.ts";
-import { withDeadline, withSignal } from "../../core/deadline.ts";
 import type { Registries } from "../../core/registry.ts";
 import type { DialContext, Listener, ListenerOptions, TlsOptions } from "../../core/types.ts";
 import { smuxConfigFromMetadata, smuxFactory } from "../../mux/smux/mod.ts";
@@ -14,7 +13,7 @@ import { MuxDialer, MuxListener } from "../mux.ts";
 import { TcpListener } from "../tcp/listener.ts";
 import { serverCert } from "./cert.ts";
 import { type NativeTlsConn, nativeTlsListener, nativeTlsUsable } from "./native.ts";
-import { type ServerTls, serverTls, tlsClient, tlsConnect, tlsServer } from "./stream.ts";
+import { type ServerTls, serverTls, tlsClientWithin, tlsConnect, tlsServer } from "./stream.ts";
 
 /**
  * Binds a TLS listener on TCP with the configured or automatic certificate; with a `caFile`,
@@ -97,17 +96,7 @@ export async function dialTls(
       signal: ctx.signal,
     });
   }
-  const raw = await ctx.netDial(addr);
-  try {
-    return await withDeadline(
-      raw,
-      15_000,
-      () => withSignal(raw, ctx.signal, () => tlsClient(raw, opts)),
-    );
-  } catch (e) {
-    raw.close();
-    throw e;
-  }
+  return await tlsClientWithin(await ctx.netDial(addr), { ...opts, signal: ctx.signal });
 }
 
 export function register(reg: Registries): void {

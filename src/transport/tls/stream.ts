@@ -307,9 +307,15 @@ export async function tlsConnect(
 }
 
 async function overConn(host: string, port: number, o: TlsClientOptions): Promise<Conn> {
-  const raw = await dialTcp(host, port, o.signal);
+  return await tlsClientWithin(await dialTcp(host, port, o.signal), o);
+}
+
+/**
+ * A TLS client handshake over `raw` within the transport's 15 s handshake deadline and `o.signal`;
+ * `raw` is closed if it fails.
+ */
+export async function tlsClientWithin(raw: Conn, o: TlsClientOptions): Promise<Conn> {
   try {
-    // The handshake deadline the transport gives chained hops (tls/mod.ts).
     return await withDeadline(
       raw,
       15_000,
