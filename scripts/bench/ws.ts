@@ -1,6 +1,6 @@
 /** ws, wss and mws throughput: Burrow client and server as two processes, one stream. */
 import type { BenchRow } from "./types.ts";
-import { countingSink, freePort, pushThrough, startBurrow } from "./proc.ts";
+import { countingSink, freePort, peakKiB, pushThrough, startBurrow } from "./proc.ts";
 import { goPeer, startListeningPeer } from "../peers/build.ts";
 
 const ECHO_BYTES = 64 << 20;
@@ -97,6 +97,56 @@ export default async function (): Promise<BenchRow[]> {
       sink.close();
     }
   }
+  for (const t of ["wss", "tls"]) rows.push(await downRow(t));
   rows.push(...await gorillaRows());
   return rows;
+}
+
+/**
+ * TLS clients on the way down, where Deno's node:tls hands every chunk over in a fresh buffer
+ * (docs/performance.md, "Buffers V8 does not collect for"): MB/s and the client's peak RSS.
+ */
+async function downRow(t: string): Promise<BenchRow> {
+  // A source that sends TOTAL bytes to each conn, then closes it.
+  const src = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  (async () => {
+    for await (const c of src) {
+      (async () => {
+        const b = new Uint8Array(256 * 1024);
+        try {
+          for (let sent = 0; sent < TOTAL;) sent += await c.write(b.subarray(0, TOTAL - sent));
+        } catch { /* the reader left */ }
+        c.close();
+      })();
+    }
+  })().catch(() => {});
+  const srv = await startBurrow(["-L", `${t}://127.0.0.1:0/127.0.0.1:${src.addr.port}`]);
+  const cli = await startBurrow([
+    "-L",
+    `tcp://127.0.0.1:0/127.0.0.1:${src.addr.port}`,
+    "-F",
+    `forward+${t}://127.0.0.1:${srv.ports[0]}`,
+  ]);
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port: cli.ports[0]! });
+    const b = new Uint8Array(256 * 1024);
+    const t0 = performance.now();
+    let got = 0;
+    for (;;) {
+      const n = await c.read(b);
+      if (n === null) break;
+      got += n;
+    }
+    c.close();
+    if (got !== TOTAL) throw new Error(`${t} down: ${got} of ${TOTAL} bytes`);
+    return {
+      name: `${t} 1 stream, down (2 process hops)`,
+      mbps: got / 1e6 / ((performance.now() - t0) / 1000),
+      note: `client peak ${(peakKiB(cli.pid) / 1024).toFixed(0)} MiB`,
+    };
+  } finally {
+    await cli.stop();
+    await srv.stop();
+    src.close();
+  }
 }

@@ -67,7 +67,7 @@ let gcFn: Gc | null | undefined;
  * V8's collector, when the engine lets us reach it: `--expose-gc` set at run time takes effect in
  * contexts created afterwards (the pattern Node documents for `v8.setFlagsFromString`).
  */
-function collector(): Gc | null {
+export function collector(): Gc | null {
   if (gcFn !== undefined) return gcFn;
   try {
     v8.setFlagsFromString("--expose-gc");

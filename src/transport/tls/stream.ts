@@ -12,6 +12,7 @@ import { Buffer } from "node:buffer";
 import { type Conn, ConnBase, type NetAddr } from "../../core/conn.ts";
 import { ClosedError, TunnelError } from "../../core/errors.ts";
 import { dialTcp } from "../../core/socket.ts";
+import { noteNativeBuffers } from "../../core/buffer_gc.ts";
 import { withDeadline, withSignal } from "../../core/deadline.ts";
 
 /**
@@ -169,6 +170,7 @@ export class DuplexConn extends ConnBase {
     this.localAddr = { ...local, transport };
     this.remoteAddr = { ...remote, transport };
     s.on("data", (d: Buffer) => {
+      noteNativeBuffers(d.length);
       this.#rq.push(new Uint8Array(d.buffer, d.byteOffset, d.length));
       if (this.#rq.bytes > 256 * 1024) {
         s.pause();
