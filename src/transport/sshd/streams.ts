@@ -67,6 +67,7 @@ export interface ChannelLike {
   destroy(): unknown;
   close?(): unknown;
   once(ev: string, f: (...a: unknown[]) => void): unknown;
+  off(ev: string, f: (...a: unknown[]) => void): unknown;
 }
 
 /** Unread bytes a channel may hold before it is paused. */
@@ -127,9 +128,16 @@ export class ChannelConn extends ConnBase {
   async write(p: Uint8Array): Promise<number> {
     if (this.#closed) throw new ClosedError("ssh: channel closed");
     if (!this.#ch.write(p.slice())) {
+      // Each listener goes when the other fires: a long transfer blocks here thousands of times,
+      // and a "close" listener left per wait piled up for the channel's life.
       await new Promise<void>((r) => {
-        this.#ch.once("drain", () => r());
-        this.#ch.once("close", () => r());
+        const done = () => {
+          this.#ch.off("drain", done);
+          this.#ch.off("close", done);
+          r();
+        };
+        this.#ch.once("drain", done);
+        this.#ch.once("close", done);
       });
       // Closed while waiting for window: what was queued is lost, and the writer must know.
       if (this.#closed) throw new ClosedError("ssh: channel closed");
