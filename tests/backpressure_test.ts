@@ -1,9 +1,10 @@
 /**
  * Every carrier and proxy holds a fast sender back when the reader at the far end stops reading:
  * nothing in between buffers what the sender keeps sending (a tls client once took all of it,
- * docs/performance.md, "TLS clients that nobody reads"). A target sends 256 MiB into a tunnel
- * whose local reader read 1 KiB and stopped; once its writes stall, less than 64 MiB may have gone
- * out; then the reader reads on until the target sends again, all of it the target's bytes.
+ * docs/performance.md, "TLS clients that nobody reads"). Down: a target sends 256 MiB into a
+ * tunnel whose local reader read 1 KiB and stopped. Up: the local client sends 256 MiB to a target
+ * that does not read. Once the sender's writes stall, less than 64 MiB may have gone out; then the
+ * reader reads on until the sender sends again, all of it the sender's bytes.
  */
 import assert from "node:assert/strict";
 import { cliConfig } from "../src/builtins.ts";
@@ -14,25 +15,32 @@ const TOTAL = 256 << 20;
 const HELD = 64 << 20;
 const FILL = 0x5a;
 
-/** A listener whose conns are sent TOTAL bytes of FILL; `sent` counts what went out. */
-function firehose() {
+/** Writes FILL to `c` until TOTAL went out or the conn fails; `progress.sent` counts. */
+async function pump(c: Deno.Conn, progress: { sent: number }): Promise<void> {
+  const b = new Uint8Array(64 * 1024).fill(FILL);
+  try {
+    while (progress.sent < TOTAL) progress.sent += await c.write(b);
+  } catch { /* the tunnel closed */ }
+}
+
+/** A target: it pumps into every conn it accepts (down), or accepts and holds them (up). */
+function target(up: boolean) {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const progress = { sent: 0 };
   const conns: Deno.Conn[] = [];
+  let first: (c: Deno.Conn) => void = () => {};
+  const accepted = new Promise<Deno.Conn>((r) => first = r);
   const serving = (async () => {
     for await (const c of l) {
       conns.push(c);
-      (async () => {
-        const b = new Uint8Array(64 * 1024).fill(FILL);
-        try {
-          while (progress.sent < TOTAL) progress.sent += await c.write(b);
-        } catch { /* the tunnel closed */ }
-      })();
+      first(c);
+      if (!up) pump(c, progress);
     }
   })().catch(() => {});
   return {
     port: l.addr.port,
     progress,
+    accepted,
     async close() {
       l.close();
       for (const c of conns) {
@@ -55,7 +63,7 @@ async function stalled(progress: { sent: number }): Promise<number> {
     if (still >= 3) return progress.sent;
     last = progress.sent;
   }
-  throw new Error("the target never stopped sending");
+  throw new Error("the sender never stopped");
 }
 
 /** [name, server -L, client -F] with {T} for the target's port and {S} for the server's. */
@@ -80,40 +88,46 @@ const CASES: [string, string, string][] = [
 ];
 
 for (const [name, serve, node] of CASES) {
-  Deno.test(`back-pressure: ${name} holds the target back when the reader stops, and goes on when it reads`, async () => {
-    const hose = firehose();
-    const srv = await Runtime.start(cliConfig([serve.replace("{T}", String(hose.port))], []));
-    const cli = await Runtime.start(
-      cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${hose.port}`], [
-        node.replace("{S}", String(portOf(srv))),
-      ]),
-    );
-    const c = await Deno.connect({ hostname: "127.0.0.1", port: portOf(cli) });
-    try {
-      assert.ok((await c.read(new Uint8Array(1024))) !== null, "the tunnel ended at once");
-      const held = await stalled(hose.progress);
-      assert.ok(held < HELD, `${held >> 20} MiB went out to a reader that stopped`);
-      // Reading on lets it go on: what was in flight is at most `held`, so reading past that
-      // needs the target to send again. All of it is the target's bytes.
-      const b = new Uint8Array(256 * 1024);
-      await withTimeout(
-        (async () => {
-          for (let got = 0; hose.progress.sent === held || got < 1 << 20;) {
-            const n = await c.read(b);
-            assert.ok(n !== null, "the tunnel ended early");
-            assert.ok(b.subarray(0, n).every((x) => x === FILL), "bytes changed on the way");
-            got += n;
-            assert.ok(got <= held + (1 << 20), "read more than was sent");
-          }
-        })(),
-        30_000,
-        "the target going on once the reader did",
+  for (const up of [false, true]) {
+    Deno.test(`back-pressure: ${name}, ${up ? "up" : "down"}: a reader that stops holds the sender back, and it goes on when the reader reads`, async () => {
+      const t = target(up);
+      const srv = await Runtime.start(cliConfig([serve.replace("{T}", String(t.port))], []));
+      const cli = await Runtime.start(
+        cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${t.port}`], [
+          node.replace("{S}", String(portOf(srv))),
+        ]),
       );
-    } finally {
-      c.close();
-      await cli.close();
-      await srv.close();
-      await hose.close();
-    }
-  });
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: portOf(cli) });
+      const progress = up ? { sent: 0 } : t.progress;
+      const pumping = up ? pump(c, progress) : Promise.resolve();
+      try {
+        const reader = up ? await withTimeout(t.accepted, 10_000, "the tunnel") : c;
+        if (!up) assert.ok((await c.read(new Uint8Array(1024))) !== null, "ended at once");
+        const held = await stalled(progress);
+        assert.ok(held < HELD, `${held >> 20} MiB went out to a reader that stopped`);
+        // Reading on lets it go on: what was in flight is at most `held`, so reading past that
+        // needs the sender to send again. All of it is the sender's bytes.
+        const b = new Uint8Array(256 * 1024);
+        await withTimeout(
+          (async () => {
+            for (let got = 0; progress.sent === held || got < 1 << 20;) {
+              const n = await reader.read(b);
+              assert.ok(n !== null, "the tunnel ended early");
+              assert.ok(b.subarray(0, n).every((x) => x === FILL), "bytes changed on the way");
+              got += n;
+              assert.ok(got <= held + (1 << 20), "read more than was sent");
+            }
+          })(),
+          30_000,
+          "the sender going on once the reader did",
+        );
+      } finally {
+        c.close();
+        await cli.close();
+        await srv.close();
+        await t.close();
+        await pumping;
+      }
+    });
+  }
 }

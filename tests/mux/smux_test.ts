@@ -633,3 +633,29 @@ Deno.test("smux: frames that arrive together reach a waiting reader together (th
     a.close();
   }
 });
+
+for (const version of [1, 2]) {
+  Deno.test(`smux v${version}: closing a stream ends its write even when the carrier's peer stopped reading (a relay, and a shutdown waiting for it, do not hang)`, async () => {
+    const [a, b] = pipe({ capacity: 64 * 1024 });
+    // The peer reads nothing: once the pipe is full, the session writer waits on it for good.
+    const cli = clientSession(a, { version });
+    try {
+      const s = await cli.openStream();
+      const writing = s.write(new Uint8Array(1 << 20));
+      let settled = false;
+      writing.then(() => settled = true, () => settled = true);
+      // A precondition, not the check: the write is stuck before the close.
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(settled, false, "the write finished although nothing read the carrier");
+      s.close();
+      await withTimeout(
+        assert.rejects(writing, /closed/),
+        2000,
+        "the write of a closed stream",
+      );
+    } finally {
+      cli.close();
+      b.close();
+    }
+  });
+}

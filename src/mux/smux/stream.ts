@@ -61,6 +61,13 @@ export class SmuxStream extends ConnBase {
   #finReceived = false;
   #finSent = false;
   #closed = false;
+  /**
+   * Settles when the stream is closed; made by the first write. A write waits for its frames to
+   * leave or for this: frames the session writer holds wait on the carrier, and a carrier whose
+   * peer stopped reading would hold a closed stream's writer (and a relay, and a shutdown that
+   * waits for the relay) forever (xtaci/smux's Write returns on its stream's close too).
+   */
+  #closedWait: PromiseWithResolvers<void> | null = null;
 
   // v2 flow control
   #numWritten = 0;
@@ -268,7 +275,9 @@ export class SmuxStream extends ConnBase {
         frames.push({ cmd: CMD_PSH, data: p.subarray(i, Math.min(i + max, end)) });
       }
       this.#numWritten = (this.#numWritten + allowed) >>> 0;
-      await this.#enqueue(frames);
+      this.#closedWait ??= Promise.withResolvers<void>();
+      await Promise.race([this.#enqueue(frames), this.#closedWait.promise]);
+      if (this.#closed) throw new ClosedError("smux: stream closed");
       off = end;
     }
     return p.length;
@@ -296,5 +305,6 @@ export class SmuxStream extends ConnBase {
     const w = this.#windowWake;
     this.#windowWake = null;
     w?.();
+    this.#closedWait?.resolve();
   }
 }
