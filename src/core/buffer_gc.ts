@@ -1,14 +1,16 @@
 /**
- * Collects the young generation when buffers that native code handed to JavaScript pile up
- * without V8 collecting them (docs/performance.md, "Buffers V8 does not collect for").
+ * Collects when buffers that native code handed to JavaScript pile up without V8 collecting them
+ * (docs/performance.md, "Buffers V8 does not collect for").
  *
- * Deno's `node:tls` hands every socket read and every decrypted chunk to JavaScript in a fresh
- * buffer. They die at once, but their memory lives outside V8's heap, and V8 did not collect for
- * it: a TLS client reading 400 MiB ran no collection at all and grew by ~260 MiB, 0.75 MiB a MiB
- * moved. A young collection frees them (~10 ms, mostly freeing the buffers themselves). So the
+ * Deno's `node:tls` hands every socket read to JavaScript in a fresh 64 KiB buffer (and, without
+ * Node's `onread` option, every decrypted chunk too). They die at once, but their memory lives
+ * outside V8's heap, and when little else is allocated V8 does not collect for it: a TLS client
+ * reading 400 MiB ran no collection at all and grew by ~260 MiB, 0.75 MiB a MiB moved. So the
  * conns that get such buffers report their bytes here; every {@link CHECK_BYTES} this reads the
  * process's external memory and, once it has grown {@link GROWTH} past what the last collection
- * left, runs one.
+ * left, runs one. Deno's `gc()` ignores its options and always runs V8's low-memory notification
+ * (two full, compacting collections: ~15-25 ms on a small heap), so it is a net, not a pacer to
+ * run often: with the TLS client's `onread` path V8's own collections keep up and it rarely fires.
  */
 import { collector } from "./memory_reducer.ts";
 
@@ -38,7 +40,7 @@ export function noteNativeBuffers(n: number): void {
     floor = external; // no collector: look again only after as much more
     return;
   }
-  gc({ type: "minor", execution: "sync" });
+  gc(); // a full collection whatever the options (see above)
   collections++;
   floor = Deno.memoryUsage().external;
 }

@@ -59,7 +59,8 @@ function young(): number {
   return v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size ?? NaN;
 }
 
-type Gc = (opts?: { type: string; execution: string; flavor?: string }) => unknown;
+/** Deno's `gc` in a vm context: it takes no options (always V8's low-memory notification). */
+type Gc = () => unknown;
 
 let gcFn: Gc | null | undefined;
 
@@ -194,8 +195,9 @@ export function startMemoryReducer(
       return false;
     }
     const t0 = performance.now();
-    // "last-resort" collects with the aim of reducing memory: it shrinks the young generation.
-    gc({ type: "major", execution: "sync", flavor: "last-resort" });
+    // Deno's gc() ignores options and runs V8's low-memory notification: full collections that
+    // aim to reduce memory, which shrink the young generation.
+    gc();
     const ms = performance.now() - t0;
     const after = young();
     last = allocated();
