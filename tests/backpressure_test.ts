@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { cliConfig } from "../src/builtins.ts";
 import { Runtime } from "../src/runtime/runtime.ts";
 import { portOf, withTimeout } from "./_helpers.ts";
+import { CARRIERS } from "./_carriers.ts";
 
 const TOTAL = 256 << 20;
 const HELD = 64 << 20;
@@ -66,28 +67,7 @@ async function stalled(progress: { sent: number }): Promise<number> {
   throw new Error("the sender never stopped");
 }
 
-/** [name, server -L, client -F] with {T} for the target's port and {S} for the server's. */
-const CASES: [string, string, string][] = [
-  ["tls", "forward+tls://127.0.0.1:0/127.0.0.1:{T}", "forward+tls://127.0.0.1:{S}"],
-  ["wss", "forward+wss://127.0.0.1:0/127.0.0.1:{T}", "forward+wss://127.0.0.1:{S}"],
-  ["mtls", "forward+mtls://127.0.0.1:0/127.0.0.1:{T}", "forward+mtls://127.0.0.1:{S}"],
-  ["mwss", "forward+mwss://127.0.0.1:0/127.0.0.1:{T}", "forward+mwss://127.0.0.1:{S}"],
-  ["ws", "forward+ws://127.0.0.1:0/127.0.0.1:{T}", "forward+ws://127.0.0.1:{S}"],
-  ["mws", "forward+mws://127.0.0.1:0/127.0.0.1:{T}", "forward+mws://127.0.0.1:{S}"],
-  ["mtcp", "forward+mtcp://127.0.0.1:0/127.0.0.1:{T}", "forward+mtcp://127.0.0.1:{S}"],
-  ["kcp", "forward+kcp://127.0.0.1:0/127.0.0.1:{T}", "forward+kcp://127.0.0.1:{S}"],
-  ["ssh", "forward+ssh://127.0.0.1:0/127.0.0.1:{T}", "forward+ssh://127.0.0.1:{S}"],
-  ["relay", "relay://127.0.0.1:0", "relay://127.0.0.1:{S}"],
-  ["socks5", "socks5://127.0.0.1:0", "socks5://127.0.0.1:{S}"],
-  ["http", "http://127.0.0.1:0", "http://127.0.0.1:{S}"],
-  [
-    "ss",
-    "ss://chacha20-ietf-poly1305:bp@127.0.0.1:0",
-    "ss://chacha20-ietf-poly1305:bp@127.0.0.1:{S}",
-  ],
-];
-
-for (const [name, serve, node] of CASES) {
+for (const [name, serve, node] of CARRIERS) {
   for (const up of [false, true]) {
     Deno.test(`back-pressure: ${name}, ${up ? "up" : "down"}: a reader that stops holds the sender back, and it goes on when the reader reads`, async () => {
       const t = target(up);

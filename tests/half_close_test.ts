@@ -1,0 +1,77 @@
+/**
+ * Half-close through every carrier and proxy: the client sends its request and closes its writing
+ * side; the target reads to the end, and only then answers with 4 MiB. The answer must arrive
+ * whole and in order: a tunnel that ends both directions when one ends (GOST's copy loop does)
+ * loses it.
+ */
+import assert from "node:assert/strict";
+import { cliConfig } from "../src/builtins.ts";
+import { Runtime } from "../src/runtime/runtime.ts";
+import { portOf, withTimeout } from "./_helpers.ts";
+import { CARRIERS } from "./_carriers.ts";
+
+const REQUEST = 1000;
+const REPLY = 4 << 20;
+
+for (const [name, serve, node] of CARRIERS) {
+  Deno.test(`half-close: ${name}: the target answers after the client's end, and all of the answer arrives`, async () => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const seen = { request: 0 };
+    const answers: Promise<void>[] = [];
+    const serving = (async () => {
+      for await (const c of l) {
+        answers.push((async () => {
+          try {
+            const b = new Uint8Array(64 * 1024);
+            for (;;) {
+              const n = await c.read(b);
+              if (n === null) break;
+              seen.request += n;
+            }
+            // The request's end arrived; now the answer, byte i being i & 0xff.
+            const out = new Uint8Array(REPLY).map((_, i) => i & 0xff);
+            for (let o = 0; o < out.length;) o += await c.write(out.subarray(o));
+          } finally {
+            c.close();
+          }
+        })());
+      }
+    })().catch(() => {});
+    const srv = await Runtime.start(cliConfig([serve.replace("{T}", String(l.addr.port))], []));
+    const cli = await Runtime.start(
+      cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${l.addr.port}`], [
+        node.replace("{S}", String(portOf(srv))),
+      ]),
+    );
+    const c = await Deno.connect({ hostname: "127.0.0.1", port: portOf(cli) });
+    try {
+      await c.write(new Uint8Array(REQUEST).fill(7));
+      await c.closeWrite();
+      let got = 0;
+      const b = new Uint8Array(64 * 1024);
+      await withTimeout(
+        (async () => {
+          for (;;) {
+            const n = await c.read(b);
+            if (n === null) break;
+            for (let i = 0; i < n; i++) {
+              if (b[i] !== ((got + i) & 0xff)) assert.fail(`byte ${got + i} changed`);
+            }
+            got += n;
+          }
+        })(),
+        20_000,
+        "the answer",
+      );
+      assert.equal(seen.request, REQUEST, "the whole request reached the target");
+      assert.equal(got, REPLY, "the whole answer came back");
+    } finally {
+      c.close();
+      await cli.close();
+      await srv.close();
+      l.close();
+      await serving;
+      await Promise.allSettled(answers);
+    }
+  });
+}
