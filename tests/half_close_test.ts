@@ -75,3 +75,51 @@ for (const [name, serve, node] of CARRIERS) {
     }
   });
 }
+
+for (const [name, serve, node] of CARRIERS) {
+  Deno.test(`target gone: ${name}: a target that closes mid-upload ends the client's conn both ways (reads end, writes fail)`, async () => {
+    // The target reads 1 MiB of the upload and closes with more arriving.
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const serving = (async () => {
+      for await (const c of l) {
+        (async () => {
+          const b = new Uint8Array(64 * 1024);
+          for (let got = 0; got < 1 << 20;) {
+            const n = await c.read(b);
+            if (n === null) break;
+            got += n;
+          }
+          c.close();
+        })().catch(() => {});
+      }
+    })().catch(() => {});
+    const srv = await Runtime.start(cliConfig([serve.replace("{T}", String(l.addr.port))], []));
+    const cli = await Runtime.start(
+      cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${l.addr.port}`], [
+        node.replace("{S}", String(portOf(srv))),
+      ]),
+    );
+    const c = await Deno.connect({ hostname: "127.0.0.1", port: portOf(cli) });
+    try {
+      const reading = c.read(new Uint8Array(16)).catch(() => null);
+      // Writes go on until one fails: over a mux carrier a write that waited for a window the
+      // gone stream never gives hung here for good (docs/smux.md §2.4).
+      const writing = (async () => {
+        const b = new Uint8Array(64 * 1024);
+        for (let sent = 0; sent < 1 << 30; sent += b.length) await c.write(b);
+      })();
+      await withTimeout(
+        assert.rejects(writing, "writes into a tunnel whose target left"),
+        10_000,
+        "a write error",
+      );
+      assert.equal(await withTimeout(reading, 5_000, "the read's end"), null);
+    } finally {
+      c.close();
+      await cli.close();
+      await srv.close();
+      l.close();
+      await serving;
+    }
+  });
+}

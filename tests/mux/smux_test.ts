@@ -659,3 +659,91 @@ for (const version of [1, 2]) {
     }
   });
 }
+
+for (const version of [1, 2]) {
+  Deno.test(`smux v${version}: a peer that closes its stream while we write makes our writes fail (a second FIN says "gone"), not wait for a window or vanish`, async () => {
+    const [a, b] = pipe({ capacity: 1 << 22 });
+    const cli = clientSession(a, { version, keepAliveDisabled: true });
+    const srv = serverSession(b, { version, keepAliveDisabled: true });
+    try {
+      const s = await cli.openStream();
+      await s.write(new Uint8Array(10));
+      const peer = await withTimeout(srv.acceptStream(), 2000, "accept");
+      assert.ok(peer);
+      // The server end leaves (its target failed) without reading what keeps coming.
+      peer.close();
+      const failed = await withTimeout(
+        (async () => {
+          const b = new Uint8Array(64 * 1024);
+          for (let sent = 0; sent < 64 << 20; sent += b.length) {
+            try {
+              await s.write(b);
+            } catch (e) {
+              return e as Error;
+            }
+          }
+          return null;
+        })(),
+        3000,
+        "the write after the peer left",
+      );
+      assert.ok(failed, "64 MiB written into a stream the peer closed");
+      assert.match(failed.message, /peer closed/);
+      assert.equal(await s.read(new Uint8Array(8)), null, "and reads end");
+    } finally {
+      cli.close();
+      srv.close();
+    }
+  });
+}
+
+Deno.test("smux v2: after a peer's half-close (FIN, then a window update) our writes wait for its reads as long as they take; after a bare FIN (xtaci) they fail once peerCloseGrace passes with no window", async () => {
+  // Burrow's half-close: the peer stops writing and still reads, slowly.
+  {
+    const [a, b] = pipe({ capacity: 1 << 22 });
+    const cli = clientSession(a, { version: 2, keepAliveDisabled: true, peerCloseGrace: 200 });
+    const srv = serverSession(b, { version: 2, keepAliveDisabled: true });
+    try {
+      const s = await cli.openStream();
+      await s.write(new Uint8Array(1));
+      const peer = (await withTimeout(srv.acceptStream(), 2000, "accept"))!;
+      await peer.closeWrite();
+      assert.equal(await s.read(new Uint8Array(8)), null, "the peer's FIN");
+      const data = randomBytes(2 << 20);
+      const writing = s.write(data);
+      writing.catch(() => {}); // awaited below; a failure must not surface before that
+      // The peer reads nothing for longer than the grace: the write must still be waiting.
+      await new Promise((r) => setTimeout(r, 600));
+      const got = await withTimeout(readFull(peer, new Uint8Array(1 + data.length)), 5000, "reads");
+      await withTimeout(writing, 2000, "the write once the peer read");
+      assert.deepEqual(got.subarray(1), data);
+    } finally {
+      cli.close();
+      srv.close();
+    }
+  }
+  // A peer without half-close (xtaci ≤ 1.5, GOST): FIN, then never a window update.
+  {
+    const [a, b] = pipe({ capacity: 1 << 22 });
+    const cli = clientSession(a, { version: 2, keepAliveDisabled: true, peerCloseGrace: 200 });
+    try {
+      const s = await cli.openStream();
+      const br = new BufReader(b, 1 << 16);
+      const syn = await br.readN(8);
+      assert.equal(syn[1], CMD_SYN);
+      const sid = new DataView(syn.buffer, syn.byteOffset).getUint32(4, true);
+      await b.write(encodeFrame(2, CMD_FIN, sid));
+      assert.equal(await s.read(new Uint8Array(8)), null, "the FIN");
+      const t0 = performance.now();
+      await withTimeout(
+        assert.rejects(s.write(new Uint8Array(1 << 20)), /no window after its FIN/),
+        3000,
+        "the write into the initial window and past it",
+      );
+      assert.ok(performance.now() - t0 >= 150, "it waited for the grace first");
+    } finally {
+      cli.close();
+      b.close();
+    }
+  }
+});

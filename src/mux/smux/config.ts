@@ -27,7 +27,16 @@ export interface SmuxConfig {
    * beyond it is answered with FIN, so one peer cannot make us hold unbounded handlers.
    */
   maxStreams: number;
+  /**
+   * ms a v2 write that waits for the window keeps waiting after a FIN that no window update
+   * followed (docs/smux.md §2.4): such a peer has no half-close and closed the whole stream. Not a
+   * GOST key; {@link PEER_CLOSE_GRACE} unless a test sets it.
+   */
+  peerCloseGrace?: number;
 }
+
+/** Default of {@link SmuxConfig.peerCloseGrace}. */
+export const PEER_CLOSE_GRACE = 10_000;
 
 export const DEFAULT_CONFIG: Readonly<SmuxConfig> = Object.freeze({
   version: 1,

@@ -464,7 +464,10 @@ export class SmuxSession implements AsyncDisposable, MuxSession {
           { kind: "mux" },
         );
       }
-      this.#sendCtrl(encodeFrame(this.config.version, CMD_FIN, sid));
+      // Twice: a Burrow peer's writes fail at once ("gone", docs/smux.md §2.4).
+      const fin = encodeFrame(this.config.version, CMD_FIN, sid);
+      this.#sendCtrl(fin);
+      this.#sendCtrl(fin);
       return;
     }
     const s = new SmuxStream(this, sid);

@@ -5,12 +5,18 @@
  * smux has no half-close on the wire: `closeWrite` sends FIN, which old peers (xtaci/smux up to
  * 1.5.x, GOST) take as the end of the whole stream. A FIN we receive ends our reads only; we
  * may still write (newer smux semantics), so a Burrow peer gets true half-close.
+ *
+ * Nor has smux a reset, so a writer cannot tell a peer that stopped writing from one that left:
+ * its writes wait for a window that never comes. Burrow says which (docs/smux.md §2.4): after a
+ * half-close it sends a window update (v2: "still reading"), and closing a stream the peer may
+ * still write to sends FIN twice ("gone": the writer's writes fail). A FIN from a peer that says
+ * neither (xtaci) lets a v2 write wait for the window `peerCloseGrace` ms, then fail.
  * @module
  */
 import { ChunkQueue } from "../../core/chunk_queue.ts";
 import { ConnBase, type NetAddr } from "../../core/conn.ts";
 import { ClosedError, ProtocolError } from "../../core/errors.ts";
-import type { SmuxConfig } from "./config.ts";
+import { PEER_CLOSE_GRACE, type SmuxConfig } from "./config.ts";
 import { CMD_FIN, CMD_PSH } from "./frame.ts";
 import type { Outgoing } from "./session.ts";
 
@@ -59,6 +65,10 @@ export class SmuxStream extends ConnBase {
 
   readonly #rq: ChunkQueue;
   #finReceived = false;
+  /** A window update came after the peer's FIN: it half-closed and still reads. */
+  #peerReads = false;
+  /** The peer sent a second FIN: it closed the whole stream, nothing we write is read. */
+  #peerGone = false;
   #finSent = false;
   #closed = false;
   /**
@@ -119,9 +129,17 @@ export class SmuxStream extends ConnBase {
    * @internal
    */
   onFin(): void {
-    this.#finReceived = true;
-    this.#rq.wake();
-    if (this.#finSent) this.#host.forget(this.id);
+    if (this.#finReceived) {
+      this.#peerGone = true;
+    } else {
+      this.#finReceived = true;
+      this.#rq.wake();
+      if (this.#finSent) this.#host.forget(this.id);
+    }
+    // A write waiting for the window looks again (see the module note).
+    const w = this.#windowWake;
+    this.#windowWake = null;
+    w?.();
   }
 
   /**
@@ -129,6 +147,7 @@ export class SmuxStream extends ConnBase {
    * @internal
    */
   onUpd(consumed: number, window: number): void {
+    if (this.#finReceived) this.#peerReads = true;
     this.#peerConsumed = consumed;
     this.#peerWindow = window;
     const w = this.#windowWake;
@@ -258,13 +277,19 @@ export class SmuxStream extends ConnBase {
         throw this.#host.error ?? new ClosedError("smux: stream closed");
       }
       if (this.#finSent) throw new ClosedError("smux: write after closeWrite");
+      if (this.#peerGone) throw new ClosedError("smux: the peer closed the stream");
       let allowed = p.length - off;
       if (cfg.version === 2) {
         const inflight = (this.#numWritten - this.#peerConsumed) | 0;
         if (inflight < 0) throw new ProtocolError("smux: peer consumed more than sent");
         const win = (this.#peerWindow | 0) - inflight;
         if (win <= 0) {
-          await new Promise<void>((r) => (this.#windowWake = r));
+          if (this.#finReceived && !this.#peerReads) {
+            // A FIN that no window update followed: the peer may have closed the whole stream.
+            if (!(await this.#windowWithin(cfg.peerCloseGrace ?? PEER_CLOSE_GRACE))) {
+              throw new ClosedError("smux: the peer closed the stream (no window after its FIN)");
+            }
+          } else await new Promise<void>((r) => (this.#windowWake = r));
           continue;
         }
         allowed = Math.min(allowed, win);
@@ -283,20 +308,40 @@ export class SmuxStream extends ConnBase {
     return p.length;
   }
 
-  /** Sends FIN (see the module note on half-close). */
+  /** Waits for a window update, a FIN or a close; false if `ms` passed first. */
+  #windowWithin(ms: number): Promise<boolean> {
+    return new Promise<boolean>((r) => {
+      const t = setTimeout(() => {
+        this.#windowWake = null;
+        r(false);
+      }, ms);
+      this.#windowWake = () => {
+        clearTimeout(t);
+        r(true);
+      };
+    });
+  }
+
+  /** Sends FIN (see the module note on half-close), then in v2 a window update: "still reading". */
   async closeWrite(): Promise<void> {
     if (this.#finSent || this.#closed || this.#host.isClosed) return;
     this.#finSent = true;
     if (this.#finReceived) this.#host.forget(this.id);
     await this.#enqueue([{ cmd: CMD_FIN, data: EMPTY }]).catch(() => {});
+    // After the FIN has gone (control frames may pass data frames), so the peer sees it second.
+    if (this.#host.config.version === 2 && !this.#finReceived) this.advertise(this.#window);
   }
 
   /** Closes the stream (FIN if not sent yet); unread data is dropped. */
   close(): void {
     if (this.#closed) return;
-    if (!this.#finSent && !this.#host.isClosed) {
+    if (!this.#host.isClosed) {
+      // FIN, and a second one while the peer may still write: "gone" (see the module note).
+      const fins: Outgoing[] = [];
+      if (!this.#finSent) fins.push({ cmd: CMD_FIN, data: EMPTY });
+      if (!this.#finReceived) fins.push({ cmd: CMD_FIN, data: EMPTY });
       this.#finSent = true;
-      this.#enqueue([{ cmd: CMD_FIN, data: EMPTY }]).catch(() => {});
+      if (fins.length > 0) this.#enqueue(fins).catch(() => {});
     }
     this.#closed = true;
     this.#host.forget(this.id);
