@@ -1,8 +1,12 @@
 /**
- * Half-close through every carrier and proxy: the client sends its request and closes its writing
- * side; the target reads to the end, and only then answers with 4 MiB. The answer must arrive
- * whole and in order: a tunnel that ends both directions when one ends (GOST's copy loop does)
- * loses it.
+ * How the ends of a tunnel carry through every carrier and proxy:
+ * - half-close: the client sends its request and closes its writing side; the target reads to the
+ *   end and only then answers with 4 MiB, which must arrive whole and in order (a tunnel that ends
+ *   both directions when one ends, as GOST's copy loop does, loses it);
+ * - a target that leaves mid-upload ends the client's conn both ways;
+ * - a client that leaves mid-download ends the target's conn.
+ * Over smux carriers the last two need Burrow's "gone" signal (docs/smux.md §2.4): before it, both
+ * hung (v2) or sent into the void (v1).
  */
 import assert from "node:assert/strict";
 import { cliConfig } from "../src/builtins.ts";
@@ -116,6 +120,51 @@ for (const [name, serve, node] of CARRIERS) {
       assert.equal(await withTimeout(reading, 5_000, "the read's end"), null);
     } finally {
       c.close();
+      await cli.close();
+      await srv.close();
+      l.close();
+      await serving;
+    }
+  });
+}
+
+for (const [name, serve, node] of CARRIERS) {
+  Deno.test(`client gone: ${name}: a client that leaves mid-download ends the target's conn`, async () => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    let ended: () => void = () => {};
+    const targetEnded = new Promise<void>((r) => ended = r);
+    const serving = (async () => {
+      for await (const c of l) {
+        (async () => {
+          const b = new Uint8Array(64 * 1024);
+          try {
+            for (;;) await c.write(b);
+          } catch {
+            ended(); // the tunnel closed its conn to the target
+          } finally {
+            c.close();
+          }
+        })();
+      }
+    })().catch(() => {});
+    const srv = await Runtime.start(cliConfig([serve.replace("{T}", String(l.addr.port))], []));
+    const cli = await Runtime.start(
+      cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${l.addr.port}`], [
+        node.replace("{S}", String(portOf(srv))),
+      ]),
+    );
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: portOf(cli) });
+      await c.write(new Uint8Array(1)); // a relay proxy's client speaks first
+      const b = new Uint8Array(64 * 1024);
+      for (let got = 0; got < 1 << 20;) {
+        const n = await c.read(b);
+        assert.ok(n !== null, "the download ended early");
+        got += n;
+      }
+      c.close();
+      await withTimeout(targetEnded, 5_000, "the target's conn closing after the client left");
+    } finally {
       await cli.close();
       await srv.close();
       l.close();
