@@ -6,7 +6,15 @@ import { Runtime } from "../../src/runtime/runtime.ts";
 import { Logger } from "../../src/core/log.ts";
 import { dialTcp } from "../../src/core/socket.ts";
 import { curl, pseudoRandom, startOrigin } from "./_server.ts";
-import { echoServer, hasCommand, portForChild, portOf, udpEchoServer, until } from "../_helpers.ts";
+import {
+  echoServer,
+  hasCommand,
+  portForChild,
+  portOf,
+  udpEchoServer,
+  until,
+  withTimeout,
+} from "../_helpers.ts";
 import { BurrowChild } from "../_burrow.ts";
 
 /** A logger whose lines the test can read. */
@@ -386,3 +394,68 @@ Deno.test("a hop bypass that empties the route is an error, never a local listen
     await server.close();
   }
 });
+
+for (const node of ["socks5", "relay+mtcp", "socks5+kcp", "relay+mtmux"]) {
+  Deno.test(`rtcp over ${node}: a peer that leaves mid-download ends the origin's conn; an origin that leaves mid-upload ends the peer's, both ways`, async () => {
+    for (const peerLeaves of [true, false]) {
+      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      let ended: () => void = () => {};
+      const originEnded = new Promise<void>((r) => ended = r);
+      const serving = (async () => {
+        for await (const c of l) {
+          (async () => {
+            const b = new Uint8Array(64 * 1024);
+            try {
+              if (peerLeaves) { for (;;) await c.write(b); }
+              for (let got = 0; got < 1 << 20;) {
+                const n = await c.read(b);
+                if (n === null) break;
+                got += n;
+              }
+            } catch {
+              ended();
+            } finally {
+              c.close();
+            }
+          })();
+        }
+      })().catch(() => {});
+      const server = await Runtime.start(cliConfig([`${node}://127.0.0.1:0?bind=true`], []));
+      const client = await Runtime.start(
+        cliConfig([`rtcp://127.0.0.1:0/127.0.0.1:${l.addr.port}`], [
+          `${node}://127.0.0.1:${portOf(server)}`,
+        ]),
+      );
+      try {
+        await until(() => boundPort(client) !== 0, 10_000, "the far end bound a port");
+        const c = await Deno.connect({ hostname: "127.0.0.1", port: boundPort(client) });
+        const b = new Uint8Array(64 * 1024);
+        if (peerLeaves) {
+          for (let got = 0; got < 1 << 20;) {
+            const n = await c.read(b);
+            assert.ok(n !== null, "the download ended early");
+            got += n;
+          }
+          c.close();
+          await withTimeout(originEnded, 5_000, "the origin's conn closing");
+        } else {
+          try {
+            const reading = c.read(new Uint8Array(8)).catch(() => null);
+            const writing = (async () => {
+              for (let sent = 0; sent < 1 << 30; sent += b.length) await c.write(b);
+            })();
+            await withTimeout(assert.rejects(writing), 10_000, "a write error");
+            assert.equal(await withTimeout(reading, 5_000, "the read's end"), null);
+          } finally {
+            c.close();
+          }
+        }
+      } finally {
+        await client.close();
+        await server.close();
+        l.close();
+        await serving;
+      }
+    }
+  });
+}
