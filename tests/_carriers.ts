@@ -1,3 +1,7 @@
+import { cliConfig } from "../src/builtins.ts";
+import { Runtime } from "../src/runtime/runtime.ts";
+import { portOf } from "./_helpers.ts";
+
 /**
  * Every carrier and proxy end to end, for tests that run the same check through each: [name, the
  * server's -L, the client's -F], with {T} for the target's port and {S} for the server's. The
@@ -31,3 +35,29 @@ export const CARRIERS: [string, string, string][] = [
     "ss://chacha20-ietf-poly1305:bp@127.0.0.1:{S}",
   ],
 ];
+
+/** A server (`serve`) and a client whose one hop is `node`, in front of the target's port. */
+export async function startTunnel(
+  serve: string,
+  node: string,
+  targetPort: number,
+): Promise<{ port: number; close: () => Promise<void> }> {
+  const srv = await Runtime.start(cliConfig([serve.replace("{T}", String(targetPort))], []));
+  try {
+    const cli = await Runtime.start(
+      cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${targetPort}`], [
+        node.replace("{S}", String(portOf(srv))),
+      ]),
+    );
+    return {
+      port: portOf(cli),
+      close: async () => {
+        await cli.close();
+        await srv.close();
+      },
+    };
+  } catch (e) {
+    await srv.close();
+    throw e;
+  }
+}

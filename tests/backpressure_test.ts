@@ -7,10 +7,8 @@
  * reader reads on until the sender sends again, all of it the sender's bytes.
  */
 import assert from "node:assert/strict";
-import { cliConfig } from "../src/builtins.ts";
-import { Runtime } from "../src/runtime/runtime.ts";
-import { portOf, withTimeout } from "./_helpers.ts";
-import { CARRIERS } from "./_carriers.ts";
+import { withTimeout } from "./_helpers.ts";
+import { CARRIERS, startTunnel } from "./_carriers.ts";
 
 const TOTAL = 256 << 20;
 const HELD = 64 << 20;
@@ -71,13 +69,8 @@ for (const [name, serve, node] of CARRIERS) {
   for (const up of [false, true]) {
     Deno.test(`back-pressure: ${name}, ${up ? "up" : "down"}: a reader that stops holds the sender back, and it goes on when the reader reads`, async () => {
       const t = target(up);
-      const srv = await Runtime.start(cliConfig([serve.replace("{T}", String(t.port))], []));
-      const cli = await Runtime.start(
-        cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${t.port}`], [
-          node.replace("{S}", String(portOf(srv))),
-        ]),
-      );
-      const c = await Deno.connect({ hostname: "127.0.0.1", port: portOf(cli) });
+      const tunnel = await startTunnel(serve, node, t.port);
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: tunnel.port });
       const progress = up ? { sent: 0 } : t.progress;
       const pumping = up ? pump(c, progress) : Promise.resolve();
       try {
@@ -103,8 +96,7 @@ for (const [name, serve, node] of CARRIERS) {
         );
       } finally {
         c.close();
-        await cli.close();
-        await srv.close();
+        await tunnel.close();
         await t.close();
         await pumping;
       }

@@ -9,10 +9,8 @@
  * hung (v2) or sent into the void (v1).
  */
 import assert from "node:assert/strict";
-import { cliConfig } from "../src/builtins.ts";
-import { Runtime } from "../src/runtime/runtime.ts";
-import { portOf, withTimeout } from "./_helpers.ts";
-import { CARRIERS } from "./_carriers.ts";
+import { withTimeout } from "./_helpers.ts";
+import { CARRIERS, startTunnel } from "./_carriers.ts";
 
 const REQUEST = 1000;
 const REPLY = 4 << 20;
@@ -41,13 +39,8 @@ for (const [name, serve, node] of CARRIERS) {
         })());
       }
     })().catch(() => {});
-    const srv = await Runtime.start(cliConfig([serve.replace("{T}", String(l.addr.port))], []));
-    const cli = await Runtime.start(
-      cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${l.addr.port}`], [
-        node.replace("{S}", String(portOf(srv))),
-      ]),
-    );
-    const c = await Deno.connect({ hostname: "127.0.0.1", port: portOf(cli) });
+    const tunnel = await startTunnel(serve, node, l.addr.port);
+    const c = await Deno.connect({ hostname: "127.0.0.1", port: tunnel.port });
     try {
       await c.write(new Uint8Array(REQUEST).fill(7));
       await c.closeWrite();
@@ -71,8 +64,7 @@ for (const [name, serve, node] of CARRIERS) {
       assert.equal(got, REPLY, "the whole answer came back");
     } finally {
       c.close();
-      await cli.close();
-      await srv.close();
+      await tunnel.close();
       l.close();
       await serving;
       await Promise.allSettled(answers);
@@ -97,13 +89,8 @@ for (const [name, serve, node] of CARRIERS) {
         })().catch(() => {});
       }
     })().catch(() => {});
-    const srv = await Runtime.start(cliConfig([serve.replace("{T}", String(l.addr.port))], []));
-    const cli = await Runtime.start(
-      cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${l.addr.port}`], [
-        node.replace("{S}", String(portOf(srv))),
-      ]),
-    );
-    const c = await Deno.connect({ hostname: "127.0.0.1", port: portOf(cli) });
+    const tunnel = await startTunnel(serve, node, l.addr.port);
+    const c = await Deno.connect({ hostname: "127.0.0.1", port: tunnel.port });
     try {
       const reading = c.read(new Uint8Array(16)).catch(() => null);
       // Writes go on until one fails: over a mux carrier a write that waited for a window the
@@ -120,8 +107,7 @@ for (const [name, serve, node] of CARRIERS) {
       assert.equal(await withTimeout(reading, 5_000, "the read's end"), null);
     } finally {
       c.close();
-      await cli.close();
-      await srv.close();
+      await tunnel.close();
       l.close();
       await serving;
     }
@@ -147,14 +133,9 @@ for (const [name, serve, node] of CARRIERS) {
         })();
       }
     })().catch(() => {});
-    const srv = await Runtime.start(cliConfig([serve.replace("{T}", String(l.addr.port))], []));
-    const cli = await Runtime.start(
-      cliConfig([`tcp://127.0.0.1:0/127.0.0.1:${l.addr.port}`], [
-        node.replace("{S}", String(portOf(srv))),
-      ]),
-    );
+    const tunnel = await startTunnel(serve, node, l.addr.port);
     try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port: portOf(cli) });
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: tunnel.port });
       await c.write(new Uint8Array(1)); // a relay proxy's client speaks first
       const b = new Uint8Array(64 * 1024);
       for (let got = 0; got < 1 << 20;) {
@@ -165,8 +146,7 @@ for (const [name, serve, node] of CARRIERS) {
       c.close();
       await withTimeout(targetEnded, 5_000, "the target's conn closing after the client left");
     } finally {
-      await cli.close();
-      await srv.close();
+      await tunnel.close();
       l.close();
       await serving;
     }
