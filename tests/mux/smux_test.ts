@@ -747,3 +747,87 @@ Deno.test("smux v2: after a peer's half-close (FIN, then a window update) our wr
     }
   }
 });
+
+/** Frames read from `br` until a PSH for stream `until`: [cmd, sid] pairs. */
+async function framesUntilPsh(br: BufReader, until: number): Promise<[number, number][]> {
+  const out: [number, number][] = [];
+  for (;;) {
+    const h = await withTimeout(br.readN(8), 3000, "frames");
+    const len = h[2]! | (h[3]! << 8);
+    const sid = new DataView(h.buffer, h.byteOffset).getUint32(4, true);
+    if (len > 0) await br.readN(len);
+    out.push([h[1]!, sid]);
+    if (h[1] === CMD_PSH && sid === until) return out;
+  }
+}
+
+for (const version of [1, 2]) {
+  Deno.test(`smux v${version}: on the wire, closeWrite is FIN${version === 2 ? " then one window update" : " alone (v1 has no UPD: a newer xtaci session would close)"}, and a close after it one more FIN`, async () => {
+    const [a, b] = pipe({ capacity: 1 << 22 });
+    const cli = clientSession(a, { version, keepAliveDisabled: true });
+    try {
+      const s = await cli.openStream();
+      await s.closeWrite();
+      s.close();
+      // A second stream's first byte marks the end of what the first one sent.
+      const t = await cli.openStream();
+      await t.write(new Uint8Array([1]));
+      const seen = await framesUntilPsh(new BufReader(b, 1 << 16), t.id);
+      const first = seen.filter(([, sid]) => sid === s.id).map(([cmd]) => cmd);
+      // (A v2 stream may advertise its window once it opens: an UPD before the FIN.)
+      assert.deepEqual(
+        first.slice(first.indexOf(CMD_FIN)),
+        version === 2 ? [CMD_FIN, CMD_UPD, CMD_FIN] : [CMD_FIN, CMD_FIN],
+      );
+      if (version === 1) assert.ok(!seen.some(([cmd]) => cmd === CMD_UPD), "a UPD in v1");
+    } finally {
+      cli.close();
+      b.close();
+    }
+  });
+}
+
+Deno.test("smux v2: a write already waiting for the window when a bare FIN arrives fails once peerCloseGrace passes", async () => {
+  const [a, b] = pipe({ capacity: 1 << 22 });
+  const cli = clientSession(a, { version: 2, keepAliveDisabled: true, peerCloseGrace: 200 });
+  try {
+    const s = await cli.openStream();
+    const writing = s.write(new Uint8Array(1 << 20)); // past the 256 KiB initial window
+    writing.catch(() => {});
+    const br = new BufReader(b, 1 << 16);
+    // Read until 256 KiB of its data arrived: the write now waits for a window.
+    for (let got = 0; got < 262144;) {
+      const h = await withTimeout(br.readN(8), 3000, "frames");
+      const len = h[2]! | (h[3]! << 8);
+      if (len > 0) await br.readN(len);
+      if (h[1] === CMD_PSH) got += len;
+    }
+    await b.write(encodeFrame(2, CMD_FIN, s.id));
+    await withTimeout(assert.rejects(writing, /no window after its FIN/), 3000, "the write");
+  } finally {
+    cli.close();
+    b.close();
+  }
+});
+
+Deno.test("smux v2: a stream refused for mux.maxStreams (two FINs) fails its opener's writes at once", async () => {
+  const [a, b] = pipe({ capacity: 1 << 22 });
+  const cli = clientSession(a, { version: 2, keepAliveDisabled: true });
+  const srv = serverSession(b, { version: 2, keepAliveDisabled: true, maxStreams: 1 });
+  try {
+    const kept = await cli.openStream();
+    await kept.write(new Uint8Array(1));
+    await withTimeout(srv.acceptStream(), 2000, "accept");
+    const refused = await cli.openStream();
+    assert.equal(await withTimeout(refused.read(new Uint8Array(8)), 2000, "the FIN"), null);
+    // The initial window is 256 KiB: without "gone" this write would wait there for good.
+    await withTimeout(
+      assert.rejects(refused.write(new Uint8Array(1 << 20)), /peer closed the stream/),
+      2000,
+      "the refused stream's write",
+    );
+  } finally {
+    cli.close();
+    srv.close();
+  }
+});

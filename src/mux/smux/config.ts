@@ -36,7 +36,7 @@ export interface SmuxConfig {
 }
 
 /** Default of {@link SmuxConfig.peerCloseGrace}. */
-export const PEER_CLOSE_GRACE = 10_000;
+export const PEER_CLOSE_GRACE = 30_000;
 
 export const DEFAULT_CONFIG: Readonly<SmuxConfig> = Object.freeze({
   version: 1,

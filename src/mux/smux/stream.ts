@@ -11,6 +11,8 @@
  * half-close it sends a window update (v2: "still reading"), and closing a stream the peer may
  * still write to sends FIN twice ("gone": the writer's writes fail). A FIN from a peer that says
  * neither (xtaci) lets a v2 write wait for the window `peerCloseGrace` ms, then fail.
+ * (Newer xtaci's own half-close sends FIN alone and updates only after half a window is read: a
+ * reader paused for the whole grace is taken for gone. So the grace is long, 30 s.)
  * @module
  */
 import { ChunkQueue } from "../../core/chunk_queue.ts";
@@ -311,14 +313,15 @@ export class SmuxStream extends ConnBase {
   /** Waits for a window update, a FIN or a close; false if `ms` passed first. */
   #windowWithin(ms: number): Promise<boolean> {
     return new Promise<boolean>((r) => {
-      const t = setTimeout(() => {
-        this.#windowWake = null;
-        r(false);
-      }, ms);
-      this.#windowWake = () => {
+      const wake = () => {
         clearTimeout(t);
         r(true);
       };
+      const t = setTimeout(() => {
+        if (this.#windowWake === wake) this.#windowWake = null;
+        r(false);
+      }, ms);
+      this.#windowWake = wake;
     });
   }
 
