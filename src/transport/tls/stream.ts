@@ -159,8 +159,8 @@ const PLAINTEXT = new Uint8Array(64 * 1024);
  * hands over every decrypted chunk in a fresh buffer outside V8's heap, which V8 does not collect
  * for (docs/performance.md, "Buffers V8 does not collect for"); with `onread` it decrypts into
  * {@link PLAINTEXT} and the callback copies the chunk into memory V8 allocates and counts. Tunnels
- * moved ~15% more down with it. Bytes that arrive before the handshake has made a Conn wait in the queue
- * the Conn adopts.
+ * moved ~15% more down with it. Bytes that arrive before the handshake has made a Conn wait in the
+ * queue the Conn adopts.
  */
 export class StaticReads {
   readonly rq: ChunkQueue = new ChunkQueue();
